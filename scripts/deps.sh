@@ -1,0 +1,30 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Install what building and testing Smith needs on a Debian bookworm host.
+# Idempotent: packages already present are not fetched again.
+set -euo pipefail
+
+# Debian packages: one per line, grouped by what needs them.
+PACKAGES=(
+	# kernel module builds and static checks
+	gcc make bc flex bison libelf-dev kmod dwarves sparse
+	# the VM harness
+	qemu-system-x86 busybox-static cpio
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "deps: installing ${missing[*]}"
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: need root to install packages: ${missing[*]}" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+go mod download
