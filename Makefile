@@ -15,7 +15,7 @@ OUT := $(CURDIR)/out
 BIN := $(CURDIR)/bin
 export CGO_ENABLED ?= 0
 
-.PHONY: all deps build demo test test-go test-kernel test-vm bench soak clean help
+.PHONY: all deps build test test-go clean help
 
 all: build
 
@@ -31,12 +31,11 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ ./agent/cmd/... ./heartbeat/cmd/... 2>/dev/null || true
+	$(GO) build -trimpath -o $(BIN)/ $$($(GO) list ./agent/cmd/... ./heartbeat/cmd/... 2>/dev/null)
 
+# Run in order (not in parallel): the VM stages are CPU-heavy.
 test: deps
-	$(MAKE) test-go
-	$(MAKE) test-kernel
-	$(MAKE) test-vm
+	@set -e; for t in $(TEST_TARGETS); do $(MAKE) --no-print-directory $$t; done
 
 # Go unit, cross-language and fuzz-seed tests, plus static checks.
 test-go:
@@ -44,16 +43,12 @@ test-go:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting" >&2; exit 1; }
 	CGO_ENABLED=1 $(GO) test -count=1 ./...
 
-# The module against every kernel's headers, with W=1 and sparse.
-test-kernel:
-	@echo "test-kernel: not yet wired"
-
-# The module and agent inside QEMU on every kernel.
-test-vm:
-	@echo "test-vm: not yet wired"
-
-demo: deps
-	@echo "demo: not yet wired"
+# Each area adds its targets and its part of `make test` in a fragment:
+#   scripts/mk/vm.mk         test-kernel, test-vm, demo (kernel builds, QEMU)
+#   scripts/mk/*.mk          others as they come (bench, soak, ...)
+# A fragment appends to TEST_TARGETS to join `make test`.
+TEST_TARGETS := test-go
+include $(sort $(wildcard scripts/mk/*.mk))
 
 clean:
 	rm -rf $(OUT) $(BIN)
