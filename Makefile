@@ -37,9 +37,15 @@ build:
 test: deps
 	@set -e; for t in $(TEST_TARGETS); do $(MAKE) --no-print-directory $$t; done
 
-# Go unit, cross-language and fuzz-seed tests, plus static checks.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Go unit, cross-language and fuzz-seed tests, plus static checks (the
+# guest-only files behind the vmtest tag are checked too).
 test-go:
 	$(GO) vet ./...
+	$(GO) vet -tags vmtest ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags vmtest ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting" >&2; exit 1; }
 	CGO_ENABLED=1 $(GO) test -count=1 ./...
 
