@@ -1,0 +1,58 @@
+package api
+
+import "time"
+
+// Host is the console's view of one host, as GET HostsPath returns it (the
+// web console and the CLI read these with the console credential).
+type Host struct {
+	HostID   string   `json:"host_id"`
+	Hostname string   `json:"hostname"`
+	IPs      []string `json:"ips"`
+
+	// Online is false once the host has been silent longer than the
+	// console's offline timeout; offline hosts stay listed.
+	Online    bool      `json:"online"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	// RemoteAddr is the address the last heartbeat came from.
+	RemoteAddr string `json:"remote_addr"`
+
+	AgentVersion       string `json:"agent_version"`
+	ModuleVersion      string `json:"module_version"`
+	ABIVersion         string `json:"abi_version"`
+	Transport          string `json:"transport"`
+	Kernel             string `json:"kernel"`
+	UptimeSeconds      int64  `json:"uptime_s"`
+	AgentUptimeSeconds int64  `json:"agent_uptime_s"`
+	IntervalSeconds    int    `json:"interval_s"`
+
+	// EventRate is events read per second between the last two
+	// heartbeats (0 until there are two).
+	EventRate  float64  `json:"event_rate"`
+	Counters   Counters `json:"counters"`
+	DropsTotal uint64   `json:"drops_total"`
+	LastError  string   `json:"last_error,omitempty"`
+
+	// Tasks holds the latest result of each task kind, in TaskKinds
+	// order; only the single-host view fills it.
+	Tasks []TaskResult `json:"tasks,omitempty"`
+}
+
+// Counts are fleet totals.
+type Counts struct {
+	Total   int `json:"total"`
+	Online  int `json:"online"`
+	Offline int `json:"offline"`
+}
+
+// HostList answers GET HostsPath: fleet-wide Counts and the hosts whose
+// name or one of whose IPs starts with the prefix, sorted by name.
+type HostList struct {
+	Counts Counts `json:"counts"`
+	Hosts  []Host `json:"hosts"`
+}
+
+// Login is the body of POST LoginPath.
+type Login struct {
+	Password string `json:"password"`
+}
