@@ -1,0 +1,227 @@
+package decode
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// ErrCorrupt is wrapped by every error about a malformed record.
+var ErrCorrupt = errors.New("corrupt record")
+
+// Kind says what Decode found.
+type Kind uint8
+
+const (
+	// KindSkip: nothing to report (pad, discarded, test or unknown type).
+	KindSkip Kind = iota
+	// KindEvent: an event record; Event holds its header and fields.
+	KindEvent
+	// KindLost: a "lost N" record; Event.Lost holds N.
+	KindLost
+)
+
+// Field is one decoded TLV field.  Value points into the record.
+type Field struct {
+	Value   []byte
+	Flags   uint16
+	Present bool
+}
+
+// Connect is struct smith_connect_info.
+type Connect struct {
+	Family     uint16 // AF_INET (2) or AF_INET6 (10)
+	Protocol   uint16 // IPPROTO_TCP (6), IPPROTO_UDP (17), ...
+	FD         int32
+	RemoteAddr [16]byte // IPv4 in the first 4 bytes
+	LocalAddr  [16]byte
+	RemotePort uint16
+	LocalPort  uint16
+}
+
+// Address families of Connect.Family.
+const (
+	AFInet  = 2
+	AFInet6 = 10
+)
+
+// Remote is the remote address; invalid for an unknown family.
+func (c *Connect) Remote() netip.Addr { return c.addr(&c.RemoteAddr) }
+
+// Local is the local address after the call; invalid for an unknown family.
+func (c *Connect) Local() netip.Addr { return c.addr(&c.LocalAddr) }
+
+func (c *Connect) addr(a *[16]byte) netip.Addr {
+	switch c.Family {
+	case AFInet:
+		return netip.AddrFrom4([4]byte(a[:4]))
+	case AFInet6:
+		return netip.AddrFrom16(*a)
+	}
+	return netip.Addr{}
+}
+
+// Event is a decoded record.  Byte slices point into the record bytes.
+type Event struct {
+	Type  uint16 // TypeExecve, TypeConnect, ...
+	Flags uint16 // FlagTruncated, FlagFault, FlagExecveat, FlagCompat
+
+	// Lost is the number of records dropped, for KindLost.
+	Lost uint64
+
+	TimeNs   uint64 // CLOCK_REALTIME
+	Result   int64  // syscall return value, -errno on error
+	Pid      uint32 // thread id
+	Tgid     uint32 // process id
+	Ppid     uint32
+	Pgid     uint32
+	Sid      uint32
+	UID      uint32
+	EUID     uint32
+	GID      uint32
+	PidNS    uint32
+	MntNS    uint32
+	CgroupID uint64
+	Comm     []byte // without the NUL padding
+	CPU      uint16
+
+	// Fields by id; ids this decoder does not know are counted in Skipped.
+	Fields [maxFieldID + 1]Field
+	// Connect is the parsed FieldConnectID, when present.
+	Connect    Connect
+	HasConnect bool
+	Skipped    int
+}
+
+// Field returns the field with the given id (zero Field if absent or
+// unknown).
+func (ev *Event) Field(id uint16) Field {
+	if int(id) < len(ev.Fields) {
+		return ev.Fields[id]
+	}
+	return Field{}
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+// RecordLen returns the length of the record that starts rec (header
+// included, without alignment padding) and whether it is complete
+// (committed).  It checks only the header.
+func RecordLen(rec []byte) (n int, committed bool, err error) {
+	if len(rec) < recHdrSize {
+		return 0, false, corrupt("%d bytes, shorter than a record header", len(rec))
+	}
+	raw := binary.LittleEndian.Uint32(rec)
+	n = int(raw & recLenMask)
+	if n < recHdrSize || n > MaxRecord {
+		return 0, false, corrupt("record length %d outside [%d, %d]", n, recHdrSize, MaxRecord)
+	}
+	return n, raw&recBusy == 0, nil
+}
+
+// Decode decodes the record at the start of rec into ev, overwriting all of
+// it.  rec may be longer than the record (trailing bytes are ignored).
+func Decode(rec []byte, ev *Event) (Kind, error) {
+	*ev = Event{}
+	if len(rec) < recHdrSize {
+		return KindSkip, corrupt("%d bytes, shorter than a record header", len(rec))
+	}
+	raw := binary.LittleEndian.Uint32(rec)
+	if raw&recBusy != 0 {
+		return KindSkip, corrupt("record still busy (uncommitted)")
+	}
+	n := int(raw & recLenMask)
+	if n < recHdrSize || n > MaxRecord || n > len(rec) {
+		return KindSkip, corrupt("record length %d outside [%d, %d]", n, recHdrSize, min(MaxRecord, len(rec)))
+	}
+	rec = rec[:n]
+	ev.Type = binary.LittleEndian.Uint16(rec[4:])
+	ev.Flags = binary.LittleEndian.Uint16(rec[6:])
+	if raw&recDiscard != 0 {
+		return KindSkip, nil
+	}
+	switch ev.Type {
+	case TypeLost:
+		if n < lostSize {
+			return KindSkip, corrupt("lost record of %d bytes, want %d", n, lostSize)
+		}
+		ev.Lost = binary.LittleEndian.Uint64(rec[8:])
+		return KindLost, nil
+	case TypeExecve, TypeConnect, TypeInitModule, TypeFinitModule:
+		if err := decodeEvent(rec, ev); err != nil {
+			return KindSkip, err
+		}
+		return KindEvent, nil
+	}
+	return KindSkip, nil
+}
+
+func decodeEvent(rec []byte, ev *Event) error {
+	if len(rec) < eventSize {
+		return corrupt("event type %d of %d bytes, shorter than the %d-byte event header", ev.Type, len(rec), eventSize)
+	}
+	le := binary.LittleEndian
+	ev.TimeNs = le.Uint64(rec[8:])
+	ev.Result = int64(le.Uint64(rec[16:]))
+	ev.Pid = le.Uint32(rec[24:])
+	ev.Tgid = le.Uint32(rec[28:])
+	ev.Ppid = le.Uint32(rec[32:])
+	ev.Pgid = le.Uint32(rec[36:])
+	ev.Sid = le.Uint32(rec[40:])
+	ev.UID = le.Uint32(rec[44:])
+	ev.EUID = le.Uint32(rec[48:])
+	ev.GID = le.Uint32(rec[52:])
+	ev.PidNS = le.Uint32(rec[56:])
+	ev.MntNS = le.Uint32(rec[60:])
+	ev.CgroupID = le.Uint64(rec[64:])
+	comm := rec[72 : 72+commSize]
+	for i, c := range comm {
+		if c == 0 {
+			comm = comm[:i]
+			break
+		}
+	}
+	ev.Comm = comm
+	nfields := int(le.Uint16(rec[88:]))
+	ev.CPU = le.Uint16(rec[90:])
+
+	off := eventSize
+	for i := 0; i < nfields; i++ {
+		if len(rec)-off < fieldHdrSize {
+			return corrupt("event type %d: field %d of %d header at offset %d past record end %d", ev.Type, i, nfields, off, len(rec))
+		}
+		id := le.Uint16(rec[off:])
+		flags := le.Uint16(rec[off+2:])
+		vlen := le.Uint32(rec[off+4:])
+		off += fieldHdrSize
+		if uint64(vlen) > uint64(len(rec)-off) {
+			return corrupt("event type %d: field id %d length %d overruns record (%d bytes left)", ev.Type, id, vlen, len(rec)-off)
+		}
+		val := rec[off : off+int(vlen) : off+int(vlen)]
+		// The last field's padding lies beyond len; clamp.
+		off = min(off+(int(vlen)+7)&^7, len(rec))
+		if id == 0 || id > maxFieldID {
+			ev.Skipped++
+			continue
+		}
+		ev.Fields[id] = Field{Value: val, Flags: flags, Present: true}
+		if id == FieldConnectID {
+			if len(val) < connectSize {
+				return corrupt("event type %d: connect field of %d bytes, want %d", ev.Type, len(val), connectSize)
+			}
+			c := &ev.Connect
+			c.Family = le.Uint16(val[0:])
+			c.Protocol = le.Uint16(val[2:])
+			c.FD = int32(le.Uint32(val[4:]))
+			copy(c.RemoteAddr[:], val[8:24])
+			copy(c.LocalAddr[:], val[24:40])
+			c.RemotePort = le.Uint16(val[40:])
+			c.LocalPort = le.Uint16(val[42:])
+			ev.HasConnect = true
+		}
+	}
+	return nil
+}
