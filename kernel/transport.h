@@ -37,8 +37,8 @@
 #include <linux/jump_label.h>
 #include <linux/percpu.h>
 #include <linux/preempt.h>
-#include <linux/sched/clock.h>
 
+#include "compat.h"
 #include "smith_abi.h"
 
 /* Hook index: the bit number of the matching SMITH_HOOK_* flag. */
@@ -119,7 +119,7 @@ struct smith_slot {
 };
 
 int smith_reserve(struct smith_slot *slot, u32 len, u16 type, u16 flags);
-void smith_commit(struct smith_slot *slot);
+int smith_commit(struct smith_slot *slot);	/* 0 or -errno, counted */
 void smith_discard(struct smith_slot *slot);
 
 /* Count a record lost before submission: user memory was unreadable. */

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * compat.h - kernel version guards, in one place.
+ *
+ * Tested here: Debian 5.10, 6.1 and 6.12.  The guards for older kernels
+ * (3.10 as in CentOS 7, 4.18 as in RHEL 8) follow the mainline history
+ * but are not tested: vendor kernels backport features ahead of their
+ * version number, so a guard may need adjusting on them.
+ */
+#ifndef _SMITH_COMPAT_H
+#define _SMITH_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/mm.h>
+
+/* local_clock() moved to <linux/sched/clock.h> in 4.11. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 11, 0)
+#include <linux/sched/clock.h>
+#else
+#include <linux/sched.h>
+#endif
+
+/* vma->vm_flags became read-only behind helpers in 6.3. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+static inline void smith_vma_clear_flags(struct vm_area_struct *vma,
+					 unsigned long flags)
+{
+	vm_flags_clear(vma, flags);
+}
+#else
+static inline void smith_vma_clear_flags(struct vm_area_struct *vma,
+					 unsigned long flags)
+{
+	vma->vm_flags &= ~flags;
+}
+#endif
+
+/* poll masks are __poll_t with EPOLL* names since 4.16. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 16, 0)
+typedef unsigned int __poll_t;
+#define EPOLLIN		POLLIN
+#define EPOLLRDNORM	POLLRDNORM
+#endif
+
+/* compat_ptr_ioctl() arrived in 5.5. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 5, 0)
+#define compat_ptr_ioctl	NULL
+#endif
+
+/*
+ * User-memory reads from probe context: the *_nofault names arrived in
+ * 5.8; before that the same helpers were called *_unsafe.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 8, 0)
+#define copy_from_user_nofault		probe_user_read
+#define strncpy_from_user_nofault	strncpy_from_unsafe_user
+#endif
+
+#endif /* _SMITH_COMPAT_H */
