@@ -56,3 +56,13 @@ type HostList struct {
 type Login struct {
 	Password string `json:"password"`
 }
+
+// Add counts one host.
+func (c *Counts) Add(online bool) {
+	c.Total++
+	if online {
+		c.Online++
+	} else {
+		c.Offline++
+	}
+}

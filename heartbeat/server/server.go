@@ -1,0 +1,328 @@
+// Package server is smith-console's HTTP side: the heartbeat endpoint the
+// agents post to (fleet token), the read API the web console and the CLI
+// use (console password or session cookie), and the embedded web console.
+//
+// A Server is an http.Handler, so a test mounts it on httptest.NewServer:
+//
+//	reg, _ := store.Open(filepath.Join(t.TempDir(), "hosts.db"), policy)
+//	srv, _ := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg})
+//	ts := httptest.NewServer(srv)
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"smith/heartbeat/api"
+	"smith/heartbeat/store"
+	"smith/heartbeat/web"
+)
+
+// Config wires a Server.
+type Config struct {
+	// FleetToken authenticates agents; ConsolePassword people and the
+	// CLI. Both are required and must differ.
+	FleetToken      string
+	ConsolePassword string
+
+	Registry *store.Registry
+
+	// Interval is the heartbeat interval told to agents (default 30 s).
+	Interval time.Duration
+	// SessionTTL is how long a console login lasts (default 12 h).
+	SessionTTL time.Duration
+	// SecureCookie marks the session cookie Secure (set it when serving
+	// TLS).
+	SecureCookie bool
+
+	// Now is the clock (default time.Now); tests inject one.
+	Now func() time.Time
+	// Log receives refusals and state changes (default logrus's standard
+	// logger).
+	Log logrus.FieldLogger
+}
+
+// Server serves the heartbeat API, the console API and the web console.
+type Server struct {
+	cfg      Config
+	fleet    [sha256.Size]byte
+	console  [sha256.Size]byte
+	sessions *sessions
+	mux      *http.ServeMux
+}
+
+// New checks cfg and builds a Server.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.FleetToken == "":
+		return nil, errors.New("fleet token is empty: agents could not authenticate")
+	case cfg.ConsolePassword == "":
+		return nil, errors.New("console password is empty: nobody could log in")
+	case cfg.FleetToken == cfg.ConsolePassword:
+		return nil, errors.New("fleet token and console password are the same: every agent host could read the registry")
+	case cfg.Registry == nil:
+		return nil, errors.New("no host registry")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	s := &Server{
+		cfg:      cfg,
+		fleet:    sha256.Sum256([]byte(cfg.FleetToken)),
+		console:  sha256.Sum256([]byte(cfg.ConsolePassword)),
+		sessions: newSessions(cfg.SessionTTL),
+		mux:      http.NewServeMux(),
+	}
+	s.mux.HandleFunc(api.HeartbeatPath, s.heartbeat)
+	s.mux.HandleFunc("POST "+api.LoginPath, s.login)
+	s.mux.HandleFunc("POST "+api.LogoutPath, s.logout)
+	s.mux.Handle("GET "+api.HostsPath, s.viewer(s.hosts))
+	s.mux.Handle("GET "+api.HostsPath+"/{key}", s.viewer(s.host))
+	s.mux.Handle("GET "+api.CountPath, s.viewer(s.count))
+	s.mux.HandleFunc("GET "+api.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such API endpoint")
+	})
+	assets := web.Handler()
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "the console page is read-only")
+			return
+		}
+		assets.ServeHTTP(w, r)
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	h.Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r)
+}
+
+// Maintain flushes the registry to disk and logs hosts that went offline,
+// every period, until ctx ends. The caller closes the registry afterwards
+// (which flushes once more).
+func (s *Server) Maintain(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.maintain()
+		}
+	}
+}
+
+func (s *Server) maintain() {
+	now := s.cfg.Now()
+	if err := s.cfg.Registry.Flush(); err != nil {
+		s.cfg.Log.WithError(err).Error("registry not saved; retrying next period")
+	}
+	for _, h := range s.cfg.Registry.Sweep(now) {
+		s.cfg.Log.WithFields(logrus.Fields{
+			"host": h.Hostname, "host_id": h.HostID,
+			"last_seen": h.LastSeen.UTC().Format(time.RFC3339),
+		}).Warn("host offline")
+	}
+	s.sessions.prune(now)
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	log := s.cfg.Log.WithField("remote", r.RemoteAddr)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "POST a heartbeat")
+		return
+	}
+	if !tokenMatches(bearer(r), s.fleet) {
+		log.Warn("heartbeat refused: missing or wrong fleet token")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="smith-agents"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong fleet token")
+		return
+	}
+	var hb api.Heartbeat
+	if status, code, err := decodeJSON(w, r, &hb); err != nil {
+		log.WithError(err).Warn("heartbeat refused")
+		writeError(w, status, code, err.Error())
+		return
+	}
+	if err := hb.Validate(); err != nil {
+		log.WithError(err).WithField("host", hb.Hostname).Warn("heartbeat refused")
+		var ve *api.VersionError
+		if errors.As(err, &ve) {
+			writeError(w, http.StatusBadRequest, "unsupported_version", err.Error())
+		} else {
+			writeError(w, http.StatusBadRequest, "invalid_heartbeat", err.Error())
+		}
+		return
+	}
+	now := s.cfg.Now()
+	tasks := s.cfg.Registry.Heartbeat(&hb, remoteHost(r), now)
+	if tasks == nil {
+		tasks = []api.Task{}
+	}
+	writeJSON(w, http.StatusOK, &api.Response{
+		Version:         api.Version,
+		ServerTime:      now.UTC(),
+		IntervalSeconds: int(s.cfg.Interval / time.Second),
+		Tasks:           tasks,
+	})
+}
+
+// decodeJSON reads exactly one JSON value of at most api.MaxBodyBytes into
+// v; on failure it returns the status and error code to answer with.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, string, error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		return 0, "", nil
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return http.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Errorf("body larger than %d bytes", api.MaxBodyBytes)
+	}
+	return http.StatusBadRequest, "malformed_json", fmt.Errorf("malformed JSON: %w", err)
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var in api.Login
+	if status, code, err := decodeJSON(w, r, &in); err != nil {
+		writeError(w, status, code, err.Error())
+		return
+	}
+	if !tokenMatches(in.Password, s.console) {
+		s.cfg.Log.WithField("remote", r.RemoteAddr).Warn("console login refused: wrong password")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong password")
+		return
+	}
+	id, expires, err := s.sessions.start(s.cfg.Now())
+	if err != nil {
+		s.cfg.Log.WithError(err).Error("console login: no session")
+		writeError(w, http.StatusInternalServerError, "internal", "could not start a session")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: id, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: s.cfg.SecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+	s.cfg.Log.WithField("remote", r.RemoteAddr).Info("console login")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.end(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.cfg.SecureCookie, SameSite: http.SameSiteStrictMode,
+	})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// viewer admits a request carrying the console password as a bearer token
+// (the CLI) or a live session cookie (the browser).
+func (s *Server) viewer(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := false
+		if tok := bearer(r); tok != "" {
+			ok = tokenMatches(tok, s.console)
+		} else if c, err := r.Cookie(sessionCookie); err == nil {
+			ok = s.sessions.valid(c.Value, s.cfg.Now())
+		}
+		if !ok {
+			s.cfg.Log.WithField("remote", r.RemoteAddr).WithField("path", r.URL.Path).
+				Info("console API refused: not logged in")
+			writeError(w, http.StatusUnauthorized, "unauthorized", "log in or give the console password")
+			return
+		}
+		next(w, r)
+	})
+}
+
+func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Registry.List(r.URL.Query().Get("prefix"), s.cfg.Now()))
+}
+
+func (s *Server) host(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	h, ok := s.cfg.Registry.Lookup(key, s.cfg.Now())
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no host with id, name or IP %q", key))
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) count(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Registry.Count(s.cfg.Now()))
+}
+
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// tokenMatches compares digests so that the comparison takes the same time
+// whatever the length or content of the guess.
+func tokenMatches(got string, want [sha256.Size]byte) bool {
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && got != ""
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// The status is out; a failed write means the client went away.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, api.Error{Code: code, Message: msg})
+}

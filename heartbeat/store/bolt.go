@@ -1,0 +1,124 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// The registry persists in one bbolt file: pure Go (the console stays a
+// static CGO-free binary), one writer with ACID transactions, and a
+// single file an operator can back up; the registry is a key/value map
+// (host id -> record), so SQL would buy nothing.
+var (
+	hostsBucket = []byte("hosts")
+	metaBucket  = []byte("meta")
+	schemaKey   = []byte("schema")
+)
+
+// schemaVersion changes when Record's encoding stops being readable by
+// the previous code.
+const schemaVersion = "1"
+
+// DB is the on-disk half of the registry.
+type DB struct {
+	db   *bolt.DB
+	path string
+}
+
+// OpenDB opens (creating if needed) the registry file at path. It fails
+// fast when another process holds the file.
+func OpenDB(path string) (*DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open registry %s: locked by another process (is another smith-console running?)", path)
+		}
+		return nil, fmt.Errorf("open registry %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(hostsBucket); err != nil {
+			return err
+		}
+		meta, err := tx.CreateBucketIfNotExists(metaBucket)
+		if err != nil {
+			return err
+		}
+		switch v := meta.Get(schemaKey); {
+		case v == nil:
+			return meta.Put(schemaKey, []byte(schemaVersion))
+		case string(v) != schemaVersion:
+			return fmt.Errorf("schema version %q, this console reads %q", v, schemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open registry %s: %w", path, err)
+	}
+	return &DB{db: db, path: path}, nil
+}
+
+// Load returns every stored record.
+func (d *DB) Load() ([]*Record, error) {
+	var out []*Record
+	err := d.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(hostsBucket).ForEach(func(k, v []byte) error {
+			r := new(Record)
+			if err := json.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("host %q: %w", k, err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load registry %s: %w", d.path, err)
+	}
+	return out, nil
+}
+
+// encoded is one record ready to write: its key and JSON.
+type encoded struct {
+	key, value []byte
+}
+
+func encode(r *Record) (encoded, error) {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return encoded{}, fmt.Errorf("encode host %q: %w", r.HostID, err)
+	}
+	return encoded{key: []byte(r.HostID), value: v}, nil
+}
+
+// save writes records in one transaction.
+func (d *DB) save(records []encoded) error {
+	if len(records) == 0 {
+		return nil
+	}
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(hostsBucket)
+		for _, r := range records {
+			if err := b.Put(r.key, r.value); err != nil {
+				return fmt.Errorf("host %q: %w", r.key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save registry %s: %w", d.path, err)
+	}
+	return nil
+}
+
+// Close closes the file.
+func (d *DB) Close() error {
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("close registry %s: %w", d.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+// Smith console page. Talks to the console API on the same origin with
+// the session cookie; builds every node with textContent, never HTML from
+// data, so nothing a host reports can become markup.
+"use strict";
+
+const REFRESH_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+let timer = null;
+let filterDelay = null;
+
+async function getJSON(path) {
+  const resp = await fetch(path, { credentials: "same-origin" });
+  if (resp.status === 401) {
+    throw Object.assign(new Error("not logged in"), { unauthorized: true });
+  }
+  if (!resp.ok) {
+    let msg = resp.status + " " + resp.statusText;
+    try { msg = (await resp.json()).error || msg; } catch (_) { /* keep status text */ }
+    throw new Error(msg);
+  }
+  return resp.json();
+}
+
+function show(section) {
+  for (const id of ["login", "fleet", "detail"]) {
+    $(id).hidden = id !== section;
+  }
+  $("logout").hidden = section === "login";
+}
+
+function problem(err) {
+  if (err && err.unauthorized) {
+    stop();
+    show("login");
+    return;
+  }
+  $("problem").hidden = !err;
+  $("problem").textContent = err ? "Console unreachable: " + err.message : "";
+}
+
+function stop() {
+  if (timer) { clearTimeout(timer); timer = null; }
+}
+
+function schedule() {
+  stop();
+  timer = setTimeout(route, REFRESH_MS);
+}
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function badge(online) {
+  return el("span", online ? "online" : "offline", "badge " + (online ? "online" : "offline"));
+}
+
+function ago(iso) {
+  const t = Date.parse(iso);
+  if (!t || t <= 0) return "never";
+  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+  if (s < 60) return s + " s ago";
+  if (s < 3600) return Math.floor(s / 60) + " min ago";
+  if (s < 86400) return Math.floor(s / 3600) + " h ago";
+  return Math.floor(s / 86400) + " d ago";
+}
+
+function duration(sec) {
+  if (!sec) return "-";
+  const d = Math.floor(sec / 86400), h = Math.floor(sec % 86400 / 3600), m = Math.floor(sec % 3600 / 60);
+  if (d) return d + " d " + h + " h";
+  if (h) return h + " h " + m + " min";
+  return m + " min " + (sec % 60) + " s";
+}
+
+function bytes(n) {
+  if (!n) return "0";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : n) + " " + units[i];
+}
+
+function rate(r) {
+  if (!r) return "0";
+  return r >= 100 ? Math.round(r).toLocaleString() : r.toFixed(1);
+}
+
+function moduleText(h) {
+  if (!h.module_version) return "not loaded";
+  return h.module_version + (h.abi_version ? " / " + h.abi_version : "");
+}
+
+async function showFleet() {
+  const prefix = $("filter").value.trim();
+  const list = await getJSON("/api/v1/hosts" + (prefix ? "?prefix=" + encodeURIComponent(prefix) : ""));
+  show("fleet");
+  $("count-total").textContent = list.counts.total;
+  $("count-online").textContent = list.counts.online;
+  $("count-offline").textContent = list.counts.offline;
+
+  const body = document.createElement("tbody");
+  for (const h of list.hosts) {
+    const tr = document.createElement("tr");
+    tr.dataset.host = h.hostname;
+    tr.dataset.status = h.online ? "online" : "offline";
+    tr.addEventListener("click", () => { location.hash = "#/host/" + encodeURIComponent(h.host_id); });
+    const status = el("td"); status.append(badge(h.online)); tr.append(status);
+    const name = el("td"); const a = el("a", h.hostname);
+    a.href = "#/host/" + encodeURIComponent(h.host_id); name.append(a); tr.append(name);
+    tr.append(el("td", h.ips.join(", ")));
+    const seen = el("td", ago(h.last_seen)); seen.title = h.last_seen; tr.append(seen);
+    tr.append(el("td", h.agent_version || "-"));
+    tr.append(el("td", moduleText(h)));
+    tr.append(el("td", h.kernel || "-"));
+    tr.append(el("td", rate(h.event_rate), "num"));
+    tr.append(el("td", h.drops_total.toLocaleString(), "num" + (h.drops_total ? " warn" : "")));
+    tr.append(el("td", bytes(h.counters.spool_bytes), "num"));
+    body.append(tr);
+  }
+  $("hosts").replaceChild(body, $("hosts").tBodies[0]);
+  $("empty").hidden = list.hosts.length > 0;
+  $("updated").textContent = "Updated " + new Date().toLocaleTimeString();
+}
+
+function factRows(tbody, rows) {
+  tbody.replaceChildren();
+  for (const [k, v] of rows) {
+    const tr = document.createElement("tr");
+    tr.append(el("th", k), el("td", v));
+    tbody.append(tr);
+  }
+}
+
+async function showHost(id) {
+  const h = await getJSON("/api/v1/hosts/" + encodeURIComponent(id));
+  show("detail");
+  $("detail-name").textContent = h.hostname;
+  const st = $("detail-status");
+  st.textContent = h.online ? "online" : "offline";
+  st.className = "badge " + (h.online ? "online" : "offline");
+
+  factRows($("detail-identity").tBodies[0], [
+    ["Host id", h.host_id],
+    ["IPs", h.ips.join(", ") || "-"],
+    ["Heartbeats from", h.remote_addr],
+    ["Last seen", ago(h.last_seen) + " (" + h.last_seen + ")"],
+    ["First seen", h.first_seen],
+    ["Kernel", h.kernel || "-"],
+    ["Uptime", duration(h.uptime_s)],
+    ["Agent", (h.agent_version || "-") + ", up " + duration(h.agent_uptime_s)],
+    ["Module / ABI", moduleText(h) + (h.transport ? " via " + h.transport : "")],
+    ["Heartbeat interval", h.interval_s ? h.interval_s + " s" : "-"],
+  ]);
+  const c = h.counters;
+  const drops = Object.entries(c.drops || {}).filter(([, n]) => n > 0)
+    .map(([r, n]) => r + " " + n.toLocaleString()).join(", ");
+  factRows($("detail-health").tBodies[0], [
+    ["Event rate", rate(h.event_rate) + " /s"],
+    ["Events read", c.events_read.toLocaleString()],
+    ["Events sent", c.events_sent.toLocaleString()],
+    ["Drops", h.drops_total.toLocaleString() + (drops ? " (" + drops + ")" : "")],
+    ["Spool", bytes(c.spool_bytes) + ", " + c.spool_events.toLocaleString() + " events"],
+    ["Ring fill", (c.ring_fill * 100).toFixed(1) + " %"],
+  ]);
+  $("detail-error").textContent = h.last_error ? "Last error: " + h.last_error : "";
+
+  const tasks = h.tasks || [];
+  const body = document.createElement("tbody");
+  for (const t of tasks) {
+    const tr = document.createElement("tr");
+    tr.dataset.kind = t.kind;
+    tr.append(el("td", t.kind.replaceAll("_", " ")));
+    const fin = el("td", ago(t.finished_at)); fin.title = t.finished_at; tr.append(fin);
+    const res = el("td");
+    res.append(el("span", t.error ? "failed" : "ok", "badge " + (t.error ? "failed" : "ok")));
+    tr.append(res);
+    tr.append(el("td", t.items, "num"));
+    const sum = el("td", t.error || t.summary || "");
+    const facts = Object.entries(t.facts || {}).map(([k, v]) => k + "=" + v).join("  ");
+    if (facts) sum.append(el("div", facts, "facts-list"));
+    tr.append(sum);
+    body.append(tr);
+  }
+  $("detail-tasks").replaceChild(body, $("detail-tasks").tBodies[0]);
+  $("detail-notasks").hidden = tasks.length > 0;
+}
+
+async function route() {
+  stop();
+  const m = location.hash.match(/^#\/host\/(.+)$/);
+  try {
+    if (m) {
+      await showHost(decodeURIComponent(m[1]));
+    } else {
+      await showFleet();
+    }
+    problem(null);
+  } catch (err) {
+    problem(err);
+    if (err.unauthorized) return;
+  }
+  schedule();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  const resp = await fetch("/api/v1/login", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ password: $("password").value }),
+  }).catch((err) => ({ ok: false, status: 0, statusText: err.message }));
+  $("password").value = "";
+  if (!resp.ok) {
+    $("login-error").textContent = resp.status === 401 ? "Wrong password." : "Login failed: " + resp.statusText;
+    return;
+  }
+  route();
+}
+
+async function logout() {
+  stop();
+  await fetch("/api/v1/logout", { method: "POST", credentials: "same-origin" }).catch(() => {});
+  show("login");
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  $("back").addEventListener("click", (ev) => { ev.preventDefault(); location.hash = ""; });
+  $("filter").addEventListener("input", () => {
+    clearTimeout(filterDelay);
+    filterDelay = setTimeout(route, 200);
+  });
+  window.addEventListener("hashchange", route);
+  route();
+});
