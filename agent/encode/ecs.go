@@ -1,0 +1,181 @@
+package encode
+
+import (
+	"strconv"
+
+	"smith/agent/decode"
+)
+
+// ECS (Elastic Common Schema 8.x) mapping.  Fields ECS has no name for go
+// under "smith" with their smith-format names.
+
+func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
+	dst = append(dst, `{"@timestamp":`...)
+	dst = appendTime(dst, int64(ev.TimeNs))
+	dst = append(dst, `,"event":{"kind":"event","category":[`...)
+	switch ev.Type {
+	case decode.TypeExecve:
+		dst = append(dst, `"process"],"type":["start"],"action":"execve"`...)
+	case decode.TypeConnect:
+		dst = append(dst, `"network"],"type":["connection","start"],"action":"connect"`...)
+	case decode.TypeInitModule:
+		dst = append(dst, `"driver"],"type":["start"],"action":"init_module"`...)
+	case decode.TypeFinitModule:
+		dst = append(dst, `"driver"],"type":["start"],"action":"finit_module"`...)
+	default:
+		dst = append(dst, `],"type":["info"],"action":"unknown"`...)
+	}
+	if ev.Result < 0 {
+		dst = append(dst, `,"outcome":"failure"`...)
+	} else {
+		dst = append(dst, `,"outcome":"success"`...)
+	}
+	dst = appendUintField(dst, "sequence", m.Seq)
+	dst = append(dst, `,"code":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
+	dst = append(dst, `"},`...)
+	dst = append(dst, e.hostJSON...)
+
+	// process
+	dst = append(dst, `,"process":{"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Tgid), 10)
+	dst = append(dst, `,"thread":{"id":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Pid), 10)
+	dst = append(dst, `},"parent":{"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Ppid), 10)
+	dst = append(dst, `},"group_leader":{"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Pgid), 10)
+	dst = append(dst, `},"session_leader":{"pid":`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Sid), 10)
+	dst = append(dst, '}')
+	dst = appendStrField(dst, "name", ev.Comm)
+	if f := ev.Fields[decode.FieldExe]; f.Present {
+		dst = appendStrField(dst, "executable", f.Value)
+	}
+	if f := ev.Fields[decode.FieldArgv]; f.Present {
+		dst = appendKey(dst, "args")
+		dst = appendArgs(dst, f.Value)
+		dst = appendUintField(dst, "args_count", uint64(countArgs(f.Value)))
+		dst = appendKey(dst, "command_line")
+		dst = appendCommandLine(dst, f.Value)
+	}
+	if f := ev.Fields[decode.FieldCwd]; f.Present {
+		dst = appendStrField(dst, "working_directory", f.Value)
+	}
+	if ev.Type == decode.TypeExecve {
+		dst = appendIntField(dst, "exit_code", ev.Result) // exec's return value
+	}
+	if f := ev.Fields[decode.FieldTTY]; f.Present {
+		dst = append(dst, `,"tty":{"char_device":{"name":`...)
+		dst = appendString(dst, f.Value)
+		dst = append(dst, "}}"...)
+	}
+	dst = append(dst, `,"user":{"id":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	dst = append(dst, '"')
+	if m.Username != "" {
+		dst = appendStrField(dst, "name", m.Username)
+	}
+	dst = append(dst, "}}"...)
+
+	dst = append(dst, `,"user":{"id":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
+	dst = append(dst, '"')
+	if m.Username != "" {
+		dst = appendStrField(dst, "name", m.Username)
+	}
+	dst = append(dst, `,"effective":{"id":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.EUID), 10)
+	dst = append(dst, `"}},"group":{"id":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.GID), 10)
+	dst = append(dst, `"}`...)
+
+	if m.ContainerID != "" {
+		dst = append(dst, `,"container":{"id":`...)
+		dst = appendString(dst, m.ContainerID)
+		if m.ContainerName != "" {
+			dst = appendStrField(dst, "name", m.ContainerName)
+		}
+		dst = append(dst, '}')
+	}
+	if m.PodName != "" {
+		dst = append(dst, `,"orchestrator":{"type":"kubernetes","resource":{"type":"pod","name":`...)
+		dst = appendString(dst, m.PodName)
+		dst = append(dst, "}}"...)
+	}
+
+	if ev.HasConnect {
+		c := &ev.Connect
+		dst = append(dst, `,"source":{"ip":`...)
+		dst = appendAddr(dst, c, false)
+		dst = appendUintField(dst, "port", uint64(c.LocalPort))
+		dst = append(dst, `},"destination":{"ip":`...)
+		dst = appendAddr(dst, c, true)
+		dst = appendUintField(dst, "port", uint64(c.RemotePort))
+		dst = append(dst, `},"network":{"transport":`...)
+		dst = appendProtocol(dst, c.Protocol)
+		switch c.Family {
+		case decode.AFInet:
+			dst = append(dst, `,"type":"ipv4"`...)
+		case decode.AFInet6:
+			dst = append(dst, `,"type":"ipv6"`...)
+		}
+		dst = append(dst, '}')
+	}
+
+	// smith: what ECS has no field for, with smith-format names.
+	dst = append(dst, `,"smith":{"data_type":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
+	dst = append(dst, '"')
+	dst = appendUintField(dst, "seq", m.Seq)
+	dst = appendIntField(dst, "res", ev.Result)
+	dst = appendUintField(dst, "pid_ns", uint64(ev.PidNS))
+	dst = appendUintField(dst, "mnt_ns", uint64(ev.MntNS))
+	dst = appendUintField(dst, "cgroup_id", ev.CgroupID)
+	dst = appendUintField(dst, "cpu", uint64(ev.CPU))
+	dst = appendRecordFlags(dst, ev.Flags)
+	for id := range ev.Fields {
+		f := &ev.Fields[id]
+		if !f.Present || uint16(id) == decode.FieldConnectID {
+			continue
+		}
+		switch uint16(id) {
+		case decode.FieldArgv:
+			if !validUTF8(f.Value) {
+				dst = appendKey(dst, "argv_b64")
+				dst = appendBase64(dst, f.Value)
+			}
+		case decode.FieldExe, decode.FieldCwd, decode.FieldTTY:
+			// Under process.*; only the exact bytes when they differ.
+			if !validUTF8(f.Value) {
+				dst = appendKey(dst, fieldNames[id]+"_b64")
+				dst = appendBase64(dst, f.Value)
+			}
+		default:
+			dst = appendPathField(dst, fieldNames[id], f.Value)
+		}
+		dst = appendFieldFlags(dst, id, f.Flags)
+	}
+	if ev.HasConnect {
+		dst = appendIntField(dst, "fd", int64(ev.Connect.FD))
+		dst = appendUintField(dst, "sa_family", uint64(ev.Connect.Family))
+	}
+	return append(dst, "}}"...)
+}
+
+// countArgs is the length of the args array appendArgs writes.
+func countArgs(argv []byte) int {
+	if len(argv) == 0 {
+		return 0
+	}
+	if argv[len(argv)-1] == 0 {
+		argv = argv[:len(argv)-1]
+	}
+	n := 1
+	for _, c := range argv {
+		if c == 0 {
+			n++
+		}
+	}
+	return n
+}

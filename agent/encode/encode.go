@@ -1,0 +1,330 @@
+// Package encode writes events as JSON into reused buffers: the flat
+// `smith` format (the seed's field names) and `ecs` (Elastic Common Schema).
+// docs/EVENTS.md lists every field of both.
+//
+// An Encoder appends to a caller-owned []byte and allocates nothing per
+// event, so the reader can encode straight from a ring lease and keep only
+// the JSON.  Output is valid JSON whatever bytes a record holds: invalid
+// UTF-8 becomes U+FFFD and the exact bytes are added in base64 (argv_b64,
+// exe_b64, ...), so argv and paths always round-trip.
+package encode
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"smith/agent/decode"
+)
+
+// Format names an output format.
+type Format string
+
+// The formats.
+const (
+	FormatSmith Format = "smith"
+	FormatECS   Format = "ecs"
+)
+
+// Host is the identity stamped on every event.
+type Host struct {
+	Name string   // host name (os.Hostname)
+	IPs  []string // local addresses, the primary one first
+}
+
+// Meta is what the agent adds to a record: its sequence number and what
+// enrichment found.  Empty strings are left out of the event.
+type Meta struct {
+	// Seq numbers every event of this host: consecutive, never reused,
+	// kept across restarts, so a consumer sees gaps and duplicates.
+	Seq           uint64
+	Username      string
+	ContainerID   string
+	ContainerName string
+	PodName       string
+}
+
+// DataTypeTask is the data_type of asset-collection results.
+const DataTypeTask = "detection_module"
+
+// Encoder writes events in one format.  It is safe for concurrent use (it
+// holds no per-event state).
+type Encoder struct {
+	format Format
+	host   Host
+	// hostJSON is the precomputed host part of every event.
+	hostJSON []byte
+}
+
+// New returns an encoder for the named format.
+func New(format Format, host Host) (*Encoder, error) {
+	e := &Encoder{format: format, host: host}
+	switch format {
+	case FormatSmith:
+		b := appendStrField([]byte{'{'}, "hostname", host.Name)
+		primary := ""
+		if len(host.IPs) > 0 {
+			primary = host.IPs[0]
+		}
+		b = appendStrField(b, "local_ip", primary)
+		e.hostJSON = b[1:]
+	case FormatECS:
+		b := append([]byte(nil), `"host":{"name":`...)
+		b = appendString(b, host.Name)
+		b = append(b, `,"hostname":`...)
+		b = appendString(b, host.Name)
+		b = append(b, `,"ip":[`...)
+		for i, ip := range host.IPs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, ip)
+		}
+		e.hostJSON = append(b, "]}"...)
+	default:
+		return nil, fmt.Errorf("unknown event format %q (want %q or %q)", format, FormatSmith, FormatECS)
+	}
+	return e, nil
+}
+
+// Format is the encoder's format.
+func (e *Encoder) Format() Format { return e.format }
+
+// AppendEvent appends ev as one JSON object (no newline).
+func (e *Encoder) AppendEvent(dst []byte, ev *decode.Event, m *Meta) []byte {
+	if e.format == FormatECS {
+		return e.appendECS(dst, ev, m)
+	}
+	return e.appendSmith(dst, ev, m)
+}
+
+// AppendLost appends the event that reports count records lost before they
+// reached the agent (a "lost N" record of the ring), at timeNs.
+func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte {
+	if e.format == FormatECS {
+		dst = append(dst, `{"@timestamp":`...)
+		dst = appendTime(dst, timeNs)
+		dst = append(dst, `,"event":{"kind":"metric","action":"lost","dataset":"smith.lost","sequence":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+		dst = append(dst, "},"...)
+		dst = append(dst, e.hostJSON...)
+		dst = append(dst, `,"smith":{"data_type":"1","seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+		dst = appendUintField(dst, "lost", count)
+		return append(dst, "}}"...)
+	}
+	dst = append(dst, `{"data_type":"1"`...)
+	dst = appendUintField(dst, "seq", seq)
+	dst = appendIntField(dst, "time", timeNs/1e6)
+	dst = appendIntField(dst, "time_ns", timeNs)
+	dst = append(dst, ',')
+	dst = append(dst, e.hostJSON...)
+	dst = appendUintField(dst, "lost", count)
+	return append(dst, '}')
+}
+
+// TaskItem is one item of an asset-collection task result (one listening
+// socket, one user, ...), shipped as a data_type "detection_module" event.
+type TaskItem struct {
+	TaskID string
+	Kind   string
+	// Fields are the item's properties, written in order.
+	Fields [][2]string
+}
+
+// AppendTaskItem appends one task result item.  Not on the hot path.
+func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskItem) []byte {
+	if e.format == FormatECS {
+		dst = append(dst, `{"@timestamp":`...)
+		dst = appendTime(dst, timeNs)
+		dst = append(dst, `,"event":{"kind":"state","action":`...)
+		dst = appendString(dst, it.Kind)
+		dst = append(dst, `,"dataset":"smith.detection_module","sequence":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+		dst = append(dst, "},"...)
+		dst = append(dst, e.hostJSON...)
+		dst = append(dst, `,"smith":{"data_type":"detection_module","seq":`...)
+		dst = strconv.AppendUint(dst, seq, 10)
+		dst = appendStrField(dst, "task_id", it.TaskID)
+		dst = appendStrField(dst, "task_kind", it.Kind)
+		for _, f := range it.Fields {
+			dst = appendStrField(dst, f[0], f[1])
+		}
+		return append(dst, "}}"...)
+	}
+	dst = append(dst, `{"data_type":"detection_module"`...)
+	dst = appendUintField(dst, "seq", seq)
+	dst = appendIntField(dst, "time", timeNs/1e6)
+	dst = appendIntField(dst, "time_ns", timeNs)
+	dst = append(dst, ',')
+	dst = append(dst, e.hostJSON...)
+	dst = appendStrField(dst, "task_id", it.TaskID)
+	dst = appendStrField(dst, "task_kind", it.Kind)
+	for _, f := range it.Fields {
+		dst = appendStrField(dst, f[0], f[1])
+	}
+	return append(dst, '}')
+}
+
+// fieldNames are the smith-format keys of the string fields, by id.
+var fieldNames = [...]string{
+	decode.FieldExe:       "exe",
+	decode.FieldNodename:  "nodename",
+	decode.FieldFilename:  "filename",
+	decode.FieldArgv:      "argv",
+	decode.FieldCwd:       "cwd",
+	decode.FieldStdin:     "stdin",
+	decode.FieldStdout:    "stdout",
+	decode.FieldTTY:       "tty",
+	decode.FieldConnectID: "connect",
+	decode.FieldModName:   "mod_name",
+	decode.FieldModPath:   "mod_path",
+	decode.FieldModParams: "mod_params",
+}
+
+// truncatedNames and faultNames are the flag keys per field, precomputed
+// so that writing them does not allocate.
+var truncatedNames, faultNames [len(fieldNames)]string
+
+func init() {
+	for id, name := range fieldNames {
+		if name != "" {
+			truncatedNames[id] = name + "_truncated"
+			faultNames[id] = name + "_fault"
+		}
+	}
+}
+
+func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
+	dst = append(dst, `{"data_type":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
+	dst = append(dst, '"')
+	dst = appendUintField(dst, "seq", m.Seq)
+	dst = appendIntField(dst, "time", int64(ev.TimeNs/1e6))
+	dst = appendUintField(dst, "time_ns", ev.TimeNs)
+	dst = append(dst, ',')
+	dst = append(dst, e.hostJSON...)
+	dst = appendUintField(dst, "uid", uint64(ev.UID))
+	dst = appendUintField(dst, "euid", uint64(ev.EUID))
+	dst = appendUintField(dst, "gid", uint64(ev.GID))
+	if m.Username != "" {
+		dst = appendStrField(dst, "username", m.Username)
+	}
+	dst = appendUintField(dst, "pid", uint64(ev.Pid))
+	dst = appendUintField(dst, "tgid", uint64(ev.Tgid))
+	dst = appendUintField(dst, "ppid", uint64(ev.Ppid))
+	dst = appendUintField(dst, "pgid", uint64(ev.Pgid))
+	dst = appendUintField(dst, "sid", uint64(ev.Sid))
+	dst = appendStrField(dst, "comm", ev.Comm)
+	dst = appendIntField(dst, "res", ev.Result)
+	dst = appendUintField(dst, "pid_ns", uint64(ev.PidNS))
+	dst = appendUintField(dst, "mnt_ns", uint64(ev.MntNS))
+	dst = appendUintField(dst, "cgroup_id", ev.CgroupID)
+	dst = appendUintField(dst, "cpu", uint64(ev.CPU))
+	if m.ContainerID != "" {
+		dst = appendStrField(dst, "container_id", m.ContainerID)
+	}
+	if m.ContainerName != "" {
+		dst = appendStrField(dst, "container_name", m.ContainerName)
+	}
+	if m.PodName != "" {
+		dst = appendStrField(dst, "pod_name", m.PodName)
+	}
+	dst = appendRecordFlags(dst, ev.Flags)
+	for id := range ev.Fields {
+		f := &ev.Fields[id]
+		if !f.Present || uint16(id) == decode.FieldConnectID {
+			continue
+		}
+		name := fieldNames[id]
+		if uint16(id) == decode.FieldArgv {
+			dst = appendKey(dst, "argv")
+			dst = appendCommandLine(dst, f.Value)
+			dst = appendKey(dst, "args")
+			dst = appendArgs(dst, f.Value)
+			if !validUTF8(f.Value) {
+				dst = appendKey(dst, "argv_b64")
+				dst = appendBase64(dst, f.Value)
+			}
+		} else {
+			dst = appendPathField(dst, name, f.Value)
+		}
+		dst = appendFieldFlags(dst, id, f.Flags)
+	}
+	if ev.HasConnect {
+		c := &ev.Connect
+		dst = appendUintField(dst, "sa_family", uint64(c.Family))
+		dst = appendKey(dst, "protocol")
+		dst = appendProtocol(dst, c.Protocol)
+		dst = appendIntField(dst, "fd", int64(c.FD))
+		dst = appendKey(dst, "sip")
+		dst = appendAddr(dst, c, false)
+		dst = appendUintField(dst, "sport", uint64(c.LocalPort))
+		dst = appendKey(dst, "dip")
+		dst = appendAddr(dst, c, true)
+		dst = appendUintField(dst, "dport", uint64(c.RemotePort))
+	}
+	return append(dst, '}')
+}
+
+func appendRecordFlags(dst []byte, flags uint16) []byte {
+	if flags&decode.FlagTruncated != 0 {
+		dst = appendBoolField(dst, "truncated", true)
+	}
+	if flags&decode.FlagFault != 0 {
+		dst = appendBoolField(dst, "fault", true)
+	}
+	if flags&decode.FlagExecveat != 0 {
+		dst = appendBoolField(dst, "execveat", true)
+	}
+	if flags&decode.FlagCompat != 0 {
+		dst = appendBoolField(dst, "compat", true)
+	}
+	return dst
+}
+
+func appendFieldFlags(dst []byte, id int, flags uint16) []byte {
+	if flags&decode.FieldTruncated != 0 {
+		dst = appendBoolField(dst, truncatedNames[id], true)
+	}
+	if flags&decode.FieldFault != 0 {
+		dst = appendBoolField(dst, faultNames[id], true)
+	}
+	return dst
+}
+
+func appendProtocol(dst []byte, p uint16) []byte {
+	switch p {
+	case 6:
+		return append(dst, `"tcp"`...)
+	case 17:
+		return append(dst, `"udp"`...)
+	case 1:
+		return append(dst, `"icmp"`...)
+	case 58:
+		return append(dst, `"ipv6-icmp"`...)
+	}
+	dst = append(dst, '"')
+	dst = strconv.AppendUint(dst, uint64(p), 10)
+	return append(dst, '"')
+}
+
+// appendAddr appends the remote or local address as a JSON string ("" for
+// an unknown family).
+func appendAddr(dst []byte, c *decode.Connect, remote bool) []byte {
+	a := c.Local()
+	if remote {
+		a = c.Remote()
+	}
+	dst = append(dst, '"')
+	if a.IsValid() {
+		dst = a.AppendTo(dst)
+	}
+	return append(dst, '"')
+}
+
+func appendTime(dst []byte, ns int64) []byte {
+	dst = append(dst, '"')
+	dst = time.Unix(0, ns).UTC().AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"')
+}

@@ -1,0 +1,147 @@
+package encode
+
+import (
+	"encoding/base64"
+	"strconv"
+	"unicode/utf8"
+)
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string.  Control characters are
+// escaped; bytes that are not valid UTF-8 become U+FFFD (one per byte, so
+// the output is deterministic); everything else is copied as is.
+func appendString[T string | []byte](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// appendEscaped appends the inside of a JSON string holding s.
+func appendEscaped[T string | []byte](dst []byte, s T) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		var buf [utf8.UTFMax]byte
+		n := copy(buf[:], s[i:])
+		r, size := utf8.DecodeRune(buf[:n])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// validUTF8 reports whether s needs no U+FFFD substitution.
+func validUTF8(s []byte) bool { return utf8.Valid(s) }
+
+// appendKey appends ,"key": (the comma only when the object has a member).
+func appendKey(dst []byte, key string) []byte {
+	if c := dst[len(dst)-1]; c != '{' && c != '[' {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+func appendStrField[T string | []byte](dst []byte, key string, v T) []byte {
+	return appendString(appendKey(dst, key), v)
+}
+
+// appendPathField appends key and, when v is not valid UTF-8, key_b64 with
+// the exact bytes, so no path is ever lost to U+FFFD.
+func appendPathField(dst []byte, key string, v []byte) []byte {
+	dst = appendStrField(dst, key, v)
+	if !validUTF8(v) {
+		dst = appendKey(dst, key+"_b64")
+		dst = appendBase64(dst, v)
+	}
+	return dst
+}
+
+func appendBase64(dst, v []byte) []byte {
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, v)
+	return append(dst, '"')
+}
+
+func appendUintField(dst []byte, key string, v uint64) []byte {
+	return strconv.AppendUint(appendKey(dst, key), v, 10)
+}
+
+func appendIntField(dst []byte, key string, v int64) []byte {
+	return strconv.AppendInt(appendKey(dst, key), v, 10)
+}
+
+func appendBoolField(dst []byte, key string, v bool) []byte {
+	return strconv.AppendBool(appendKey(dst, key), v)
+}
+
+// appendArgs appends the arguments of a NUL-separated argv as a JSON
+// array.  One trailing NUL (the terminator of the last argument) does not
+// start another argument, so join(args, NUL) is argv without it.
+func appendArgs(dst, argv []byte) []byte {
+	dst = append(dst, '[')
+	if len(argv) > 0 {
+		if argv[len(argv)-1] == 0 {
+			argv = argv[:len(argv)-1]
+		}
+		start := 0
+		for i, c := range argv {
+			if c == 0 {
+				dst = appendString(dst, argv[start:i])
+				dst = append(dst, ',')
+				start = i + 1
+			}
+		}
+		dst = appendString(dst, argv[start:])
+	}
+	return append(dst, ']')
+}
+
+// appendCommandLine appends argv with its NULs as spaces (the seed's
+// "argv"): for reading and grepping; args is the exact form.
+func appendCommandLine(dst, argv []byte) []byte {
+	if n := len(argv); n > 0 && argv[n-1] == 0 {
+		argv = argv[:n-1]
+	}
+	dst = append(dst, '"')
+	start := 0
+	for i, c := range argv {
+		if c == 0 {
+			dst = appendEscaped(dst, argv[start:i])
+			dst = append(dst, ' ')
+			start = i + 1
+		}
+	}
+	dst = appendEscaped(dst, argv[start:])
+	return append(dst, '"')
+}
