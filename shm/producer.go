@@ -1,0 +1,181 @@
+package shm
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Producer writes records into a Ring with the protocol of kernel/ring.c:
+// reserve under a lock (moving only the producer position), fill the
+// record outside it, commit by clearing BUSY with a release store. When the
+// ring is full the newest record is dropped and counted, and a "lost N"
+// record goes in front of the next one that fits. Safe for concurrent use.
+//
+// It serves tests, benchmarks and the agent's kernel-free mode; the module
+// uses ring.c.
+type Producer struct {
+	ring *Ring
+	mu   sync.Mutex
+	// Records dropped since the last "lost N" record; under mu.
+	lostPending uint64
+}
+
+// NewProducer returns a producer for r. Only one Producer (or C producer)
+// may write a ring at a time: the lock is the Producer's own.
+func NewProducer(r *Ring) *Producer { return &Producer{ring: r} }
+
+// Reservation is a record reserved by Reserve: Raw (header included) is
+// filled by the caller, then passed to Commit or Discard exactly once.
+type Reservation struct {
+	Raw []byte
+	off uint64
+}
+
+func (p *Producer) count(c *uint64) { atomic.AddUint64(c, 1) }
+
+// drop counts a record that did not reach the ring; under mu.
+func (p *Producer) drop(c *uint64) {
+	p.count(c)
+	p.lostPending++
+}
+
+// place returns where a record of size bytes goes at or after pos, and the
+// pad needed in front of it so it does not straddle the end.
+func (p *Producer) place(pos, size uint64) (at, pad uint64) {
+	off := pos & p.ring.mask
+	if off+size > p.ring.Size() {
+		pad = p.ring.Size() - off
+	}
+	return pos + pad, pad
+}
+
+func (p *Producer) putHdr(off uint64, n uint32, typ RecType, flags RecFlags) {
+	d := p.ring.data[off : off+8]
+	binary.LittleEndian.PutUint16(d[4:], uint16(typ))
+	binary.LittleEndian.PutUint16(d[6:], uint16(flags))
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&d[0])), n)
+}
+
+// Reserve makes room for a record of n bytes (header included) with the
+// given type and flags; the header is written with BUSY set. ok is false
+// when the record is too large or the ring is full: the drop is counted.
+func (p *Producer) Reserve(n uint32, typ RecType, flags RecFlags) (res Reservation, ok bool) {
+	r := p.ring
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n < uint32(SizeofRecHdr) || n > r.maxRecord {
+		p.drop(&r.meta.DroppedTooLarge)
+		return Reservation{}, false
+	}
+	// Pairs with the reader's store-release of consumer_pos in Commit: the
+	// reader is done with the bytes below it.
+	cons := atomic.LoadUint64(r.cons)
+	prod := atomic.LoadUint64(&r.meta.ProducerPos)
+
+	pos := prod
+	var lostAt, lostPad uint64
+	if p.lostPending > 0 {
+		lostAt, lostPad = p.place(pos, uint64(SizeofLost))
+		pos = lostAt + uint64(SizeofLost)
+	}
+	recAt, recPad := p.place(pos, uint64(RecAlign(n)))
+	end := recAt + uint64(RecAlign(n))
+	if prod-cons > r.Size() || end-cons > r.Size() {
+		p.drop(&r.meta.DroppedFull)
+		return Reservation{}, false
+	}
+
+	if p.lostPending > 0 {
+		if lostPad > 0 {
+			p.putHdr(prod&r.mask, uint32(lostPad)|RecDiscard, RecPad, 0)
+		}
+		off := lostAt & r.mask
+		binary.LittleEndian.PutUint64(r.data[off+8:], p.lostPending)
+		p.putHdr(off, uint32(SizeofLost), RecLost, 0)
+		p.lostPending = 0
+		p.count(&r.meta.LostRecords)
+	}
+	if recPad > 0 {
+		p.putHdr((recAt-recPad)&r.mask, uint32(recPad)|RecDiscard, RecPad, 0)
+	}
+	off := recAt & r.mask
+	p.putHdr(off, n|RecBusy, typ, flags)
+	// Pairs with the reader's load-acquire of producer_pos: the headers
+	// above (pads and lost committed, ours BUSY) are visible before it.
+	atomic.StoreUint64(&r.meta.ProducerPos, end)
+	return Reservation{Raw: r.data[off : off+uint64(n) : off+uint64(n)], off: off}, true
+}
+
+// Commit publishes a reserved record. It returns true when the reader had
+// consumed everything before it, so it may be asleep and must be woken.
+func (p *Producer) Commit(res Reservation) bool {
+	n := binary.LittleEndian.Uint32(res.Raw) &^ RecBusy
+	// Pairs with the reader's load-acquire of the header.
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&res.Raw[0])), n)
+	p.count(&p.ring.meta.Written)
+	return p.wakeup(res.off)
+}
+
+// Discard gives a reserved record back; the reader skips it. Same result
+// as Commit.
+func (p *Producer) Discard(res Reservation) bool {
+	n := binary.LittleEndian.Uint32(res.Raw)&^RecBusy | RecDiscard
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&res.Raw[0])), n)
+	p.count(&p.ring.meta.Discarded)
+	return p.wakeup(res.off)
+}
+
+// wakeup reports whether the reader had consumed everything in front of the
+// record at data offset off: its position is the record's, or only pad and
+// lost records (written by the same reservation) lie between. Go's atomics
+// are sequentially consistent, so the header store before it and this load
+// are ordered as smp_mb() orders them in ring.c.
+func (p *Producer) wakeup(off uint64) bool {
+	r := p.ring
+	c := atomic.LoadUint64(r.cons) & r.mask
+	for range 4 {
+		if c == off {
+			return true
+		}
+		w := r.hdrWord(c)
+		if w&RecBusy != 0 || w&RecLenMask < uint32(SizeofRecHdr) {
+			return false
+		}
+		typ := RecType(binary.LittleEndian.Uint16(r.data[c+4:]))
+		if typ != RecPad && typ != RecLost {
+			return false
+		}
+		c = (c + uint64(RecAlign(w&RecLenMask))) & r.mask
+	}
+	return false
+}
+
+// Write reserves, copies and commits rec, whose first 8 bytes are a record
+// header: its type and flags are used, its len is set to len(rec). ok is
+// false when the record was dropped (counted); wake as from Commit.
+func (p *Producer) Write(rec []byte) (ok, wake bool) {
+	if len(rec) < SizeofRecHdr || len(rec) > int(RecLenMask) {
+		p.mu.Lock()
+		p.drop(&p.ring.meta.DroppedTooLarge)
+		p.mu.Unlock()
+		return false, false
+	}
+	res, ok := p.Reserve(uint32(len(rec)),
+		RecType(binary.LittleEndian.Uint16(rec[4:])),
+		RecFlags(binary.LittleEndian.Uint16(rec[6:])))
+	if !ok {
+		return false, false
+	}
+	copy(res.Raw[SizeofRecHdr:], rec[SizeofRecHdr:])
+	return true, p.Commit(res)
+}
+
+// CountFault counts a record lost before it reached the ring because user
+// memory could not be read; the next record is preceded by a lost record.
+func (p *Producer) CountFault() {
+	p.mu.Lock()
+	p.drop(&p.ring.meta.DroppedFault)
+	p.mu.Unlock()
+}
