@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hook_attach.c - attaching and detaching every hook: kretprobes on the
+ * first system call symbol of a list that the running kernel has,
+ * tracepoints found by name, and the order of init and exit.
+ */
+#include <linux/kernel.h>
+#include <linux/kprobes.h>
+#include <linux/string.h>
+#include <linux/tracepoint.h>
+
+#include "hooks.h"
+#include "record.h"
+#include "transport.h"
+
+int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive)
+{
+	const struct smith_sym *s;
+	int err = -ENOENT;
+
+	for (s = p->syms; s->name; s++) {
+		memset(&p->rp.kp, 0, sizeof(p->rp.kp));
+		p->rp.kp.symbol_name = s->name;
+		p->rp.maxactive = maxactive;
+		p->rp.nmissed = 0;
+		/* The handlers read sym: set before they can run. */
+		p->sym = s;
+		err = register_kretprobe(&p->rp);
+		if (!err)
+			return 0;
+	}
+	p->sym = NULL;
+	return err;
+}
+
+void smith_kretprobe_unregister(struct smith_kretprobe *p)
+{
+	if (!p->sym)
+		return;
+	/* Ends with an RCU grace period: no handler of it runs after this. */
+	unregister_kretprobe(&p->rp);
+	p->sym = NULL;
+}
+
+static void smith_tp_match(struct tracepoint *tp, void *priv)
+{
+	struct smith_tracepoint *t = priv;
+
+	if (!strcmp(tp->name, t->name))
+		t->tp = tp;
+}
+
+int smith_tracepoint_register(struct smith_tracepoint *t)
+{
+	int err;
+
+	t->tp = NULL;
+	for_each_kernel_tracepoint(smith_tp_match, t);
+	if (!t->tp)
+		return -ENOENT;
+	err = tracepoint_probe_register(t->tp, t->probe, NULL);
+	if (err)
+		t->tp = NULL;
+	return err;
+}
+
+/* The caller ends with tracepoint_synchronize_unregister(). */
+void smith_tracepoint_unregister(struct smith_tracepoint *t)
+{
+	if (!t->tp)
+		return;
+	tracepoint_probe_unregister(t->tp, t->probe, NULL);
+	t->tp = NULL;
+}
+
+int smith_hooks_init(void)
+{
+	int err, attached = 0;
+
+	err = smith_record_init();
+	if (err) {
+		pr_err("smith: no memory for the per-CPU record buffers\n");
+		return err;
+	}
+	attached += smith_exec_hooks_init();
+	attached += smith_connect_hooks_init();
+	attached += smith_module_hooks_init();
+	if (!attached) {
+		pr_err("smith: no hook could be attached\n");
+		smith_hooks_exit();
+		return -ENOENT;
+	}
+	return 0;
+}
+
+void smith_hooks_exit(void)
+{
+	smith_module_hooks_exit();
+	smith_connect_hooks_exit();
+	smith_exec_hooks_exit();
+	/* Tracepoint probes may still run until this grace period ends. */
+	tracepoint_synchronize_unregister();
+	smith_record_exit();
+}
+
+void smith_hooks_missed(u64 missed[SMITH_HOOK_COUNT])
+{
+	smith_exec_hooks_missed(missed);
+	smith_connect_hooks_missed(missed);
+	smith_module_hooks_missed(missed);
+}

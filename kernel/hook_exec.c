@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hook_exec.c - execve and execveat.
+ *
+ * A successful exec is recorded from the sched_process_exec tracepoint: it
+ * fires once the new program is in place, in the task's own context, with
+ * the linux_binprm at hand.  The filename is bprm->filename (the path as
+ * passed; "/dev/fd/N[/name]" for execveat with a descriptor), and argv is
+ * read from the new mm's arg_start..arg_end, the strings the new program
+ * sees (as /proc/PID/cmdline shows them; for a script, the interpreter's
+ * argv).  The old mm is gone by then, so the caller's argv pointers are of
+ * no use: reading the new mm is the only way to see argv after success.
+ *
+ * A failed exec never reaches the tracepoint.  A kretprobe on the syscall
+ * saves the filename and argv pointers at entry; at return, when the
+ * result is an error, the old mm is still current and both are read from
+ * it.  A successful return is skipped there (the tracepoint recorded it).
+ *
+ * Which call it was (execve or execveat) is the syscall number the task's
+ * user registers carry; it also sets SMITH_RF_EXECVEAT and SMITH_RF_COMPAT.
+ */
+#include <linux/binfmts.h>
+#include <linux/compat.h>
+#include <linux/fcntl.h>
+#include <linux/kernel.h>
+#include <linux/kprobes.h>
+#include <linux/mm_types.h>
+#include <linux/ptrace.h>
+#include <linux/sched.h>
+#include <linux/sched/task_stack.h>
+#include <asm/syscall.h>
+#include <asm/unistd.h>
+
+#include "hooks.h"
+#include "record.h"
+#include "transport.h"
+
+/* execveat's number in the 32-bit (ia32) and x32 tables. */
+#define SMITH_NR_IA32_EXECVEAT	358
+#define SMITH_NR_X32_EXECVEAT	545
+
+static void smith_exec_context(struct smith_rec *r)
+{
+	smith_rec_put_cwd(r);
+	smith_rec_put_fd(r, SMITH_F_STDIN, 0);
+	smith_rec_put_fd(r, SMITH_F_STDOUT, 1);
+	smith_rec_put_tty(r);
+}
+
+/* Which call is in progress: execveat sets its flag, compat its own. */
+static u16 smith_exec_flags(void)
+{
+	long nr = syscall_get_nr(current, task_pt_regs(current));
+	u16 flags = 0;
+
+	if (in_compat_syscall()) {
+		flags |= SMITH_RF_COMPAT;
+		nr &= ~(long)__X32_SYSCALL_BIT;
+		if (nr == SMITH_NR_IA32_EXECVEAT || nr == SMITH_NR_X32_EXECVEAT)
+			flags |= SMITH_RF_EXECVEAT;
+	} else if (nr == __NR_execveat) {
+		flags |= SMITH_RF_EXECVEAT;
+	}
+	return flags;
+}
+
+static void smith_exec_tp(void *data, struct task_struct *p, pid_t old_pid,
+			  struct linux_binprm *bprm)
+{
+	struct mm_struct *mm = current->mm;
+	unsigned int hook;
+	struct smith_rec *r;
+	u16 flags;
+	u64 t0;
+
+	if (!smith_recording())
+		return;
+	smith_hook_enter();
+	t0 = smith_latency_start();
+	flags = smith_exec_flags();
+	hook = flags & SMITH_RF_EXECVEAT ? SMITH_HI_EXECVEAT : SMITH_HI_EXECVE;
+	r = smith_rec_begin(hook, SMITH_EV_EXECVE, 0);
+	if (!r) {
+		smith_hook_count(hook, missed);
+		goto out;
+	}
+	r->ev->hdr.flags |= flags;
+	smith_rec_put_common(r);
+	smith_rec_put_str(r, SMITH_F_FILENAME, bprm->filename, SMITH_PATH_CAP);
+	if (mm) {
+		unsigned long start = READ_ONCE(mm->arg_start);
+		unsigned long end = READ_ONCE(mm->arg_end);
+
+		smith_rec_put_user_mem(r, SMITH_F_ARGV,
+				       (const void __user *)start,
+				       end > start ? end - start : 0,
+				       smith_params.argv_cap);
+	}
+	smith_exec_context(r);
+	smith_rec_submit(r);
+out:
+	smith_latency_end(hook, t0);
+	smith_hook_exit();
+}
+
+static struct smith_tracepoint smith_exec_tracepoint = {
+	.name = "sched_process_exec",
+	.probe = smith_exec_tp,
+};
+
+/* Saved at entry, for a failure at return. */
+struct smith_exec_call {
+	const char __user *filename;
+	const void __user *argv;
+};
+
+static void smith_exec_failed(unsigned int hook, u16 flags,
+			      const struct smith_exec_call *c, long ret)
+{
+	struct smith_rec *r;
+	u64 t0 = smith_latency_start();
+
+	r = smith_rec_begin(hook, SMITH_EV_EXECVE, ret);
+	if (!r) {
+		smith_hook_count(hook, missed);
+		goto out;
+	}
+	r->ev->hdr.flags |= flags;
+	smith_rec_put_common(r);
+	smith_rec_put_user_str(r, SMITH_F_FILENAME, c->filename,
+			       SMITH_PATH_CAP);
+	smith_rec_put_user_argv(r, SMITH_F_ARGV, c->argv, false,
+				smith_params.argv_cap);
+	smith_exec_context(r);
+	smith_rec_submit(r);
+out:
+	smith_latency_end(hook, t0);
+}
+
+static const struct smith_sym smith_execve_syms[] = {
+	{ "__x64_sys_execve", true },
+	{ "sys_execve", false },
+	{ }
+};
+
+static const struct smith_sym smith_execveat_syms[] = {
+	{ "__x64_sys_execveat", true },
+	{ "sys_execveat", false },
+	{ }
+};
+
+static struct smith_kretprobe smith_execve_krp;
+static struct smith_kretprobe smith_execveat_krp;
+
+static int smith_execve_entry(struct kretprobe_instance *ri,
+			      struct pt_regs *regs)
+{
+	struct smith_exec_call *c = (void *)ri->data;
+
+	/* Non-zero: no instance kept, the return handler does not run. */
+	if (!smith_recording())
+		return 1;
+	c->filename = (const char __user *)smith_sys_arg(&smith_execve_krp,
+							 regs, 0);
+	c->argv = (const void __user *)smith_sys_arg(&smith_execve_krp,
+						    regs, 1);
+	return 0;
+}
+
+static int smith_execveat_entry(struct kretprobe_instance *ri,
+				struct pt_regs *regs)
+{
+	struct smith_exec_call *c = (void *)ri->data;
+
+	if (!smith_recording())
+		return 1;
+	c->filename = (const char __user *)smith_sys_arg(&smith_execveat_krp,
+							 regs, 1);
+	c->argv = (const void __user *)smith_sys_arg(&smith_execveat_krp,
+						    regs, 2);
+	return 0;
+}
+
+static int smith_execve_ret(struct kretprobe_instance *ri,
+			    struct pt_regs *regs)
+{
+	long ret = regs_return_value(regs);
+
+	if (ret >= 0 || !smith_recording())
+		return 0;
+	smith_hook_enter();
+	smith_exec_failed(SMITH_HI_EXECVE, 0, (void *)ri->data, ret);
+	smith_hook_exit();
+	return 0;
+}
+
+static int smith_execveat_ret(struct kretprobe_instance *ri,
+			      struct pt_regs *regs)
+{
+	long ret = regs_return_value(regs);
+
+	if (ret >= 0 || !smith_recording())
+		return 0;
+	smith_hook_enter();
+	smith_exec_failed(SMITH_HI_EXECVEAT, SMITH_RF_EXECVEAT,
+			  (void *)ri->data, ret);
+	smith_hook_exit();
+	return 0;
+}
+
+static struct smith_kretprobe smith_execve_krp = {
+	.rp = {
+		.entry_handler = smith_execve_entry,
+		.handler = smith_execve_ret,
+		.data_size = sizeof(struct smith_exec_call),
+	},
+	.syms = smith_execve_syms,
+	.hook = SMITH_HI_EXECVE,
+};
+
+static struct smith_kretprobe smith_execveat_krp = {
+	.rp = {
+		.entry_handler = smith_execveat_entry,
+		.handler = smith_execveat_ret,
+		.data_size = sizeof(struct smith_exec_call),
+	},
+	.syms = smith_execveat_syms,
+	.hook = SMITH_HI_EXECVEAT,
+};
+
+/*
+ * An exec holds its instance while the binary is read and mapped, which
+ * may wait for the disk, not for the network: a few per CPU suffice.
+ */
+#define SMITH_EXEC_MAXACTIVE_PER_CPU	16
+#define SMITH_EXEC_MAXACTIVE_CAP	1024
+
+/* Returns how many of the two hooks attached. */
+int smith_exec_hooks_init(void)
+{
+	int maxactive = smith_maxactive(SMITH_EXEC_MAXACTIVE_PER_CPU,
+					SMITH_EXEC_MAXACTIVE_CAP);
+	int tp_err, err, n = 0;
+
+	tp_err = smith_tracepoint_register(&smith_exec_tracepoint);
+	if (tp_err)
+		pr_warn("smith: tracepoint sched_process_exec: error %d, successful execs not recorded\n",
+			tp_err);
+
+	err = smith_kretprobe_register(&smith_execve_krp, maxactive);
+	if (err)
+		pr_warn("smith: kretprobe execve: error %d, failed execve not recorded\n",
+			err);
+	/* execve is attached when both its parts are. */
+	smith_hook_attached(SMITH_HI_EXECVE, tp_err ? tp_err : err);
+	n += !tp_err && !err;
+
+	err = smith_kretprobe_register(&smith_execveat_krp, maxactive);
+	if (err)
+		pr_warn("smith: kretprobe execveat: error %d, failed execveat not recorded\n",
+			err);
+	smith_hook_attached(SMITH_HI_EXECVEAT, tp_err ? tp_err : err);
+	n += !tp_err && !err;
+
+	/* A part that attached alone still records: keep it, count it. */
+	if (!n && (!tp_err || smith_execve_krp.sym || smith_execveat_krp.sym))
+		n = 1;
+	return n;
+}
+
+void smith_exec_hooks_exit(void)
+{
+	smith_tracepoint_unregister(&smith_exec_tracepoint);
+	smith_kretprobe_unregister(&smith_execveat_krp);
+	smith_kretprobe_unregister(&smith_execve_krp);
+}
+
+void smith_exec_hooks_missed(u64 missed[])
+{
+	if (smith_execve_krp.sym)
+		missed[SMITH_HI_EXECVE] += READ_ONCE(smith_execve_krp.rp.nmissed);
+	if (smith_execveat_krp.sym)
+		missed[SMITH_HI_EXECVEAT] +=
+			READ_ONCE(smith_execveat_krp.rp.nmissed);
+}

@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hook_module.c - init_module(2) and finit_module(2).
+ *
+ * A kretprobe on each syscall records the call with its result: the
+ * parameter string (user memory, still mapped at return), for finit_module
+ * the path of the file descriptor, and the module's name.
+ *
+ * The name: the image is user memory (init_module) or a file
+ * (finit_module) that only the loader may read, so the name is taken from
+ * the module notifier instead.  MODULE_STATE_COMING is announced in the
+ * loading task's own context once the image was accepted, before the
+ * module's init runs.  The entry handler claims a slot for the task, the
+ * notifier writes the name into the task's slot, the return handler takes
+ * it out.  An image rejected before that point (bad ELF, bad signature,
+ * unknown symbol) has no name in its record.
+ */
+#include <linux/kernel.h>
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/notifier.h>
+#include <linux/ptrace.h>
+#include <linux/sched.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+
+#include "hooks.h"
+#include "record.h"
+#include "transport.h"
+
+/*
+ * Loads in flight at once that can get a name.  Module loading is rare
+ * and mostly serialised by the kernel; a load that finds no free slot is
+ * still recorded, without its name.
+ */
+#define SMITH_MOD_SLOTS		16
+
+struct smith_mod_slot {
+	struct task_struct *task;	/* NULL: free */
+	char name[MODULE_NAME_LEN];
+};
+
+/*
+ * Raw: taken from kretprobe handlers (preemption disabled, also on
+ * PREEMPT_RT) and from the notifier; held for a short copy only.
+ */
+static DEFINE_RAW_SPINLOCK(smith_mod_lock);
+static struct smith_mod_slot smith_mod_slots[SMITH_MOD_SLOTS];
+
+static int smith_mod_slot_claim(void)
+{
+	unsigned long flags;
+	int i, slot = -1;
+
+	raw_spin_lock_irqsave(&smith_mod_lock, flags);
+	for (i = 0; i < SMITH_MOD_SLOTS; i++) {
+		if (!smith_mod_slots[i].task) {
+			smith_mod_slots[i].task = current;
+			smith_mod_slots[i].name[0] = '\0';
+			slot = i;
+			break;
+		}
+	}
+	raw_spin_unlock_irqrestore(&smith_mod_lock, flags);
+	return slot;
+}
+
+/* Copy the slot's name out (empty if none came) and free the slot. */
+static void smith_mod_slot_release(int slot, char *name)
+{
+	unsigned long flags;
+
+	name[0] = '\0';
+	if (slot < 0)
+		return;
+	raw_spin_lock_irqsave(&smith_mod_lock, flags);
+	if (smith_mod_slots[slot].task == current) {
+		strscpy(name, smith_mod_slots[slot].name, MODULE_NAME_LEN);
+		smith_mod_slots[slot].task = NULL;
+	}
+	raw_spin_unlock_irqrestore(&smith_mod_lock, flags);
+}
+
+static int smith_mod_notify(struct notifier_block *nb, unsigned long state,
+			    void *data)
+{
+	const struct module *mod = data;
+	unsigned long flags;
+	int i;
+
+	if (state != MODULE_STATE_COMING)
+		return NOTIFY_DONE;
+	raw_spin_lock_irqsave(&smith_mod_lock, flags);
+	for (i = 0; i < SMITH_MOD_SLOTS; i++) {
+		if (smith_mod_slots[i].task == current) {
+			strscpy(smith_mod_slots[i].name, mod->name,
+				MODULE_NAME_LEN);
+			break;
+		}
+	}
+	raw_spin_unlock_irqrestore(&smith_mod_lock, flags);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block smith_mod_nb = {
+	.notifier_call = smith_mod_notify,
+};
+
+struct smith_mod_call {
+	const char __user *params;
+	int fd;				/* finit_module only */
+	int slot;			/* name slot, -1 if none */
+};
+
+static const struct smith_sym smith_init_module_syms[] = {
+	{ "__x64_sys_init_module", true },
+	{ "sys_init_module", false },
+	{ }
+};
+
+static const struct smith_sym smith_finit_module_syms[] = {
+	{ "__x64_sys_finit_module", true },
+	{ "sys_finit_module", false },
+	{ }
+};
+
+static struct smith_kretprobe smith_init_module_krp;
+static struct smith_kretprobe smith_finit_module_krp;
+
+static int smith_init_module_entry(struct kretprobe_instance *ri,
+				   struct pt_regs *regs)
+{
+	struct smith_mod_call *c = (void *)ri->data;
+
+	if (!smith_recording())
+		return 1;
+	/* init_module(umod, len, uargs) */
+	c->params = (const char __user *)smith_sys_arg(&smith_init_module_krp,
+						       regs, 2);
+	c->fd = -1;
+	c->slot = smith_mod_slot_claim();
+	return 0;
+}
+
+static int smith_finit_module_entry(struct kretprobe_instance *ri,
+				    struct pt_regs *regs)
+{
+	struct smith_mod_call *c = (void *)ri->data;
+
+	if (!smith_recording())
+		return 1;
+	/* finit_module(fd, uargs, flags) */
+	c->fd = (int)smith_sys_arg(&smith_finit_module_krp, regs, 0);
+	c->params = (const char __user *)smith_sys_arg(&smith_finit_module_krp,
+						       regs, 1);
+	c->slot = smith_mod_slot_claim();
+	return 0;
+}
+
+static void smith_mod_record(unsigned int hook, u16 type,
+			     const struct smith_mod_call *c, long ret)
+{
+	char name[MODULE_NAME_LEN];
+	struct smith_rec *r;
+	u64 t0;
+
+	/* Always free the slot, recording or not. */
+	smith_mod_slot_release(c->slot, name);
+	if (!smith_recording())
+		return;
+	smith_hook_enter();
+	t0 = smith_latency_start();
+	r = smith_rec_begin(hook, type, ret);
+	if (!r) {
+		smith_hook_count(hook, missed);
+		goto out;
+	}
+	smith_rec_put_common(r);
+	if (name[0])
+		smith_rec_put_str(r, SMITH_F_MOD_NAME, name, sizeof(name));
+	if (c->fd >= 0)
+		smith_rec_put_fd(r, SMITH_F_MOD_PATH, c->fd);
+	if (c->params)
+		smith_rec_put_user_str(r, SMITH_F_MOD_PARAMS, c->params,
+				       SMITH_PARAMS_CAP);
+	smith_rec_submit(r);
+out:
+	smith_latency_end(hook, t0);
+	smith_hook_exit();
+}
+
+static int smith_init_module_ret(struct kretprobe_instance *ri,
+				 struct pt_regs *regs)
+{
+	smith_mod_record(SMITH_HI_INIT_MODULE, SMITH_EV_INIT_MODULE,
+			 (void *)ri->data, regs_return_value(regs));
+	return 0;
+}
+
+static int smith_finit_module_ret(struct kretprobe_instance *ri,
+				  struct pt_regs *regs)
+{
+	smith_mod_record(SMITH_HI_FINIT_MODULE, SMITH_EV_FINIT_MODULE,
+			 (void *)ri->data, regs_return_value(regs));
+	return 0;
+}
+
+static struct smith_kretprobe smith_init_module_krp = {
+	.rp = {
+		.entry_handler = smith_init_module_entry,
+		.handler = smith_init_module_ret,
+		.data_size = sizeof(struct smith_mod_call),
+	},
+	.syms = smith_init_module_syms,
+	.hook = SMITH_HI_INIT_MODULE,
+};
+
+static struct smith_kretprobe smith_finit_module_krp = {
+	.rp = {
+		.entry_handler = smith_finit_module_entry,
+		.handler = smith_finit_module_ret,
+		.data_size = sizeof(struct smith_mod_call),
+	},
+	.syms = smith_finit_module_syms,
+	.hook = SMITH_HI_FINIT_MODULE,
+};
+
+/* A module's init may sleep for long; loads are few. */
+#define SMITH_MOD_MAXACTIVE_PER_CPU	4
+#define SMITH_MOD_MAXACTIVE_CAP		256
+
+int smith_module_hooks_init(void)
+{
+	int maxactive = smith_maxactive(SMITH_MOD_MAXACTIVE_PER_CPU,
+					SMITH_MOD_MAXACTIVE_CAP);
+	int err, n = 0;
+
+	err = register_module_notifier(&smith_mod_nb);
+	if (err)
+		pr_warn("smith: module notifier: error %d, module names not recorded\n",
+			err);
+
+	err = smith_kretprobe_register(&smith_init_module_krp, maxactive);
+	if (err)
+		pr_warn("smith: kretprobe init_module: error %d, not recorded\n",
+			err);
+	smith_hook_attached(SMITH_HI_INIT_MODULE, err);
+	n += !err;
+
+	err = smith_kretprobe_register(&smith_finit_module_krp, maxactive);
+	if (err)
+		pr_warn("smith: kretprobe finit_module: error %d, not recorded\n",
+			err);
+	smith_hook_attached(SMITH_HI_FINIT_MODULE, err);
+	n += !err;
+	return n;
+}
+
+void smith_module_hooks_exit(void)
+{
+	smith_kretprobe_unregister(&smith_finit_module_krp);
+	smith_kretprobe_unregister(&smith_init_module_krp);
+	unregister_module_notifier(&smith_mod_nb);
+}
+
+void smith_module_hooks_missed(u64 missed[])
+{
+	if (smith_init_module_krp.sym)
+		missed[SMITH_HI_INIT_MODULE] +=
+			READ_ONCE(smith_init_module_krp.rp.nmissed);
+	if (smith_finit_module_krp.sym)
+		missed[SMITH_HI_FINIT_MODULE] +=
+			READ_ONCE(smith_finit_module_krp.rp.nmissed);
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * hooks.h - what the hook files share: the probe registration helpers of
+ * hook_attach.c and each hook file's init/exit.  main.c sees only
+ * smith_hooks_init(), smith_hooks_exit() and smith_hooks_missed(), declared
+ * in transport.h.
+ *
+ * The hooks are x86_64 only: they read system call arguments from the
+ * user register frame the syscall wrappers receive.
+ */
+#ifndef _SMITH_HOOKS_H
+#define _SMITH_HOOKS_H
+
+#include <linux/kprobes.h>
+#include <linux/ptrace.h>
+#include <linux/types.h>
+
+#ifndef CONFIG_X86_64
+#error "smith: the hooks read x86_64 system call registers"
+#endif
+
+/*
+ * A system call entry point to probe.  Since 4.17 x86_64 builds every
+ * syscall as __x64_sys_NAME(const struct pt_regs *regs), regs being the
+ * user's saved registers; older kernels have sys_NAME(args...).
+ */
+struct smith_sym {
+	const char *name;
+	bool wrapper;		/* takes the user pt_regs as its argument */
+};
+
+/*
+ * A kretprobe on the first symbol of a list that the kernel has;
+ * nr_missed of the probe is the hook's miss count.
+ */
+struct smith_kretprobe {
+	struct kretprobe rp;
+	const struct smith_sym *syms;	/* tried in order, NULL-terminated */
+	const struct smith_sym *sym;	/* the one attached, or NULL */
+	unsigned int hook;		/* SMITH_HI_* */
+};
+
+int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive);
+void smith_kretprobe_unregister(struct smith_kretprobe *p);
+
+/* Argument n (0-5) of the probed syscall, read at entry. */
+static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
+					  const struct pt_regs *regs,
+					  unsigned int n)
+{
+	if (p->sym->wrapper) {
+		/* The syscall ABI: di, si, dx, r10, r8, r9. */
+		const struct pt_regs *u = (const struct pt_regs *)regs->di;
+
+		switch (n) {
+		case 0: return u->di;
+		case 1: return u->si;
+		case 2: return u->dx;
+		case 3: return u->r10;
+		case 4: return u->r8;
+		default: return u->r9;
+		}
+	}
+	/* A plain C call: di, si, dx, cx, r8, r9. */
+	switch (n) {
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->cx;
+	case 4: return regs->r8;
+	default: return regs->r9;
+	}
+}
+
+/*
+ * kretprobe.maxactive: instances of a probe that may be in flight at once.
+ * A call that finds none free is missed (and counted).  Blocking connects
+ * hold theirs for a whole TCP handshake, so connect gets many.
+ */
+static inline int smith_maxactive(unsigned int per_cpu, int cap)
+{
+	return min_t(int, per_cpu * num_possible_cpus(), cap);
+}
+
+/* Tracepoints are found by name: their symbols are not exported. */
+struct smith_tracepoint {
+	const char *name;
+	void *probe;
+	struct tracepoint *tp;		/* set once registered */
+};
+
+int smith_tracepoint_register(struct smith_tracepoint *t);
+void smith_tracepoint_unregister(struct smith_tracepoint *t);
+
+/* Per hook file: attach reports each hook with smith_hook_attached(). */
+int smith_exec_hooks_init(void);
+void smith_exec_hooks_exit(void);
+void smith_exec_hooks_missed(u64 missed[]);
+
+int smith_connect_hooks_init(void);
+void smith_connect_hooks_exit(void);
+void smith_connect_hooks_missed(u64 missed[]);
+
+int smith_module_hooks_init(void);
+void smith_module_hooks_exit(void);
+void smith_module_hooks_missed(u64 missed[]);
+
+#endif /* _SMITH_HOOKS_H */

@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * record.c - the event record builder (see record.h for the use).
+ *
+ * Scratch memory: one buffer per possible CPU, SMITH_REC_MAX_LEN bytes of
+ * record behind the builder state.  Hooks hold it only with preemption
+ * disabled (smith_hook_enter()), and no hook runs in interrupt context (all
+ * hooked calls are system calls), so a CPU's buffer has a single user at a
+ * time; the busy flag only catches a nested call that would break that.
+ *
+ * What runs in atomic context and why it is safe:
+ *   - paths: d_path() walks dentries under RCU and seqlocks, never sleeps;
+ *     the path is pinned by a file reference (exe, fds: fput() of the last
+ *     reference defers the release to task work) or, for the cwd, read
+ *     under RCU exactly as getcwd(2) does.
+ *   - user memory: copy_from_user_nofault() page by page, so a read that
+ *     meets an unmapped page keeps what came before it and flags a fault.
+ *   - the tty name is read under the sighand lock, as get_current_tty().
+ */
+#include <linux/binfmts.h>
+#include <linux/cred.h>
+#include <linux/err.h>
+#include <linux/fdtable.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/fs_struct.h>
+#include <linux/mm.h>
+#include <linux/nsproxy.h>
+#include <linux/ns_common.h>
+#include <linux/pid_namespace.h>
+#include <linux/proc_ns.h>
+#include <linux/rcupdate.h>
+#include <linux/sched.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/timekeeping.h>
+#include <linux/tty.h>
+#include <linux/uaccess.h>
+#include <linux/utsname.h>
+#include <linux/vmalloc.h>
+#include <linux/cgroup.h>
+
+#include "compat.h"
+#include "record.h"
+#include "transport.h"
+
+#define SMITH_REC_HDR_ROOM	ALIGN(sizeof(struct smith_rec), 8)
+#define SMITH_REC_BUF_SIZE	(SMITH_REC_HDR_ROOM + SMITH_REC_MAX_LEN)
+
+/* User strings are read in chunks this size, never across a page. */
+#define SMITH_USTR_CHUNK	256u
+
+static DEFINE_PER_CPU(struct smith_rec *, smith_rec_buf);
+
+/*
+ * Offset of the struct ns_common inside the (private) struct
+ * mnt_namespace: 8 on kernels whose mnt_namespace starts with its own
+ * count (up to 5.10), 0 once the count moved into ns_common.  Found once
+ * at init by checking which candidate holds the mount namespace's
+ * operations; -1 when none does (mnt_ns is then reported as 0).  Written
+ * before any probe is registered, read-only afterwards.
+ */
+static int smith_mntns_off = -1;
+
+static bool smith_mntns_at(const void *mnt_ns, int off)
+{
+	const struct ns_common *ns = mnt_ns + off;
+	const struct proc_ns_operations *ops;
+	int type;
+
+	if (copy_from_kernel_nofault(&ops, &ns->ops, sizeof(ops)) || !ops)
+		return false;
+	if (copy_from_kernel_nofault(&type, &ops->type, sizeof(type)))
+		return false;
+	return type == CLONE_NEWNS;
+}
+
+static void smith_mntns_calibrate(void)
+{
+	static const int candidates[] = { 0, 8 };
+	const void *mnt_ns = current->nsproxy ? current->nsproxy->mnt_ns : NULL;
+	int i;
+
+	for (i = 0; mnt_ns && i < ARRAY_SIZE(candidates); i++) {
+		if (smith_mntns_at(mnt_ns, candidates[i])) {
+			smith_mntns_off = candidates[i];
+			return;
+		}
+	}
+	pr_warn("smith: mount namespace layout not recognised, mnt_ns will be 0\n");
+}
+
+int smith_record_init(void)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct smith_rec *r = kvmalloc_node(SMITH_REC_BUF_SIZE,
+						    GFP_KERNEL | __GFP_ZERO,
+						    cpu_to_node(cpu));
+
+		if (!r) {
+			smith_record_exit();
+			return -ENOMEM;
+		}
+		per_cpu(smith_rec_buf, cpu) = r;
+	}
+	smith_mntns_calibrate();
+	return 0;
+}
+
+/* Called after every probe is gone: no buffer is in use any more. */
+void smith_record_exit(void)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu) {
+		kvfree(per_cpu(smith_rec_buf, cpu));
+		per_cpu(smith_rec_buf, cpu) = NULL;
+	}
+}
+
+static u32 smith_mnt_ns_inum(void)
+{
+	struct nsproxy *nsp = current->nsproxy;
+	const struct ns_common *ns;
+
+	if (smith_mntns_off < 0 || !nsp || !nsp->mnt_ns)
+		return 0;
+	ns = (const void *)nsp->mnt_ns + smith_mntns_off;
+	return ns->inum;
+}
+
+static void smith_fill_header(struct smith_event *ev, s64 result)
+{
+	struct task_struct *task = current;
+	const struct cred *cred = current_cred();
+	struct pid_namespace *pidns;
+
+	ev->time_ns = ktime_get_real_ns();
+	ev->result = result;
+	/* Ids as the initial pid namespace sees them: the host's view. */
+	ev->pid = task->pid;
+	ev->tgid = task->tgid;
+	/* Credentials as global (initial user namespace) ids. */
+	ev->uid = __kuid_val(cred->uid);
+	ev->euid = __kuid_val(cred->euid);
+	ev->gid = __kgid_val(cred->gid);
+
+	rcu_read_lock();
+	ev->ppid = rcu_dereference(task->real_parent)->tgid;
+	ev->pgid = pid_nr(task_pgrp(task));
+	ev->sid = pid_nr(task_session(task));
+	pidns = task_active_pid_ns(task);
+	ev->pid_ns = pidns ? pidns->ns.inum : 0;
+#ifdef CONFIG_CGROUPS
+	ev->cgroup_id = cgroup_id(task_dfl_cgroup(task));
+#endif
+	rcu_read_unlock();
+
+	ev->mnt_ns = smith_mnt_ns_inum();
+	strscpy_pad(ev->comm, task->comm, sizeof(ev->comm));
+	ev->cpu = smp_processor_id();
+}
+
+struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result)
+{
+	struct smith_rec *r = this_cpu_read(smith_rec_buf);
+	struct smith_event *ev;
+
+	if (unlikely(!r || r->busy))
+		return NULL;
+	r->busy = true;
+	r->hook = hook;
+	r->cap = SMITH_REC_MAX_LEN;
+	r->len = sizeof(*ev);
+	ev = (void *)r + SMITH_REC_HDR_ROOM;
+	r->ev = ev;
+	memset(ev, 0, sizeof(*ev));
+	ev->hdr.type = type;
+	smith_fill_header(ev, result);
+	return r;
+}
+
+int smith_rec_submit(struct smith_rec *r)
+{
+	int err;
+
+	r->ev->hdr.len = r->len;
+	err = smith_submit(r->ev, r->len);
+	if (!err)
+		smith_hook_count(r->hook, events);
+	r->busy = false;
+	return err;
+}
+
+void smith_rec_cancel(struct smith_rec *r)
+{
+	r->busy = false;
+}
+
+void *smith_rec_open(struct smith_rec *r, u16 id, u32 cap, u32 *room)
+{
+	struct smith_field *f;
+	u32 start = SMITH_REC_ALIGN(r->len);
+	u32 left;
+
+	/* Room for the field header and the padding of the value. */
+	if (start + sizeof(*f) + 8 > r->cap) {
+		*room = 0;
+		return NULL;
+	}
+	left = r->cap - start - sizeof(*f) - 7;
+	f = (void *)r->ev + start;
+	f->id = id;
+	f->flags = 0;
+	f->len = 0;
+	*room = min(cap, left);
+	return f + 1;
+}
+
+void smith_rec_close(struct smith_rec *r, u32 len, u16 fflags)
+{
+	u32 start = SMITH_REC_ALIGN(r->len);
+	struct smith_field *f = (void *)r->ev + start;
+	u32 end = start + sizeof(*f) + len;
+
+	f->len = len;
+	f->flags = fflags;
+	/* Zero the padding: no stale scratch bytes leave the kernel. */
+	memset((void *)r->ev + end, 0, SMITH_REC_ALIGN(end) - end);
+	r->len = end;
+	r->ev->nfields++;
+	if (fflags & SMITH_FF_TRUNCATED) {
+		r->ev->hdr.flags |= SMITH_RF_TRUNCATED;
+		smith_hook_count(r->hook, truncated);
+	}
+	if (fflags & SMITH_FF_FAULT) {
+		r->ev->hdr.flags |= SMITH_RF_FAULT;
+		smith_hook_count(r->hook, faults);
+	}
+}
+
+/*
+ * A field that does not fit at all is dropped from the record, and the
+ * record says it is incomplete.
+ */
+static void smith_rec_no_room(struct smith_rec *r)
+{
+	r->ev->hdr.flags |= SMITH_RF_TRUNCATED;
+	smith_hook_count(r->hook, truncated);
+}
+
+void smith_rec_put(struct smith_rec *r, u16 id, const void *val, u32 len,
+		   u16 fflags)
+{
+	u32 room;
+	void *dst = smith_rec_open(r, id, len, &room);
+
+	if (!dst) {
+		smith_rec_no_room(r);
+		return;
+	}
+	if (len > room) {
+		len = room;
+		fflags |= SMITH_FF_TRUNCATED;
+	}
+	memcpy(dst, val, len);
+	smith_rec_close(r, len, fflags);
+}
+
+void smith_rec_put_str(struct smith_rec *r, u16 id, const char *s, u32 cap)
+{
+	u32 len = strnlen(s, cap + 1);
+	u16 fflags = 0;
+
+	if (len > cap) {
+		len = cap;
+		fflags = SMITH_FF_TRUNCATED;
+	}
+	smith_rec_put(r, id, s, len, fflags);
+}
+
+u32 smith_copy_user(void *dst, const void __user *src, u32 len)
+{
+	u32 done = 0;
+
+	while (done < len) {
+		unsigned long addr = (unsigned long)src + done;
+		u32 chunk = min_t(u32, len - done,
+				  PAGE_SIZE - offset_in_page(addr));
+
+		if (copy_from_user_nofault(dst + done,
+					   (const void __user *)addr, chunk))
+			break;
+		done += chunk;
+	}
+	return done;
+}
+
+/*
+ * Copy a user string of at most max bytes (without its NUL) into dst.
+ * *len gets the bytes copied.  Returns 0 when the NUL was found, 1 when
+ * max bytes came without one, -EFAULT when a read failed.
+ */
+static int smith_user_strncpy(char *dst, const char __user *src, u32 max,
+			      u32 *len)
+{
+	u32 done = 0;
+
+	*len = 0;
+	while (done < max) {
+		unsigned long addr = (unsigned long)src + done;
+		u32 chunk = min3(max - done, SMITH_USTR_CHUNK,
+				 (u32)(PAGE_SIZE - offset_in_page(addr)));
+		char *nul;
+
+		if (copy_from_user_nofault(dst + done,
+					   (const void __user *)addr, chunk))
+			return -EFAULT;
+		nul = memchr(dst + done, 0, chunk);
+		if (nul) {
+			*len = nul - dst;
+			return 0;
+		}
+		done += chunk;
+		*len = done;
+	}
+	return 1;
+}
+
+void smith_rec_put_user_str(struct smith_rec *r, u16 id,
+			    const char __user *s, u32 cap)
+{
+	u32 room, len;
+	char *dst = smith_rec_open(r, id, cap, &room);
+	int ret;
+
+	if (!dst) {
+		smith_rec_no_room(r);
+		return;
+	}
+	ret = smith_user_strncpy(dst, s, room, &len);
+	smith_rec_close(r, len, ret < 0 ? SMITH_FF_FAULT :
+				ret > 0 ? SMITH_FF_TRUNCATED : 0);
+}
+
+void smith_rec_put_user_mem(struct smith_rec *r, u16 id,
+			    const void __user *p, unsigned long len, u32 cap)
+{
+	u32 room, want, got;
+	u16 fflags = 0;
+	void *dst = smith_rec_open(r, id, cap, &room);
+
+	if (!dst) {
+		smith_rec_no_room(r);
+		return;
+	}
+	want = min_t(unsigned long, len, room);
+	if (want < len)
+		fflags |= SMITH_FF_TRUNCATED;
+	got = smith_copy_user(dst, p, want);
+	if (got < want)
+		fflags |= SMITH_FF_FAULT;
+	smith_rec_close(r, got, fflags);
+}
+
+void smith_rec_put_user_argv(struct smith_rec *r, u16 id,
+			     const void __user *argv, bool compat, u32 cap)
+{
+	u32 room, len = 0, n;
+	u16 fflags = 0;
+	char *dst = smith_rec_open(r, id, cap, &room);
+	unsigned int i;
+
+	if (!dst) {
+		smith_rec_no_room(r);
+		return;
+	}
+	/* A NULL argv is an empty one (the kernel accepts it). */
+	for (i = 0; argv && i < MAX_ARG_STRINGS; i++) {
+		unsigned long p;
+		int ret;
+
+		if (compat) {
+			u32 p32;
+
+			if (copy_from_user_nofault(&p32, argv + 4 * i, 4)) {
+				fflags |= SMITH_FF_FAULT;
+				break;
+			}
+			p = p32;
+		} else if (copy_from_user_nofault(&p, argv + 8 * i, 8)) {
+			fflags |= SMITH_FF_FAULT;
+			break;
+		}
+		if (!p)
+			break;
+		if (len >= room) {
+			fflags |= SMITH_FF_TRUNCATED;
+			break;
+		}
+		/* Keep one byte for the string's NUL. */
+		ret = smith_user_strncpy(dst + len, (const char __user *)p,
+					 room - len - 1, &n);
+		len += n;
+		if (ret < 0) {
+			fflags |= SMITH_FF_FAULT;
+			break;
+		}
+		dst[len++] = '\0';
+		if (ret > 0) {
+			fflags |= SMITH_FF_TRUNCATED;
+			break;
+		}
+	}
+	smith_rec_close(r, len, fflags);
+}
+
+void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
+{
+	u32 room, len = 0;
+	u16 fflags = 0;
+	char *dst = smith_rec_open(r, id, SMITH_PATH_CAP, &room);
+	char *p;
+
+	if (!dst) {
+		smith_rec_no_room(r);
+		return;
+	}
+	if (room) {
+		/* d_path() writes at the end of the buffer, NUL-terminated. */
+		p = d_path(path, dst, room);
+		if (IS_ERR(p)) {
+			fflags |= SMITH_FF_TRUNCATED;
+		} else {
+			len = dst + room - 1 - p;
+			memmove(dst, p, len);
+		}
+	}
+	smith_rec_close(r, len, fflags);
+}
+
+void smith_rec_put_file(struct smith_rec *r, u16 id, struct file *file)
+{
+	smith_rec_put_path(r, id, &file->f_path);
+}
+
+void smith_rec_put_fd(struct smith_rec *r, u16 id, int fd)
+{
+	/* fget_raw(): O_PATH descriptors have a path too. */
+	struct file *file = fget_raw(fd);
+
+	if (!file)
+		return;
+	smith_rec_put_file(r, id, file);
+	fput(file);
+}
+
+/*
+ * A reference to mm->exe_file without sleeping.  The kernel's own getter is
+ * not exported; this is its body.  Since 6.7 files are
+ * SLAB_TYPESAFE_BY_RCU, and get_file_rcu() takes the pointer's address to
+ * recheck that the reference went to the file still installed there.
+ */
+static struct file *smith_exe_file_get(struct mm_struct *mm)
+{
+	struct file *file;
+
+	rcu_read_lock();
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+	file = get_file_rcu(&mm->exe_file);
+#else
+	file = rcu_dereference(mm->exe_file);
+	if (file && !get_file_rcu(file))
+		file = NULL;
+#endif
+	rcu_read_unlock();
+	return file;
+}
+
+void smith_rec_put_common(struct smith_rec *r)
+{
+	struct mm_struct *mm = current->mm;
+	struct file *exe = mm ? smith_exe_file_get(mm) : NULL;
+
+	if (exe) {
+		smith_rec_put_file(r, SMITH_F_EXE, exe);
+		fput(exe);
+	}
+	/* The nsproxy of current cannot change under us: only we setns(). */
+	if (current->nsproxy)
+		smith_rec_put_str(r, SMITH_F_NODENAME, utsname()->nodename,
+				  __NEW_UTS_LEN);
+}
+
+void smith_rec_put_cwd(struct smith_rec *r)
+{
+	struct fs_struct *fs = current->fs;
+	struct path pwd;
+	unsigned int seq;
+
+	if (!fs)
+		return;
+	/*
+	 * As getcwd(2): a consistent snapshot of fs->pwd under RCU, no
+	 * reference taken (path_put() could sleep); dentries and mounts are
+	 * freed only after a grace period.
+	 */
+	rcu_read_lock();
+	do {
+		seq = read_seqcount_begin(&fs->seq);
+		pwd = fs->pwd;
+	} while (read_seqcount_retry(&fs->seq, seq));
+	smith_rec_put_path(r, SMITH_F_CWD, &pwd);
+	rcu_read_unlock();
+}
+
+void smith_rec_put_tty(struct smith_rec *r)
+{
+	/* Only exec changes a task's own sighand, and not under us. */
+	struct sighand_struct *sighand =
+		rcu_dereference_protected(current->sighand, true);
+	struct tty_struct *tty;
+	unsigned long flags;
+	char name[sizeof(tty->name)];
+
+	name[0] = '\0';
+	spin_lock_irqsave(&sighand->siglock, flags);
+	tty = current->signal->tty;
+	if (tty)
+		strscpy(name, tty->name, sizeof(name));
+	spin_unlock_irqrestore(&sighand->siglock, flags);
+	if (name[0])
+		smith_rec_put_str(r, SMITH_F_TTY, name, sizeof(name));
+}

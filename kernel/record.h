@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * record.h - building one event record: struct smith_event (the common
+ * header every event carries) followed by length-prefixed fields, written
+ * into a per-CPU scratch buffer and handed to smith_submit() in one piece.
+ *
+ * A hook builds a record like this, between smith_hook_enter() and
+ * smith_hook_exit() (which keep preemption disabled, so the per-CPU buffer
+ * stays ours for the whole build):
+ *
+ *	r = smith_rec_begin(SMITH_HI_CONNECT, SMITH_EV_CONNECT, ret);
+ *	if (!r)
+ *		return;
+ *	smith_rec_put_common(r);		exe, nodename
+ *	smith_rec_put(r, SMITH_F_CONNECT, &info, sizeof(info), 0);
+ *	smith_rec_submit(r);
+ *
+ * Every put fits the value into the room left (SMITH_REC_MAX_LEN in all)
+ * and into its own cap; a value cut short is flagged SMITH_FF_TRUNCATED,
+ * a user-memory read that failed gives what was read and SMITH_FF_FAULT.
+ * The record-level SMITH_RF_TRUNCATED / SMITH_RF_FAULT bits and the
+ * per-hook counters follow from the field flags.  Nothing here sleeps or
+ * allocates.
+ */
+#ifndef _SMITH_RECORD_H
+#define _SMITH_RECORD_H
+
+#include <linux/types.h>
+#include <linux/compiler.h>
+
+#include "smith_abi.h"
+
+struct path;
+struct file;
+
+/* Bytes kept of a path (exe, cwd, stdin, finit_module's file, ...). */
+#define SMITH_PATH_CAP		4096u
+/* Bytes kept of a module's parameter string. */
+#define SMITH_PARAMS_CAP	4096u
+
+/*
+ * Builder state; lives at the start of the per-CPU buffer, in front of the
+ * record itself.  Private to record.c apart from ev, which a hook may use
+ * to set header fields (flags, result) before submitting.
+ */
+struct smith_rec {
+	struct smith_event *ev;		/* the record being built */
+	u32 len;			/* bytes used so far */
+	u32 cap;			/* bytes available for the record */
+	unsigned int hook;		/* SMITH_HI_*, for the counters */
+	bool busy;			/* guards against nested use */
+};
+
+int smith_record_init(void);
+void smith_record_exit(void);
+
+/*
+ * Start a record of the given type on this CPU's buffer and fill the common
+ * header (time, ids, credentials, namespaces, cgroup, comm, cpu).  Call with
+ * preemption disabled.  NULL when the buffer is in use (nested call); the
+ * caller then gives up on the record, which is counted as a hook miss.
+ */
+struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result);
+
+/* Submit the record (len, flags, nfields finalised) and release the buffer. */
+int smith_rec_submit(struct smith_rec *r);
+
+/* Release the buffer without submitting. */
+void smith_rec_cancel(struct smith_rec *r);
+
+/*
+ * Open a field: returns where its value goes and sets *room to the bytes
+ * available (the lesser of cap and what the record has left).  Close it
+ * with the value's length and flags.  Only one field is open at a time.
+ */
+void *smith_rec_open(struct smith_rec *r, u16 id, u32 cap, u32 *room);
+void smith_rec_close(struct smith_rec *r, u32 len, u16 fflags);
+
+/* A value held in kernel memory; cut to what fits and flagged if so. */
+void smith_rec_put(struct smith_rec *r, u16 id, const void *val, u32 len,
+		   u16 fflags);
+
+/* A NUL-terminated kernel string, without its NUL, at most cap bytes. */
+void smith_rec_put_str(struct smith_rec *r, u16 id, const char *s, u32 cap);
+
+/* A NUL-terminated user string, read without faulting pages in. */
+void smith_rec_put_user_str(struct smith_rec *r, u16 id,
+			    const char __user *s, u32 cap);
+
+/* len bytes of user memory (e.g. mm->arg_start..arg_end). */
+void smith_rec_put_user_mem(struct smith_rec *r, u16 id,
+			    const void __user *p, unsigned long len, u32 cap);
+
+/*
+ * A user argv array (NULL-terminated pointers, 4 bytes each when compat):
+ * the strings, each with its NUL, as /proc/PID/cmdline shows them.
+ */
+void smith_rec_put_user_argv(struct smith_rec *r, u16 id,
+			     const void __user *argv, bool compat, u32 cap);
+
+/* d_path() of a path or of a file's path. */
+void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path);
+void smith_rec_put_file(struct smith_rec *r, u16 id, struct file *file);
+
+/* Path of the current task's file descriptor fd ("pipe:[ino]" etc.). */
+void smith_rec_put_fd(struct smith_rec *r, u16 id, int fd);
+
+/* The fields every event carries: exe and nodename. */
+void smith_rec_put_common(struct smith_rec *r);
+
+/* cwd, stdin, stdout and tty of the current task. */
+void smith_rec_put_cwd(struct smith_rec *r);
+void smith_rec_put_tty(struct smith_rec *r);
+
+/* Copy up to len bytes of user memory page by page; returns bytes copied. */
+u32 smith_copy_user(void *dst, const void __user *src, u32 len);
+
+#endif /* _SMITH_RECORD_H */
