@@ -1,0 +1,71 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# initramfs.sh VER OUTPUT [GUEST_DIR...]  build the test VM's initramfs for
+# kernel VER as an uncompressed newc cpio archive (the kernel unpacks it
+# faster than it would decompress it under emulation).  It holds:
+#
+#   /bin/busybox and its applet links     from busybox-static
+#   /init                                 scripts/vm/init
+#   /*.ko                                 out/kernel-VER/*.ko (build-module.sh)
+#   /guest/                               every file of each GUEST_DIR
+#   /scenarios/*.sh                       scripts/vm/scenarios/
+#   /etc/{passwd,group,hosts,...}         enough for Go programs and tests
+#
+# The kernel's own modules are not needed: Debian builds the serial
+# console, devtmpfs, IPv6, debugfs and kprobes into the kernel image.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ $# -ge 2 ] || die "usage: $0 VER OUTPUT [GUEST_DIR...]"
+ver=$1 output=$2
+shift 2
+
+busybox=$(command -v busybox) || die "busybox not found (scripts/deps.sh installs busybox-static)"
+# A dynamically linked busybox cannot run in the initramfs.
+case $(ldd "$busybox" 2>&1 || true) in *"not a dynamic"*) ;; *) false ;; esac ||
+	die "$busybox is not static: install busybox-static"
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/smith-initramfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,guest,scenarios}
+cp "$busybox" "$stage/bin/busybox"
+for applet in $("$busybox" --list-full); do
+	[ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
+done
+install -m 0755 "$VM_DIR/init" "$stage/init"
+
+cat >"$stage/etc/passwd" <<-EOF
+	root:x:0:0:root:/root:/bin/sh
+	nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$stage/etc/group" <<-EOF
+	root:x:0:
+	nogroup:x:65534:
+EOF
+cat >"$stage/etc/hosts" <<-EOF
+	127.0.0.1	localhost smith-vm
+	::1		localhost ip6-localhost ip6-loopback
+EOF
+echo "hosts: files dns" >"$stage/etc/nsswitch.conf"
+echo smith-vm >"$stage/etc/hostname"
+: >"$stage/etc/resolv.conf"
+
+kos=("$SMITH_OUT/kernel-$ver"/*.ko)
+if [ -e "${kos[0]}" ]; then
+	cp "${kos[@]}" "$stage/"
+else
+	log "warning: no module in $SMITH_OUT/kernel-$ver (run build-module.sh $ver)"
+fi
+
+for d in "$@"; do
+	[ -d "$d" ] || die "guest directory $d does not exist"
+	cp -a "$d/." "$stage/guest/"
+done
+cp "$VM_DIR"/scenarios/*.sh "$stage/scenarios/" 2>/dev/null || true
+
+mkdir -p "$(dirname "$output")"
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$output.tmp"
+mv "$output.tmp" "$output"
+log "$ver: $output ($(du -h "$output" | cut -f1))"

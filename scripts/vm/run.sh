@@ -1,0 +1,150 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run.sh VER SCENARIO  boot Debian kernel VER in QEMU (software emulation)
+# with the test initramfs and run scripts/vm/scenarios/SCENARIO.sh in it.
+#
+# Exit status: the scenario's; 1 also when the guest timed out, panicked,
+# printed an Oops, or its kernel log holds a WARNING, BUG, lockdep, KASAN,
+# UBSAN or "scheduling while atomic" report (scripts/vm/dmesg-allow.txt
+# lists the known-harmless boot lines).
+#
+# Everything lands in out/vm/VER/SCENARIO/: console.log (the whole serial
+# console), dmesg.log (the guest's kernel log at the end), result
+# (status, kernel release, boot and run times).
+#
+# Environment:
+#   SMITH_VM_TIMEOUT    seconds before the guest is killed (default: the
+#                       scenario's "# timeout: N" line, else 300)
+#   SMITH_GUEST_DIR     files for /guest in the VM (default out/guest)
+#   SMITH_VM_QUIET=1    do not stream the console while it runs
+#   SMITH_VM_MEM, SMITH_VM_SMP   guest memory (1G) and CPUs (2)
+#   SMITH_VM_APPEND     extra kernel command line
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 2 ] || die "usage: $0 VER SCENARIO (scenarios: $(cd "$VM_DIR/scenarios" && ls *.sh | sed 's/\.sh$//' | tr '\n' ' '))"
+ver=$1 scenario=$2
+script=$VM_DIR/scenarios/$scenario.sh
+[ -f "$script" ] || die "no scenario $script"
+
+# "# timeout: N" in the scenario sets its default time limit.
+timeout=${SMITH_VM_TIMEOUT:-$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$script" | head -n1)}
+timeout=${timeout:-300}
+guest=${SMITH_GUEST_DIR:-$SMITH_OUT/guest}
+qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (scripts/deps.sh installs qemu-system-x86)"
+
+kernel_env "$ver"
+dir=$SMITH_OUT/vm/$ver/$scenario
+mkdir -p "$dir"
+rm -f "$dir/console.log" "$dir/dmesg.log" "$dir/result"
+
+initrd=$SMITH_OUT/vm/$ver/initramfs.cpio
+guest_dirs=()
+[ -d "$guest" ] && guest_dirs+=("$guest")
+"$VM_DIR/initramfs.sh" "$ver" "$initrd" "${guest_dirs[@]}"
+
+# TCG only: KVM is not available (and nested guests hang).  Multi-threaded
+# TCG gives each virtual CPU its own host thread.
+cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 SMITH_SCENARIO=$scenario ${SMITH_VM_APPEND:-}"
+qemu_args=(
+	-machine q35 -accel tcg,thread=multi -cpu max
+	-smp "${SMITH_VM_SMP:-2}" -m "${SMITH_VM_MEM:-1G}"
+	-nodefaults -nographic -no-reboot
+	-monitor none -serial "file:$dir/console.log"
+	-kernel "$SMITH_VMLINUZ" -initrd "$initrd" -append "$cmdline"
+)
+echo "$qemu ${qemu_args[*]}" >"$dir/qemu.cmd"
+
+# The firmware's terminal escapes and the serial line's CRs, removed.
+clean_console() { sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' -e 's/\r$//' -e 's/\r/\n/g'; }
+secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+log "$ver ($SMITH_KVER) $scenario: booting, timeout ${timeout}s, logs in $dir"
+start=$(date +%s.%N)
+: >"$dir/console.log"
+timeout -k 5 "$timeout" "$qemu" "${qemu_args[@]}" </dev/null >"$dir/qemu.out" 2>&1 &
+qpid=$!
+tailpid=
+if [ -z "${SMITH_VM_QUIET:-}" ]; then
+	# The kernel log dump at the end goes to dmesg.log, not the terminal.
+	tail -n +1 -f --pid="$qpid" "$dir/console.log" | clean_console |
+		awk '/SMITH-VM-DMESG-BEGIN/ { skip = 1 } !skip { print; fflush() } /SMITH-VM-DMESG-END/ { skip = 0 }' &
+	tailpid=$!
+fi
+boot=
+while kill -0 "$qpid" 2>/dev/null; do
+	if [ -z "$boot" ] && grep -aq 'SMITH-VM-BEGIN' "$dir/console.log"; then
+		boot=$(secs_since "$start")
+	fi
+	sleep 0.2
+done
+rc=0
+wait "$qpid" || rc=$?
+[ -n "$tailpid" ] && wait "$tailpid" 2>/dev/null || true
+total=$(secs_since "$start")
+
+clean_console <"$dir/console.log" >"$dir/console.log.tmp" && mv "$dir/console.log.tmp" "$dir/console.log"
+console=$dir/console.log
+what="kernel $ver ($SMITH_KVER), scenario $scenario"
+
+last_lines() {
+	echo "---- last lines of $console:" >&2
+	tail -n "${1:-30}" "$console" >&2
+	echo "----" >&2
+}
+
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+	last_lines 40
+	die "$what: timed out after ${timeout}s (SMITH_VM_TIMEOUT), guest killed"
+fi
+if [ "$rc" != 0 ]; then
+	cat "$dir/qemu.out" >&2
+	die "$what: qemu failed (exit $rc), command in $dir/qemu.cmd"
+fi
+
+result=$(grep -a -o 'SMITH-VM-RESULT .*' "$console" | tail -n1 || true)
+sed -n '/SMITH-VM-DMESG-BEGIN/,/SMITH-VM-DMESG-END/p' "$console" | sed '1d;$d' >"$dir/dmesg.log"
+if [ -z "$result" ]; then
+	last_lines 60
+	if grep -aqE 'Kernel panic|Oops|BUG:|general protection fault' "$console"; then
+		die "$what: kernel panic or Oops before the scenario finished"
+	fi
+	die "$what: the guest stopped without a result line"
+fi
+if ! grep -q SMITH-VM-DMESG-END "$console"; then
+	last_lines 40
+	die "$what: the guest's kernel log did not come back complete"
+fi
+status=$(sed -n 's/.* status=\([0-9]*\).*/\1/p' <<<"$result")
+[ -n "$status" ] || die "$what: malformed result line: $result"
+begin_up=$(grep -a -o 'SMITH-VM-BEGIN .*' "$console" | sed -n 's/.*uptime=\([0-9.]*\).*/\1/p' | head -n1)
+end_up=$(sed -n 's/.*uptime=\([0-9.]*\).*/\1/p' <<<"$result")
+
+cat >"$dir/result" <<EOF
+kernel=$SMITH_KVER
+package=$SMITH_KPKG
+scenario=$scenario
+status=$status
+boot_host_s=${boot:-?}
+boot_guest_s=${begin_up:-?}
+scenario_guest_s=$(awk -v a="${begin_up:-0}" -v b="${end_up:-0}" 'BEGIN { printf "%.2f", b - a }')
+total_host_s=$total
+EOF
+
+# Kernel reports that fail the run whatever the scenario said.
+bad='WARNING:|BUG:|Oops|Call Trace:|scheduling while atomic|lockdep|possible (recursive|circular) locking|inconsistent lock state|KASAN|UBSAN|general protection fault|Kernel panic|kernel BUG|refcount_t:|list_(add|del) corruption|stack-protector|watchdog: BUG|hung_task|blocked for more than'
+allow=$VM_DIR/dmesg-allow.txt
+reports=$(grep -aE "$bad" "$dir/dmesg.log" | { if [ -s "$allow" ]; then grep -avEf <(grep -v '^#' "$allow" | grep .); else cat; fi; } || true)
+if [ -n "$reports" ]; then
+	echo "---- kernel reports in $dir/dmesg.log:" >&2
+	echo "$reports" | head -n 40 >&2
+	echo "----" >&2
+	die "$what: the guest kernel reported problems (scenario status $status)"
+fi
+
+if [ "$status" != 0 ]; then
+	log "$what: FAIL (status $status), console in $console"
+	exit "$status"
+fi
+log "$what: PASS (boot ${boot:-?}s host / ${begin_up:-?}s guest, total ${total}s)"
