@@ -79,14 +79,14 @@ int smith_hooks_init(void)
 
 	err = smith_record_init();
 	if (err) {
-		pr_err("smith: no memory for the per-CPU record buffers\n");
+		pr_err("no memory for the per-CPU record buffers\n");
 		return err;
 	}
 	attached += smith_exec_hooks_init();
 	attached += smith_connect_hooks_init();
 	attached += smith_module_hooks_init();
 	if (!attached) {
-		pr_err("smith: no hook could be attached\n");
+		pr_err("no hook could be attached\n");
 		smith_hooks_exit();
 		return -ENOENT;
 	}

@@ -204,9 +204,6 @@ int smith_connect_hooks_init(void)
 			smith_maxactive(SMITH_CONNECT_MAXACTIVE_PER_CPU,
 					SMITH_CONNECT_MAXACTIVE_CAP));
 
-	if (err)
-		pr_warn("smith: kretprobe connect: error %d, connects not recorded\n",
-			err);
 	smith_hook_attached(SMITH_HI_CONNECT, err);
 	return !err;
 }

@@ -244,12 +244,12 @@ int smith_exec_hooks_init(void)
 
 	tp_err = smith_tracepoint_register(&smith_exec_tracepoint);
 	if (tp_err)
-		pr_warn("smith: tracepoint sched_process_exec: error %d, successful execs not recorded\n",
+		pr_warn("tracepoint sched_process_exec: error %d, successful execs not recorded\n",
 			tp_err);
 
 	err = smith_kretprobe_register(&smith_execve_krp, maxactive);
 	if (err)
-		pr_warn("smith: kretprobe execve: error %d, failed execve not recorded\n",
+		pr_warn("kretprobe execve: error %d, failed execve not recorded\n",
 			err);
 	/* execve is attached when both its parts are. */
 	smith_hook_attached(SMITH_HI_EXECVE, tp_err ? tp_err : err);
@@ -257,7 +257,7 @@ int smith_exec_hooks_init(void)
 
 	err = smith_kretprobe_register(&smith_execveat_krp, maxactive);
 	if (err)
-		pr_warn("smith: kretprobe execveat: error %d, failed execveat not recorded\n",
+		pr_warn("kretprobe execveat: error %d, failed execveat not recorded\n",
 			err);
 	smith_hook_attached(SMITH_HI_EXECVEAT, tp_err ? tp_err : err);
 	n += !tp_err && !err;

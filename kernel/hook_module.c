@@ -237,20 +237,14 @@ int smith_module_hooks_init(void)
 
 	err = register_module_notifier(&smith_mod_nb);
 	if (err)
-		pr_warn("smith: module notifier: error %d, module names not recorded\n",
+		pr_warn("module notifier: error %d, module names not recorded\n",
 			err);
 
 	err = smith_kretprobe_register(&smith_init_module_krp, maxactive);
-	if (err)
-		pr_warn("smith: kretprobe init_module: error %d, not recorded\n",
-			err);
 	smith_hook_attached(SMITH_HI_INIT_MODULE, err);
 	n += !err;
 
 	err = smith_kretprobe_register(&smith_finit_module_krp, maxactive);
-	if (err)
-		pr_warn("smith: kretprobe finit_module: error %d, not recorded\n",
-			err);
 	smith_hook_attached(SMITH_HI_FINIT_MODULE, err);
 	n += !err;
 	return n;

@@ -89,7 +89,7 @@ static void smith_mntns_calibrate(void)
 			return;
 		}
 	}
-	pr_warn("smith: mount namespace layout not recognised, mnt_ns will be 0\n");
+	pr_warn("mount namespace layout not recognised, mnt_ns will be 0\n");
 }
 
 int smith_record_init(void)
