@@ -1,0 +1,305 @@
+// Package cli is smith-console's command line: `serve` runs the console,
+// and the seed's verbs (`list [prefix]`, `count`, `host <name-or-ip>`) read
+// a running console through the same HTTP API the web console uses.
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"smith/heartbeat/api"
+)
+
+// Version is the build's version, set with
+// -ldflags "-X smith/heartbeat/cli.Version=...".
+var Version = "dev"
+
+const usage = `smith-console: the Smith heartbeat server, web console and fleet CLI.
+
+Usage:
+  smith-console serve [flags]            run the console (heartbeats, web console, API)
+  smith-console list [flags] [prefix]    hosts whose name or IP starts with prefix
+  smith-console count [flags]            total, online and offline hosts
+  smith-console host [flags] <name-or-ip>
+                                         one host (id, name or IP) with its latest task results
+  smith-console -version                 print the version
+
+serve flags (each overrides the config file):
+  -config FILE      TOML config (see docs/CONSOLE.md)
+  -listen ADDR      listen address (default :8080)
+  -db FILE          host registry file (default /var/lib/smith/console.db)
+  -tls-cert FILE    serve HTTPS with this certificate ...
+  -tls-key FILE     ... and key
+  -log-level LEVEL  debug, info, warn, error
+  Secrets come from the config or SMITH_FLEET_TOKEN / SMITH_CONSOLE_PASSWORD.
+
+list, count and host flags (before the argument):
+  -server URL       console address (default $SMITH_CONSOLE_URL, else http://127.0.0.1:8080)
+  -password-file F  file holding the console password (default $SMITH_CONSOLE_PASSWORD)
+  -ca FILE          PEM CA certificates to verify an HTTPS console
+  -json             print the API's JSON instead of a table
+`
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// Run runs smith-console with args (without the program name) and returns
+// the exit code. ctx ends the serve verb (main cancels it on SIGINT and
+// SIGTERM).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch verb, rest := args[0], args[1:]; verb {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "-version", "--version", "version":
+		fmt.Fprintf(stdout, "smith-console %s (heartbeat protocol %s)\n", Version, api.Version)
+		return exitOK
+	case "serve":
+		return serve(ctx, rest, stderr, getenv)
+	case "list", "count", "host":
+		return query(ctx, verb, rest, stdout, stderr, getenv)
+	default:
+		fmt.Fprintf(stderr, "smith-console: unknown command %q (try smith-console --help)\n", verb)
+		return exitUsage
+	}
+}
+
+// consoleClient reads the console API with the console password.
+type consoleClient struct {
+	base     string
+	password string
+	http     *http.Client
+}
+
+func (c *consoleClient) get(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return fmt.Errorf("request %s: %w", c.base+path, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.password)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("console at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return api.ReadError(resp)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("answer of %s: %w", c.base+path, err)
+	}
+	return nil
+}
+
+func query(ctx context.Context, verb string, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("smith-console "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	defServer := getenv("SMITH_CONSOLE_URL")
+	if defServer == "" {
+		defServer = "http://127.0.0.1:8080"
+	}
+	server := fs.String("server", defServer, "console address")
+	pwFile := fs.String("password-file", "", "file holding the console password")
+	caFile := fs.String("ca", "", "PEM CA certificates for an HTTPS console")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	rest := fs.Args()
+	switch {
+	case verb == "list" && len(rest) > 1,
+		verb == "count" && len(rest) != 0,
+		verb == "host" && len(rest) != 1:
+		fmt.Fprintf(stderr, "smith-console %s: wrong arguments %q (try smith-console --help)\n", verb, rest)
+		return exitUsage
+	}
+
+	password := getenv("SMITH_CONSOLE_PASSWORD")
+	if *pwFile != "" {
+		raw, err := os.ReadFile(*pwFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "smith-console: password file: %v\n", err)
+			return exitUsage
+		}
+		password = strings.TrimSpace(string(raw))
+	}
+	if password == "" {
+		fmt.Fprintln(stderr, "smith-console: no console password: set SMITH_CONSOLE_PASSWORD or -password-file")
+		return exitUsage
+	}
+	hc, err := httpClient(*caFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "smith-console: %v\n", err)
+		return exitUsage
+	}
+	c := &consoleClient{base: strings.TrimRight(*server, "/"), password: password, http: hc}
+
+	switch verb {
+	case "list":
+		prefix := ""
+		if len(rest) == 1 {
+			prefix = rest[0]
+		}
+		var l api.HostList
+		err = c.get(ctx, api.HostsPath+"?prefix="+url.QueryEscape(prefix), &l)
+		if err == nil {
+			err = output(stdout, *asJSON, l, func(w io.Writer) { printList(w, l, time.Now()) })
+		}
+	case "count":
+		var n api.Counts
+		err = c.get(ctx, api.CountPath, &n)
+		if err == nil {
+			err = output(stdout, *asJSON, n, func(w io.Writer) {
+				fmt.Fprintf(w, "total %d  online %d  offline %d\n", n.Total, n.Online, n.Offline)
+			})
+		}
+	case "host":
+		var h api.Host
+		err = c.get(ctx, api.HostsPath+"/"+url.PathEscape(rest[0]), &h)
+		if err == nil {
+			err = output(stdout, *asJSON, h, func(w io.Writer) { printHost(w, h, time.Now()) })
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "smith-console %s: %v\n", verb, err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func httpClient(caFile string) (*http.Client, error) {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if caFile == "" {
+		return hc, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
+	}
+	hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return hc, nil
+}
+
+func output(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(w)
+	return nil
+}
+
+func status(online bool) string {
+	if online {
+		return "online"
+	}
+	return "offline"
+}
+
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printList(w io.Writer, l api.HostList, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS\tSPOOL BYTES")
+	for _, h := range l.Hosts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%d\n",
+			status(h.Online), h.Hostname, dash(strings.Join(h.IPs, ",")), ago(h.LastSeen, now),
+			dash(h.AgentVersion), dash(h.ModuleVersion), dash(h.Kernel),
+			h.EventRate, h.DropsTotal, h.Counters.SpoolBytes)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d shown; fleet: total %d  online %d  offline %d\n",
+		len(l.Hosts), l.Counts.Total, l.Counts.Online, l.Counts.Offline)
+}
+
+func printHost(w io.Writer, h api.Host, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	row("host", h.Hostname)
+	row("status", status(h.Online))
+	row("host id", h.HostID)
+	row("ips", dash(strings.Join(h.IPs, ", ")))
+	row("heartbeats from", dash(h.RemoteAddr))
+	row("last seen", fmt.Sprintf("%s (%s)", ago(h.LastSeen, now), h.LastSeen.UTC().Format(time.RFC3339)))
+	row("first seen", h.FirstSeen.UTC().Format(time.RFC3339))
+	row("kernel", dash(h.Kernel))
+	row("uptime", (time.Duration(h.UptimeSeconds) * time.Second).String())
+	row("agent", fmt.Sprintf("%s, up %s", dash(h.AgentVersion), time.Duration(h.AgentUptimeSeconds)*time.Second))
+	row("module", fmt.Sprintf("%s, abi %s, transport %s", dash(h.ModuleVersion), dash(h.ABIVersion), dash(h.Transport)))
+	row("event rate", fmt.Sprintf("%.1f/s", h.EventRate))
+	row("events", fmt.Sprintf("read %d, sent %d", h.Counters.EventsRead, h.Counters.EventsSent))
+	row("drops", fmt.Sprintf("%d%s", h.DropsTotal, dropDetail(h.Counters.Drops)))
+	row("spool", fmt.Sprintf("%d bytes, %d events", h.Counters.SpoolBytes, h.Counters.SpoolEvents))
+	row("ring fill", fmt.Sprintf("%.1f%%", h.Counters.RingFill*100))
+	if h.LastError != "" {
+		row("last error", h.LastError)
+	}
+	tw.Flush()
+	if len(h.Tasks) == 0 {
+		fmt.Fprintln(w, "\nno task results yet")
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tFINISHED\tRESULT\tITEMS\tSUMMARY")
+	for _, t := range h.Tasks {
+		result, summary := "ok", t.Summary
+		if t.Error != "" {
+			result, summary = "failed", t.Error
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Kind, ago(t.FinishedAt, now), result, t.Items, summary)
+	}
+	tw.Flush()
+}
+
+func dropDetail(drops map[string]uint64) string {
+	var parts []string
+	for reason, n := range drops {
+		if n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", reason, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	sort.Strings(parts)
+	return " (" + strings.Join(parts, ", ") + ")"
+}

@@ -1,0 +1,320 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"smith/heartbeat/api"
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
+)
+
+const (
+	fleetToken = "fleet-secret"
+	consolePw  = "console-secret"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func quietLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(&bytes.Buffer{})
+	return l
+}
+
+// liveConsole starts a console with two hosts, one of them silent past
+// the offline timeout, and returns its URL.
+func liveConsole(t *testing.T) string {
+	t.Helper()
+	now := time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{
+		OfflineAfter:  90 * time.Second,
+		TaskIntervals: map[api.TaskKind]time.Duration{api.TaskPackages: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{
+		FleetToken: fleetToken, ConsolePassword: consolePw, Registry: reg,
+		Now: func() time.Time { return clock() }, Log: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { ts.Close(); reg.Close() })
+
+	client := api.NewClient(ts.URL, fleetToken, ts.Client())
+	send := func(hb *api.Heartbeat) {
+		if _, err := client.Send(context.Background(), hb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(&api.Heartbeat{HostID: "id-db", Hostname: "db-1", IPs: []string{"10.1.0.7"}, AgentVersion: "1.0.0", Kernel: "5.10.0-33-amd64"})
+	now = now.Add(2 * time.Minute)
+	send(&api.Heartbeat{
+		HostID: "id-web", Hostname: "web-1", IPs: []string{"10.0.0.5"}, AgentVersion: "1.1.0",
+		ModuleVersion: "1.0.0", ABIVersion: "1.0", Kernel: "6.1.0-28-amd64",
+		Counters: api.Counters{Drops: map[string]uint64{"ring_full": 4}, SpoolBytes: 1234},
+		TaskResults: []api.TaskResult{{
+			ID: "packages-1", Kind: api.TaskPackages, Items: 412, Summary: "412 packages (dpkg)",
+			FinishedAt: now.Add(-time.Second),
+		}},
+	})
+	return ts.URL
+}
+
+func runCLI(t *testing.T, e map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = Run(context.Background(), args, &out, &errOut, env(e))
+	return code, out.String(), errOut.String()
+}
+
+func TestCLIVerbsAgainstLiveConsole(t *testing.T) {
+	url := liveConsole(t)
+	e := map[string]string{"SMITH_CONSOLE_URL": url, "SMITH_CONSOLE_PASSWORD": consolePw}
+
+	code, out, errOut := runCLI(t, e, "count")
+	if code != 0 || out != "total 2  online 1  offline 1\n" {
+		t.Errorf("count: %d %q %q", code, out, errOut)
+	}
+
+	code, out, _ = runCLI(t, e, "list")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 4 || !strings.HasPrefix(lines[0], "STATUS") ||
+		!strings.HasPrefix(lines[1], "offline  db-1") || !strings.HasPrefix(lines[2], "online   web-1") ||
+		lines[3] != "2 shown; fleet: total 2  online 1  offline 1" {
+		t.Errorf("list: %d\n%s", code, out)
+	}
+	if !strings.Contains(lines[2], "1234") || !strings.Contains(lines[2], "6.1.0-28-amd64") {
+		t.Errorf("list row lacks spool or kernel: %q", lines[2])
+	}
+
+	code, out, _ = runCLI(t, e, "list", "10.1.")
+	if code != 0 || !strings.Contains(out, "db-1") || strings.Contains(out, "web-1") {
+		t.Errorf("list 10.1.: %d\n%s", code, out)
+	}
+
+	code, out, _ = runCLI(t, e, "host", "10.0.0.5")
+	for _, want := range []string{"web-1", "online", "id-web", "ring_full 4", "packages", "412 packages (dpkg)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("host output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("host: exit %d", code)
+	}
+
+	code, out, _ = runCLI(t, e, "host", "-json", "web-1")
+	var h api.Host
+	if err := json.Unmarshal([]byte(out), &h); code != 0 || err != nil || h.HostID != "id-web" || len(h.Tasks) != 1 {
+		t.Errorf("host -json: %d %v %+v", code, err, h)
+	}
+}
+
+func TestCLIErrors(t *testing.T) {
+	url := liveConsole(t)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown host", map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, []string{"host", "-server", url, "nope"}, 1, "not_found"},
+		{"wrong password", map[string]string{"SMITH_CONSOLE_PASSWORD": "guess"}, []string{"count", "-server", url}, 1, "401"},
+		{"fleet token is not a console password", map[string]string{"SMITH_CONSOLE_PASSWORD": fleetToken}, []string{"count", "-server", url}, 1, "401"},
+		{"no password", nil, []string{"count", "-server", url}, 2, "no console password"},
+		{"host needs an argument", map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, []string{"host", "-server", url}, 2, "wrong arguments"},
+		{"unknown verb", nil, []string{"frobnicate"}, 2, "unknown command"},
+		{"console down", map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, []string{"count", "-server", "http://127.0.0.1:1"}, 1, "console at"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("exit %d, stderr %q; want exit %d and one line with %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "--help")
+	if code != 0 || !strings.Contains(out, "smith-console list") || !strings.Contains(out, "-tls-cert") {
+		t.Errorf("--help: %d %q", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "-version")
+	if code != 0 || !strings.HasPrefix(out, "smith-console "+Version) {
+		t.Errorf("-version: %d %q", code, out)
+	}
+}
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.toml", `
+listen = "127.0.0.1:9000"
+fleet_token = "from-file"
+console_password = "pw"
+db = "/tmp/x.db"
+heartbeat_interval = "10s"
+[tasks]
+packages = "0s"
+users = "1h"
+`)
+	cfg, err := LoadConfig(good, env(map[string]string{"SMITH_FLEET_TOKEN": "from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9000" || cfg.FleetToken != "from-env" || cfg.ConsolePassword != "pw" ||
+		cfg.OfflineTimeout() != 30*time.Second || cfg.FlushInterval.Duration != time.Second {
+		t.Errorf("config = %+v", cfg)
+	}
+	iv := cfg.TaskIntervals()
+	if iv[api.TaskPackages] != 0 || iv[api.TaskUsers] != time.Hour || iv[api.TaskCrontabs] != 6*time.Hour {
+		t.Errorf("task intervals = %v", iv)
+	}
+
+	for name, tc := range map[string]struct{ text, want string }{
+		"unknown key":       {`lisen = ":1"`, "unknown key(s): lisen"},
+		"unknown task key":  {"[tasks]\nsockets = \"1h\"", "not a task kind"},
+		"bad duration":      {`heartbeat_interval = "soon"`, "heartbeat_interval"},
+		"cert without key":  {`tls_cert = "/c.pem"`, "tls_cert and tls_key"},
+		"offline too short": {"heartbeat_interval = \"30s\"\noffline_after = \"10s\"", "flap"},
+		"no fleet token":    {`console_password = "x"`, "no fleet token"},
+		"bad log format":    {`log_format = "xml"`, "log_format"},
+		"not TOML":          {`listen = `, "config"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(name, " ", "_")+".toml", tc.text)
+			e := env(map[string]string{"SMITH_FLEET_TOKEN": "f", "SMITH_CONSOLE_PASSWORD": "c"})
+			if name == "no fleet token" {
+				e = env(nil)
+			}
+			cfg, err := LoadConfig(p, e)
+			if err == nil {
+				err = cfg.Check()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "missing.toml"), env(nil)); err == nil {
+		t.Error("missing file accepted")
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestServeRestartKeepsHosts runs the serve verb as main does, posts a
+// heartbeat, stops it with the context (SIGTERM), starts it again on the
+// same registry file and finds the host.
+func TestServeRestartKeepsHosts(t *testing.T) {
+	dir := t.TempDir()
+	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
+	db := filepath.Join(dir, "state", "console.db")
+
+	start := func() (url string, stop func() int) {
+		addr := freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		var logs bytes.Buffer
+		go func() {
+			done <- Run(ctx, []string{"serve", "-listen", addr, "-db", db, "-log-level", "warn"}, &logs, &logs, env(e))
+		}()
+		url = "http://" + addr
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(url + api.HealthPath)
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			select {
+			case code := <-done:
+				t.Fatalf("serve exited %d before listening", code)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve not listening on %s: %v", addr, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return url, func() int { cancel(); return <-done }
+	}
+
+	url, stop := start()
+	if _, err := api.NewClient(url, fleetToken, nil).Send(context.Background(),
+		&api.Heartbeat{HostID: "id-1", Hostname: "kept-1", Kernel: "6.12.9-amd64"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+
+	url, stop = start()
+	defer func() {
+		if code := stop(); code != 0 {
+			t.Errorf("serve exit %d", code)
+		}
+	}()
+	code, out, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, "host", "-server", url, "kept-1")
+	if code != 0 || !strings.Contains(out, "6.12.9-amd64") {
+		t.Errorf("after restart: %d %q %q", code, out, errOut)
+	}
+}
+
+func TestServeRefusesBadStart(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		"no secrets":   {[]string{"serve", "-db", filepath.Join(dir, "a.db")}, nil, 2, "no fleet token"},
+		"missing cert": {[]string{"serve", "-db", filepath.Join(dir, "b.db"), "-tls-cert", "/nonexistent.pem", "-tls-key", "/nonexistent.key"}, map[string]string{"SMITH_FLEET_TOKEN": "f", "SMITH_CONSOLE_PASSWORD": "c"}, 1, "TLS certificate"},
+		"stray arg":    {[]string{"serve", "extra"}, nil, 2, "unexpected arguments"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d %q, want %d with %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,204 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on SIGTERM;
+// heartbeats are small, so a few seconds is plenty.
+const shutdownGrace = 5 * time.Second
+
+func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("smith-console serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	configPath := fs.String("config", "", "TOML config file")
+	listen := fs.String("listen", "", "listen address")
+	db := fs.String("db", "", "host registry file")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate (PEM)")
+	tlsKey := fs.String("tls-key", "", "TLS key (PEM)")
+	logLevel := fs.String("log-level", "", "debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "smith-console serve: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "smith-console: %v\n", err)
+		return exitUsage
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen = *listen
+		case "db":
+			cfg.DB = *db
+		case "tls-cert":
+			cfg.TLSCert = *tlsCert
+		case "tls-key":
+			cfg.TLSKey = *tlsKey
+		case "log-level":
+			cfg.LogLevel = *logLevel
+		}
+	})
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "smith-console: %v\n", err)
+		return exitUsage
+	}
+	logger, closeLog, err := newLogger(&cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "smith-console: %v\n", err)
+		return exitUsage
+	}
+	defer closeLog()
+	if err := run(ctx, &cfg, logger); err != nil {
+		logger.Error(err.Error())
+		return exitFail
+	}
+	return exitOK
+}
+
+func newLogger(cfg *Config, stderr io.Writer) (*logrus.Logger, func(), error) {
+	logger := logrus.New()
+	level, err := logrus.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: log_level: %w", err)
+	}
+	logger.SetLevel(level)
+	if cfg.LogFormat == "json" {
+		logger.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		logger.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
+	logger.SetOutput(stderr)
+	closeLog := func() {}
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("log file: %w", err)
+		}
+		logger.SetOutput(f)
+		closeLog = func() { f.Close() }
+	}
+	return logger, closeLog, nil
+}
+
+// run serves until ctx ends, then shuts down in order: stop accepting,
+// let in-flight requests finish, stop the maintenance loop, flush and
+// close the registry.
+func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("TLS certificate %s / key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
+		return fmt.Errorf("registry directory: %w", err)
+	}
+	reg, err := store.Open(cfg.DB, store.Policy{
+		OfflineAfter:  cfg.OfflineTimeout(),
+		TaskIntervals: cfg.TaskIntervals(),
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{
+		FleetToken:      cfg.FleetToken,
+		ConsolePassword: cfg.ConsolePassword,
+		Registry:        reg,
+		Interval:        cfg.HeartbeatInterval.Duration,
+		SessionTTL:      cfg.SessionTTL.Duration,
+		SecureCookie:    tlsConfig != nil,
+		Log:             logger,
+	})
+	if err != nil {
+		reg.Close()
+		return fmt.Errorf("config: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		reg.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	// http.Server's own complaints (TLS handshakes, bad requests) at
+	// debug level: a scanner must not be able to flood the log.
+	errLog := logger.WriterLevel(logrus.DebugLevel)
+	defer errLog.Close()
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(errLog, "", 0),
+	}
+	logger.WithFields(logrus.Fields{
+		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "db": cfg.DB,
+		"heartbeat_interval": cfg.HeartbeatInterval.String(), "offline_after": cfg.OfflineTimeout().String(),
+	}).Info("smith-console listening")
+
+	maintainCtx, stopMaintain := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		srv.Maintain(maintainCtx, cfg.FlushInterval.Duration)
+	}()
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case serveErr = <-served:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		logger.WithError(err).Warn("requests still running at shutdown")
+	}
+	if serveErr == nil {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	} else if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	stopMaintain()
+	wg.Wait()
+	if err := reg.Close(); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve on %s: %w", cfg.Listen, serveErr)
+	}
+	logger.Info("stopped; registry saved")
+	return nil
+}
