@@ -27,7 +27,10 @@ type Chart struct {
 	LogX, LogY bool
 	// Diagonal adds a dashed y = x reference line (offered = carried).
 	Diagonal bool
-	Series   []Series
+	// CDF draws y from 0 to 1 with the legend bottom right, out of the
+	// way of curves that rise on the left.
+	CDF    bool
+	Series []Series
 }
 
 // palette: distinguishable in colour and when printed grey.
@@ -46,8 +49,9 @@ func (c Chart) Save(path string, w, h vg.Length) error {
 	p.Title.Text = c.Title
 	p.X.Label.Text = c.XLabel
 	p.Y.Label.Text = c.YLabel
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.Top = !c.CDF
+	p.Legend.Left = !c.CDF
+	p.Legend.Padding = vg.Points(4)
 	p.Add(plotter.NewGrid())
 	if c.LogX {
 		p.X.Scale = plot.LogScale{}
@@ -99,6 +103,9 @@ func (c Chart) Save(path string, w, h vg.Length) error {
 		d.Color = color.Gray{Y: 0x80}
 		p.Add(d)
 		p.Legend.Add("offered = carried", d)
+	}
+	if c.CDF {
+		p.Y.Min, p.Y.Max = 0, 1
 	}
 	if err := p.Save(w, h, path); err != nil {
 		return fmt.Errorf("write chart %s: %w", path, err)

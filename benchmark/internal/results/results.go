@@ -45,10 +45,11 @@ type LoopRun struct {
 }
 
 // HookLatency is the module's own histogram of time spent in one hook
-// (SMITH_IOC_GET_LATENCY) over all rounds of a configuration.
+// (SMITH_IOC_GET_LATENCY) in one round of a configuration.
 type HookLatency struct {
 	Config   string `json:"config"`
 	Hook     string `json:"hook"`
+	Round    int    `json:"round"`
 	Count    uint64 `json:"count"`
 	MedianNs uint64 `json:"median_ns"`
 	P95Ns    uint64 `json:"p95_ns"`

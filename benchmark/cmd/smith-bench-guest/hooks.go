@@ -1,0 +1,233 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"smith/benchmark/internal/results"
+	"smith/shm"
+)
+
+// consumer is a reader of the module's records that this program runs
+// while the loops do: the shm ring reader or the netlink socket.
+type consumer interface {
+	received() uint64    // records of any type so far
+	testRecords() uint64 // SMITH_REC_TEST records so far
+	Close() error
+}
+
+// session is a loaded module with its consumer attached (shm, netlink) or
+// none (loaded).
+type session struct {
+	dev  *device // nil for "loaded": opening the device attaches a reader
+	cons consumer
+}
+
+func (s *session) Close() error {
+	var err error
+	if s.cons != nil {
+		err = s.cons.Close()
+	}
+	if s.dev != nil {
+		if cerr := s.dev.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// start brings up a configuration: the module in the right mode and its
+// consumer attached.
+func (b *bench) start(config string) (*session, error) {
+	switch config {
+	case results.ConfigNone:
+		return &session{}, b.m.unload()
+	case results.ConfigLoaded:
+		return &session{}, b.m.load(shm.TransportSHM, false)
+	case results.ConfigShm:
+		if err := b.m.load(shm.TransportSHM, false); err != nil {
+			return nil, err
+		}
+		r, err := openShmConsumer()
+		if err != nil {
+			return nil, err
+		}
+		if b.res.Module == "" {
+			if in, err := r.dev.info(); err == nil {
+				b.res.Module = string(bytes.TrimRight(in.Version[:], "\x00"))
+			}
+		}
+		return &session{dev: r.dev, cons: r}, nil
+	case results.ConfigNetlink:
+		if err := b.m.load(shm.TransportNetlink, false); err != nil {
+			return nil, err
+		}
+		nl, err := openNetlink()
+		if err != nil {
+			return nil, err
+		}
+		// With netlink the device only answers ioctls: opening it does
+		// not attach a reader.
+		dev, err := openDevice()
+		if err != nil {
+			nl.Close()
+			return nil, err
+		}
+		return &session{dev: dev, cons: nl}, nil
+	}
+	return nil, fmt.Errorf("unknown configuration %q", config)
+}
+
+// hookCost runs every configuration once per round, in the same order
+// every round, and the latency pass for the transports.
+func (b *bench) hookCost() error {
+	for round := 1; round <= b.o.rounds; round++ {
+		for _, config := range results.Configs {
+			fmt.Fprintf(os.Stderr, "smith-bench-guest: hook cost round %d/%d: %s\n", round, b.o.rounds, config)
+			if err := b.hookRound(round, config); err != nil {
+				return fmt.Errorf("hook cost, round %d, %s: %w", round, config, err)
+			}
+		}
+	}
+	return b.m.unload()
+}
+
+func (b *bench) hookRound(round int, config string) error {
+	s, err := b.start(config)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	last := round == b.o.rounds
+	for _, op := range []string{"exec", "connect"} {
+		var before shm.Stats
+		if s.dev != nil {
+			if before, err = s.dev.stats(); err != nil {
+				return err
+			}
+		}
+		run, samples, err := b.loop(op, b.n(op), last)
+		if err != nil {
+			return err
+		}
+		run.Config, run.Round = config, round
+		if s.dev != nil {
+			after, err := s.dev.stats()
+			if err != nil {
+				return err
+			}
+			run.Records = produced(after) - produced(before)
+			run.Dropped = dropped(after) - dropped(before)
+		}
+		b.res.Loops = append(b.res.Loops, run)
+		if samples != nil {
+			b.res.Samples = append(b.res.Samples, results.Samples{Config: config, Op: op, Ns: samples})
+		}
+	}
+	if s.dev == nil {
+		return nil
+	}
+	return b.latencyPass(s.dev, config, round)
+}
+
+// latencyPass runs the loops again with the module timing its hooks, and
+// reads the histograms.
+func (b *bench) latencyPass(dev *device, config string, round int) error {
+	if err := b.m.setLatency(true); err != nil {
+		b.note("no hook latency for %s, round %d: %v", config, round, err)
+		return nil
+	}
+	defer func() { _ = b.m.setLatency(false) }()
+	if err := dev.resetLatency(); err != nil {
+		return err
+	}
+	n := b.o.latencyN
+	for _, op := range []string{"exec", "connect"} {
+		if n < 0 {
+			n = b.n(op)
+		}
+		if _, _, err := b.loop(op, n, false); err != nil {
+			return err
+		}
+	}
+	for _, h := range []struct {
+		name string
+		bit  uint32
+	}{{"execve", 0}, {"connect", 2}} {
+		l, err := dev.latency(h.bit)
+		if err != nil {
+			return err
+		}
+		b.res.Latency = append(b.res.Latency, results.HookLatency{
+			Config: config, Hook: h.name, Round: round, Count: l.Count,
+			MedianNs: l.MedianNs, P95Ns: l.P95Ns, P99Ns: l.P99Ns, MaxNs: l.MaxNs,
+		})
+	}
+	return nil
+}
+
+func (b *bench) n(op string) int {
+	if op == "exec" {
+		return b.o.execN
+	}
+	return b.o.connectN
+}
+
+// loop runs hookloop once; with keep, it returns the per-iteration times.
+func (b *bench) loop(op string, n int, keep bool) (results.LoopRun, []float64, error) {
+	args := []string{op, strconv.Itoa(n)}
+	if op == "exec" {
+		args = append(args, b.o.noop)
+	}
+	var samplePath string
+	if keep {
+		samplePath = filepath.Join(os.TempDir(), "hookloop-samples")
+		args = append(args, samplePath)
+	}
+	var run results.LoopRun
+	out, err := exec.Command(b.o.hookloop, args...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(ee.Stderr))
+		}
+		return run, nil, fmt.Errorf("%s %v: %w", b.o.hookloop, args, err)
+	}
+	if err := json.Unmarshal(out, &run); err != nil {
+		return run, nil, fmt.Errorf("hookloop output %q: %w", out, err)
+	}
+	if !keep {
+		return run, nil, nil
+	}
+	samples, err := readSamples(samplePath)
+	return run, samples, err
+}
+
+func readSamples(path string) ([]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read loop samples: %w", err)
+	}
+	defer f.Close()
+	defer os.Remove(path)
+	var v []float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		x, err := strconv.ParseFloat(sc.Text(), 64)
+		if err != nil {
+			return nil, fmt.Errorf("loop samples %s: %w", path, err)
+		}
+		v = append(v, x)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read loop samples %s: %w", path, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,138 @@
+//go:build linux
+
+// Command smith-bench-guest runs the hook-cost and transport benchmarks of
+// one VM boot and writes their results as one JSON file
+// (benchmark/internal/results.VM).
+//
+// Hook cost: the guest loops of benchmark/guest/hookloop.c run in four
+// configurations, interleaved round by round so that drift in the machine's
+// load hits every configuration alike:
+//
+//	none     the module is not loaded
+//	loaded   the module is loaded, no reader has ever attached
+//	shm      shm transport, this program consuming the ring
+//	netlink  netlink transport, this program consuming the socket
+//
+// For shm and netlink a second, untimed pass of the loops runs with the
+// module's latency self-measurement switched on, and its per-hook histogram
+// (SMITH_IOC_GET_LATENCY) is read: the timed pass stays free of the
+// measurement's own cost.
+//
+// Transports: SMITH_IOC_EMIT_TEST writes test records in the kernel as fast
+// as it can; the time the ioctl takes per record is the producer's cost per
+// record, and a rising offered rate finds where each transport first drops.
+//
+// The consumers here only count records: they stand for a reader that keeps
+// up, so what is measured is the module and its transport.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"smith/benchmark/internal/results"
+)
+
+type options struct {
+	out            string
+	module         string
+	hookloop       string
+	noop           string
+	cpu            string
+	where          string
+	rounds         int
+	execN          int
+	connectN       int
+	latencyN       int
+	transportParam string
+	latencyParam   string
+	emitCount      int
+	emitLen        int
+	stepSeconds    float64
+	maxRate        float64
+	skipHooks      bool
+	skipTransports bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.out, "out", "bench-vm.json", "write the results to this JSON `file`")
+	flag.StringVar(&o.module, "module", "/smith.ko", "the module to load")
+	flag.StringVar(&o.hookloop, "hookloop", "/bin/hookloop", "the syscall loop program")
+	flag.StringVar(&o.noop, "noop", "/bin/noop", "the program the exec loop runs")
+	flag.StringVar(&o.cpu, "cpu", "", "host CPU model, for the report (the guest sees an emulated one)")
+	flag.StringVar(&o.where, "where", "QEMU TCG", "how the VM runs, for the report")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of every configuration")
+	flag.IntVar(&o.execN, "exec-n", 200, "execs per loop run")
+	flag.IntVar(&o.connectN, "connect-n", 1000, "connects per loop run")
+	flag.IntVar(&o.latencyN, "latency-n", 0, "iterations of the latency pass (0: same as the timed pass)")
+	flag.StringVar(&o.transportParam, "transport-param", "send_type", "module parameter choosing the transport")
+	flag.StringVar(&o.latencyParam, "latency-param", "measure_latency", "module parameter switching latency measurement")
+	flag.IntVar(&o.emitCount, "emit-count", 4096, "test records per SMITH_IOC_EMIT_TEST call in the cost runs")
+	flag.IntVar(&o.emitLen, "emit-len", 256, "bytes per test record, header included")
+	flag.Float64Var(&o.stepSeconds, "step-seconds", 1, "duration of each offered-rate step")
+	flag.Float64Var(&o.maxRate, "max-rate", 5e6, "highest offered rate tried, records/s")
+	flag.BoolVar(&o.skipHooks, "skip-hooks", false, "skip the hook-cost benchmark")
+	flag.BoolVar(&o.skipTransports, "skip-transports", false, "skip the transport benchmark")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [flags]\n\n"+
+			"Hook-cost and transport benchmarks inside a VM (as root, module not loaded).\n\n", os.Args[0])
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if o.latencyN == 0 {
+		o.latencyN = -1
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintf(os.Stderr, "smith-bench-guest: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	res := &results.VM{
+		Machine: results.Machine{CPU: o.cpu, Kernel: kernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
+		Rounds:  o.rounds,
+	}
+	m := &module{path: o.module, transportParam: o.transportParam, latencyParam: o.latencyParam}
+	b := &bench{o: o, m: m, res: res}
+	defer func() { _ = m.unload() }()
+	var err error
+	if !o.skipHooks {
+		err = b.hookCost()
+	}
+	if err == nil && !o.skipTransports {
+		err = b.transports()
+	}
+	if err != nil {
+		// Keep what was measured: a partial file says more than none.
+		res.Notes = append(res.Notes, "stopped early: "+err.Error())
+	}
+	if werr := results.Write(o.out, res); werr != nil {
+		return werr
+	}
+	return err
+}
+
+type bench struct {
+	o   options
+	m   *module
+	res *results.VM
+}
+
+func (b *bench) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintln(os.Stderr, "smith-bench-guest:", msg)
+	b.res.Notes = append(b.res.Notes, msg)
+}
+
+func kernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,170 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"smith/benchmark/internal/results"
+)
+
+// transports measures, for shm and then netlink, the producer's cost per
+// record and the highest offered rate carried before the first drop.
+func (b *bench) transports() error {
+	for _, t := range []struct {
+		name   string
+		config string
+	}{{"shm", results.ConfigShm}, {"netlink", results.ConfigNetlink}} {
+		fmt.Fprintf(os.Stderr, "smith-bench-guest: transport %s\n", t.name)
+		if err := b.transport(t.name, t.config); err != nil {
+			return fmt.Errorf("transport %s: %w", t.name, err)
+		}
+	}
+	return b.m.unload()
+}
+
+func (b *bench) transport(name, config string) error {
+	s, err := b.start(config)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	e := &emitter{dev: s.dev, cons: s.cons}
+	for round := 1; round <= b.o.rounds; round++ {
+		c, err := e.cost(uint32(b.o.emitCount), uint32(b.o.emitLen))
+		if err != nil {
+			return err
+		}
+		c.Transport, c.Round = name, round
+		b.res.Cost = append(b.res.Cost, c)
+	}
+	step := time.Duration(b.o.stepSeconds * float64(time.Second))
+	for _, rate := range offeredRates(b.o.maxRate) {
+		st, err := e.step(rate, step, uint32(b.o.emitLen))
+		if err != nil {
+			return err
+		}
+		st.Transport = name
+		b.res.Saturation = append(b.res.Saturation, st)
+		fmt.Fprintf(os.Stderr, "smith-bench-guest: %s offered %.0f/s achieved %.0f/s carried %.0f/s dropped %d\n",
+			name, st.Offered, st.Achieved, st.Carried, st.Dropped)
+		// One step past the first drop shows the trend; more only
+		// spend time.
+		if st.Dropped > 0 || st.Achieved < 0.5*st.Offered {
+			break
+		}
+	}
+	return nil
+}
+
+// offeredRates are the steps of the rising load: 1, 2, 5 per decade.
+func offeredRates(maxRate float64) []float64 {
+	var r []float64
+	for dec := 1e3; dec <= maxRate; dec *= 10 {
+		for _, m := range []float64{1, 2, 5} {
+			if v := m * dec; v <= maxRate {
+				r = append(r, v)
+			}
+		}
+	}
+	return r
+}
+
+// emitter drives SMITH_IOC_EMIT_TEST and waits for the consumer to see
+// the records.
+type emitter struct {
+	dev  *device
+	cons consumer
+	seq  uint64
+}
+
+// cost times one call writing count records.
+func (e *emitter) cost(count, length uint32) (results.TransportCost, error) {
+	var c results.TransportCost
+	before, err := e.dev.stats()
+	if err != nil {
+		return c, err
+	}
+	got0 := e.cons.testRecords()
+	t0 := time.Now()
+	written, err := e.dev.emit(count, length, e.seq)
+	el := time.Since(t0)
+	e.seq += uint64(count)
+	if err != nil {
+		return c, err
+	}
+	got := e.drain(got0, written, 10*time.Second)
+	after, err := e.dev.stats()
+	if err != nil {
+		return c, err
+	}
+	c.RecordLen = int(length)
+	c.Records = uint64(count)
+	c.ElapsedNs = uint64(el.Nanoseconds())
+	c.NsPerRecord = float64(el.Nanoseconds()) / float64(count)
+	c.Received = got
+	c.Dropped = dropped(after) - dropped(before)
+	return c, nil
+}
+
+// drain waits until the consumer has seen want more test records than
+// from, or until timeout; it returns how many it saw.
+func (e *emitter) drain(from, want uint64, timeout time.Duration) uint64 {
+	deadline := time.Now().Add(timeout)
+	for {
+		got := e.cons.testRecords() - from
+		if got >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// step offers rate records/s for d, in one ioctl every tick, then lets the
+// consumer catch up.
+func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.RateStep, error) {
+	const tick = 10 * time.Millisecond
+	st := results.RateStep{Offered: rate}
+	before, err := e.dev.stats()
+	if err != nil {
+		return st, err
+	}
+	got0 := e.cons.testRecords()
+	perTick := rate * tick.Seconds()
+	var owed float64
+	var sent, written uint64
+	t0 := time.Now()
+	for next := t0; time.Since(t0) < d; {
+		owed += perTick
+		n := uint32(owed)
+		owed -= float64(n)
+		if n > 0 {
+			w, err := e.dev.emit(n, length, e.seq)
+			if err != nil {
+				return st, err
+			}
+			e.seq += uint64(n)
+			sent += uint64(n)
+			written += w
+		}
+		next = next.Add(tick)
+		if wait := time.Until(next); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	offerSecs := time.Since(t0).Seconds()
+	got := e.drain(got0, written, 5*time.Second)
+	after, err := e.dev.stats()
+	if err != nil {
+		return st, err
+	}
+	st.Seconds = offerSecs
+	st.Sent = sent
+	st.Received = got
+	st.Dropped = dropped(after) - dropped(before)
+	st.Achieved = float64(sent) / offerSecs
+	st.Carried = float64(got) / offerSecs
+	return st, nil
+}

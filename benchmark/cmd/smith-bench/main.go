@@ -1,0 +1,111 @@
+// Command smith-bench runs the host side of `make bench` and writes the
+// report.
+//
+//	smith-bench gobench  [-count N] [-benchtime D] [-o FILE] PKG...
+//	    run the Go benchmarks of PKG (shm/, agent/...) and keep their figures
+//	smith-bench pipeline -agent BIN [-o FILE] ...
+//	    the agent's whole pipeline into a kfake broker at rising rates,
+//	    then its CPU and RSS at a steady rate
+//	smith-bench report   [-in DIR] [-doc FILE] [-charts DIR]
+//	    turn the result files of DIR (vm-*.json from the VM runs,
+//	    gobench.json, pipeline.json) into the Hook cost, Transports and
+//	    Pipeline sections of docs/BENCHMARKS.md and the docs/*.png charts
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"smith/benchmark/internal/results"
+)
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `usage: smith-bench gobench|pipeline|report [flags]
+
+  gobench   run the Go benchmarks of the given packages, keep their figures
+  pipeline  the agent's pipeline into a kfake broker at rising rates
+  report    write docs/BENCHMARKS.md sections and docs/*.png charts
+
+"smith-bench COMMAND -h" lists a command's flags.
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "gobench":
+		err = cmdGoBench(os.Args[2:])
+	case "pipeline":
+		err = cmdPipeline(os.Args[2:])
+	case "report":
+		err = cmdReport(os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
+		return
+	default:
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "smith-bench %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func cmdGoBench(args []string) error {
+	fs := flag.NewFlagSet("gobench", flag.ExitOnError)
+	out := fs.String("o", "out/bench/gobench.json", "write the figures to this `file`")
+	count := fs.Int("count", 5, "runs of each benchmark")
+	benchtime := fs.String("benchtime", "1s", "go test -benchtime of each run")
+	goBin := fs.String("go", "go", "the go command")
+	fs.Parse(args)
+	if fs.NArg() == 0 {
+		return fmt.Errorf("no packages given")
+	}
+	list, err := runGoBench(*goBin, fs.Args(), *count, *benchtime)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return fmt.Errorf("no benchmark results from %s", strings.Join(fs.Args(), " "))
+	}
+	return results.Write(*out, results.Host{Machine: hostMachine(), GoBench: list})
+}
+
+// hostMachine describes this machine the way lscpu does ("Model name" is
+// /proc/cpuinfo's "model name").
+func hostMachine() results.Machine {
+	return results.Machine{CPU: cpuModel(), Kernel: osRelease(), CPUs: runtime.NumCPU(), Where: "host"}
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func osRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}

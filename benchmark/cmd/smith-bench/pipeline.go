@@ -1,0 +1,7 @@
+package main
+
+import "fmt"
+
+func cmdPipeline(args []string) error {
+	return fmt.Errorf("not available yet")
+}

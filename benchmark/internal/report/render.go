@@ -1,0 +1,600 @@
+package report
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+
+	"smith/benchmark/internal/chart"
+	"smith/benchmark/internal/results"
+	"smith/benchmark/internal/stats"
+)
+
+// The 2018 seed's published figures (real hardware, CentOS 7).
+const (
+	seedShmConnectNs     = 8478
+	seedNetlinkConnectNs = 11558
+	seedExecveNs         = 4823
+)
+
+// Targets the benchmarks report against (they never gate).
+const (
+	targetConnectOverhead = 0.05 // shm, connect loop
+	targetExecOverhead    = 0.03 // shm, exec loop
+	targetCostRatio       = 1.0 / 3
+)
+
+// Input is everything a report is made from.
+type Input struct {
+	VMs  []results.VM  // one per kernel, in the order run
+	Host *results.Host // nil when the host part did not run
+	// Date and Command describe the run for the header.
+	Date    string
+	Command string
+}
+
+// Chart is a chart file to write under docs/.
+type Chart struct {
+	File  string // base name, e.g. bench-transport-load.png
+	Chart chart.Chart
+}
+
+// Output is the generated part of docs/BENCHMARKS.md and its charts.
+type Output struct {
+	Header   string
+	Sections []Section
+	Charts   []Chart
+}
+
+// Render builds the header, the "Hook cost", "Transports" and "Pipeline"
+// sections and the charts from the results.
+func Render(in Input) Output {
+	var o Output
+	o.Header = header(in)
+	hook, hookCharts := hookCost(in.VMs)
+	tr, trCharts := transports(in.VMs)
+	pipe, pipeCharts := pipeline(in.Host)
+	o.Sections = []Section{{"Hook cost", hook}, {"Transports", tr}, {"Pipeline", pipe}}
+	o.Charts = slices.Concat(hookCharts, trCharts, pipeCharts)
+	return o
+}
+
+func header(in Input) string {
+	var b strings.Builder
+	b.WriteString("# Benchmarks\n\n")
+	b.WriteString("What Smith costs the programs it watches and how much it carries. " +
+		"The sections Hook cost, Transports and Pipeline are written by `make bench` " +
+		"(benchmark/, scripts/mk/bench.mk); Ring, Agent and Console hold the figures of " +
+		"those parts' own benchmarks. Benchmarks report, they never gate CI.\n\n")
+	b.WriteString("Every figure states where it was measured (CPU, kernel), how many runs it " +
+		"summarises and their min / median / max. Configurations that are compared ran " +
+		"side by side in the same boot, interleaved round by round, so that the machine's " +
+		"changing load hits all of them alike.\n\n")
+	b.WriteString("The kernel figures come from QEMU in software emulation (TCG), the only " +
+		"way this project's build machines can load a module. TCG translates every guest " +
+		"instruction, so absolute times are many times those of real hardware, and not " +
+		"uniformly: system-call entry, page-table work (fork, exec) and timer reads are " +
+		"emulated at very different costs. Ratios between configurations measured in the " +
+		"same boot are what carries over to hardware; absolute nanoseconds do not.\n")
+	if in.Date != "" || in.Command != "" {
+		fmt.Fprintf(&b, "\nLast run: %s, `%s`.\n", in.Date, in.Command)
+	}
+	return b.String()
+}
+
+// ns formats a duration in ns with a unit that keeps 3 significant digits.
+func ns(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "n/a"
+	case v < 1e4:
+		return fmt.Sprintf("%.0f ns", v)
+	case v < 1e7:
+		return fmt.Sprintf("%.1f µs", v/1e3)
+	default:
+		return fmt.Sprintf("%.2f ms", v/1e6)
+	}
+}
+
+func nsMMM(s stats.Summary) string {
+	if s.Runs == 0 {
+		return "n/a"
+	}
+	return ns(s.Min) + " / " + ns(s.Median) + " / " + ns(s.Max)
+}
+
+func ratioMMM(s stats.Summary) string {
+	if s.Runs == 0 || math.IsNaN(s.Median) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f / %.3f / %.3f", s.Min, s.Median, s.Max)
+}
+
+func rate(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "n/a"
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f M", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1f k", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func machineLine(m results.Machine) string {
+	cpu := cmp.Or(m.CPU, "unknown CPU")
+	if m.Where == "host" {
+		return fmt.Sprintf("%s, %d CPUs, kernel %s, on the host", cpu, m.CPUs, m.Kernel)
+	}
+	return fmt.Sprintf("host CPU %s; %s with %d vCPUs; guest kernel %s", cpu, cmp.Or(m.Where, "VM"), m.CPUs, m.Kernel)
+}
+
+var configLabel = map[string]string{
+	results.ConfigNone:    "(a) no module",
+	results.ConfigLoaded:  "(b) loaded, no reader",
+	results.ConfigShm:     "(c) shm + reader",
+	results.ConfigNetlink: "(d) netlink + reader",
+}
+
+// loopSummary is the per-op time of one loop in one configuration over
+// its runs.
+func loopSummary(vm results.VM, config, op string) (stats.Summary, []results.LoopRun) {
+	var v []float64
+	var runs []results.LoopRun
+	for _, r := range vm.Loops {
+		if r.Config == config && r.Op == op {
+			v = append(v, r.MeanNs)
+			runs = append(runs, r)
+		}
+	}
+	return stats.Summarize(v), runs
+}
+
+// latencySummary summarises one quantile of one hook over rounds.
+func latencySummary(vm results.VM, config, hook string, q func(results.HookLatency) uint64) (stats.Summary, uint64) {
+	var v []float64
+	var count uint64
+	for _, l := range vm.Latency {
+		if l.Config == config && l.Hook == hook && l.Count > 0 {
+			v = append(v, float64(q(l)))
+			count += l.Count
+		}
+	}
+	return stats.Summarize(v), count
+}
+
+func primary(vms []results.VM) *results.VM {
+	for i := range vms {
+		if strings.HasPrefix(vms[i].Machine.Kernel, "6.1.") {
+			return &vms[i]
+		}
+	}
+	if len(vms) > 0 {
+		return &vms[0]
+	}
+	return nil
+}
+
+func kernelShort(k string) string {
+	if i := strings.IndexByte(k, '-'); i > 0 {
+		return k[:i]
+	}
+	return k
+}
+
+func hookCost(vms []results.VM) (string, []Chart) {
+	var b strings.Builder
+	if len(vms) == 0 {
+		b.WriteString("Not measured in the last run (no VM results).\n")
+		return b.String(), nil
+	}
+	b.WriteString("An exec loop (fork + execve of a tiny static program + wait) and a connect " +
+		"loop (TCP connect + close to a listener on 127.0.0.1), both plain C " +
+		"(benchmark/guest/hookloop.c), timed in four configurations in one VM boot: " +
+		"(a) no module, (b) module loaded but no reader ever attached (the hooks' one " +
+		"cheap check), (c) shm transport with a reader consuming the ring, (d) netlink " +
+		"transport with a reader consuming the socket. The figure per run is elapsed / " +
+		"iterations; the ratio divides each run by the median of (a).\n\n" +
+		"The in-kernel hook latency is the module's own histogram (`measure_latency`, read " +
+		"with SMITH_IOC_GET_LATENCY), taken in a second pass of the loops right after each " +
+		"timed pass, so that the timed pass does not pay for the clock reads; its figures " +
+		"are the median over rounds, with the range over rounds in brackets.\n")
+	for _, vm := range vms {
+		fmt.Fprintf(&b, "\n### Kernel %s\n\n", vm.Machine.Kernel)
+		fmt.Fprintf(&b, "Machine: %s. Module %s. %d rounds.\n\n", machineLine(vm.Machine), cmp.Or(vm.Module, "(version unknown)"), vm.Rounds)
+		b.WriteString("| loop | configuration | runs | per op: min / median / max | ratio to (a): min / median / max | records per run | dropped |\n")
+		b.WriteString("|---|---|---|---|---|---|---|\n")
+		for _, op := range []string{"exec", "connect"} {
+			base, _ := loopSummary(vm, results.ConfigNone, op)
+			for _, c := range results.Configs {
+				s, runs := loopSummary(vm, c, op)
+				if s.Runs == 0 {
+					continue
+				}
+				var rec, drop []float64
+				for _, r := range runs {
+					rec = append(rec, float64(r.Records))
+					drop = append(drop, float64(r.Dropped))
+				}
+				recs, dropS := "-", "-"
+				if c == results.ConfigShm || c == results.ConfigNetlink {
+					recs = fmt.Sprintf("%.0f", stats.Summarize(rec).Median)
+					dropS = fmt.Sprintf("%.0f", sum(drop))
+				}
+				fmt.Fprintf(&b, "| %s (n=%d) | %s | %d | %s | %s | %s | %s |\n",
+					op, runs[0].N, configLabel[c], s.Runs, nsMMM(s), ratioMMM(s.Ratio(base)), recs, dropS)
+			}
+		}
+		b.WriteString("\nTargets, from the median ratios (overhead = ratio - 1):\n\n")
+		b.WriteString("| loop | transport | overhead | target | verdict |\n|---|---|---|---|---|\n")
+		for _, t := range []struct {
+			op     string
+			target float64
+		}{{"connect", targetConnectOverhead}, {"exec", targetExecOverhead}} {
+			base, _ := loopSummary(vm, results.ConfigNone, t.op)
+			for _, c := range []string{results.ConfigShm, results.ConfigNetlink} {
+				s, _ := loopSummary(vm, c, t.op)
+				if s.Runs == 0 || base.Runs == 0 {
+					continue
+				}
+				ov := s.Ratio(base).Median - 1
+				verdict := "met"
+				if ov > t.target {
+					verdict = fmt.Sprintf("missed by %.1f points", (ov-t.target)*100)
+				}
+				if c == results.ConfigNetlink {
+					verdict = "(no target; for comparison)"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %+.1f%% | <= %.0f%% | %s |\n", t.op, c, ov*100, t.target*100, verdict)
+			}
+		}
+		if len(vm.Latency) > 0 {
+			b.WriteString("\nIn-kernel hook latency (module's histogram):\n\n")
+			b.WriteString("| transport | hook | calls measured | median | p95 | p99 | max |\n|---|---|---|---|---|---|---|\n")
+			for _, c := range []string{results.ConfigShm, results.ConfigNetlink} {
+				for _, h := range []string{"execve", "connect"} {
+					med, count := latencySummary(vm, c, h, func(l results.HookLatency) uint64 { return l.MedianNs })
+					if med.Runs == 0 {
+						continue
+					}
+					p95, _ := latencySummary(vm, c, h, func(l results.HookLatency) uint64 { return l.P95Ns })
+					p99, _ := latencySummary(vm, c, h, func(l results.HookLatency) uint64 { return l.P99Ns })
+					mx, _ := latencySummary(vm, c, h, func(l results.HookLatency) uint64 { return l.MaxNs })
+					fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s |\n", c, h, count,
+						bracket(med), bracket(p95), bracket(p99), bracket(mx))
+				}
+			}
+		}
+		notes(&b, vm.Notes)
+	}
+	b.WriteString(seedComparison(vms))
+	charts := latencyCharts(vms)
+	if p := primary(vms); p != nil {
+		for _, op := range []string{"connect", "exec"} {
+			c := chart.Chart{
+				Title:  fmt.Sprintf("%s loop: time per iteration (kernel %s, TCG)", op, p.Machine.Kernel),
+				XLabel: "ns per iteration (log)", YLabel: "fraction of iterations", LogX: true, CDF: true,
+			}
+			for _, cfg := range results.Configs {
+				for _, s := range p.Samples {
+					if s.Config == cfg && s.Op == op {
+						xs, ps := stats.CDF(s.Ns, 400)
+						c.Series = append(c.Series, chart.Series{Name: configLabel[cfg], X: xs, Y: ps})
+					}
+				}
+			}
+			if len(c.Series) > 0 {
+				file := "bench-" + op + "-loop-cdf.png"
+				charts = append(charts, Chart{File: file, Chart: c})
+				fmt.Fprintf(&b, "\n![%s loop CDF](%s)\n", op, file)
+			}
+		}
+	}
+	for _, c := range charts {
+		if strings.HasPrefix(c.File, "bench-hook-latency") {
+			fmt.Fprintf(&b, "\n![%s](%s)\n", c.Chart.Title, c.File)
+		}
+	}
+	return b.String(), charts
+}
+
+// latencyCharts plot the module's latency quantiles as a coarse CDF: the
+// histogram is read as median, p95, p99 and max, so the curve has those
+// four points per transport (median over rounds of each).
+func latencyCharts(vms []results.VM) []Chart {
+	var out []Chart
+	for _, h := range []string{"connect", "execve"} {
+		c := chart.Chart{
+			Title:  h + " hook: in-kernel latency, CDF from the module's quantiles (TCG)",
+			XLabel: "ns in the hook (log)", YLabel: "fraction of calls", LogX: true, CDF: true,
+		}
+		for _, vm := range vms {
+			for _, cfg := range []string{results.ConfigShm, results.ConfigNetlink} {
+				var xs []float64
+				for _, q := range []func(results.HookLatency) uint64{
+					func(l results.HookLatency) uint64 { return l.MedianNs },
+					func(l results.HookLatency) uint64 { return l.P95Ns },
+					func(l results.HookLatency) uint64 { return l.P99Ns },
+					func(l results.HookLatency) uint64 { return l.MaxNs },
+				} {
+					s, _ := latencySummary(vm, cfg, h, q)
+					xs = append(xs, s.Median)
+				}
+				if math.IsNaN(xs[0]) || xs[0] == 0 {
+					continue
+				}
+				c.Series = append(c.Series, chart.Series{
+					Name: cfg + " " + kernelShort(vm.Machine.Kernel),
+					X:    xs, Y: []float64{0.5, 0.95, 0.99, 1},
+				})
+			}
+		}
+		if len(c.Series) > 0 {
+			out = append(out, Chart{File: "bench-hook-latency-" + h + ".png", Chart: c})
+		}
+	}
+	return out
+}
+
+func bracket(s stats.Summary) string {
+	if s.Runs == 0 {
+		return "n/a"
+	}
+	if s.Runs == 1 {
+		return ns(s.Median)
+	}
+	return fmt.Sprintf("%s (%s–%s)", ns(s.Median), ns(s.Min), ns(s.Max))
+}
+
+func sum(v []float64) float64 {
+	var t float64
+	for _, x := range v {
+		t += x
+	}
+	return t
+}
+
+func notes(b *strings.Builder, n []string) {
+	if len(n) == 0 {
+		return
+	}
+	b.WriteString("\nNotes from this run:\n\n")
+	for _, s := range n {
+		fmt.Fprintf(b, "- %s\n", s)
+	}
+}
+
+func seedComparison(vms []results.VM) string {
+	var b strings.Builder
+	b.WriteString("\n### Against the seed's published figures\n\n")
+	b.WriteString("The 2018 seed measured its hooks on real hardware under CentOS 7, shm and " +
+		"netlink on different CPUs. Ours are in-kernel hook medians (module histogram) " +
+		"under TCG, both transports in the same boot.\n\n")
+	b.WriteString("| figure | seed |")
+	for _, vm := range vms {
+		fmt.Fprintf(&b, " ours, %s |", kernelShort(vm.Machine.Kernel))
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---|", len(vms)) + "\n")
+	med := func(vm results.VM, c, h string) float64 {
+		s, _ := latencySummary(vm, c, h, func(l results.HookLatency) uint64 { return l.MedianNs })
+		if s.Runs == 0 {
+			return math.NaN()
+		}
+		return s.Median
+	}
+	row := func(name, seed string, f func(vm results.VM) string) {
+		fmt.Fprintf(&b, "| %s | %s |", name, seed)
+		for _, vm := range vms {
+			fmt.Fprintf(&b, " %s |", f(vm))
+		}
+		b.WriteString("\n")
+	}
+	row("connect hook median, shm", ns(seedShmConnectNs), func(vm results.VM) string { return ns(med(vm, results.ConfigShm, "connect")) })
+	row("connect hook median, netlink", ns(seedNetlinkConnectNs), func(vm results.VM) string { return ns(med(vm, results.ConfigNetlink, "connect")) })
+	row("execve hook median, shm", ns(seedExecveNs), func(vm results.VM) string { return ns(med(vm, results.ConfigShm, "execve")) })
+	row("connect hook, shm / netlink", fmt.Sprintf("%.2f", float64(seedShmConnectNs)/seedNetlinkConnectNs), func(vm results.VM) string {
+		return ratioStr(med(vm, results.ConfigShm, "connect") / med(vm, results.ConfigNetlink, "connect"))
+	})
+	row("execve hook, shm / netlink", "n/a", func(vm results.VM) string {
+		return ratioStr(med(vm, results.ConfigShm, "execve") / med(vm, results.ConfigNetlink, "execve"))
+	})
+	row("cost per record, shm / netlink (target <= 0.33)", "n/a", func(vm results.VM) string {
+		return ratioStr(costRatio(vm))
+	})
+	return b.String()
+}
+
+func ratioStr(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func costSummary(vm results.VM, transport string) stats.Summary {
+	var v []float64
+	for _, c := range vm.Cost {
+		if c.Transport == transport {
+			v = append(v, c.NsPerRecord)
+		}
+	}
+	return stats.Summarize(v)
+}
+
+func costRatio(vm results.VM) float64 {
+	s, n := costSummary(vm, "shm"), costSummary(vm, "netlink")
+	if s.Runs == 0 || n.Runs == 0 {
+		return math.NaN()
+	}
+	return s.Median / n.Median
+}
+
+func transports(vms []results.VM) (string, []Chart) {
+	var b strings.Builder
+	if len(vms) == 0 {
+		b.WriteString("Not measured in the last run (no VM results).\n")
+		return b.String(), nil
+	}
+	b.WriteString("SMITH_IOC_EMIT_TEST makes the module write test records through the " +
+		"configured transport as fast as it can, each the way a hook does (reserve, fill, " +
+		"commit, with preemption off), while a reader consumes them on the other vCPU. " +
+		"Cost per record is the ioctl's time divided by the records it wrote: the " +
+		"producer's side, what a hook pays. Saturation offers a rising rate (one ioctl " +
+		"every 10 ms) and reports what arrived; the first step with a drop ends the " +
+		"climb.\n")
+	load := chart.Chart{
+		Title:  "Transports: records carried vs offered (TCG)",
+		XLabel: "offered records/s (log)", YLabel: "carried records/s (log)",
+		LogX: true, LogY: true, Diagonal: true,
+	}
+	for _, vm := range vms {
+		fmt.Fprintf(&b, "\n### Kernel %s\n\n", vm.Machine.Kernel)
+		fmt.Fprintf(&b, "Machine: %s.\n\n", machineLine(vm.Machine))
+		b.WriteString("| transport | record bytes | calls | records per call | per record: min / median / max | received | dropped |\n|---|---|---|---|---|---|---|\n")
+		for _, t := range []string{"shm", "netlink"} {
+			var recv, drop, count float64
+			var rl int
+			for _, c := range vm.Cost {
+				if c.Transport == t {
+					recv += float64(c.Received)
+					drop += float64(c.Dropped)
+					count = float64(c.Records)
+					rl = c.RecordLen
+				}
+			}
+			s := costSummary(vm, t)
+			if s.Runs == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %s | %.0f | %.0f |\n", t, rl, s.Runs, count, nsMMM(s), recv, drop)
+		}
+		if r := costRatio(vm); !math.IsNaN(r) {
+			verdict := "met"
+			if r > targetCostRatio {
+				verdict = fmt.Sprintf("missed: %.2f times the target", r/targetCostRatio)
+			}
+			fmt.Fprintf(&b, "\nshm / netlink cost per record (medians): **%.2f** (target <= 0.33: %s).\n", r, verdict)
+		}
+		b.WriteString("\n| transport | offered /s | achieved /s | carried /s | sent | received | dropped |\n|---|---|---|---|---|---|---|\n")
+		best := map[string]float64{}
+		for _, s := range vm.Saturation {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %d | %d |\n", s.Transport, rate(s.Offered), rate(s.Achieved), rate(s.Carried), s.Sent, s.Received, s.Dropped)
+			if s.Dropped == 0 && s.Achieved > best[s.Transport] {
+				best[s.Transport] = s.Achieved
+			}
+		}
+		for _, t := range []string{"shm", "netlink"} {
+			if v, ok := best[t]; ok {
+				fmt.Fprintf(&b, "\nHighest rate %s carried with no drop: **%s records/s**.", t, rate(v))
+			}
+		}
+		b.WriteString("\n")
+		for _, t := range []string{"shm", "netlink"} {
+			var xs, ys []float64
+			for _, s := range vm.Saturation {
+				if s.Transport == t {
+					xs = append(xs, s.Achieved)
+					ys = append(ys, s.Carried)
+				}
+			}
+			if len(xs) > 0 {
+				load.Series = append(load.Series, chart.Series{Name: t + " " + kernelShort(vm.Machine.Kernel), X: xs, Y: ys})
+			}
+		}
+	}
+	if len(load.Series) == 0 {
+		return b.String(), nil
+	}
+	b.WriteString("\n![transport load](bench-transport-load.png)\n")
+	return b.String(), []Chart{{File: "bench-transport-load.png", Chart: load}}
+}
+
+func pipeline(h *results.Host) (string, []Chart) {
+	var b strings.Builder
+	if h == nil {
+		b.WriteString("Not measured in the last run (no host results).\n")
+		return b.String(), nil
+	}
+	fmt.Fprintf(&b, "Machine: %s.\n\n", machineLine(h.Machine))
+	if len(h.GoBench) > 0 {
+		b.WriteString("Go benchmarks of shm/ and agent/ (their own; collected here), over the runs " +
+			"`-count` asked for:\n\n")
+		b.WriteString("| package | benchmark | runs | ns/op: min / median / max | other metrics (median) | allocs/op | B/op |\n|---|---|---|---|---|---|---|\n")
+		for _, g := range h.GoBench {
+			col := func(unit string) stats.Summary {
+				var v []float64
+				for _, r := range g.Runs {
+					if x, ok := r[unit]; ok {
+						v = append(v, x)
+					}
+				}
+				return stats.Summarize(v)
+			}
+			var extra []string
+			units := map[string]bool{}
+			for _, r := range g.Runs {
+				for u := range r {
+					units[u] = true
+				}
+			}
+			for _, u := range slices.Sorted(maps.Keys(units)) {
+				if u == "ns/op" || u == "allocs/op" || u == "B/op" {
+					continue
+				}
+				extra = append(extra, fmt.Sprintf("%s %s", rate(col(u).Median), u))
+			}
+			allocs, bytes := col("allocs/op"), col("B/op")
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s |\n", strings.TrimPrefix(g.Package, "smith/"), g.Name,
+				len(g.Runs), nsMMM(col("ns/op")), cmp.Or(strings.Join(extra, ", "), "-"),
+				fmtMedian(allocs), fmtMedian(bytes))
+		}
+	}
+	var charts []Chart
+	if len(h.Pipeline) > 0 {
+		b.WriteString("\nThe whole pipeline: a Go producer fills a ring in a shared file at an " +
+			"offered rate, `smith-agent` reads it in its kernel-free mode, decodes, enriches, " +
+			"encodes JSON and ships to a kfake broker (a real Kafka protocol implementation, " +
+			"github.com/twmb/franz-go/pkg/kfake) on loopback; delivered counts what the broker " +
+			"holds, dropped what the ring and the agent counted. Rates rise until the first drop.\n\n")
+		b.WriteString("| offered /s | achieved /s | delivered /s | sent | delivered | dropped | seconds |\n|---|---|---|---|---|---|---|\n")
+		var xs, ys []float64
+		for _, s := range h.Pipeline {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %d | %.1f |\n", rate(s.Offered), rate(s.Achieved), rate(s.Carried), s.Sent, s.Received, s.Dropped, s.Seconds)
+			xs, ys = append(xs, s.Achieved), append(ys, s.Carried)
+		}
+		charts = append(charts, Chart{File: "bench-pipeline-load.png", Chart: chart.Chart{
+			Title:  "Pipeline into kfake: events delivered vs offered (host)",
+			XLabel: "offered events/s (log)", YLabel: "delivered events/s (log)",
+			LogX: true, LogY: true, Diagonal: true,
+			Series: []chart.Series{{Name: "smith-agent -> kfake", X: xs, Y: ys}},
+		}})
+		b.WriteString("\n![pipeline load](bench-pipeline-load.png)\n")
+	}
+	if s := h.Steady; s != nil {
+		fmt.Fprintf(&b, "\nAgent cost at a steady %s events/s for %.0f s (from /proc/PID/stat and status; CPU in %% of one core, RSS the peak VmHWM):\n\n", rate(s.Rate), s.Seconds)
+		b.WriteString("| runs | CPU %: min / median / max | peak RSS MiB: min / median / max | delivered | dropped |\n|---|---|---|---|---|\n")
+		c, r := stats.Summarize(s.CPUPercent), stats.Summarize(s.RSSMiB)
+		var del, drop uint64
+		for i := range s.Delivered {
+			del += s.Delivered[i]
+		}
+		for i := range s.Dropped {
+			drop += s.Dropped[i]
+		}
+		fmt.Fprintf(&b, "| %d | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %d | %d |\n", c.Runs, c.Min, c.Median, c.Max, r.Min, r.Median, r.Max, del, drop)
+	}
+	notes(&b, h.Notes)
+	return b.String(), charts
+}
+
+func fmtMedian(s stats.Summary) string {
+	if s.Runs == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%g", s.Median)
+}

@@ -1,0 +1,130 @@
+package report
+
+import (
+	"strings"
+	"testing"
+
+	"smith/benchmark/internal/results"
+)
+
+func loops(config, op string, means ...float64) []results.LoopRun {
+	var out []results.LoopRun
+	for i, m := range means {
+		out = append(out, results.LoopRun{Config: config, Op: op, Round: i + 1, N: 100, MeanNs: m})
+	}
+	return out
+}
+
+func lat(config, hook string, median uint64) results.HookLatency {
+	return results.HookLatency{Config: config, Hook: hook, Count: 10, MedianNs: median, P95Ns: 2 * median, P99Ns: 3 * median, MaxNs: 4 * median}
+}
+
+func sampleVM() results.VM {
+	var l []results.LoopRun
+	l = append(l, loops("none", "connect", 1000, 1000, 1000)...)
+	l = append(l, loops("shm", "connect", 1040, 1040, 1040)...)     // +4%: met
+	l = append(l, loops("netlink", "connect", 1100, 1100, 1100)...) // +10%
+	l = append(l, loops("none", "exec", 10000, 10000, 10000)...)    //
+	l = append(l, loops("shm", "exec", 10500, 10500, 10500)...)     // +5%: missed by 2 points
+	l = append(l, loops("loaded", "exec", 10010, 10010, 10010)...)  //
+	return results.VM{
+		Machine: results.Machine{CPU: "Test CPU", Kernel: "6.1.0-99-amd64", CPUs: 2, Where: "QEMU TCG"},
+		Rounds:  3,
+		Loops:   l,
+		Latency: []results.HookLatency{
+			lat("shm", "connect", 2000), lat("netlink", "connect", 4000), lat("shm", "execve", 3000),
+		},
+		Cost: []results.TransportCost{
+			{Transport: "shm", NsPerRecord: 100, Records: 10, RecordLen: 256},
+			{Transport: "netlink", NsPerRecord: 500, Records: 10, RecordLen: 256},
+		},
+		Saturation: []results.RateStep{
+			{Transport: "shm", Offered: 1000, Achieved: 1000, Carried: 1000},
+			{Transport: "shm", Offered: 2000, Achieved: 2000, Carried: 1500, Dropped: 5},
+		},
+	}
+}
+
+func section(o Output, title string) string {
+	for _, s := range o.Sections {
+		if s.Title == title {
+			return s.Body
+		}
+	}
+	return ""
+}
+
+func TestRenderHookCostRatiosAndVerdicts(t *testing.T) {
+	o := Render(Input{VMs: []results.VM{sampleVM()}})
+	hook := section(o, "Hook cost")
+	for _, want := range []string{
+		"### Kernel 6.1.0-99-amd64",
+		"host CPU Test CPU",
+		"1.040 / 1.040 / 1.040",                   // shm connect ratio
+		"| connect | shm | +4.0% | <= 5% | met |", // target met
+		"| exec | shm | +5.0% | <= 3% | missed by 2.0 points |",
+		"| connect hook median, shm | 8478 ns | 2000 ns |",
+		"| connect hook, shm / netlink | 0.73 | 0.50 |",
+		"| cost per record, shm / netlink (target <= 0.33) | n/a | 0.20 |",
+	} {
+		if !strings.Contains(hook, want) {
+			t.Errorf("Hook cost lacks %q:\n%s", want, hook)
+		}
+	}
+}
+
+func TestRenderTransportsFindsTheLastRateWithoutDrops(t *testing.T) {
+	o := Render(Input{VMs: []results.VM{sampleVM()}})
+	tr := section(o, "Transports")
+	for _, want := range []string{
+		"**0.20** (target <= 0.33: met)",
+		"Highest rate shm carried with no drop: **1.0 k records/s**",
+	} {
+		if !strings.Contains(tr, want) {
+			t.Errorf("Transports lacks %q:\n%s", want, tr)
+		}
+	}
+	var files []string
+	for _, c := range o.Charts {
+		files = append(files, c.File)
+	}
+	joined := strings.Join(files, " ")
+	for _, want := range []string{"bench-transport-load.png", "bench-hook-latency-connect.png"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("charts %v lack %s", files, want)
+		}
+	}
+}
+
+func TestRenderWithoutResultsSaysSo(t *testing.T) {
+	o := Render(Input{})
+	for _, title := range []string{"Hook cost", "Transports", "Pipeline"} {
+		if !strings.Contains(section(o, title), "Not measured") {
+			t.Errorf("%s does not say it was not measured: %q", title, section(o, title))
+		}
+	}
+	if len(o.Charts) != 0 {
+		t.Errorf("charts without data: %v", o.Charts)
+	}
+}
+
+func TestRenderPipelineSummarisesGoBenchRuns(t *testing.T) {
+	h := &results.Host{
+		Machine: results.Machine{CPU: "Test CPU", Kernel: "6.18", CPUs: 2, Where: "host"},
+		GoBench: []results.GoBench{{Package: "smith/shm", Name: "Read/64B", Runs: []map[string]float64{
+			{"ns/op": 90, "allocs/op": 0, "records/s": 11e6},
+			{"ns/op": 80, "allocs/op": 0, "records/s": 12e6},
+			{"ns/op": 100, "allocs/op": 0, "records/s": 10e6},
+		}}},
+		Steady: &results.Steady{Rate: 10000, Seconds: 10, CPUPercent: []float64{5, 6, 7}, RSSMiB: []float64{20, 21, 22}},
+	}
+	p := section(Render(Input{Host: h}), "Pipeline")
+	for _, want := range []string{
+		"| shm | Read/64B | 3 | 80 ns / 90 ns / 100 ns | 11.00 M records/s | 0 |",
+		"| 3 | 5.0 / 6.0 / 7.0 | 20.0 / 21.0 / 22.0 |",
+	} {
+		if !strings.Contains(p, want) {
+			t.Errorf("Pipeline lacks %q:\n%s", want, p)
+		}
+	}
+}
