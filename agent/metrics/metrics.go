@@ -1,0 +1,210 @@
+// Package metrics holds the agent's counters and serves them in the
+// Prometheus format.  Counters are plain atomics that the pipeline, the
+// sinks and the heartbeat share; Prometheus and the heartbeat read the same
+// values, so the two never disagree.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Drop is a reason an event was lost inside the agent.
+type Drop int
+
+// Agent-side drop reasons.
+const (
+	DropDecode    Drop = iota // a record the decoder refused (corrupt)
+	DropSpoolFull             // Kafka down and the spool at its bound
+	DropTooLarge              // event longer than kafka.max_message_bytes
+	DropSink                  // a sink failed to write (stdout, file)
+	numDrops
+)
+
+// DropNames are the reason labels, by Drop.
+var DropNames = [numDrops]string{"decode_error", "spool_full", "message_too_large", "sink_error"}
+
+// Filter is a reason an event was not reported on purpose.
+type Filter int
+
+// Filter reasons.
+const (
+	FilterSelf Filter = iota // the agent or its children
+	FilterExe                // filter.exe_allow
+	FilterArgv               // filter.argv_allow
+	numFilters
+)
+
+// FilterNames are the reason labels, by Filter.
+var FilterNames = [numFilters]string{"self", "exe_allow", "argv_allow"}
+
+// Ring is what the source reports about the kernel side.
+type Ring struct {
+	Fill float64 // 0..1 of the ring holding unread records
+	// Totals since the module loaded (the meta page's counters).
+	Written, DroppedFull, DroppedTooLarge, DroppedFault uint64
+	Truncated, HookMissed, LostRecords                  uint64
+	// Lost is the sum of "lost N" counts this agent read.
+	Lost uint64
+}
+
+// Counters are the agent's totals since it started.
+type Counters struct {
+	Read     atomic.Uint64 // events decoded (lost records included)
+	Sent     atomic.Uint64 // events every sink took (acked, written or spooled)
+	Spooled  atomic.Uint64 // events written to the spool
+	Replayed atomic.Uint64 // events sent to Kafka from the spool
+	drops    [numDrops]atomic.Uint64
+	filtered [numFilters]atomic.Uint64
+
+	// Gauges.
+	SpoolBytes  atomic.Uint64
+	SpoolEvents atomic.Uint64
+
+	// RingStats, when set, reads the source's ring state.
+	RingStats atomic.Pointer[func() Ring]
+}
+
+// AddDrop counts n events dropped for reason d.
+func (c *Counters) AddDrop(d Drop, n uint64) { c.drops[d].Add(n) }
+
+// Dropped returns the count for reason d.
+func (c *Counters) Dropped(d Drop) uint64 { return c.drops[d].Load() }
+
+// AddFiltered counts an event filtered for reason f.
+func (c *Counters) AddFiltered(f Filter) { c.filtered[f].Add(1) }
+
+// Filtered returns the count for reason f.
+func (c *Counters) Filtered(f Filter) uint64 { return c.filtered[f].Load() }
+
+// Ring returns the ring's state, zero without a source.
+func (c *Counters) Ring() Ring {
+	if f := c.RingStats.Load(); f != nil {
+		return (*f)()
+	}
+	return Ring{}
+}
+
+// Drops returns every drop counter by reason name, the ring's included, as
+// the heartbeat reports them.
+func (c *Counters) Drops() map[string]uint64 {
+	r := c.Ring()
+	m := map[string]uint64{
+		"ring_full":      r.DroppedFull,
+		"ring_too_large": r.DroppedTooLarge,
+		"ring_fault":     r.DroppedFault,
+		"hook_missed":    r.HookMissed,
+	}
+	for i, name := range DropNames {
+		m[name] = c.drops[i].Load()
+	}
+	return m
+}
+
+type collector struct {
+	c    *Counters
+	desc map[string]*prometheus.Desc
+}
+
+func newCollector(c *Counters) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &collector{c: c, desc: map[string]*prometheus.Desc{
+		"read":      d("smith_events_read_total", "Events decoded from the ring, lost records included."),
+		"sent":      d("smith_events_sent_total", "Events taken by every sink (acknowledged, written or spooled)."),
+		"spooled":   d("smith_events_spooled_total", "Events written to the disk spool because Kafka could not take them."),
+		"replayed":  d("smith_events_replayed_total", "Events sent to Kafka from the spool."),
+		"dropped":   d("smith_events_dropped_total", "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", "reason"),
+		"filtered":  d("smith_events_filtered_total", "Events not reported on purpose, by filter.", "reason"),
+		"lost":      d("smith_ring_lost_total", "Records the module reported lost in \"lost N\" records this agent read."),
+		"fill":      d("smith_ring_fill_ratio", "Fraction of the ring holding records not yet consumed."),
+		"written":   d("smith_module_records_written_total", "Records the module committed to the ring since it loaded."),
+		"truncated": d("smith_module_truncated_total", "Records written with at least one field cut at its cap."),
+		"spoolB":    d("smith_spool_bytes", "Bytes waiting in the disk spool."),
+		"spoolN":    d("smith_spool_events", "Events waiting in the disk spool."),
+	}}
+}
+
+func (k *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range k.desc {
+		ch <- d
+	}
+}
+
+func (k *collector) Collect(ch chan<- prometheus.Metric) {
+	c := k.c
+	counter := func(name string, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(k.desc[name], prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(name string, v float64) {
+		ch <- prometheus.MustNewConstMetric(k.desc[name], prometheus.GaugeValue, v)
+	}
+	counter("read", c.Read.Load())
+	counter("sent", c.Sent.Load())
+	counter("spooled", c.Spooled.Load())
+	counter("replayed", c.Replayed.Load())
+	for reason, v := range c.Drops() {
+		counter("dropped", v, reason)
+	}
+	for i, name := range FilterNames {
+		counter("filtered", c.filtered[i].Load(), name)
+	}
+	r := c.Ring()
+	counter("lost", r.Lost)
+	gauge("fill", r.Fill)
+	counter("written", r.Written)
+	counter("truncated", r.Truncated)
+	gauge("spoolB", float64(c.SpoolBytes.Load()))
+	gauge("spoolN", float64(c.SpoolEvents.Load()))
+}
+
+// Server serves /metrics.
+type Server struct {
+	srv *http.Server
+	ln  net.Listener
+	err chan error
+}
+
+// Serve starts serving c on addr (host:port; port 0 picks one).
+func Serve(addr string, c *Counters) (*Server, error) {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newCollector(c)); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, err: make(chan error, 1)}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.err <- err
+	}()
+	return s, nil
+}
+
+// Addr is the address being served.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the server and waits for it.
+func (s *Server) Close(ctx context.Context) error {
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("stop metrics server: %w", err)
+	}
+	return <-s.err
+}
