@@ -1,0 +1,180 @@
+//go:build vmtest
+
+package kerneltest
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestInvalidParametersAreRefused(t *testing.T) {
+	for _, p := range []string{
+		"ring_size=100000",    // not a power of two
+		"ring_size=32768",     // below the minimum
+		"ring_size=536870912", // above the maximum
+		"ring_size=0",
+		"send_type=0",
+		"send_type=3",
+		"argv_cap=10",
+		"argv_cap=1048576",
+	} {
+		t.Run(p, func(t *testing.T) {
+			err := insmod(p)
+			if err == nil {
+				rmmod()
+				t.Fatalf("insmod %s succeeded", p)
+			}
+			if loaded() {
+				t.Fatalf("insmod %s failed but the module is loaded", p)
+			}
+		})
+	}
+}
+
+func TestUnloadRefusedWhileOpen(t *testing.T) {
+	if err := insmod(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
+	if err != nil {
+		rmmod()
+		t.Fatal(err)
+	}
+	if err := rmmod(); !isBusy(err) {
+		f.Close()
+		t.Fatalf("rmmod with %s open: %v, want EWOULDBLOCK or EBUSY", devPath, err)
+	}
+	if !loaded() {
+		t.Fatal("module gone while the device was open")
+	}
+	f.Close()
+	if err := rmmod(); err != nil {
+		t.Fatalf("rmmod after close: %v", err)
+	}
+	if loaded() {
+		t.Fatal("module still loaded after rmmod")
+	}
+}
+
+func TestUnloadRefusedWhileMapped(t *testing.T) {
+	if err := insmod(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
+	if err != nil {
+		rmmod()
+		t.Fatal(err)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
+	f.Close()
+	if err != nil {
+		rmmod()
+		t.Fatal(err)
+	}
+	// The mapping holds the file, so the ring memory stays.
+	if err := rmmod(); !isBusy(err) {
+		syscall.Munmap(b)
+		t.Fatalf("rmmod with the ring mapped: %v, want EWOULDBLOCK or EBUSY", err)
+	}
+	_ = b[0]
+	syscall.Munmap(b)
+	if err := rmmod(); err != nil {
+		t.Fatalf("rmmod after munmap: %v", err)
+	}
+}
+
+// syscallLoad runs execs and TCP connects until ctx ends, so hooks are in
+// flight while the module comes and goes.
+func syscallLoad(ctx context.Context, t *testing.T) (wait func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ops := 0
+	count := func() { mu.Lock(); ops++; mu.Unlock() }
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			if exec.Command("/bin/true").Run() == nil {
+				count()
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+			if err == nil {
+				c.Close()
+				count()
+			}
+		}
+	}()
+	return func() int {
+		wg.Wait()
+		ln.Close()
+		return ops
+	}
+}
+
+func TestLoadUnloadCyclesUnderLoad(t *testing.T) {
+	cycles := 30
+	if s := os.Getenv("SMITH_KTEST_CYCLES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("SMITH_KTEST_CYCLES=%q: %v", s, err)
+		}
+		cycles = n
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := syscallLoad(ctx, t)
+	defer func() {
+		cancel()
+		wait()
+	}()
+	for i := 0; i < cycles; i++ {
+		params := []string{}
+		if i%2 == 1 {
+			params = append(params, "send_type=1")
+		}
+		if err := insmod(params...); err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		d, err := os.OpenFile(devPath, os.O_RDWR, 0)
+		if err != nil {
+			rmmodWait()
+			t.Fatalf("cycle %d: open: %v", i, err)
+		}
+		// Recording is on now; let the load hit the hooks for a moment.
+		time.Sleep(20 * time.Millisecond)
+		d.Close()
+		if err := rmmodWait(); err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+	}
+	cancel()
+	if ops := wait(); ops == 0 {
+		t.Fatal("the exec/connect load made no call at all")
+	}
+	wait = func() int { return 0 }
+}
