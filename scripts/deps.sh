@@ -10,6 +10,7 @@ PACKAGES=(
 	gcc make bc flex bison libelf-dev kmod dwarves sparse
 	# the VM harness
 	qemu-system-x86 busybox-static cpio
+	chromium  # the console's browser test (heartbeat/web)
 )
 
 missing=()

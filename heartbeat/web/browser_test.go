@@ -1,0 +1,263 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/sirupsen/logrus"
+
+	"smith/heartbeat/api"
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
+)
+
+// chromium finds the browser: $SMITH_CHROMIUM, else Debian's package.
+func chromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("SMITH_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := exec.LookPath(path); err != nil {
+		if os.Getenv("SMITH_SKIP_BROWSER") == "1" {
+			t.Skipf("no browser at %s and SMITH_SKIP_BROWSER=1", path)
+		}
+		t.Fatalf("no browser at %s: install Debian's chromium (scripts/deps.sh does), or set SMITH_SKIP_BROWSER=1 to skip this test", path)
+	}
+	return path
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// screenshot saves the page in the test's temp dir, and also in
+// $SMITH_ARTIFACT_DIR when set (the temp dir goes away with the test).
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	dirs := []string{dir}
+	if keep := os.Getenv("SMITH_ARTIFACT_DIR"); keep != "" {
+		dirs = append(dirs, keep)
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, name)
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatalf("screenshot %s: %v", p, err)
+		}
+		t.Logf("screenshot: %s", p)
+	}
+}
+
+// TestConsoleInBrowser drives a real headless Chromium through the console:
+// a wrong password is refused, the right one shows the hosts that test
+// agents registered with the fleet counts, the prefix filter narrows the
+// table, one host turns offline when it falls silent, and its detail view
+// shows its latest task results.
+func TestConsoleInBrowser(t *testing.T) {
+	browser := chromium(t)
+	artifacts := t.TempDir()
+
+	clk := &clock{now: time.Now()}
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{
+		OfflineAfter:  90 * time.Second,
+		TaskIntervals: map[api.TaskKind]time.Duration{api.TaskUsers: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	quiet := logrus.New()
+	quiet.SetOutput(&strings.Builder{})
+	srv, err := server.New(server.Config{
+		FleetToken: "fleet", ConsolePassword: "open sesame", Registry: reg, Now: clk.Now, Log: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	agents := api.NewClient(ts.URL, "fleet", ts.Client())
+	beat := func(id, name, ip, kernel string, results ...api.TaskResult) {
+		t.Helper()
+		_, err := agents.Send(context.Background(), &api.Heartbeat{
+			HostID: id, Hostname: name, IPs: []string{ip},
+			AgentVersion: "1.0.0", ModuleVersion: "1.0.0", ABIVersion: "1.0", Transport: "shm",
+			Kernel: kernel, UptimeSeconds: 86400 * 3, AgentUptimeSeconds: 3600, IntervalSeconds: 30,
+			Counters: api.Counters{
+				EventsRead: 120000, EventsSent: 119990,
+				Drops:      map[string]uint64{"ring_full": 10}, SpoolBytes: 2 << 20, SpoolEvents: 800, RingFill: 0.12,
+			},
+			TaskResults: results,
+		})
+		if err != nil {
+			t.Fatalf("heartbeat %s: %v", name, err)
+		}
+	}
+	users := api.TaskResult{
+		ID: "users-1", Kind: api.TaskUsers, StartedAt: clk.Now(), FinishedAt: clk.Now(), Items: 27,
+		Summary: "27 users, 2 with a login shell: root, deploy", Facts: map[string]string{"uid0": "root"},
+	}
+	beat("id-web-1", "web-1", "10.0.0.11", "6.1.0-28-amd64", users)
+	beat("id-web-2", "web-2", "10.0.0.12", "6.12.9-amd64")
+	beat("id-db-1", "db-1", "10.0.1.21", "5.10.0-33-amd64")
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(browser),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 800),
+	)
+	defer cancelAlloc()
+	tab, cancelTab := chromedp.NewContext(alloc)
+	defer cancelTab()
+	// The first action starts the browser; it lives as long as tab, so
+	// the time limit goes on a context derived after it.
+	if err := chromedp.Do(tab, chromedp.Navigate(ts.URL)); err != nil {
+		t.Fatalf("start %s: %v", browser, err)
+	}
+	ctx, cancelTimeout := context.WithTimeout(tab, 90*time.Second)
+	defer cancelTimeout()
+
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	waitFor := func(cond string, timeout time.Duration) chromedp.Action[chromedp.Void] {
+		return chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(timeout))
+	}
+	rows := func(sel string) int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+		if err != nil {
+			t.Fatalf("count %s: %v", sel, err)
+		}
+		return n
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	counts := func() string {
+		return text("#count-total") + " " + text("#count-online") + " " + text("#count-offline")
+	}
+
+	// Not logged in: the login form, and a wrong password is refused.
+	do("wrong password",
+		chromedp.WaitVisible(chromedp.CSS("#login-form")),
+		chromedp.SendKeys(chromedp.CSS("#password"), "guess"),
+		chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`)),
+		waitFor(`document.getElementById("login-error").textContent !== ""`, 10*time.Second),
+	)
+	if got := text("#login-error"); got != "Wrong password." {
+		t.Errorf("wrong password message = %q", got)
+	}
+	if n := rows("#hosts tbody tr"); n != 0 {
+		t.Errorf("%d host rows before login", n)
+	}
+
+	// Logged in: three hosts, all online.
+	do("login",
+		chromedp.SendKeys(chromedp.CSS("#password"), "open sesame"),
+		chromedp.Click(chromedp.CSS(`#login-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#hosts")),
+		waitFor(`document.querySelectorAll("#hosts tbody tr").length === 3`, 10*time.Second),
+	)
+	if got := counts(); got != "3 3 0" {
+		t.Errorf("counts total/online/offline = %s, want 3 3 0", got)
+	}
+	for _, name := range []string{"web-1", "web-2", "db-1"} {
+		if rows(fmt.Sprintf(`#hosts tr[data-host=%q][data-status="online"]`, name)) != 1 {
+			t.Errorf("%s not listed online", name)
+		}
+	}
+	if row := text(`#hosts tr[data-host="db-1"]`); !strings.Contains(row, "5.10.0-33-amd64") || !strings.Contains(row, "2.0 MiB") {
+		t.Errorf("db-1 row = %q, want its kernel and spool", row)
+	}
+
+	// The prefix filter narrows the table, by name and by IP.
+	for _, tc := range []struct {
+		prefix string
+		rows   int
+	}{{"web", 2}, {"10.0.1.", 1}, {"", 3}} {
+		do("filter "+tc.prefix,
+			// Typing fires one input event per key; setting the value
+			// and firing one event tests the same handler.
+			chromedp.Evaluate[chromedp.Void](fmt.Sprintf(
+				`(f => { f.value = %q; f.dispatchEvent(new Event("input")); })(document.getElementById("filter"))`, tc.prefix)),
+			waitFor(fmt.Sprintf(`document.querySelectorAll("#hosts tbody tr").length === %d`, tc.rows), 10*time.Second),
+		)
+	}
+
+	// db-1 falls silent past the offline timeout; the others keep
+	// heartbeating. The page's periodic refresh shows the change.
+	clk.Advance(100 * time.Second)
+	beat("id-web-1", "web-1", "10.0.0.11", "6.1.0-28-amd64")
+	beat("id-web-2", "web-2", "10.0.0.12", "6.12.9-amd64")
+	do("db-1 turns offline",
+		waitFor(`document.querySelector('#hosts tr[data-host="db-1"]')?.dataset.status === "offline"`, 20*time.Second))
+	if got := counts(); got != "3 2 1" {
+		t.Errorf("counts after silence = %s, want 3 2 1", got)
+	}
+	if n := rows(`#hosts tr[data-status="offline"]`); n != 1 {
+		t.Errorf("%d offline rows, want 1", n)
+	}
+	screenshot(t, ctx, artifacts, "console-hosts.png")
+
+	// The detail view of web-1 shows its latest task result.
+	do("detail view",
+		chromedp.Click(chromedp.CSS(`#hosts tr[data-host="web-1"] a`)),
+		chromedp.WaitVisible(chromedp.CSS("#detail")),
+		waitFor(`document.querySelectorAll('#detail-tasks tr[data-kind="users"]').length === 1`, 10*time.Second),
+	)
+	if got := text("#detail-name"); got != "web-1" {
+		t.Errorf("detail of %q", got)
+	}
+	if row := text(`#detail-tasks tr[data-kind="users"]`); !strings.Contains(row, users.Summary) || !strings.Contains(row, "uid0=root") {
+		t.Errorf("users task row = %q", row)
+	}
+	if health := text("#detail-health"); !strings.Contains(health, "ring_full 10") {
+		t.Errorf("health panel = %q, want drops by reason", health)
+	}
+	screenshot(t, ctx, artifacts, "console-host.png")
+}
