@@ -112,7 +112,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			Kernel: kernel, UptimeSeconds: 86400 * 3, AgentUptimeSeconds: 3600, IntervalSeconds: 30,
 			Counters: api.Counters{
 				EventsRead: 120000, EventsSent: 119990,
-				Drops:      map[string]uint64{"ring_full": 10}, SpoolBytes: 2 << 20, SpoolEvents: 800, RingFill: 0.12,
+				Drops: map[string]uint64{"ring_full": 10}, SpoolBytes: 2 << 20, SpoolEvents: 800, RingFill: 0.12,
 			},
 			TaskResults: results,
 		})
