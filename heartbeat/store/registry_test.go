@@ -1,0 +1,99 @@
+package store
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"smith/heartbeat/api"
+)
+
+var t0 = time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, path string) *Registry {
+	t.Helper()
+	r, err := Open(path, Policy{OfflineAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestEventRateAcrossAgentRestart(t *testing.T) {
+	r := open(t, filepath.Join(t.TempDir(), "hosts.db"))
+	defer r.Close()
+	hb := api.Heartbeat{HostID: "h", Hostname: "h", AgentUptimeSeconds: 100, Counters: api.Counters{EventsRead: 1000}}
+	r.Heartbeat(&hb, "", t0)
+
+	hb.AgentUptimeSeconds, hb.Counters.EventsRead = 130, 1600
+	r.Heartbeat(&hb, "", t0.Add(30*time.Second))
+	if h, _ := r.Lookup("h", t0); h.EventRate != 20 {
+		t.Errorf("steady rate = %v, want 20", h.EventRate)
+	}
+
+	// Restarted agent: counters from zero, so the rate is over its uptime.
+	hb.AgentUptimeSeconds, hb.Counters.EventsRead = 10, 50
+	r.Heartbeat(&hb, "", t0.Add(60*time.Second))
+	if h, _ := r.Lookup("h", t0); h.EventRate != 5 {
+		t.Errorf("rate after restart = %v, want 5", h.EventRate)
+	}
+}
+
+func TestOnlyKnownTaskKindsAreKept(t *testing.T) {
+	r := open(t, filepath.Join(t.TempDir(), "hosts.db"))
+	defer r.Close()
+	hb := api.Heartbeat{HostID: "h", Hostname: "h", TaskResults: []api.TaskResult{
+		{Kind: api.TaskCrontabs, Items: 3}, {Kind: "made_up", Items: 9},
+	}}
+	r.Heartbeat(&hb, "", t0)
+	h, _ := r.Lookup("h", t0)
+	if len(h.Tasks) != 1 || h.Tasks[0].Kind != api.TaskCrontabs {
+		t.Errorf("tasks = %+v", h.Tasks)
+	}
+}
+
+func TestSecondOpenFailsClearly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.db")
+	r := open(t, path)
+	defer r.Close()
+	_, err := Open(path, Policy{OfflineAfter: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "another smith-console") {
+		t.Fatalf("second open: %v", err)
+	}
+}
+
+func TestFlushWritesOnlyChangedHostsAndReloads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.db")
+	r := open(t, path)
+	for _, id := range []string{"a", "b"} {
+		r.Heartbeat(&api.Heartbeat{HostID: id, Hostname: id, Kernel: "k1"}, "", t0)
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.dirty); n != 0 {
+		t.Errorf("%d hosts dirty after flush", n)
+	}
+	r.Heartbeat(&api.Heartbeat{HostID: "a", Hostname: "a", Kernel: "k2"}, "", t0.Add(time.Second))
+	if n := len(r.dirty); n != 1 {
+		t.Errorf("%d hosts dirty after one heartbeat, want 1", n)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = open(t, path)
+	defer r.Close()
+	if c := r.Count(t0.Add(time.Second)); c.Total != 2 || c.Online != 2 {
+		t.Errorf("reloaded counts = %+v", c)
+	}
+	if h, _ := r.Lookup("a", t0); h.Kernel != "k2" || !h.FirstSeen.Equal(t0) {
+		t.Errorf("reloaded a = %+v", h)
+	}
+}
+
+func TestOpenRefusesNoTimeout(t *testing.T) {
+	if _, err := Open(filepath.Join(t.TempDir(), "x.db"), Policy{}); err == nil {
+		t.Fatal("zero offline timeout accepted")
+	}
+}
