@@ -21,6 +21,9 @@ dst=$SMITH_OUT/kernel-$ver
 [ -f "$src/Kbuild" ] || [ -f "$src/Makefile" ] ||
 	die "$src has no Kbuild or Makefile: nothing to build"
 kernel_env "$ver"
+# Flags of a calling make (-n, -k, jobserver) must not leak into the
+# kernel build.
+unset MAKEFLAGS MFLAGS MAKELEVEL
 
 rm -rf "$dst"
 mkdir -p "$dst"
