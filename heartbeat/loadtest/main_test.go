@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"smith/heartbeat/api"
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
+)
+
+// TestSmallLoad keeps the load generator honest: a short run against an
+// in-process console registers every agent with no errors and answers
+// tasks with results.
+func TestSmallLoad(t *testing.T) {
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{
+		OfflineAfter:  time.Minute,
+		TaskIntervals: map[api.TaskKind]time.Duration{api.TaskUsers: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	quiet := logrus.New()
+	quiet.SetLevel(logrus.ErrorLevel)
+	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	const agents = 50
+	res, err := Run(context.Background(), Options{
+		Agents: agents, Interval: 500 * time.Millisecond, Duration: 1200 * time.Millisecond,
+		URL: ts.URL, Token: "f", Password: "c",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Registered != agents || res.Requests < agents || res.P50ms <= 0 || res.P99ms < res.P50ms {
+		t.Fatalf("result = %+v", res)
+	}
+	// Agents that beat twice carried their users task's result back.
+	withResult := 0
+	for _, h := range reg.List("", time.Now()).Hosts {
+		if full, _ := reg.Lookup(h.HostID, time.Now()); len(full.Tasks) == 1 {
+			withResult++
+		}
+	}
+	if withResult == 0 {
+		t.Errorf("no agent reported a task result")
+	}
+
+	// A wrong token is counted as errors, not hidden.
+	res, err = Run(context.Background(), Options{
+		Agents: 5, Interval: time.Second, Duration: 1200 * time.Millisecond,
+		URL: ts.URL, Token: "wrong", Password: "c",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != res.Requests || res.Errors < 5 {
+		t.Errorf("wrong token: %d errors of %d requests", res.Errors, res.Requests)
+	}
+}

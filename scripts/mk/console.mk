@@ -1,0 +1,25 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# smith-console: heartbeat server, web console and CLI (heartbeat/,
+# docs/CONSOLE.md).  Its tests run in test-go (go test ./...), the browser
+# test included.
+#   make console        static bin/smith-console with the version stamped
+#   make bench-console  simulated agents against one console (default 10,000
+#                       agents, 30 s interval, 60 s); figures for the
+#                       "## Console" section of docs/BENCHMARKS.md.  Takes
+#                       about one core for the whole run; never in make test.
+
+CONSOLE_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+CONSOLE_LOAD_ARGS ?= -agents 10000 -interval 30s -duration 60s
+
+.PHONY: console bench-console
+
+console:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X smith/heartbeat/cli.Version=$(CONSOLE_VERSION)" \
+		-o $(BIN)/smith-console ./heartbeat/cmd/smith-console
+
+bench-console: console
+	@mkdir -p $(OUT)
+	$(GO) build -trimpath -o $(OUT)/console-loadtest ./heartbeat/loadtest
+	nice -n 10 $(OUT)/console-loadtest -console-bin $(BIN)/smith-console $(CONSOLE_LOAD_ARGS)
