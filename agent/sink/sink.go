@@ -1,0 +1,95 @@
+// Package sink delivers encoded events: Kafka (with a disk spool for
+// what Kafka cannot take now), a rotating file, stdout.
+//
+// Events travel in Batches.  A sink calls Batch.Done once the batch is
+// durable for it: acknowledged by Kafka or written to the spool, written
+// to the file or stdout.  The pipeline commits the ring only when every
+// sink is done with everything read, so an agent killed at any moment
+// reads the unfinished events again after a restart (at least once,
+// with the same sequence numbers).
+package sink
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Batch is a run of encoded events, each followed by '\n' in one buffer.
+type Batch struct {
+	buf  []byte
+	ends []int // end of each event in buf, before its '\n'
+	refs atomic.Int32
+	// release is called once when the last reference is done.
+	release func(*Batch)
+}
+
+// NewBatch returns an empty batch; release (may be nil) runs when the last
+// sink is done with it.
+func NewBatch(release func(*Batch)) *Batch { return &Batch{release: release} }
+
+// Reset empties the batch for reuse.
+func (b *Batch) Reset() {
+	b.buf = b.buf[:0]
+	b.ends = b.ends[:0]
+}
+
+// Buf returns the buffer to append the next event to; End must follow.
+func (b *Batch) Buf() []byte { return b.buf }
+
+// End records that buf (returned by Buf, with one event appended) holds a
+// complete event.
+func (b *Batch) End(buf []byte) {
+	b.ends = append(b.ends, len(buf))
+	b.buf = append(buf, '\n')
+}
+
+// Truncate drops the bytes appended after the last complete event (an
+// event that was encoded and then not reported).
+func (b *Batch) Truncate() {
+	if n := len(b.ends); n > 0 {
+		b.buf = b.buf[:b.ends[n-1]+1]
+	} else {
+		b.buf = b.buf[:0]
+	}
+}
+
+// Len is the number of events.
+func (b *Batch) Len() int { return len(b.ends) }
+
+// Bytes is the size of the batch with newlines.
+func (b *Batch) Bytes() int { return len(b.buf) }
+
+// Event returns event i without its newline.
+func (b *Batch) Event(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1] + 1
+	}
+	return b.buf[start:b.ends[i]:b.ends[i]]
+}
+
+// Lines returns every event, newline-terminated: JSON lines.
+func (b *Batch) Lines() []byte { return b.buf }
+
+// Hold sets the number of sinks that will call Done.
+func (b *Batch) Hold(n int) { b.refs.Store(int32(n)) }
+
+// Done is called by each sink once the batch is durable for it.
+func (b *Batch) Done() {
+	if b.refs.Add(-1) == 0 && b.release != nil {
+		b.release(b)
+	}
+}
+
+// Sink is one destination of events.
+type Sink interface {
+	// Name is the sink's config name: "stdout", "file", "kafka".
+	Name() string
+	// Send queues the batch; it must not block for long.  The sink calls
+	// b.Done exactly once, when the batch is durable (or counted dropped).
+	Send(b *Batch)
+	// Close delivers what is queued, calls Done for every batch it holds
+	// and stops.  ctx bounds the wait; what it cannot deliver in time is
+	// left undone (not committed in the ring: read again after restart).
+	Close(ctx context.Context) error
+}
