@@ -65,7 +65,7 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 func AppendLost(dst []byte, count uint64) []byte {
 	var rec [lostSize]byte
 	le := binary.LittleEndian
-	le.PutUint32(rec[0:], lostSize)
+	le.PutUint32(rec[0:], uint32(lostSize))
 	le.PutUint16(rec[4:], TypeLost)
 	le.PutUint64(rec[8:], count)
 	return append(dst, rec[:]...)
