@@ -21,6 +21,9 @@ import (
 type consumer interface {
 	received() uint64    // records of any type so far
 	testRecords() uint64 // SMITH_REC_TEST records so far
+	// status describes the consumer's state, for a note when records
+	// did not arrive.
+	status() string
 	Close() error
 }
 
@@ -149,8 +152,8 @@ func (b *bench) latencyPass(dev *device, config string, round int) error {
 	if err := dev.resetLatency(); err != nil {
 		return err
 	}
-	n := b.o.latencyN
 	for _, op := range []string{"exec", "connect"} {
+		n := b.o.latencyN
 		if n < 0 {
 			n = b.n(op)
 		}

@@ -93,6 +93,10 @@ func (r *netlinkReader) run() {
 	}
 }
 
+func (r *netlinkReader) status() string {
+	return fmt.Sprintf("netlink reader: %d records", r.records.Load())
+}
+
 func (r *netlinkReader) received() uint64    { return r.records.Load() }
 func (r *netlinkReader) testRecords() uint64 { return r.tests.Load() }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"smith/benchmark/internal/results"
+	"smith/shm"
 )
 
 // transports measures, for shm and then netlink, the producer's cost per
@@ -31,7 +32,7 @@ func (b *bench) transport(name, config string) error {
 		return err
 	}
 	defer s.Close()
-	e := &emitter{dev: s.dev, cons: s.cons}
+	e := &emitter{b: b, name: name, dev: s.dev, cons: s.cons}
 	for round := 1; round <= b.o.rounds; round++ {
 		c, err := e.cost(uint32(b.o.emitCount), uint32(b.o.emitLen))
 		if err != nil {
@@ -56,6 +57,7 @@ func (b *bench) transport(name, config string) error {
 			break
 		}
 	}
+	b.note("%s consumer after the transport runs: %s", name, s.cons.status())
 	return nil
 }
 
@@ -75,6 +77,8 @@ func offeredRates(maxRate float64) []float64 {
 // emitter drives SMITH_IOC_EMIT_TEST and waits for the consumer to see
 // the records.
 type emitter struct {
+	b    *bench
+	name string
 	dev  *device
 	cons consumer
 	seq  uint64
@@ -106,6 +110,9 @@ func (e *emitter) cost(count, length uint32) (results.TransportCost, error) {
 	c.NsPerRecord = float64(el.Nanoseconds()) / float64(count)
 	c.Received = got
 	c.Dropped = dropped(after) - dropped(before)
+	if got < written {
+		e.missing(written, got, after)
+	}
 	return c, nil
 }
 
@@ -120,6 +127,12 @@ func (e *emitter) drain(from, want uint64, timeout time.Duration) uint64 {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// missing notes records the module wrote that the consumer never saw.
+func (e *emitter) missing(written, got uint64, st shm.Stats) {
+	e.b.note("%s consumer saw %d of %d test records written (%s; module written %d netlink sent %d failed %d producer %d consumer %d)",
+		e.name, got, written, e.cons.status(), st.Written, st.NetlinkSent, st.NetlinkFailed, st.ProducerPos, st.ConsumerPos)
 }
 
 // step offers rate records/s for d, in one ioctl every tick, then lets the
@@ -166,5 +179,8 @@ func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.Ra
 	st.Dropped = dropped(after) - dropped(before)
 	st.Achieved = float64(sent) / offerSecs
 	st.Carried = float64(got) / offerSecs
+	if got < written {
+		e.missing(written, got, after)
+	}
 	return st, nil
 }

@@ -6,6 +6,8 @@
 //	smith-bench pipeline -agent BIN [-o FILE] ...
 //	    the agent's whole pipeline into a kfake broker at rising rates,
 //	    then its CPU and RSS at a steady rate
+//	smith-bench vmresult -console LOG -o FILE
+//	    take smith-bench-guest's result out of a VM console log
 //	smith-bench report   [-in DIR] [-doc FILE] [-charts DIR]
 //	    turn the result files of DIR (vm-*.json from the VM runs,
 //	    gobench.json, pipeline.json) into the Hook cost, Transports and
@@ -24,10 +26,11 @@ import (
 )
 
 func usage() {
-	fmt.Fprintf(os.Stderr, `usage: smith-bench gobench|pipeline|report [flags]
+	fmt.Fprintf(os.Stderr, `usage: smith-bench gobench|pipeline|vmresult|report [flags]
 
   gobench   run the Go benchmarks of the given packages, keep their figures
   pipeline  the agent's pipeline into a kfake broker at rising rates
+  vmresult  take the VM benchmark's result out of its console log
   report    write docs/BENCHMARKS.md sections and docs/*.png charts
 
 "smith-bench COMMAND -h" lists a command's flags.
@@ -47,6 +50,8 @@ func main() {
 		err = cmdPipeline(os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
+	case "vmresult":
+		err = cmdVMResult(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return

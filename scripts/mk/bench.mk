@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# make bench: the benchmarks of docs/BENCHMARKS.md (never part of make test;
+# they report, they never gate).
+#
+#   bench-vm      per kernel of BENCH_KERNELS: build the module, boot the VM
+#                 with the bench scenario (hook cost and transports)
+#   bench-host    the Go benchmarks of shm/ and agent/, the pipeline into a
+#                 kfake broker, agent CPU and RSS at a steady rate
+#   bench-report  docs/BENCHMARKS.md sections and docs/bench-*.png charts
+#
+# Everything lands in out/bench/ first (the VM runs in out/bench/vm/, apart
+# from the test harness's out/vm/).  The CPU-heavy steps run one after the
+# other under nice.  A step that fails does not stop the others; make bench
+# fails at the end if any did, after writing what was measured.
+
+BENCH_KERNELS ?= 6.1
+BENCH_OUT := $(OUT)/bench
+BENCH_NICE ?= nice -n 10
+# Flags of smith-bench-guest in the VM (see its -h).
+BENCH_VM_ARGS ?= -rounds 5 -exec-n 200 -connect-n 1000 -emit-count 4096 -emit-len 256
+# Flags of smith-bench gobench and pipeline.
+BENCH_GO_PKGS ?= ./shm/... ./agent/...
+BENCH_GO_ARGS ?= -count 5 -benchtime 1s
+BENCH_PIPELINE_ARGS ?=
+
+.PHONY: bench bench-tool bench-guest bench-vm bench-host bench-report
+
+bench: deps
+	@rm -f $(BENCH_OUT)/*.json; rc=0; \
+	$(MAKE) --no-print-directory bench-vm || rc=1; \
+	$(MAKE) --no-print-directory bench-host || rc=1; \
+	$(MAKE) --no-print-directory bench-report || rc=1; \
+	[ $$rc = 0 ] || echo "bench: some steps failed (above); the report holds what was measured" >&2; \
+	exit $$rc
+
+bench-tool:
+	@mkdir -p $(BENCH_OUT)
+	$(GO) build -trimpath -o $(BENCH_OUT)/smith-bench ./benchmark/cmd/smith-bench
+
+# The guest's programs: static C loops (no libc start-up differences
+# between runs: -static), the Go runner, and its flags.
+bench-guest:
+	@mkdir -p $(BENCH_OUT)/guest
+	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/hookloop benchmark/guest/hookloop.c
+	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/noop benchmark/guest/noop.c
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-bench-guest ./benchmark/cmd/smith-bench-guest
+	echo "$(BENCH_VM_ARGS)" >$(BENCH_OUT)/guest/bench-args
+
+bench-vm: bench-guest bench-tool
+	@rc=0; for k in $(BENCH_KERNELS); do \
+		export SMITH_OUT=$(BENCH_OUT)/vm SMITH_GUEST_DIR=$(BENCH_OUT)/guest SMITH_VM_QUIET=1; \
+		rm -f $(BENCH_OUT)/vm-$$k.json; \
+		if ! $(BENCH_NICE) scripts/vm/build-module.sh $$k; then rc=1; continue; fi; \
+		echo "bench: kernel $$k: VM benchmark running (log: $(BENCH_OUT)/vm/vm/$$k/bench/console.log)"; \
+		$(BENCH_NICE) scripts/vm/run.sh $$k bench || rc=1; \
+		$(BENCH_OUT)/smith-bench vmresult -console $(BENCH_OUT)/vm/vm/$$k/bench/console.log \
+			-o $(BENCH_OUT)/vm-$$k.json || rc=1; \
+	done; exit $$rc
+
+bench-host: bench-tool
+	@rc=0; \
+	$(BENCH_NICE) $(BENCH_OUT)/smith-bench gobench $(BENCH_GO_ARGS) -o $(BENCH_OUT)/gobench.json $(BENCH_GO_PKGS) || rc=1; \
+	$(MAKE) --no-print-directory build || rc=1; \
+	$(BENCH_NICE) $(BENCH_OUT)/smith-bench pipeline -agent $(BIN)/smith-agent $(BENCH_PIPELINE_ARGS) \
+		-o $(BENCH_OUT)/pipeline.json || rc=1; \
+	exit $$rc
+
+bench-report: bench-tool
+	$(BENCH_OUT)/smith-bench report -in $(BENCH_OUT) -doc docs/BENCHMARKS.md -charts docs
