@@ -3,8 +3,10 @@ package api
 import (
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func validHeartbeat() *Heartbeat {
@@ -86,5 +88,47 @@ func TestVersionErrorIsTyped(t *testing.T) {
 	var ve *VersionError
 	if err := h.Validate(); !errors.As(err, &ve) || ve.Got != "3.1" {
 		t.Fatalf("Validate() = %v, want *VersionError for 3.1", err)
+	}
+}
+
+func TestClampMakesAnOversizedHeartbeatValid(t *testing.T) {
+	h := validHeartbeat()
+	long := strings.Repeat("é", 2000) // 2 bytes a rune: cuts must not split one
+	h.Kernel, h.LastError = long, long
+	h.Counters.Drops = map[string]uint64{}
+	for i := range MaxDropReasons + 5 {
+		h.Counters.Drops[strings.Repeat("r", i+1)] = uint64(i)
+	}
+	h.Counters.Drops[strings.Repeat("k", MaxTaskKindLength+10)] = 1
+	h.TaskResults = nil
+	for i := range MaxTaskResults + 3 {
+		facts := map[string]string{long: long}
+		for j := range MaxFacts + 2 {
+			facts[strings.Repeat("f", j+1)] = "v"
+		}
+		h.TaskResults = append(h.TaskResults, TaskResult{
+			ID: strings.Repeat("i", i+1), Kind: TaskUsers, Summary: long, Error: long, Facts: facts,
+		})
+	}
+	if h.Validate() == nil {
+		t.Fatal("the oversized heartbeat should not validate before Clamp")
+	}
+	h.Clamp()
+	if err := h.Validate(); err != nil {
+		t.Fatalf("after Clamp: %v", err)
+	}
+	if len(h.TaskResults) != MaxTaskResults || h.TaskResults[0].ID != strings.Repeat("i", 4) {
+		t.Errorf("kept %d results starting with %q, want the newest %d", len(h.TaskResults), h.TaskResults[0].ID, MaxTaskResults)
+	}
+	for _, s := range []string{h.Kernel, h.LastError, h.TaskResults[0].Summary} {
+		if !utf8.ValidString(s) || len(s) == 0 {
+			t.Errorf("clipped string invalid or empty: %d bytes", len(s))
+		}
+	}
+	// A heartbeat within limits is left as it was.
+	ok := validHeartbeat()
+	ok.Clamp()
+	if !reflect.DeepEqual(ok, validHeartbeat()) {
+		t.Errorf("Clamp changed a valid heartbeat: %+v", ok)
 	}
 }
