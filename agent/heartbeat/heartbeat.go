@@ -1,0 +1,222 @@
+// Package heartbeat is the agent's side of the console protocol
+// (smith/heartbeat/api, docs/HEARTBEAT.md): every interval it posts the
+// host's identity, versions and counters, runs the tasks the console
+// answers with, ships their results as data_type "detection_module"
+// events, and reports a short summary of each in the next heartbeat.
+package heartbeat
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"smith/agent/encode"
+	"smith/agent/metrics"
+	"smith/agent/source"
+	"smith/heartbeat/api"
+)
+
+// Options configure the client.
+type Options struct {
+	URL      string
+	Token    string
+	Interval time.Duration
+	Timeout  time.Duration
+	CAFile   string
+
+	AgentVersion string
+	Host         func() encode.Host
+	Module       func() source.Module // nil without a module
+	Counters     *metrics.Counters
+	LastError    func() string
+	// Ship sends task items as events; false when they could not be
+	// queued.
+	Ship  func([]encode.TaskItem) bool
+	Tasks *Tasks
+	Log   logrus.FieldLogger
+}
+
+// Client posts heartbeats.
+type Client struct {
+	o       Options
+	api     *api.Client
+	hostID  string
+	started time.Time
+	seq     uint64
+
+	mu      sync.Mutex
+	results []api.TaskResult // finished since the last heartbeat
+}
+
+// New returns a client; it does not contact the console yet.
+func New(o Options) (*Client, error) {
+	hc := &http.Client{Timeout: o.Timeout}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("heartbeat.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("heartbeat.ca_file %s: no PEM certificate", o.CAFile)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now()}, nil
+}
+
+// HostID is the stable identity of the host: /etc/machine-id, else the
+// host name.
+func HostID() string {
+	for _, p := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
+		if raw, err := os.ReadFile(p); err == nil {
+			if id := strings.TrimSpace(string(raw)); id != "" {
+				return id
+			}
+		}
+	}
+	name, _ := os.Hostname()
+	return name
+}
+
+// Run posts a heartbeat at once and then every interval until ctx ends.
+func (c *Client) Run(ctx context.Context) {
+	interval := c.o.Interval
+	for {
+		if next, err := c.beat(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.o.Log.WithError(err).Warn("heartbeat failed")
+		} else if next > 0 && next != interval {
+			c.o.Log.Infof("console asks for a heartbeat every %s", next)
+			interval = next
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Build returns the heartbeat as it would be sent now.
+func (c *Client) Build() *api.Heartbeat {
+	c.seq++
+	host := c.o.Host()
+	cnt := c.o.Counters
+	ring := cnt.Ring()
+	hb := &api.Heartbeat{
+		Version:            api.Version,
+		HostID:             c.hostID,
+		Hostname:           host.Name,
+		IPs:                host.IPs,
+		SentAt:             time.Now().UTC(),
+		Seq:                c.seq,
+		AgentVersion:       c.o.AgentVersion,
+		Kernel:             kernelRelease(),
+		UptimeSeconds:      hostUptime(),
+		AgentUptimeSeconds: int64(time.Since(c.started).Seconds()),
+		IntervalSeconds:    int(c.o.Interval / time.Second),
+		Counters: api.Counters{
+			EventsRead:  cnt.Read.Load(),
+			EventsSent:  cnt.Sent.Load(),
+			Drops:       cnt.Drops(),
+			SpoolBytes:  cnt.SpoolBytes.Load(),
+			SpoolEvents: cnt.SpoolEvents.Load(),
+			RingFill:    ring.Fill,
+		},
+	}
+	if len(hb.IPs) > api.MaxIPs {
+		hb.IPs = hb.IPs[:api.MaxIPs]
+	}
+	if c.o.Module != nil {
+		m := c.o.Module()
+		hb.ModuleVersion, hb.ABIVersion, hb.Transport = m.Version, m.ABI, m.Transport
+	}
+	if c.o.LastError != nil {
+		hb.LastError = truncate(c.o.LastError(), api.MaxErrorLen)
+	}
+	c.mu.Lock()
+	hb.TaskResults = c.results
+	if len(hb.TaskResults) > api.MaxTaskResults {
+		hb.TaskResults = hb.TaskResults[len(hb.TaskResults)-api.MaxTaskResults:]
+	}
+	c.mu.Unlock()
+	return hb
+}
+
+func (c *Client) beat(ctx context.Context) (time.Duration, error) {
+	hb := c.Build()
+	resp, err := c.api.Send(ctx, hb)
+	if err != nil {
+		return 0, err
+	}
+	// Delivered: the console has these results now.
+	c.mu.Lock()
+	c.results = c.results[len(hb.TaskResults):]
+	c.mu.Unlock()
+	for _, t := range resp.Tasks {
+		c.runTask(ctx, t)
+	}
+	return time.Duration(resp.IntervalSeconds) * time.Second, nil
+}
+
+func (c *Client) runTask(ctx context.Context, t api.Task) {
+	res := api.TaskResult{ID: t.ID, Kind: t.Kind, StartedAt: time.Now().UTC()}
+	items, summary, facts, err := c.o.Tasks.Run(ctx, t.Kind)
+	if err == nil && len(items) > 0 {
+		for i := range items {
+			items[i].TaskID = t.ID
+			items[i].Kind = string(t.Kind)
+		}
+		if !c.o.Ship(items) {
+			err = fmt.Errorf("event queue full: %d results not shipped", len(items))
+		}
+	}
+	res.FinishedAt = time.Now().UTC()
+	res.Items = len(items)
+	res.Summary = truncate(summary, api.MaxSummaryLen)
+	res.Facts = facts
+	if err != nil {
+		res.Error = truncate(err.Error(), api.MaxErrorLen)
+		c.o.Log.WithError(err).Warnf("task %s (%s) failed", t.ID, t.Kind)
+	}
+	c.mu.Lock()
+	c.results = append(c.results, res)
+	c.mu.Unlock()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func hostUptime() int64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return int64(si.Uptime)
+}

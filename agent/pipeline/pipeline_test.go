@@ -1,0 +1,244 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"smith/agent/decode"
+	"smith/agent/encode"
+	"smith/agent/filter"
+	"smith/agent/metrics"
+	"smith/agent/sink"
+	"smith/agent/source"
+	"smith/shm"
+)
+
+// memSink keeps every event; a stuck one never finishes a batch.
+type memSink struct {
+	mu     sync.Mutex
+	events []map[string]any
+	stuck  bool
+}
+
+func (m *memSink) Name() string { return "mem" }
+func (m *memSink) Send(b *sink.Batch) {
+	if m.stuck {
+		return
+	}
+	m.mu.Lock()
+	for i := 0; i < b.Len(); i++ {
+		var v map[string]any
+		if err := json.Unmarshal(b.Event(i), &v); err != nil {
+			panic(fmt.Sprintf("invalid JSON %q: %v", b.Event(i), err))
+		}
+		m.events = append(m.events, v)
+	}
+	m.mu.Unlock()
+	b.Done()
+}
+func (m *memSink) Close(context.Context) error { return nil }
+func (m *memSink) all() []map[string]any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]map[string]any(nil), m.events...)
+}
+
+type ringFile struct {
+	path string
+	fr   *shm.FileRing
+	prod *shm.Producer
+}
+
+func newRingFile(t *testing.T) *ringFile {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "ring")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := shm.CreateFileRing(f, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	t.Cleanup(func() { fr.Close() })
+	return &ringFile{path: path, fr: fr, prod: shm.NewProducer(fr.Ring)}
+}
+
+func (r *ringFile) exec(t *testing.T, tgid, ppid uint32, argv string) {
+	t.Helper()
+	ev := &decode.Event{Type: decode.TypeExecve, TimeNs: uint64(time.Now().UnixNano()), Pid: tgid, Tgid: tgid, Ppid: ppid, Comm: []byte("test")}
+	ev.Fields[decode.FieldArgv] = decode.Field{Present: true, Value: []byte(argv)}
+	rec := decode.AppendEvent(nil, ev)
+	n, _, _ := decode.RecordLen(rec)
+	if ok, _ := r.prod.Write(rec[:n]); !ok {
+		t.Fatal("ring full")
+	}
+}
+
+type run struct {
+	cancel context.CancelFunc
+	done   chan error
+	sink   *memSink
+	c      *metrics.Counters
+}
+
+func start(t *testing.T, rf *ringFile, stateDir string, s *memSink, selfPid uint32) *run {
+	t.Helper()
+	src, err := source.OpenFile(rf.path, shm.NewIntervalWaiter(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, next, _, err := OpenSeqState(stateDir, src.ConsumerPos(), src.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := encode.New(encode.FormatSmith, encode.Host{Name: "h"})
+	flt, _ := filter.New(selfPid, nil, nil)
+	c := &metrics.Counters{}
+	log := logrus.New()
+	log.Out = io.Discard
+	p := New(Options{Source: src, Encoder: enc, Filter: flt, Sinks: []sink.Sink{s}, Counters: c, State: st,
+		NextSeq: next, RingSize: src.Size(), QueueEvents: 1024, Log: log, ShutdownTimeout: 300 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{cancel: cancel, done: make(chan error, 1), sink: s, c: c}
+	go func() {
+		err := p.Run(ctx)
+		st.Close()
+		src.Release()
+		r.done <- err
+	}()
+	return r
+}
+
+func (r *run) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("pipeline did not stop")
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestPipelineDeliversInOrderWithSequenceNumbers(t *testing.T) {
+	goroutines := runtime.NumGoroutine()
+	rf := newRingFile(t)
+	state := t.TempDir()
+	for i := 0; i < 1000; i++ {
+		rf.exec(t, 1000+uint32(i), 1, fmt.Sprintf("cmd\x00%d\x00", i))
+	}
+	rf.exec(t, 42, 1, "self\x00")   // the agent itself: filtered
+	rf.exec(t, 43, 42, "child\x00") // its child: filtered
+	rf.prod.Write(decode.AppendLost(nil, 7))
+	r := start(t, rf, state, &memSink{}, 42)
+	waitFor(t, "1001 events", func() bool { return len(r.sink.all()) == 1001 })
+	r.stop(t)
+	evs := r.sink.all()
+	for i, ev := range evs[:1000] {
+		if ev["seq"] != float64(i+1) || ev["args"].([]any)[1] != fmt.Sprint(i) {
+			t.Fatalf("event %d: seq %v args %v", i, ev["seq"], ev["args"])
+		}
+	}
+	if last := evs[1000]; last["data_type"] != "1" || last["lost"] != 7.0 || last["seq"] != 1001.0 {
+		t.Fatalf("lost event %v", last)
+	}
+	if r.c.Filtered(metrics.FilterSelf) != 2 || r.c.Read.Load() != 1003 {
+		t.Fatalf("filtered %d read %d", r.c.Filtered(metrics.FilterSelf), r.c.Read.Load())
+	}
+	if rf.fr.Ring.ConsumerPos() != rf.fr.Ring.ProducerPos() {
+		t.Fatal("ring not committed after delivery")
+	}
+
+	// A restart continues the numbering.
+	rf.exec(t, 5000, 1, "after\x00restart\x00")
+	r = start(t, rf, state, &memSink{}, 42)
+	waitFor(t, "event after restart", func() bool { return len(r.sink.all()) == 1 })
+	r.stop(t)
+	if ev := r.sink.all()[0]; ev["seq"] != 1002.0 {
+		t.Fatalf("after restart seq %v, want 1002", ev["seq"])
+	}
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+}
+
+func TestUndeliveredEventsAreReadAgainWithTheSameNumbers(t *testing.T) {
+	rf := newRingFile(t)
+	state := t.TempDir()
+	for i := 0; i < 10; i++ {
+		rf.exec(t, 100+uint32(i), 1, fmt.Sprint(i))
+	}
+	// A sink that never finishes: the agent stops without delivering.
+	r := start(t, rf, state, &memSink{stuck: true}, 0)
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	if pos := rf.fr.Ring.ConsumerPos(); pos != 0 {
+		t.Fatalf("ring committed to %d without delivery", pos)
+	}
+	r = start(t, rf, state, &memSink{}, 0)
+	waitFor(t, "10 events", func() bool { return len(r.sink.all()) == 10 })
+	r.stop(t)
+	for i, ev := range r.sink.all() {
+		if ev["seq"] != float64(i+1) {
+			t.Fatalf("re-read event %d has seq %v", i, ev["seq"])
+		}
+	}
+}
+
+func TestSeqStateRecovery(t *testing.T) {
+	dir := t.TempDir()
+	st, next, fell, err := OpenSeqState(dir, 0, 1<<20)
+	if err != nil || next != 1 || fell {
+		t.Fatal(next, fell, err)
+	}
+	// Committed: position 800 -> seq 11; pending: up to 1600 -> seq 21.
+	st.Write(800, 11, 1600, 21)
+	st.Close()
+	for _, tc := range []struct {
+		pos      uint64
+		want     uint64
+		fellBack bool
+	}{
+		{800, 11, false},      // killed before the ring commit
+		{1600, 21, false},     // killed after it
+		{1608, 21, false},     // after it, pads skipped too
+		{0, 1 << 16, true},    // module reloaded: high-water mark, never a repeat
+		{1200, 1 << 16, true}, // impossible position
+	} {
+		os.WriteFile(filepath.Join(dir, "seq.copy"), nil, 0o600)
+		d2 := t.TempDir()
+		raw, _ := os.ReadFile(filepath.Join(dir, "seq"))
+		os.WriteFile(filepath.Join(d2, "seq"), raw, 0o600)
+		st, next, fell, err := OpenSeqState(d2, tc.pos, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if next < tc.want || (!tc.fellBack && next != tc.want) || fell != tc.fellBack {
+			t.Errorf("pos %d: next %d fellBack %v, want %d %v", tc.pos, next, fell, tc.want, tc.fellBack)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+// Package source reads records from the kernel module: the shared-memory
+// ring of /dev/smith (default), or, without a kernel, a ring in a shared
+// file that shm's Go producer fills (tests, benchmarks, demos).
+//
+// Records are zero-copy views into the ring, valid until Commit.  The
+// pipeline commits only once every event read is durable in its sinks, so
+// a restarted agent reads again what a killed one had not delivered.
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"smith/agent/metrics"
+	"smith/shm"
+)
+
+// ErrClosed is returned by Wait after Close.
+var ErrClosed = shm.ErrClosed
+
+// Module describes the producer, for the heartbeat.
+type Module struct {
+	Version   string // module version string; "" without a module
+	ABI       string // "MAJOR.MINOR"
+	Transport string // "shm", "netlink", or "file"
+}
+
+// Source is a stream of records.  Next, Commit, Wait and ConsumerPos
+// belong to the reading goroutine; Close, Ring and Module may be called
+// from any goroutine.
+type Source interface {
+	// Next returns the next record without blocking; ok is false when
+	// none is ready.  The view is valid until Commit or Wait.
+	Next() (rec shm.Record, ok bool, err error)
+	// Commit hands everything returned by Next back to the producer.
+	Commit()
+	// Wait commits, then blocks until a record is ready or Close.
+	Wait() error
+	// ConsumerPos is the committed position (positions never wrap).
+	ConsumerPos() uint64
+	// Size is the ring's data size in bytes.
+	Size() uint64
+	// Close interrupts Wait; Release frees the ring once the reading
+	// goroutine has returned.
+	Close() error
+	Release() error
+	Ring() metrics.Ring
+	Module() Module
+}
+
+// ring implements Source over a shm.Reader.
+type ring struct {
+	rd      *shm.Reader
+	r       *shm.Ring
+	lost    atomic.Uint64
+	release func() error
+	module  Module
+}
+
+func (s *ring) Next() (shm.Record, bool, error) {
+	rec, ok, err := s.rd.Next()
+	if ok {
+		if n, isLost := rec.LostCount(); isLost {
+			s.lost.Add(n)
+		}
+	}
+	return rec, ok, err
+}
+
+func (s *ring) Commit()             { s.rd.Commit() }
+func (s *ring) Wait() error         { return s.rd.Wait() }
+func (s *ring) ConsumerPos() uint64 { return s.r.ConsumerPos() }
+func (s *ring) Size() uint64        { return s.r.Size() }
+func (s *ring) Close() error        { return s.rd.Close() }
+func (s *ring) Release() error      { return s.release() }
+func (s *ring) Module() Module      { return s.module }
+
+// Ring reads the meta page: safe from any goroutine (atomic loads).
+func (s *ring) Ring() metrics.Ring {
+	c := s.r.Counters()
+	fill := 0.0
+	if size := s.r.Size(); size > 0 {
+		fill = float64(s.r.ProducerPos()-s.r.ConsumerPos()) / float64(size)
+	}
+	return metrics.Ring{
+		Fill: fill, Written: c.Written, DroppedFull: c.DroppedFull, DroppedTooLarge: c.DroppedTooLarge,
+		DroppedFault: c.DroppedFault, Truncated: c.Truncated, HookMissed: c.HookMissed,
+		LostRecords: c.LostRecords, Lost: s.lost.Load(),
+	}
+}
+
+// OpenDevice opens the module's ring device (normally /dev/smith).
+func OpenDevice(path string) (Source, error) {
+	d, err := shm.OpenDevice(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is the smith module loaded? modprobe smith)", err)
+	}
+	info, err := d.Info()
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	if info.ABIMajor != shm.ABIMajor {
+		d.Close()
+		return nil, fmt.Errorf("module ABI %d.%d, this agent reads %d.x: upgrade together", info.ABIMajor, info.ABIMinor, shm.ABIMajor)
+	}
+	rd, err := d.NewReader()
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("ring reader on %s: %w", path, err)
+	}
+	transport := "shm"
+	if info.Transport == shm.TransportNetlink {
+		transport = "netlink"
+	}
+	return &ring{rd: rd, r: d.Ring, release: d.Close, module: Module{
+		Version:   string(bytes.TrimRight(info.Version[:], "\x00")),
+		ABI:       fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor),
+		Transport: transport,
+	}}, nil
+}
+
+// OpenFile opens a ring in a shared file (kernel-free mode).  A file has
+// no wake-up: Wait polls at the given interval.
+func OpenFile(path string, poll shm.Waiter) (Source, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open ring file: %w", err)
+	}
+	fr, err := shm.OpenFileRing(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	rd, err := shm.NewReader(fr.Ring, poll)
+	if err != nil {
+		fr.Close()
+		f.Close()
+		return nil, fmt.Errorf("ring reader on %s: %w", path, err)
+	}
+	m := fr.Ring.Meta()
+	return &ring{rd: rd, r: fr.Ring, release: func() error {
+		return errors.Join(fr.Close(), f.Close())
+	}, module: Module{ABI: fmt.Sprintf("%d.%d", m.ABIMajor, m.ABIMinor), Transport: "file"}}, nil
+}
