@@ -16,9 +16,15 @@
  * result is an error, the old mm is still current and both are read from
  * it.  A successful return is skipped there (the tracepoint recorded it).
  *
- * Which call it was (execve or execveat) is the syscall number the task's
- * user registers carry; it also sets SMITH_RF_EXECVEAT and SMITH_RF_COMPAT.
+ * Which call it was: exec sets the task's saved syscall number to execve's
+ * (x86 "pretends to come from execve" when it sets the personality), so the
+ * tracepoint cannot tell execveat from it.  The execveat kretprobe's entry
+ * handler marks the task in a small table instead, and the tracepoint
+ * looks it up only while some execveat is in flight: one atomic read per
+ * exec otherwise.  SMITH_RF_COMPAT on a successful exec says the new
+ * program runs 32-bit.
  */
+#include <linux/atomic.h>
 #include <linux/binfmts.h>
 #include <linux/compat.h>
 #include <linux/fcntl.h>
@@ -27,17 +33,69 @@
 #include <linux/mm_types.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
-#include <linux/sched/task_stack.h>
-#include <asm/syscall.h>
-#include <asm/unistd.h>
+#include <linux/spinlock.h>
 
 #include "hooks.h"
 #include "record.h"
 #include "transport.h"
 
-/* execveat's number in the 32-bit (ia32) and x32 tables. */
-#define SMITH_NR_IA32_EXECVEAT	358
-#define SMITH_NR_X32_EXECVEAT	545
+/*
+ * Tasks inside execveat right now.  Raw lock: taken in kretprobe handlers
+ * and the tracepoint, both with preemption disabled.  A task that finds no
+ * free slot execs unflagged; execveat is rare.
+ */
+#define SMITH_EXECVEAT_SLOTS	32
+
+static DEFINE_RAW_SPINLOCK(smith_execveat_lock);
+static struct task_struct *smith_execveat_tasks[SMITH_EXECVEAT_SLOTS];
+static atomic_t smith_execveat_inflight = ATOMIC_INIT(0);
+
+static int smith_execveat_mark(void)
+{
+	unsigned long flags;
+	int i, slot = -1;
+
+	raw_spin_lock_irqsave(&smith_execveat_lock, flags);
+	for (i = 0; i < SMITH_EXECVEAT_SLOTS; i++) {
+		if (!smith_execveat_tasks[i]) {
+			smith_execveat_tasks[i] = current;
+			atomic_inc(&smith_execveat_inflight);
+			slot = i;
+			break;
+		}
+	}
+	raw_spin_unlock_irqrestore(&smith_execveat_lock, flags);
+	return slot;
+}
+
+static void smith_execveat_unmark(int slot)
+{
+	unsigned long flags;
+
+	if (slot < 0)
+		return;
+	raw_spin_lock_irqsave(&smith_execveat_lock, flags);
+	if (smith_execveat_tasks[slot] == current) {
+		smith_execveat_tasks[slot] = NULL;
+		atomic_dec(&smith_execveat_inflight);
+	}
+	raw_spin_unlock_irqrestore(&smith_execveat_lock, flags);
+}
+
+static bool smith_in_execveat(void)
+{
+	unsigned long flags;
+	bool found = false;
+	int i;
+
+	if (!atomic_read(&smith_execveat_inflight))
+		return false;
+	raw_spin_lock_irqsave(&smith_execveat_lock, flags);
+	for (i = 0; i < SMITH_EXECVEAT_SLOTS && !found; i++)
+		found = smith_execveat_tasks[i] == current;
+	raw_spin_unlock_irqrestore(&smith_execveat_lock, flags);
+	return found;
+}
 
 static void smith_exec_context(struct smith_rec *r)
 {
@@ -47,20 +105,14 @@ static void smith_exec_context(struct smith_rec *r)
 	smith_rec_put_tty(r);
 }
 
-/* Which call is in progress: execveat sets its flag, compat its own. */
 static u16 smith_exec_flags(void)
 {
-	long nr = syscall_get_nr(current, task_pt_regs(current));
 	u16 flags = 0;
 
-	if (in_compat_syscall()) {
+	if (in_compat_syscall())
 		flags |= SMITH_RF_COMPAT;
-		nr &= ~(long)__X32_SYSCALL_BIT;
-		if (nr == SMITH_NR_IA32_EXECVEAT || nr == SMITH_NR_X32_EXECVEAT)
-			flags |= SMITH_RF_EXECVEAT;
-	} else if (nr == __NR_execveat) {
+	if (smith_in_execveat())
 		flags |= SMITH_RF_EXECVEAT;
-	}
 	return flags;
 }
 
@@ -112,6 +164,7 @@ static struct smith_tracepoint smith_exec_tracepoint = {
 struct smith_exec_call {
 	const char __user *filename;
 	const void __user *argv;
+	int slot;			/* execveat: smith_execveat_tasks[] */
 };
 
 static void smith_exec_failed(unsigned int hook, u16 flags,
@@ -178,6 +231,7 @@ static int smith_execveat_entry(struct kretprobe_instance *ri,
 							 regs, 1);
 	c->argv = (const void __user *)smith_sys_arg(&smith_execveat_krp,
 						    regs, 2);
+	c->slot = smith_execveat_mark();
 	return 0;
 }
 
@@ -197,8 +251,10 @@ static int smith_execve_ret(struct kretprobe_instance *ri,
 static int smith_execveat_ret(struct kretprobe_instance *ri,
 			      struct pt_regs *regs)
 {
+	struct smith_exec_call *c = (void *)ri->data;
 	long ret = regs_return_value(regs);
 
+	smith_execveat_unmark(c->slot);
 	if (ret >= 0 || !smith_recording())
 		return 0;
 	smith_hook_enter();

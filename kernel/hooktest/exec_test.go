@@ -39,6 +39,14 @@ func busyboxPath(t *testing.T) string {
 // runHelper is a step run in a child of the test binary, for calls the Go
 // runtime cannot make between fork and exec.
 func runHelper(step string) int {
+	if step == "storm" {
+		n, err := strconv.Atoi(os.Getenv("SMITH_STORM_SECONDS"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "SMITH_STORM_SECONDS:", err)
+			return 2
+		}
+		return stormLoop(n)
+	}
 	runtime.LockOSThread()
 	argv := []string{"true", "helper", step}
 	switch step {
@@ -120,6 +128,10 @@ func helper(t *testing.T, step string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), helperEnv+"="+step)
 	cmd.Stderr = os.Stderr
 	return cmd
+}
+
+func syscallForkExec(path string, args []string) (int, error) {
+	return syscall.ForkExec(path, args, &syscall.ProcAttr{Dir: "/"})
 }
 
 func cmdline(args []string) string {

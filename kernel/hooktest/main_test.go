@@ -51,13 +51,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "hooktest: must run as root inside the test VM")
 		os.Exit(1)
 	}
-	// A module left loaded by an earlier test binary is unloaded first.
+	// A module loaded by the scenario is unloaded first (each test loads
+	// its own) and loaded again at the end, as it was found.
+	_, err := os.Stat("/sys/module/smith")
+	wasLoaded := err == nil
 	_ = rmmod("smith")
 	if err := os.MkdirAll(cgroupRoot, 0o755); err == nil {
 		_ = unix.Mount("cgroup2", cgroupRoot, "cgroup2", 0, "")
 	}
 	code := m.Run()
 	_ = unix.Unmount(cgroupRoot, 0)
+	if wasLoaded {
+		if err := insmod(koPath("smith.ko")); err != nil {
+			fmt.Fprintln(os.Stderr, "hooktest:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

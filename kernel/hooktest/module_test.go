@@ -1,0 +1,140 @@
+//go:build vmtest
+
+package hooktest
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"smith/shm"
+)
+
+// The do-nothing module of kernel/hooktest/kmod, built beside smith.ko.
+const testModule = "smith_hooktest"
+
+func TestModuleLoad(t *testing.T) {
+	s := open(t)
+	if in := s.info(); in.HooksAttached&(shm.HookInitModule|shm.HookFinitModule) != shm.HookInitModule|shm.HookFinitModule {
+		t.Fatalf("module hooks not attached: attached %#x failed %#x", in.HooksAttached, in.HooksFailed)
+	}
+	path := koPath(testModule + ".ko")
+	image, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+
+	// find the record of our call of this type whose params are these.
+	find := func(t *testing.T, typ shm.RecType, params string) *event {
+		t.Helper()
+		return s.find("module load", func(e *event) bool {
+			return e.Hdr.Type == typ && int(e.TGID) == os.Getpid() && e.str(shm.FModParams) == params
+		})
+	}
+	check := func(t *testing.T, e *event, before time.Time, errno syscall.Errno, name string) {
+		t.Helper()
+		checkCommon(t, e, before, time.Now())
+		expectEq(t, "result", e.Result, -int64(errno))
+		expectStr(t, e, shm.FExe, "exe", self)
+		if name != "" {
+			expectStr(t, e, shm.FModName, "name", name)
+		} else if e.has(shm.FModName) {
+			t.Errorf("name %q for a rejected image", e.str(shm.FModName))
+		}
+	}
+	unload := func(t *testing.T) {
+		t.Helper()
+		if err := unix.DeleteModule(testModule, 0); err != nil {
+			t.Fatalf("delete_module %s: %v", testModule, err)
+		}
+	}
+
+	t.Run("finit_module", func(t *testing.T) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		before := time.Now()
+		if err := unix.FinitModule(int(f.Fd()), "fail=0 finit", 0); err != nil {
+			t.Fatalf("finit_module %s: %v", path, err)
+		}
+		unload(t)
+		e := find(t, shm.EvFinitModule, "fail=0 finit")
+		check(t, e, before, 0, testModule)
+		expectStr(t, e, shm.FModPath, "path", path)
+	})
+
+	t.Run("init_module", func(t *testing.T) {
+		before := time.Now()
+		if err := unix.InitModule(image, "fail=0 init"); err != nil {
+			t.Fatalf("init_module of %s: %v", path, err)
+		}
+		unload(t)
+		e := find(t, shm.EvInitModule, "fail=0 init")
+		check(t, e, before, 0, testModule)
+		if e.has(shm.FModPath) {
+			t.Errorf("init_module record has a path: %q", e.str(shm.FModPath))
+		}
+	})
+
+	t.Run("finit_module refused by the module", func(t *testing.T) {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		before := time.Now()
+		err = unix.FinitModule(int(f.Fd()), "fail=1", 0)
+		if err != unix.EINVAL {
+			t.Fatalf("finit_module %s fail=1: %v, want EINVAL", path, err)
+		}
+		e := find(t, shm.EvFinitModule, "fail=1")
+		check(t, e, before, unix.EINVAL, testModule)
+		expectStr(t, e, shm.FModPath, "path", path)
+	})
+
+	t.Run("init_module of a rejected image", func(t *testing.T) {
+		junk := append([]byte("\x7fELF not a module"), make([]byte, 256)...)
+		before := time.Now()
+		err := unix.InitModule(junk, "rejected")
+		errno, ok := err.(syscall.Errno)
+		if !ok || errno == 0 {
+			t.Fatalf("init_module of junk: %v, want an error", err)
+		}
+		e := find(t, shm.EvInitModule, "rejected")
+		check(t, e, before, errno, "")
+	})
+
+	t.Run("finit_module of a rejected file", func(t *testing.T) {
+		p := "/tmp/hooktest-not-a-module.ko"
+		if err := os.WriteFile(p, []byte("not a module at all"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(p)
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		before := time.Now()
+		err = unix.FinitModule(int(f.Fd()), "rejected file", 0)
+		errno, ok := err.(syscall.Errno)
+		if !ok || errno == 0 {
+			t.Fatalf("finit_module of junk: %v, want an error", err)
+		}
+		e := find(t, shm.EvFinitModule, "rejected file")
+		check(t, e, before, errno, "")
+		expectStr(t, e, shm.FModPath, "path", p)
+	})
+
+	st := s.stats()
+	if st.Hooks[3].Events < 2 || st.Hooks[4].Events < 3 {
+		t.Errorf("events counted: init_module %d finit_module %d, want at least 2 and 3",
+			st.Hooks[3].Events, st.Hooks[4].Events)
+	}
+}
