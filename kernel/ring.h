@@ -69,14 +69,27 @@ bool smith_ring_commit(struct smith_ring *r, struct smith_rec_hdr *rec);
 /* Give a reserved record back: the reader skips it.  Same return value. */
 bool smith_ring_discard(struct smith_ring *r, struct smith_rec_hdr *rec);
 
-/* Reserve, copy and commit in one call; false when dropped (counted). */
+/*
+ * Reserve, copy and commit in one call; false when dropped (counted).  rec
+ * is a whole record of len bytes starting with its struct smith_rec_hdr,
+ * whose type and flags are used (its len is not).  *wakeup (may be NULL)
+ * is set as smith_ring_commit() returns.
+ */
 bool smith_ring_write(struct smith_ring *r, const void *rec, u32 len,
 		      bool *wakeup);
 
-/* True when there is at least one record the reader has not consumed. */
+/*
+ * True when there is at least one record the reader has not consumed (it
+ * may still be BUSY).  Starts with a full barrier, so a poll() that finds
+ * no data cannot miss the wake-up of a commit racing with it.
+ */
 bool smith_ring_has_data(const struct smith_ring *r);
 
-/* Count a record lost before it reached the ring (e.g. a user fault). */
+/*
+ * Count a record lost before it reached the ring (e.g. a user fault):
+ * counter (a field of r->meta) is incremented atomically, and the next
+ * record is preceded by a "lost N" record.
+ */
 void smith_ring_count_drop(struct smith_ring *r, u64 *counter);
 
 #endif /* _SMITH_RING_H */
