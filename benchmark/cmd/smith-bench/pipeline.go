@@ -1,7 +1,547 @@
 package main
 
-import "fmt"
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"smith/agent/decode"
+	"smith/benchmark/internal/results"
+	"smith/shm"
+)
+
+// The pipeline benchmark: this process fills a ring in a shared file at an
+// offered rate with the Go producer of shm/, smith-agent reads it in its
+// kernel-free mode (source.kind = "file") and ships JSON events to a kfake
+// broker served from this process on loopback.  What Kafka holds (the
+// topic's end offset) is what was delivered; what the ring and the agent
+// count as dropped is what was lost.
+type pipelineOpts struct {
+	agent       string
+	out         string
+	rates       []float64
+	stepSecs    float64
+	steadyRate  float64
+	steadySecs  float64
+	steadyRuns  int
+	ringSize    uint64
+	pollEvery   string
+	keepWorkDir bool
+}
+
+const topic = "smith"
 
 func cmdPipeline(args []string) error {
-	return fmt.Errorf("not available yet")
+	fs := flag.NewFlagSet("pipeline", flag.ExitOnError)
+	var o pipelineOpts
+	rates := fs.String("rates", "5000,10000,20000,50000,100000,200000,500000,1000000", "offered events/s, rising; the climb ends at the first step with a drop")
+	fs.StringVar(&o.agent, "agent", "bin/smith-agent", "the smith-agent binary")
+	fs.StringVar(&o.out, "o", "out/bench/pipeline.json", "write the results to this `file`")
+	fs.Float64Var(&o.stepSecs, "step-seconds", 5, "duration of each offered-rate step")
+	fs.Float64Var(&o.steadyRate, "steady-rate", 10000, "events/s of the steady runs (0: none)")
+	fs.Float64Var(&o.steadySecs, "steady-seconds", 10, "duration of each steady run")
+	fs.IntVar(&o.steadyRuns, "steady-runs", 3, "steady runs")
+	fs.Uint64Var(&o.ringSize, "ring-size", shm.RingDefaultSize, "ring data size in bytes, as the module's default")
+	fs.StringVar(&o.pollEvery, "poll-interval", "", "the agent's source.poll_interval (empty: its default)")
+	fs.BoolVar(&o.keepWorkDir, "keep", false, "keep the work directory (agent config and log)")
+	fs.Parse(args)
+	for _, s := range strings.Split(*rates, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("-rates: bad rate %q", s)
+		}
+		o.rates = append(o.rates, v)
+	}
+	if _, err := os.Stat(o.agent); err != nil {
+		return fmt.Errorf("agent binary: %w (make build)", err)
+	}
+	h := results.Host{Machine: hostMachine()}
+	err := runPipeline(o, &h)
+	if err != nil {
+		h.Notes = append(h.Notes, "pipeline stopped early: "+err.Error())
+	}
+	if werr := results.Write(o.out, h); werr != nil {
+		return werr
+	}
+	return err
+}
+
+func runPipeline(o pipelineOpts, h *results.Host) error {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		return fmt.Errorf("start kfake broker: %w", err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	k := &kafkaCount{cl: cl}
+
+	if o.steadyRate > 0 && o.steadyRuns > 0 {
+		st := &results.Steady{Rate: o.steadyRate, Seconds: o.steadySecs}
+		for run := 1; run <= o.steadyRuns; run++ {
+			fmt.Fprintf(os.Stderr, "smith-bench pipeline: steady %.0f/s, run %d/%d\n", o.steadyRate, run, o.steadyRuns)
+			if err := steadyRun(o, cluster, k, st); err != nil {
+				return fmt.Errorf("steady run %d: %w", run, err)
+			}
+		}
+		h.Steady = st
+	}
+
+	a, err := startAgent(o, cluster)
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	for _, rate := range o.rates {
+		step, err := a.offer(k, rate, time.Duration(o.stepSecs*float64(time.Second)))
+		if err != nil {
+			return fmt.Errorf("step %.0f/s: %w", rate, err)
+		}
+		h.Pipeline = append(h.Pipeline, step)
+		fmt.Fprintf(os.Stderr, "smith-bench pipeline: offered %.0f/s achieved %.0f/s delivered %.0f/s dropped %d\n",
+			step.Offered, step.Achieved, step.Carried, step.Dropped)
+		if step.Dropped > 0 || step.Received < step.Sent {
+			break
+		}
+	}
+	return a.stop()
+}
+
+// steadyRun offers the steady rate to a fresh agent and reads its CPU time
+// and peak RSS.
+func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *kafkaCount, st *results.Steady) error {
+	a, err := startAgent(o, cluster)
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	// Warm up: caches, connections, the first batches.
+	if _, err := a.offer(k, o.steadyRate, time.Second); err != nil {
+		return err
+	}
+	cpu0, err := procCPU(a.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	step, err := a.offer(k, o.steadyRate, time.Duration(o.steadySecs*float64(time.Second)))
+	if err != nil {
+		return err
+	}
+	cpu1, err := procCPU(a.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	hwm, err := procHWM(a.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	secs := time.Since(t0).Seconds()
+	st.CPUPercent = append(st.CPUPercent, 100*(cpu1-cpu0)/secs)
+	st.RSSMiB = append(st.RSSMiB, hwm)
+	st.Delivered = append(st.Delivered, step.Received)
+	st.Dropped = append(st.Dropped, step.Dropped)
+	return a.stop()
+}
+
+// agent is a running smith-agent reading a file ring this process fills.
+type agent struct {
+	cmd     *exec.Cmd
+	dir     string
+	keep    bool
+	ring    *shm.FileRing
+	file    *os.File
+	prod    *shm.Producer
+	metrics string // URL of its Prometheus endpoint
+	events  [][]byte
+	next    int
+	stopped bool
+	exitErr chan error
+	// lastDrops is the last scrape of the drop counters, by reason.
+	lastDrops map[string]float64
+}
+
+func startAgent(o pipelineOpts, cluster *kfake.Cluster) (*agent, error) {
+	dir, err := os.MkdirTemp("", "smith-bench-pipeline-")
+	if err != nil {
+		return nil, fmt.Errorf("work directory: %w", err)
+	}
+	a := &agent{dir: dir, keep: o.keepWorkDir, exitErr: make(chan error, 1)}
+	fail := func(err error) (*agent, error) {
+		a.stop()
+		return nil, err
+	}
+	a.file, err = os.Create(filepath.Join(dir, "ring"))
+	if err != nil {
+		return fail(fmt.Errorf("ring file: %w", err))
+	}
+	if a.ring, err = shm.CreateFileRing(a.file, o.ringSize); err != nil {
+		return fail(err)
+	}
+	a.prod = shm.NewProducer(a.ring.Ring)
+	a.events = sampleEvents()
+
+	port, err := freePort()
+	if err != nil {
+		return fail(err)
+	}
+	a.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	poll := ""
+	if o.pollEvery != "" {
+		poll = fmt.Sprintf("poll_interval = %q\n", o.pollEvery)
+	}
+	cfg := fmt.Sprintf(`[agent]
+state_dir = %q
+pid_file = ""
+hostname = "bench-host"
+
+[source]
+kind = "file"
+file = %q
+%s
+[log]
+file = %q
+
+[output]
+sinks = ["kafka"]
+
+[kafka]
+brokers = [%q]
+topic = %q
+
+[metrics]
+listen = "127.0.0.1:%d"
+`, filepath.Join(dir, "state"), filepath.Join(dir, "ring"), poll, filepath.Join(dir, "agent.log"),
+		cluster.ListenAddrs()[0], topic, port)
+	cfgPath := filepath.Join(dir, "smith-agent.toml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return fail(fmt.Errorf("agent config: %w", err))
+	}
+	a.cmd = exec.Command(o.agent, "-config", cfgPath)
+	a.cmd.Stdout, a.cmd.Stderr = os.Stderr, os.Stderr
+	if err := a.cmd.Start(); err != nil {
+		return fail(fmt.Errorf("start %s: %w", o.agent, err))
+	}
+	go func() { a.exitErr <- a.cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := a.scrape(); err == nil {
+			return a, nil
+		}
+		select {
+		case err := <-a.exitErr:
+			a.exitErr <- err
+			return fail(fmt.Errorf("smith-agent exited at start (%v); its log: %s", err, filepath.Join(dir, "agent.log")))
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("smith-agent metrics at %s not up after 15 s", a.metrics))
+		}
+	}
+}
+
+// stop ends the agent with SIGTERM (it flushes what is in flight) and
+// removes the work directory.  Safe to call more than once.
+func (a *agent) stop() error {
+	if a.stopped {
+		return nil
+	}
+	a.stopped = true
+	var err error
+	if a.cmd != nil && a.cmd.Process != nil {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case werr := <-a.exitErr:
+			if werr != nil {
+				err = fmt.Errorf("smith-agent exit: %w", werr)
+			}
+		case <-time.After(30 * time.Second):
+			_ = a.cmd.Process.Kill()
+			<-a.exitErr
+			err = errors.New("smith-agent did not stop within 30 s of SIGTERM")
+		}
+	}
+	if a.ring != nil {
+		err = errors.Join(err, a.ring.Close())
+	}
+	if a.file != nil {
+		err = errors.Join(err, a.file.Close())
+	}
+	if !a.keep {
+		err = errors.Join(err, os.RemoveAll(a.dir))
+	}
+	return err
+}
+
+// offer writes events into the ring at rate per second for d, in a batch
+// every millisecond, then waits for Kafka to hold them.
+func (a *agent) offer(k *kafkaCount, rate float64, d time.Duration) (results.RateStep, error) {
+	st := results.RateStep{Transport: "kafka", Offered: rate}
+	drops0, err := a.dropped()
+	if err != nil {
+		return st, err
+	}
+	end0, err := k.end()
+	if err != nil {
+		return st, err
+	}
+	const tick = time.Millisecond
+	perTick := rate * tick.Seconds()
+	var owed float64
+	var sent, ringDrops uint64
+	t0 := time.Now()
+	for next := t0; time.Since(t0) < d; {
+		owed += perTick
+		for ; owed >= 1; owed-- {
+			if ok, _ := a.prod.Write(a.events[a.next]); !ok {
+				ringDrops++
+			}
+			a.next = (a.next + 1) % len(a.events)
+			sent++
+		}
+		next = next.Add(tick)
+		if wait := time.Until(next); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	offerSecs := time.Since(t0).Seconds()
+	// Delivered: wait until Kafka holds everything that was not dropped,
+	// or until it stops growing.
+	var got uint64
+	last, lastChange := uint64(0), time.Now()
+	for {
+		e, err := k.end()
+		if err != nil {
+			return st, err
+		}
+		got = e - end0
+		drops, err := a.dropped()
+		if err != nil {
+			return st, err
+		}
+		st.Dropped = drops - drops0
+		if got+st.Dropped >= sent {
+			break
+		}
+		if got != last {
+			last, lastChange = got, time.Now()
+		} else if time.Since(lastChange) > 3*time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The agent counts ring drops too (ring_full from the meta page); take
+	// the larger, so a drop is never missed if its counter lags.
+	st.Dropped = max(st.Dropped, ringDrops)
+	st.Sent, st.Received, st.Seconds = sent, got, offerSecs
+	if st.Dropped > 0 {
+		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: drops since the agent started, by reason: %v\n", rate, a.nonZeroDrops())
+	}
+	st.Achieved = float64(sent) / offerSecs
+	st.Carried = float64(got) / offerSecs
+	return st, nil
+}
+
+func (a *agent) nonZeroDrops() map[string]float64 {
+	m := map[string]float64{}
+	for k, v := range a.lastDrops {
+		if v != 0 {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// dropped sums smith_events_dropped_total over every reason.
+func (a *agent) dropped() (uint64, error) { return a.scrape() }
+
+func (a *agent) scrape() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.metrics, nil)
+	if err != nil {
+		return 0, fmt.Errorf("agent metrics: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("agent metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("agent metrics: %s", resp.Status)
+	}
+	m, total, err := metricByLabel(bufio.NewScanner(resp.Body), "smith_events_dropped_total")
+	if err == nil {
+		a.lastDrops = m
+	}
+	return total, err
+}
+
+// metricByLabel returns every sample of the named metric in Prometheus
+// text by its label set ("" for none), and their sum.
+func metricByLabel(sc *bufio.Scanner, name string) (map[string]float64, uint64, error) {
+	m := map[string]float64{}
+	var total float64
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		labels := ""
+		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
+			labels, rest = rest[:i+1], rest[i+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		m[labels] += v
+		total += v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read metrics: %w", err)
+	}
+	return m, uint64(total), nil
+}
+
+// kafkaCount reads how many records the topic holds (the sum of its
+// partitions' end offsets).
+type kafkaCount struct {
+	cl *kgo.Client
+}
+
+func (k *kafkaCount) end() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrListOffsetsRequest()
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewListOffsetsRequestTopicPartition()
+	p.Partition = 0
+	p.Timestamp = -1 // the end offset
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, k.cl)
+	if err != nil {
+		return 0, fmt.Errorf("kafka end offset of %s: %w", topic, err)
+	}
+	var total uint64
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 {
+				return 0, fmt.Errorf("kafka end offset of %s/%d: error code %d", topic, rp.Partition, rp.ErrorCode)
+			}
+			total += uint64(rp.Offset)
+		}
+	}
+	return total, nil
+}
+
+// sampleEvents are the records the producer cycles through: execs with a
+// realistic command line and connects, as the module writes them.
+func sampleEvents() [][]byte {
+	var out [][]byte
+	f := func(s string) decode.Field { return decode.Field{Value: []byte(s), Present: true} }
+	for i := range 16 {
+		ev := decode.Event{
+			Type: uint16(shm.EvExecve), TimeNs: uint64(time.Now().UnixNano()),
+			Pid: uint32(4000 + i), Tgid: uint32(4000 + i), Ppid: 1200, Pgid: 1200, Sid: 1100,
+			UID: 1000, EUID: 1000, GID: 1000, PidNS: 4026531836, MntNS: 4026531841,
+			CgroupID: 7000 + uint64(i), Comm: []byte("curl"), CPU: uint16(i % 2),
+		}
+		ev.Fields[shm.FExe] = f("/usr/bin/curl")
+		ev.Fields[shm.FNodename] = f("bench-host")
+		ev.Fields[shm.FFilename] = f("/usr/bin/curl")
+		ev.Fields[shm.FArgv] = f(fmt.Sprintf("curl\x00-sS\x00--max-time\x0010\x00-H\x00X-Request: %d\x00https://example.internal/api/v1/items?page=%d", i, i))
+		ev.Fields[shm.FCwd] = f("/home/deploy/app")
+		ev.Fields[shm.FStdin] = f("/dev/null")
+		ev.Fields[shm.FStdout] = f("pipe:[81234]")
+		ev.Fields[shm.FTTY] = f("")
+		out = append(out, decode.AppendEvent(nil, &ev))
+
+		c := ev
+		c.Type = uint16(shm.EvConnect)
+		c.Fields = [len(ev.Fields)]decode.Field{}
+		c.Fields[shm.FExe] = f("/usr/bin/curl")
+		c.Fields[shm.FNodename] = f("bench-host")
+		c.HasConnect = true
+		c.Connect = decode.Connect{Family: syscall.AF_INET, Protocol: syscall.IPPROTO_TCP, FD: 3,
+			RemotePort: 443, LocalPort: uint16(40000 + i)}
+		copy(c.Connect.RemoteAddr[:], []byte{10, 0, 0, byte(i + 1)})
+		copy(c.Connect.LocalAddr[:], []byte{10, 0, 1, 5})
+		out = append(out, decode.AppendEvent(nil, &c))
+	}
+	return out
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// procCPU is the process's user + system CPU time in seconds.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("agent CPU time: %w", err)
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("agent CPU time: short /proc/%d/stat", pid)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("agent CPU time: %w", err)
+	}
+	const clockTicks = 100 // USER_HZ, 100 on every Linux architecture Go supports
+	return float64(ut+stime) / clockTicks, nil
+}
+
+// procHWM is the process's peak resident set (VmHWM) in MiB.
+func procHWM(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("agent RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("agent RSS: %q: %w", line, err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("agent RSS: no VmHWM in /proc/%d/status", pid)
 }
