@@ -76,8 +76,7 @@ func TestSpoolKeepsOrderAcrossSegmentsAndReopen(t *testing.T) {
 	// Reopen after a partial read: the unread rest comes back in order.
 	s, _ = OpenSpool(dir, 1<<20, 4096)
 	s.Append(batchOf(0, 300), 0)
-	var buf []byte
-	evs, buf, cur, err := s.Peek(120, buf, nil)
+	evs, _, cur, err := s.Peek(120, nil, nil)
 	if err != nil || len(evs) != 120 {
 		t.Fatal(len(evs), err)
 	}
