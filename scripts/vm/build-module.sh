@@ -25,9 +25,16 @@ kernel_env "$ver"
 # kernel build.
 unset MAKEFLAGS MFLAGS MAKELEVEL
 
+# One build of a kernel's tree at a time; initramfs.sh reads the .ko files
+# under the same lock.
+mkdir -p "$SMITH_OUT"
+exec 8>"$SMITH_OUT/.kernel-$ver.lock"
+flock 8
 rm -rf "$dst"
 mkdir -p "$dst"
-cp -a "$src/." "$dst/"
+# Only the C side: Go files under kernel/ (guest tests) would become a
+# stray package under out/ for go vet ./... and go test ./... .
+tar -C "$src" --exclude='*.go' -cf - . | tar -C "$dst" -xf -
 # Objects copied from an in-tree build would be reused: start clean.
 find "$dst" \( -name '*.o' -o -name '*.ko' -o -name '.*.cmd' -o -name '*.mod' \
 	-o -name '*.mod.c' -o -name modules.order -o -name Module.symvers \) -delete

@@ -5,14 +5,18 @@
 # initramfs's /guest/, on PATH there):
 #   - one test binary per Go package that has files with the vmtest build
 #     tag: CGO_ENABLED=0 go test -c -tags vmtest -o out/guest/NAME.test ./DIR
-#     where NAME is the Go package name (kernel/test -> kerneltest.test,
-#     shm -> shm.test), or the path with / as - if two packages share a name;
+#     where NAME is DIR with / replaced by - (shm -> shm.test, kernel/test
+#     -> kernel-test.test, kernel/hooktest -> kernel-hooktest.test);
 #   - the static product binaries (agent/cmd/..., heartbeat/cmd/...).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 GO=${GO:-go}
-dst=$SMITH_OUT/guest
+final=$SMITH_OUT/guest
+# Built aside and swapped in at the end: a VM being packed meanwhile sees
+# the old set or the new one, never half of one.
+dst=$SMITH_OUT/.guest.$$
+trap 'rm -rf "$dst"' EXIT
 rm -rf "$dst"
 mkdir -p "$dst"
 cd "$SMITH_ROOT"
@@ -23,8 +27,7 @@ pkgs=$(grep -rlE --include='*.go' '^//go:build .*\bvmtest\b' . \
 	--exclude-dir=out --exclude-dir=bin --exclude-dir=.git --exclude-dir=testdata |
 	xargs -r -n1 dirname | sed 's|^\./||' | LC_ALL=C sort -u)
 for p in $pkgs; do
-	name=$("$GO" list -tags vmtest -f '{{.Name}}' "./$p") || die "go list ./$p failed"
-	[ -e "$dst/$name.test" ] && name=${p//\//-}
+	name=${p//\//-}
 	log "go test -c -tags vmtest ./$p -> out/guest/$name.test"
 	"$GO" test -c -tags vmtest -trimpath -o "$dst/$name.test" "./$p" ||
 		die "cannot build the guest tests of ./$p"
@@ -36,4 +39,6 @@ if [ -n "$cmds" ]; then
 	# shellcheck disable=SC2086
 	"$GO" build -trimpath -o "$dst/" $cmds || die "cannot build the product binaries for the guest"
 fi
-log "out/guest: $(cd "$dst" && ls | tr '\n' ' ')"
+rm -rf "$final"
+mv "$dst" "$final"
+log "out/guest: $(cd "$final" && ls | tr '\n' ' ')"

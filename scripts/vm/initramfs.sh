@@ -52,12 +52,16 @@ echo "hosts: files dns" >"$stage/etc/nsswitch.conf"
 echo smith-vm >"$stage/etc/hostname"
 : >"$stage/etc/resolv.conf"
 
-kos=("$SMITH_OUT/kernel-$ver"/*.ko)
-if [ -e "${kos[0]}" ]; then
-	cp "${kos[@]}" "$stage/"
-else
-	log "warning: no module in $SMITH_OUT/kernel-$ver (run build-module.sh $ver)"
-fi
+mkdir -p "$SMITH_OUT"
+(
+	flock -s 8
+	kos=("$SMITH_OUT/kernel-$ver"/*.ko)
+	if [ -e "${kos[0]}" ]; then
+		cp "${kos[@]}" "$stage/"
+	else
+		log "warning: no module in $SMITH_OUT/kernel-$ver (run build-module.sh $ver)"
+	fi
+) 8>"$SMITH_OUT/.kernel-$ver.lock"
 
 for d in "$@"; do
 	[ -d "$d" ] || die "guest directory $d does not exist"
@@ -66,6 +70,6 @@ done
 cp "$VM_DIR"/scenarios/*.sh "$stage/scenarios/" 2>/dev/null || true
 
 mkdir -p "$(dirname "$output")"
-(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$output.tmp"
-mv "$output.tmp" "$output"
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) >"$output.tmp.$$"
+mv "$output.tmp.$$" "$output"
 log "$ver: $output ($(du -h "$output" | cut -f1))"

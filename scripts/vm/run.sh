@@ -11,7 +11,7 @@
 #
 # Everything lands in out/vm/VER/SCENARIO/: console.log (the whole serial
 # console), dmesg.log (the guest's kernel log at the end), result
-# (status, kernel release, boot and run times).
+# (status, kernel release, boot and run times), initramfs.cpio.
 #
 # Environment:
 #   SMITH_VM_TIMEOUT    seconds before the guest is killed (default: the
@@ -39,7 +39,7 @@ dir=$SMITH_OUT/vm/$ver/$scenario
 mkdir -p "$dir"
 rm -f "$dir/console.log" "$dir/dmesg.log" "$dir/result"
 
-initrd=$SMITH_OUT/vm/$ver/initramfs.cpio
+initrd=$dir/initramfs.cpio
 guest_dirs=()
 [ -d "$guest" ] && guest_dirs+=("$guest")
 "$VM_DIR/initramfs.sh" "$ver" "$initrd" "${guest_dirs[@]}"
@@ -77,7 +77,7 @@ while kill -0 "$qpid" 2>/dev/null; do
 	if [ -z "$boot" ] && grep -aq 'SMITH-VM-BEGIN' "$dir/console.log"; then
 		boot=$(secs_since "$start")
 	fi
-	sleep 0.2
+	sleep 0.05
 done
 rc=0
 wait "$qpid" || rc=$?
