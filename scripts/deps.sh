@@ -11,6 +11,7 @@ PACKAGES=(
 	# the VM harness
 	qemu-system-x86 busybox-static cpio
 	chromium  # the console's browser test (heartbeat/web)
+	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
 )
 
 missing=()
