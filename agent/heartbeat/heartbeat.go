@@ -154,6 +154,7 @@ func (c *Client) Build() *api.Heartbeat {
 		hb.TaskResults = hb.TaskResults[len(hb.TaskResults)-api.MaxTaskResults:]
 	}
 	c.mu.Unlock()
+	hb.Clamp()
 	return hb
 }
 

@@ -1,0 +1,305 @@
+//go:build vmtest
+
+package vmtest
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func koPath() string {
+	if d := os.Getenv("SMITH_KO_DIR"); d != "" {
+		return d + "/smith.ko"
+	}
+	return "/smith.ko"
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("SMITH_VMTEST_CHILD") != "" {
+		os.Exit(0) // the exec the scenario performs
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "agent vmtest: must run as root inside the test VM")
+		os.Exit(1)
+	}
+	_, err := os.Stat("/sys/module/smith")
+	wasLoaded := err == nil
+	if !wasLoaded {
+		if out, err := exec.Command("insmod", koPath()).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "insmod: %v: %s\n", err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if !wasLoaded {
+		if err := unix.DeleteModule("smith", 0); err != nil {
+			fmt.Fprintln(os.Stderr, "rmmod smith:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type agent struct {
+	cmd    *exec.Cmd
+	events string
+	log    string
+}
+
+func startAgent(t *testing.T, dir, format string) *agent {
+	t.Helper()
+	bin, err := exec.LookPath("smith-agent")
+	if err != nil {
+		t.Fatal("smith-agent not on PATH:", err)
+	}
+	a := &agent{events: filepath.Join(dir, format+".json"), log: filepath.Join(dir, format+".log")}
+	cfg := filepath.Join(dir, format+".toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[agent]
+format = %q
+state_dir = %q
+pid_file = ""
+[log]
+file = %q
+level = "debug"
+[output]
+sinks = ["file"]
+[output.file]
+path = %q
+[metrics]
+listen = ""
+`, format, filepath.Join(dir, "state"), a.log, a.events)), 0o600)
+	a.cmd = exec.Command(bin, "-config", cfg)
+	a.cmd.Stderr = os.Stderr
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		raw, _ := os.ReadFile(a.log)
+		if strings.Contains(string(raw), "first sequence number") {
+			break
+		}
+		if time.Now().After(deadline) {
+			a.cmd.Process.Kill()
+			a.cmd.Wait()
+			t.Fatalf("agent did not start:\n%s", raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return a
+}
+
+// stop ends the agent with SIGTERM and returns its events.
+func (a *agent) stop(t *testing.T) []map[string]any {
+	t.Helper()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if err := a.cmd.Wait(); err != nil {
+		raw, _ := os.ReadFile(a.log)
+		t.Fatalf("agent exit: %v\n%s", err, raw)
+	}
+	f, err := os.Open(a.events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var evs []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var v map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("invalid JSON line from the agent: %v: %s", err, sc.Bytes())
+		}
+		evs = append(evs, v)
+	}
+	return evs
+}
+
+// scenario is what the test does and knows about itself.
+type scenario struct {
+	token    string
+	args     []string
+	childPid int
+	port     int
+	local    int
+	self     string
+	cwd      string
+	host     string
+	nodename string
+}
+
+func run(t *testing.T) *scenario {
+	t.Helper()
+	s := &scenario{token: fmt.Sprintf("token-%d", time.Now().UnixNano())}
+	s.self, _ = os.Executable()
+	s.cwd, _ = os.Getwd()
+	s.host, _ = os.Hostname()
+	var u unix.Utsname
+	unix.Uname(&u)
+	s.nodename = unix.ByteSliceToString(u.Nodename[:])
+	// exec with quotes, backslash, newline, tab and a byte that is not
+	// UTF-8.
+	s.args = []string{s.self, "-test.run=^$", s.token, "a \"q\" \\b", "line\nnext\ttab", "bad\xffbyte"}
+	cmd := exec.Command(s.self, s.args[1:]...)
+	cmd.Args = s.args
+	cmd.Env = append(os.Environ(), "SMITH_VMTEST_CHILD=1")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	s.childPid = cmd.Process.Pid
+
+	// A blocking TCP connect to a local listener.
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s.port = ln.Addr().(*net.TCPAddr).Port
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: s.port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(fd)
+	s.local = sa.(*unix.SockaddrInet4).Port
+	time.Sleep(200 * time.Millisecond) // let the agent read the ring
+	return s
+}
+
+func cmdline(args []string) string {
+	var b strings.Builder
+	for _, a := range args {
+		b.WriteString(a)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// get walks a dotted path.
+func get(v map[string]any, path string) any {
+	var cur any = v
+	for _, k := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[k]
+	}
+	return cur
+}
+
+func expect(t *testing.T, ev map[string]any, path string, want any) {
+	t.Helper()
+	got := get(ev, path)
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	if string(g) != string(w) {
+		t.Errorf("%s = %s, want %s", path, g, w)
+	}
+}
+
+func find(t *testing.T, evs []map[string]any, what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	for _, ev := range evs {
+		if match(ev) {
+			return ev
+		}
+	}
+	t.Fatalf("no %s event among %d", what, len(evs))
+	return nil
+}
+
+func TestAgentReadsTheModule(t *testing.T) {
+	dir := t.TempDir()
+	var lastSeq float64
+	for _, format := range []string{"smith", "ecs"} {
+		t.Run(format, func(t *testing.T) {
+			a := startAgent(t, dir, format)
+			s := run(t)
+			evs := a.stop(t)
+			pid, self := float64(s.childPid), float64(os.Getpid())
+			// Every event has a number, increasing, and none comes from
+			// the agent itself.
+			seqPath := "seq"
+			if format == "ecs" {
+				seqPath = "smith.seq"
+			}
+			for _, ev := range evs {
+				seq, _ := get(ev, seqPath).(float64)
+				if seq <= lastSeq {
+					t.Fatalf("seq %v after %v", seq, lastSeq)
+				}
+				lastSeq = seq
+				if p := get(ev, "tgid"); format == "smith" && p == float64(a.cmd.Process.Pid) {
+					t.Fatalf("the agent's own activity reported: %v", ev)
+				}
+			}
+			wantB64 := base64.StdEncoding.EncodeToString([]byte(cmdline(s.args)))
+			printable := append(append([]string{}, s.args[:5]...), "bad\ufffdbyte")
+			if format == "smith" {
+				ex := find(t, evs, "exec", func(ev map[string]any) bool { return ev["data_type"] == "59" && ev["pid"] == pid })
+				for k, v := range map[string]any{
+					"tgid": pid, "ppid": self, "uid": 0.0, "euid": 0.0, "gid": 0.0, "username": "root",
+					"exe": s.self, "filename": s.self, "args": printable, "argv_b64": wantB64,
+					"argv": strings.Join(printable, " "), "cwd": s.cwd, "res": 0.0,
+					"hostname": s.host, "nodename": s.nodename, "comm": truncComm(filepath.Base(s.self)),
+				} {
+					expect(t, ex, k, v)
+				}
+				co := find(t, evs, "connect", func(ev map[string]any) bool { return ev["data_type"] == "42" && ev["dport"] == float64(s.port) })
+				for k, v := range map[string]any{
+					"tgid": self, "sa_family": 2.0, "protocol": "tcp", "dip": "127.0.0.1", "sip": "127.0.0.1",
+					"sport": float64(s.local), "res": 0.0, "exe": s.self, "username": "root",
+				} {
+					expect(t, co, k, v)
+				}
+				return
+			}
+			ex := find(t, evs, "exec", func(ev map[string]any) bool {
+				return get(ev, "event.action") == "execve" && get(ev, "process.thread.id") == pid
+			})
+			for k, v := range map[string]any{
+				"process.pid": pid, "process.parent.pid": self, "process.executable": s.self,
+				"process.args": printable, "process.args_count": float64(len(s.args)),
+				"process.working_directory": s.cwd, "user.id": "0", "user.name": "root",
+				"event.outcome": "success", "host.name": s.host, "smith.argv_b64": wantB64,
+				"smith.nodename": s.nodename, "smith.filename": s.self, "smith.data_type": "59",
+			} {
+				expect(t, ex, k, v)
+			}
+			co := find(t, evs, "connect", func(ev map[string]any) bool {
+				return get(ev, "event.action") == "connect" && get(ev, "destination.port") == float64(s.port)
+			})
+			for k, v := range map[string]any{
+				"process.pid": self, "destination.ip": "127.0.0.1", "source.ip": "127.0.0.1",
+				"source.port": float64(s.local), "network.transport": "tcp", "network.type": "ipv4",
+				"event.outcome": "success", "smith.data_type": "42",
+			} {
+				expect(t, co, k, v)
+			}
+		})
+	}
+}
+
+func truncComm(s string) string {
+	if len(s) > 15 {
+		return s[:15]
+	}
+	return s
+}
