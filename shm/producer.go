@@ -82,7 +82,9 @@ func (p *Producer) Reserve(n uint32, typ RecType, flags RecFlags) (res Reservati
 	}
 	recAt, recPad := p.place(pos, uint64(RecAlign(n)))
 	end := recAt + uint64(RecAlign(n))
-	if prod-cons > r.Size() || end-cons > r.Size() {
+	// A producer position no producer could have written (the Go producer
+	// may be handed any memory) makes the ring unusable: drop, as full.
+	if prod%8 != 0 || prod-cons > r.Size() || end-cons > r.Size() {
 		p.drop(&r.meta.DroppedFull)
 		return Reservation{}, false
 	}

@@ -1,0 +1,584 @@
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+)
+
+// testRec builds a SMITH_REC_TEST record of n bytes with the payload
+// pattern of smith_abi.h.
+func testRec(n int, producer uint32, seq uint64) []byte {
+	b := make([]byte, n)
+	binary.LittleEndian.PutUint16(b[4:], uint16(RecTest))
+	if n >= SizeofTestRec {
+		binary.LittleEndian.PutUint32(b[8:], producer)
+		binary.LittleEndian.PutUint64(b[16:], seq)
+		for i := range b[SizeofTestRec:] {
+			b[SizeofTestRec+i] = byte(seq + uint64(i))
+		}
+	}
+	return b
+}
+
+func newTestRing(t testing.TB, size uint64) (*Ring, *Producer, *Reader) {
+	t.Helper()
+	r, err := newMemRing(size, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := NewReader(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, NewProducer(r), rd
+}
+
+func mustWrite(t testing.TB, p *Producer, rec []byte) {
+	t.Helper()
+	if ok, _ := p.Write(rec); !ok {
+		t.Fatalf("write of %d bytes dropped", len(rec))
+	}
+}
+
+// mustNext returns the next record, failing if there is none.
+func mustNext(t testing.TB, rd *Reader) Record {
+	t.Helper()
+	rec, ok, err := rd.Next()
+	if err != nil || !ok {
+		t.Fatalf("Next: ok %v, err %v; want a record", ok, err)
+	}
+	return rec
+}
+
+func mustBeEmpty(t testing.TB, rd *Reader) {
+	t.Helper()
+	if rec, ok, err := rd.Next(); ok || err != nil {
+		t.Fatalf("Next: got record type %d at %d (err %v); want none", rec.Type, rec.Pos, err)
+	}
+}
+
+func TestEmptyRingHasNoRecord(t *testing.T) {
+	_, _, rd := newTestRing(t, 256)
+	mustBeEmpty(t, rd)
+}
+
+func TestRecordsOfEverySizeRoundTrip(t *testing.T) {
+	r, p, rd := newTestRing(t, RingMinSize)
+	if r.MaxRecord() != RingMinSize/4 {
+		t.Fatalf("max record %d, want %d", r.MaxRecord(), RingMinSize/4)
+	}
+	for n := SizeofRecHdr; n <= int(r.MaxRecord()); n++ {
+		want := testRec(n, 0, uint64(n))
+		mustWrite(t, p, want)
+		got := mustNext(t, rd)
+		if string(got.Payload()) != string(want[SizeofRecHdr:]) || len(got.Raw) != n || got.Type != RecTest {
+			t.Fatalf("record of %d bytes came back as %d bytes of type %d with other content", n, len(got.Raw), got.Type)
+		}
+		rd.Commit()
+	}
+	mustBeEmpty(t, rd)
+	if c := r.Counters(); c.Written != uint64(r.MaxRecord())-7 || c.Dropped() != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+// fillAndConsume writes and reads records of the given sizes, leaving the
+// reader caught up at their end.
+func fillAndConsume(t *testing.T, p *Producer, rd *Reader, sizes ...int) {
+	t.Helper()
+	for _, n := range sizes {
+		mustWrite(t, p, testRec(n, 1, 0))
+		mustNext(t, rd)
+		rd.Commit()
+	}
+}
+
+func TestRecordAtTheEndIsPaddedToTheStart(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	fillAndConsume(t, p, rd, 64, 64, 64, 56) // 8 bytes left before the end
+	mustWrite(t, p, testRec(24, 0, 2))
+	rec := mustNext(t, rd)
+	if rec.Pos != 256 || len(rec.Raw) != 24 {
+		t.Fatalf("record at %d of %d bytes; want at 256 (the start, one lap on), 24 bytes", rec.Pos, len(rec.Raw))
+	}
+	if seq := binary.LittleEndian.Uint64(rec.Raw[16:]); seq != 2 {
+		t.Fatalf("seq %d, want 2", seq)
+	}
+	if s := rd.Stats(); s.Skipped != 1 {
+		t.Fatalf("skipped %d records, want the one pad", s.Skipped)
+	}
+	if got := r.ProducerPos(); got != 280 {
+		t.Fatalf("producer at %d, want 280", got)
+	}
+}
+
+func TestExactlyFullRingAcceptsNoMore(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	for i := range 4 {
+		mustWrite(t, p, testRec(64, 0, uint64(i)))
+	}
+	if ok, _ := p.Write(testRec(8, 0, 9)); ok {
+		t.Fatal("an 8-byte record fit into a full ring")
+	}
+	if c := r.Counters(); c.DroppedFull != 1 || c.Written != 4 {
+		t.Fatalf("counters %+v; want 4 written, 1 dropped full", c)
+	}
+	for i := range 4 {
+		if rec := mustNext(t, rd); binary.LittleEndian.Uint64(rec.Raw[16:]) != uint64(i) {
+			t.Fatalf("record %d has seq %d", i, binary.LittleEndian.Uint64(rec.Raw[16:]))
+		}
+	}
+	mustBeEmpty(t, rd)
+}
+
+func TestOneByteShortIsDropped(t *testing.T) {
+	tests := []struct {
+		name string
+		len  int
+		fits bool
+	}{
+		{"8 bytes into 8", 8, true},
+		{"9 bytes (16 aligned) into 8", 9, false},
+		{"16 bytes into 8", 16, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, p, rd := newTestRing(t, 256)
+			for _, n := range []int{64, 64, 64, 56} {
+				mustWrite(t, p, testRec(n, 0, 0))
+			}
+			ok, _ := p.Write(testRec(tc.len, 0, 9))
+			if ok != tc.fits {
+				t.Fatalf("write of %d bytes with 8 free: ok %v, want %v", tc.len, ok, tc.fits)
+			}
+			want := Counters{Written: 4}
+			if tc.fits {
+				want.Written++
+			} else {
+				want.DroppedFull++
+			}
+			if c := r.Counters(); c != want {
+				t.Fatalf("counters %+v, want %+v", c, want)
+			}
+			for range want.Written {
+				mustNext(t, rd)
+			}
+			mustBeEmpty(t, rd)
+		})
+	}
+}
+
+func TestLostRecordNeedsRoomToo(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	for _, n := range []int{64, 64, 64, 48} {
+		mustWrite(t, p, testRec(n, 0, 0))
+	}
+	p.CountFault()
+	// 16 bytes free: enough for the record, not for the lost record too.
+	if ok, _ := p.Write(testRec(16, 0, 9)); ok {
+		t.Fatal("record written without room for the lost record in front")
+	}
+	if c := r.Counters(); c.DroppedFault != 1 || c.DroppedFull != 1 || c.LostRecords != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+	for range 4 {
+		mustNext(t, rd)
+	}
+	rd.Commit()
+	mustWrite(t, p, testRec(16, 0, 9))
+	if n, ok := mustNext(t, rd).LostCount(); !ok || n != 2 {
+		t.Fatalf("lost count %d (ok %v), want 2", n, ok)
+	}
+}
+
+func TestBusyRecordStopsTheReader(t *testing.T) {
+	_, p, rd := newTestRing(t, 256)
+	res, ok := p.Reserve(32, RecTest, 0)
+	if !ok {
+		t.Fatal("reserve failed")
+	}
+	mustWrite(t, p, testRec(32, 0, 7))
+	mustBeEmpty(t, rd) // the committed record behind a busy one waits
+	copy(res.Raw[SizeofRecHdr:], testRec(32, 0, 6)[SizeofRecHdr:])
+	p.Commit(res)
+	for _, want := range []uint64{6, 7} {
+		if seq := binary.LittleEndian.Uint64(mustNext(t, rd).Raw[16:]); seq != want {
+			t.Fatalf("seq %d, want %d", seq, want)
+		}
+	}
+}
+
+func TestDiscardedRecordIsSkipped(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	res, ok := p.Reserve(40, RecTest, 0)
+	if !ok {
+		t.Fatal("reserve failed")
+	}
+	p.Discard(res)
+	mustWrite(t, p, testRec(24, 0, 3))
+	if rec := mustNext(t, rd); rec.Pos != 40 {
+		t.Fatalf("record at %d, want 40 (after the discarded one)", rec.Pos)
+	}
+	mustBeEmpty(t, rd)
+	if c := r.Counters(); c.Discarded != 1 || c.Written != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	if s := rd.Stats(); s.Skipped != 1 || s.Records != 1 {
+		t.Fatalf("reader stats %+v", s)
+	}
+}
+
+func TestDropsAreReportedByALostRecord(t *testing.T) {
+	tests := []struct {
+		name          string
+		fill          []int // records written and consumed first
+		full          int   // record sizes written until the ring is full
+		dropFull      int
+		dropTooLarge  int
+		dropFault     int
+		wantLostAt    uint64
+		wantRecordAt  uint64
+		wantPadsFound uint64
+	}{
+		{name: "ring full", full: 64, dropFull: 3, wantLostAt: 256, wantRecordAt: 272},
+		{name: "too large", dropTooLarge: 2, wantLostAt: 0, wantRecordAt: 16},
+		{name: "user fault", dropFault: 1, wantLostAt: 0, wantRecordAt: 16},
+		{name: "all reasons", full: 64, dropFull: 1, dropTooLarge: 1, dropFault: 1, wantLostAt: 256, wantRecordAt: 272},
+		{name: "lost record padded to the start", fill: []int{64, 64, 64, 56}, dropFault: 1, wantLostAt: 256, wantRecordAt: 272, wantPadsFound: 1},
+		{name: "record padded after the lost record", fill: []int{64, 64, 64, 40}, dropFault: 1, wantLostAt: 232, wantRecordAt: 256, wantPadsFound: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, p, rd := newTestRing(t, 256)
+			fillAndConsume(t, p, rd, tc.fill...)
+			if tc.full > 0 {
+				for {
+					if ok, _ := p.Write(testRec(tc.full, 1, 0)); !ok {
+						break
+					}
+				}
+				for i := 1; i < tc.dropFull; i++ {
+					p.Write(testRec(tc.full, 1, 0))
+				}
+				for {
+					if _, ok, _ := rd.Next(); !ok {
+						break
+					}
+				}
+				rd.Commit()
+			}
+			for range tc.dropTooLarge {
+				if ok, _ := p.Write(testRec(int(r.MaxRecord())+1, 1, 0)); ok {
+					t.Fatal("a record over max_record was written")
+				}
+			}
+			for range tc.dropFault {
+				p.CountFault()
+			}
+			mustWrite(t, p, testRec(24, 2, 42))
+
+			lost := mustNext(t, rd)
+			n, ok := lost.LostCount()
+			want := uint64(tc.dropFull + tc.dropTooLarge + tc.dropFault)
+			if !ok || n != want || lost.Pos != tc.wantLostAt {
+				t.Fatalf("first record: type %d at %d count %d; want a lost record at %d counting %d", lost.Type, lost.Pos, n, tc.wantLostAt, want)
+			}
+			rec := mustNext(t, rd)
+			if rec.Type != RecTest || rec.Pos != tc.wantRecordAt || binary.LittleEndian.Uint64(rec.Raw[16:]) != 42 {
+				t.Fatalf("second record: type %d at %d; want the test record at %d", rec.Type, rec.Pos, tc.wantRecordAt)
+			}
+			mustBeEmpty(t, rd)
+			c := r.Counters()
+			if c.DroppedFull != uint64(tc.dropFull) || c.DroppedTooLarge != uint64(tc.dropTooLarge) ||
+				c.DroppedFault != uint64(tc.dropFault) || c.LostRecords != 1 {
+				t.Fatalf("counters %+v", c)
+			}
+			if s := rd.Stats(); s.Lost != want || s.LostRecords != 1 || s.Skipped != tc.wantPadsFound {
+				t.Fatalf("reader stats %+v; want lost %d in 1 record, %d pads", s, want, tc.wantPadsFound)
+			}
+			// The next record goes without a lost record in front.
+			mustWrite(t, p, testRec(24, 2, 43))
+			if rec := mustNext(t, rd); rec.Type != RecTest {
+				t.Fatalf("record after the lost one has type %d", rec.Type)
+			}
+		})
+	}
+}
+
+func TestCommitWakesOnlyACaughtUpReader(t *testing.T) {
+	_, p, rd := newTestRing(t, 256)
+	if _, wake := p.Write(testRec(24, 0, 0)); !wake {
+		t.Fatal("first record into an empty ring: no wake-up")
+	}
+	if _, wake := p.Write(testRec(24, 0, 1)); wake {
+		t.Fatal("second record while the reader is behind: wake-up")
+	}
+	mustNext(t, rd)
+	mustNext(t, rd)
+	mustBeEmpty(t, rd)
+	if _, wake := p.Write(testRec(24, 0, 2)); wake {
+		t.Fatal("reader caught up but had not committed: wake-up")
+	}
+	rd.Commit()
+	mustNext(t, rd)
+	rd.Commit()
+	// cons 72. A lost record (72..88) goes in front of the next record
+	// (88..152): the reader parked at 72 must be woken.
+	p.CountFault()
+	if _, wake := p.Write(testRec(64, 0, 3)); !wake {
+		t.Fatal("reader parked before the reservation's lost record: no wake-up")
+	}
+	mustNext(t, rd)
+	mustNext(t, rd)
+	rd.Commit()
+	fillAndConsume(t, p, rd, 64) // cons 216
+	// Lost record 216..232, pad 232..256, record 256..296.
+	p.CountFault()
+	res, ok := p.Reserve(40, RecTest, 0)
+	if !ok {
+		t.Fatal("reserve failed")
+	}
+	if !p.Commit(res) {
+		t.Fatal("reader parked before the reservation's lost record and pad: no wake-up")
+	}
+	if rec := mustNext(t, rd); rec.Type != RecLost || rec.Pos != 216 {
+		t.Fatalf("record type %d at %d, want lost at 216", rec.Type, rec.Pos)
+	}
+	if rec := mustNext(t, rd); rec.Type != RecTest || rec.Pos != 256 {
+		t.Fatalf("record type %d at %d, want test at 256", rec.Type, rec.Pos)
+	}
+}
+
+func TestNewReaderResumesAtTheCommittedPosition(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	for i := range 3 {
+		mustWrite(t, p, testRec(32, 0, uint64(i)))
+	}
+	mustNext(t, rd)
+	rd.Commit()
+	mustNext(t, rd) // read, not committed: the next reader sees it again
+	rd2, err := NewReader(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []uint64{1, 2} {
+		if seq := binary.LittleEndian.Uint64(mustNext(t, rd2).Raw[16:]); seq != want {
+			t.Fatalf("seq %d, want %d", seq, want)
+		}
+	}
+}
+
+func TestBatchCommitStoresOnce(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	for i := range 3 {
+		mustWrite(t, p, testRec(32, 0, uint64(i)))
+	}
+	for range 3 {
+		mustNext(t, rd)
+		if r.ConsumerPos() != 0 {
+			t.Fatal("consumer position moved before Commit")
+		}
+	}
+	rd.Commit()
+	if r.ConsumerPos() != 96 {
+		t.Fatalf("consumer at %d after Commit, want 96", r.ConsumerPos())
+	}
+}
+
+// corrupt writes raw words into a ring to build states no producer makes.
+type corruptRing struct {
+	r *Ring
+}
+
+func (c corruptRing) hdr(off uint64, n uint32, typ RecType) {
+	binary.LittleEndian.PutUint32(c.r.data[off:], n)
+	binary.LittleEndian.PutUint16(c.r.data[off+4:], uint16(typ))
+}
+func (c corruptRing) prod(p uint64) { c.r.meta.ProducerPos = p }
+func (c corruptRing) cons(p uint64) { *c.r.cons = p }
+
+func TestCorruptRingGivesAnError(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(c corruptRing)
+	}{
+		{"length below the header", func(c corruptRing) { c.hdr(0, 4, RecTest); c.prod(8) }},
+		{"zero length", func(c corruptRing) { c.hdr(0, 0, RecTest); c.prod(64) }},
+		{"length above max_record", func(c corruptRing) { c.hdr(0, 72, RecTest); c.prod(128) }},
+		{"discarded length above max_record", func(c corruptRing) { c.hdr(0, 72|RecDiscard, RecPad); c.prod(128) }},
+		{"record crossing the end", func(c corruptRing) { c.cons(224); c.hdr(224, 40, RecTest); c.prod(288) }},
+		{"record past the producer", func(c corruptRing) { c.hdr(0, 32, RecTest); c.prod(16) }},
+		{"producer misaligned", func(c corruptRing) { c.hdr(0, 8, RecTest); c.prod(12) }},
+		{"producer more than the ring ahead", func(c corruptRing) { c.prod(264) }},
+		{"lost record too short", func(c corruptRing) { c.hdr(0, 8, RecLost); c.prod(8) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := newMemRing(256, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.setup(corruptRing{r})
+			rd, err := NewReader(r, nil)
+			if err == nil {
+				_, _, err = rd.Next()
+			}
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err %v, want ErrCorrupt", err)
+			}
+			if err == nil {
+				return
+			}
+			if rd != nil {
+				if _, _, err2 := rd.Next(); !errors.Is(err2, ErrCorrupt) {
+					t.Fatalf("second Next: %v, want the error to stick", err2)
+				}
+			}
+		})
+	}
+}
+
+func TestProducerPositionGoingBackIsAnError(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	mustWrite(t, p, testRec(32, 0, 0))
+	mustNext(t, rd)
+	r.meta.ProducerPos = 16
+	if _, _, err := rd.Next(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err %v, want ErrCorrupt", err)
+	}
+}
+
+func TestMisalignedConsumerIsAnError(t *testing.T) {
+	r, err := newMemRing(256, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	*r.cons = 4
+	if _, err := NewReader(r, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("err %v, want ErrCorrupt", err)
+	}
+}
+
+func TestBadMetaPageIsRejected(t *testing.T) {
+	tests := []struct {
+		name  string
+		spoil func(m *RingMeta)
+	}{
+		{"magic", func(m *RingMeta) { m.Magic = 0x12345678 }},
+		{"ABI major", func(m *RingMeta) { m.ABIMajor = ABIMajor + 1 }},
+		{"size not a power of two", func(m *RingMeta) { m.DataSize = RingMinSize + 8 }},
+		{"size beyond the mapping", func(m *RingMeta) { m.DataSize = 2 * RingMinSize }},
+		{"max_record above a quarter", func(m *RingMeta) { m.MaxRecord = RingMinSize/4 + 8 }},
+		{"max_record below a lost record", func(m *RingMeta) { m.MaxRecord = 8 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			words := make([]uint64, (2*memPageSize+RingMinSize)/8)
+			mem := unsafeBytes(words)
+			if _, err := InitRing(mem[:memPageSize], mem[memPageSize:2*memPageSize], mem[2*memPageSize:], memPageSize); err != nil {
+				t.Fatal(err)
+			}
+			tc.spoil(metaOf(mem[memPageSize:]))
+			if _, err := NewRing(mem[:memPageSize], mem[memPageSize:2*memPageSize], mem[2*memPageSize:]); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("err %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+func TestNewerMinorVersionIsAccepted(t *testing.T) {
+	words := make([]uint64, (2*memPageSize+RingMinSize)/8)
+	mem := unsafeBytes(words)
+	if _, err := InitRing(mem[:memPageSize], mem[memPageSize:2*memPageSize], mem[2*memPageSize:], memPageSize); err != nil {
+		t.Fatal(err)
+	}
+	metaOf(mem[memPageSize:]).ABIMinor = ABIMinor + 1
+	if _, err := NewRing(mem[:memPageSize], mem[memPageSize:2*memPageSize], mem[2*memPageSize:]); err != nil {
+		t.Fatalf("a newer minor version was rejected: %v", err)
+	}
+}
+
+func TestCloseInterruptsABlockedRead(t *testing.T) {
+	ev, err := NewEventfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiters := []struct {
+		name string
+		w    Waiter
+	}{
+		{"eventfd", ev},
+		{"interval", NewIntervalWaiter(time.Hour)},
+	}
+	for _, tc := range waiters {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := newMemRing(256, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd, err := NewReader(r, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := rd.Read()
+				errc <- err
+			}()
+			time.Sleep(10 * time.Millisecond) // let Read block; the test holds either way
+			if err := rd.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; !errors.Is(err, ErrClosed) {
+				t.Fatalf("Read returned %v, want ErrClosed", err)
+			}
+			if _, err := rd.Read(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Read after Close returned %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestEventfdWakesABlockedRead(t *testing.T) {
+	ev, err := NewEventfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newMemRing(256, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := NewReader(r, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	p := NewProducer(r)
+	got := make(chan uint64)
+	go func() {
+		for range 100 {
+			rec, err := rd.Read()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- binary.LittleEndian.Uint64(rec.Raw[16:])
+		}
+	}()
+	for i := range uint64(100) {
+		ok, wake := p.Write(testRec(24, 0, i))
+		if !ok {
+			t.Fatalf("write %d dropped", i)
+		}
+		if wake {
+			if err := ev.Signal(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if seq, ok := <-got; !ok || seq != i {
+			t.Fatalf("read seq %d (ok %v), want %d", seq, ok, i)
+		}
+	}
+}
