@@ -305,6 +305,10 @@ func (c *Config) finish() error {
 			bad("output.file: max_bytes >= 4096 and max_files >= 1 required")
 		}
 	}
+	// Values are checked even when the sink is off: a typo stays a typo.
+	oneOf("kafka.compression", c.Kafka.Compression, "none", "gzip", "snappy", "lz4", "zstd")
+	oneOf("kafka.acks", c.Kafka.Acks, "all", "leader", "none")
+	oneOf("kafka.sasl.mechanism", c.Kafka.SASL.Mechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 	if c.HasSink("kafka") {
 		if len(c.Kafka.Brokers) == 0 {
 			bad("output.sinks has kafka but kafka.brokers is empty")
@@ -317,9 +321,6 @@ func (c *Config) finish() error {
 		if c.Kafka.Topic == "" {
 			bad("kafka.topic is empty")
 		}
-		oneOf("kafka.compression", c.Kafka.Compression, "none", "gzip", "snappy", "lz4", "zstd")
-		oneOf("kafka.acks", c.Kafka.Acks, "all", "leader", "none")
-		oneOf("kafka.sasl.mechanism", c.Kafka.SASL.Mechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 		if c.Kafka.MaxMessageBytes < 1024 {
 			bad("kafka.max_message_bytes = %d: want >= 1024", c.Kafka.MaxMessageBytes)
 		}
