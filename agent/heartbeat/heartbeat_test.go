@@ -1,0 +1,192 @@
+package heartbeat
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"smith/agent/encode"
+	"smith/agent/metrics"
+	"smith/agent/source"
+	"smith/heartbeat/api"
+)
+
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, text := range files {
+		full := filepath.Join(root, p)
+		os.MkdirAll(filepath.Dir(full), 0o755)
+		if err := os.WriteFile(full, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func testTasks(t *testing.T) *Tasks {
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n",
+		"etc/shadow": "root:$6$abc:19000::::::\ndaemon:*:19000::::::\n",
+		"proc/net/tcp": "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+			"   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n" +
+			"   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 12346 1 0000000000000000 100 0 0 10 0\n",
+		"proc/net/tcp6": "  sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+			"   0: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 22222 1 0000000000000000 100 0 0 10 0\n",
+		"proc/77/comm":                  "sshd\n",
+		"etc/crontab":                   "# m h dom mon dow user command\n17 * * * * root cd / && run-parts --report /etc/cron.hourly\n",
+		"etc/cron.d/backup":             "0 3 * * * root /usr/local/bin/backup\n",
+		"var/spool/cron/crontabs/alice": "*/5 * * * * /home/alice/poll.sh\n",
+	})
+	os.MkdirAll(filepath.Join(root, "proc/77/fd"), 0o755)
+	os.Symlink("socket:[12345]", filepath.Join(root, "proc/77/fd/3"))
+	return &Tasks{Root: root, Status: func() (m, a [][2]string) {
+		return [][2]string{{"loaded", "true"}, {"abi", "1.0"}}, [][2]string{{"version", "test"}}
+	}}
+}
+
+func fields(it encode.TaskItem) map[string]string {
+	m := map[string]string{}
+	for _, f := range it.Fields {
+		m[f[0]] = f[1]
+	}
+	return m
+}
+
+func TestTasks(t *testing.T) {
+	tk := testTasks(t)
+	ctx := context.Background()
+	items, sum, _, err := tk.Run(ctx, api.TaskListeningSockets)
+	if err != nil || len(items) != 2 {
+		t.Fatalf("sockets: %d items, %v", len(items), err)
+	}
+	if f := fields(items[0]); f["proto"] != "tcp" || f["local_ip"] != "0.0.0.0" || f["local_port"] != "22" || f["pid"] != "77" || f["comm"] != "sshd" {
+		t.Errorf("socket 0: %v", f)
+	}
+	if f := fields(items[1]); f["proto"] != "tcp6" || f["local_ip"] != "::1" || f["local_port"] != "631" {
+		t.Errorf("socket 1: %v", f)
+	}
+	if !strings.Contains(sum, "tcp 0.0.0.0:22 sshd") {
+		t.Errorf("summary %q", sum)
+	}
+	items, _, facts, err := tk.Run(ctx, api.TaskUsers)
+	if err != nil || len(items) != 2 || facts["login_shells"] != "1" || fields(items[1])["password_locked"] != "true" {
+		t.Fatalf("users: %v %v %v", items, facts, err)
+	}
+	items, _, _, err = tk.Run(ctx, api.TaskCrontabs)
+	if err != nil || len(items) != 3 {
+		t.Fatalf("crontabs: %v %v", items, err)
+	}
+	if f := fields(items[2]); f["file"] != "/var/spool/cron/crontabs/alice" || f["entry"] != "*/5 * * * * /home/alice/poll.sh" {
+		t.Errorf("crontab: %v", f)
+	}
+	if _, _, facts, err := tk.Run(ctx, api.TaskModuleStatus); err != nil || facts["abi"] != "1.0" {
+		t.Errorf("module status: %v %v", facts, err)
+	}
+	if _, _, _, err := tk.Run(ctx, "mystery"); err == nil {
+		t.Error("unknown task kind accepted")
+	}
+}
+
+// fakeConsole validates heartbeats as the real console does and hands out
+// one users task.
+type fakeConsole struct {
+	mu    sync.Mutex
+	beats []api.Heartbeat
+}
+
+func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != api.HeartbeatPath || r.Header.Get("Authorization") != "Bearer fleet-token" {
+		http.Error(w, "no", http.StatusUnauthorized)
+		return
+	}
+	raw, _ := io.ReadAll(r.Body)
+	var hb api.Heartbeat
+	if err := json.Unmarshal(raw, &hb); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	if err := hb.Validate(); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	f.mu.Lock()
+	f.beats = append(f.beats, hb)
+	n := len(f.beats)
+	f.mu.Unlock()
+	resp := api.Response{Version: api.Version, ServerTime: time.Now(), IntervalSeconds: 1}
+	if n == 1 {
+		resp.Tasks = []api.Task{{ID: "t-1", Kind: api.TaskUsers}}
+	}
+	json.NewEncoder(w).Encode(resp)
+}
+
+func TestClientPostsHeartbeatsAndRunsTasks(t *testing.T) {
+	fc := &fakeConsole{}
+	srv := httptest.NewServer(fc)
+	defer srv.Close()
+	c := &metrics.Counters{}
+	c.Read.Add(12)
+	c.AddDrop(metrics.DropSpoolFull, 3)
+	var shipped []encode.TaskItem
+	var mu sync.Mutex
+	log := logrus.New()
+	log.Out = io.Discard
+	cl, err := New(Options{
+		URL: srv.URL, Token: "fleet-token", Interval: time.Second, Timeout: 5 * time.Second,
+		AgentVersion: "1.2.3", Host: func() encode.Host { return encode.Host{Name: "web-1", IPs: []string{"10.0.0.5"}} },
+		Module:   func() source.Module { return source.Module{Version: "0.1.0", ABI: "1.0", Transport: "shm"} },
+		Counters: c, LastError: func() string { return "" }, Tasks: testTasks(t), Log: log,
+		Ship: func(items []encode.TaskItem) bool {
+			mu.Lock()
+			shipped = append(shipped, items...)
+			mu.Unlock()
+			return true
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { cl.Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fc.mu.Lock()
+		n := len(fc.beats)
+		fc.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than two heartbeats")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	fc.mu.Lock()
+	first, second := fc.beats[0], fc.beats[1]
+	fc.mu.Unlock()
+	if first.Hostname != "web-1" || first.AgentVersion != "1.2.3" || first.ModuleVersion != "0.1.0" || first.Transport != "shm" ||
+		first.Counters.EventsRead != 12 || first.Counters.Drops["spool_full"] != 3 || first.Kernel == "" || first.Seq != 1 {
+		t.Errorf("first heartbeat: %+v", first)
+	}
+	if len(second.TaskResults) != 1 || second.TaskResults[0].ID != "t-1" || second.TaskResults[0].Items != 2 || second.TaskResults[0].Error != "" {
+		t.Errorf("second heartbeat task results: %+v", second.TaskResults)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(shipped) != 2 || shipped[0].TaskID != "t-1" || shipped[0].Kind != "users" || fields(shipped[0])["name"] != "root" {
+		t.Errorf("shipped items: %+v", shipped)
+	}
+}
