@@ -138,7 +138,7 @@ func syscallLoad(ctx context.Context, t *testing.T) (wait func() int) {
 }
 
 func TestLoadUnloadCyclesUnderLoad(t *testing.T) {
-	cycles := 30
+	cycles := 10
 	if s := os.Getenv("SMITH_KTEST_CYCLES"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
