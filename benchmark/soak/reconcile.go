@@ -1,0 +1,432 @@
+// Package soak is the end-to-end accounting of Smith under faults: a load
+// generator that knows every exec, connect and module load it performed
+// (each tagged), and a reconciler that checks each of them against the
+// events read back from Kafka.  A tagged syscall must be in Kafka exactly
+// as performed, or be explained by a drop the stream or a counter shows in
+// its time window; anything else is an unexplained loss and fails the run.
+//
+// How a loss is explained.  The agent numbers every event it reads (its
+// per-host sequence number, kept across restarts), so in the stream read
+// back from Kafka:
+//
+//   - a "lost N" event (data_type "1") stands where the module's ring
+//     dropped N records: the module writes it before the next record it
+//     could store;
+//   - a sequence number that never arrives is an event the agent numbered
+//     and then dropped (its spool full, or a message too large);
+//   - a sequence number that arrives twice is a redelivery (at least once
+//     after a kill or a broker failure): allowed only when both copies are
+//     the same event.
+//
+// Each tagged syscall that is missing gets a window in that stream: from
+// the last delivered event older than its start to the first delivered
+// event newer than its end (by the kernel's timestamps, with a slack for
+// records of two CPUs landing out of time order).  A drop slot inside the
+// window explains it; every slot explains at most as many syscalls as it
+// counts (one per missing number, N per lost record), so one drop cannot
+// excuse two losses.  Kretprobe misses (hook_missed) leave no mark in the
+// stream; they explain a missing syscall from a global pool and are
+// reported apart.
+package soak
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Op kinds the load generator performs.
+const (
+	OpExec     = "exec"      // execve of a program that exists
+	OpExecFail = "exec_fail" // execve of a path that does not exist (ENOENT)
+	OpTCP      = "tcp"       // TCP connect
+	OpUDP      = "udp"       // UDP connect
+	OpFinit    = "finit"     // finit_module of the test module
+	OpInit     = "init"      // init_module of the test module (refused by fail=1)
+)
+
+// Op is one tagged syscall as the load generator performed it.
+type Op struct {
+	Kind string `json:"kind"`
+	// Tag identifies the op's event: the exec's last argument, the
+	// connect's "ip:port" destination, the module's parameters.
+	Tag string `json:"tag"`
+	// T0 and T1 bracket the call (wall clock, ns).
+	T0 int64 `json:"t0"`
+	T1 int64 `json:"t1"`
+	// Result is the syscall's return: 0 or -errno.
+	Result int64 `json:"res"`
+	// Pid is the thread group that made the call (for exec: the child).
+	Pid uint32 `json:"pid"`
+	// Filename is the exec's path or the module's file.
+	Filename string `json:"filename,omitempty"`
+	// Args is the exec's argv.
+	Args []string `json:"args,omitempty"`
+	// Port is the connect's destination port.
+	Port uint16 `json:"port,omitempty"`
+	// Phase is the fault phase the op ran in (for the report).
+	Phase string `json:"phase,omitempty"`
+}
+
+// Key is what identifies the op's event among all events.
+func (o *Op) Key() string {
+	switch o.Kind {
+	case OpExec, OpExecFail:
+		return "exec " + o.Tag
+	case OpTCP, OpUDP:
+		return "connect " + o.Tag
+	default:
+		return "module " + o.Tag
+	}
+}
+
+// Event is the part of a smith-format event the reconciler reads.
+type Event struct {
+	DataType string   `json:"data_type"`
+	Seq      uint64   `json:"seq"`
+	TimeNs   int64    `json:"time_ns"`
+	Pid      uint32   `json:"pid"`
+	Tgid     uint32   `json:"tgid"`
+	Res      int64    `json:"res"`
+	Filename string   `json:"filename"`
+	Args     []string `json:"args"`
+	Protocol string   `json:"protocol"`
+	DIP      string   `json:"dip"`
+	DPort    uint16   `json:"dport"`
+	ModPath  string   `json:"mod_path"`
+	Params   string   `json:"mod_params"`
+	Lost     uint64   `json:"lost"`
+}
+
+// Event type ids of the smith format.
+const (
+	typeLost    = "1"
+	typeExec    = "59"
+	typeConnect = "42"
+	typeInit    = "175"
+	typeFinit   = "313"
+)
+
+// key is the op key an event answers to, "" when it is not a tagged one.
+func (e *Event) key(prefix string) string {
+	switch e.DataType {
+	case typeExec:
+		if n := len(e.Args); n > 0 && strings.HasPrefix(e.Args[n-1], prefix) {
+			return "exec " + e.Args[n-1]
+		}
+		if strings.Contains(e.Filename, prefix) {
+			return "exec " + e.Filename[strings.LastIndex(e.Filename, "/")+1:]
+		}
+	case typeConnect:
+		tag := fmt.Sprintf("%s:%d", e.DIP, e.DPort)
+		if strings.HasPrefix(e.DIP, "127.") && e.DIP != "127.0.0.1" {
+			return "connect " + tag
+		}
+	case typeInit, typeFinit:
+		if strings.Contains(e.Params, prefix) {
+			return "module " + e.Params
+		}
+	}
+	return ""
+}
+
+// same says whether two events under one sequence number are one event
+// delivered twice.  A lost record's time is the agent's clock when it read
+// it, so only its count is compared.
+func (e *Event) same(o *Event) bool {
+	if e.DataType != o.DataType {
+		return false
+	}
+	if e.DataType == typeLost {
+		return e.Lost == o.Lost
+	}
+	return e.TimeNs == o.TimeNs && e.Pid == o.Pid && e.Res == o.Res && e.DIP == o.DIP && e.DPort == o.DPort &&
+		e.Filename == o.Filename && e.Params == o.Params && strings.Join(e.Args, "\x00") == strings.Join(o.Args, "\x00")
+}
+
+// Counters are the drop counters the run collected.
+type Counters struct {
+	// Module totals at the end (debugfs stats of the one module load).
+	RingDroppedFull     uint64 `json:"ring_dropped_full"`
+	RingDroppedTooLarge uint64 `json:"ring_dropped_too_large"`
+	RingDroppedFault    uint64 `json:"ring_dropped_fault"`
+	HookMissed          uint64 `json:"hook_missed"`
+	// Agent drops after numbering, summed over the agent's runs.
+	AgentSpoolFull uint64 `json:"agent_spool_full"`
+	AgentTooLarge  uint64 `json:"agent_too_large"`
+	// Agent drops before numbering (they leave no mark in the stream and
+	// so explain nothing: any such drop of a tagged event is a failure).
+	AgentDecode uint64 `json:"agent_decode_error"`
+	AgentSink   uint64 `json:"agent_sink_error"`
+}
+
+// Result is the reconciliation.
+type Result struct {
+	Ops        int            `json:"ops"`
+	OpsByKind  map[string]int `json:"ops_by_kind"`
+	Records    int            `json:"records"`    // Kafka records read, duplicates included
+	Events     int            `json:"events"`     // distinct sequence numbers
+	Duplicates int            `json:"duplicates"` // records - events
+	Delivered  int            `json:"delivered"`  // tagged ops found, as performed
+	// Missing tagged ops and how they were explained.
+	Missing           int            `json:"missing"`
+	ExplainedRing     int            `json:"explained_ring"`  // by a "lost N" record
+	ExplainedAgent    int            `json:"explained_agent"` // by a missing sequence number
+	ExplainedHookMiss int            `json:"explained_hook_missed"`
+	Unexplained       int            `json:"unexplained"`
+	LostRecords       int            `json:"lost_records"` // "lost N" events
+	LostTotal         uint64         `json:"lost_total"`   // sum of their N
+	SeqGaps           uint64         `json:"seq_gaps"`     // numbers never delivered
+	FirstSeq, LastSeq uint64         `json:"-"`
+	MissingByKind     map[string]int `json:"missing_by_kind"`
+	UnexplainedByKind map[string]int `json:"unexplained_by_kind"`
+	Counters          Counters       `json:"counters"`
+	// Problems fail the run: each is one line saying what is wrong.
+	Problems []string `json:"problems"`
+}
+
+// OK says whether the run passes.
+func (r *Result) OK() bool { return len(r.Problems) == 0 }
+
+// maxProblemLines bounds the problem list: the first ones say enough.
+const maxProblemLines = 40
+
+func (r *Result) problem(format string, args ...any) {
+	if len(r.Problems) == maxProblemLines {
+		r.Problems = append(r.Problems, "... (more problems left out)")
+	}
+	if len(r.Problems) > maxProblemLines {
+		return
+	}
+	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// Options tune the reconciliation.
+type Options struct {
+	// TagPrefix starts every tag of the run (exec argument, module
+	// parameter); connects are tagged by a destination in 127.0.0.0/8
+	// other than 127.0.0.1.
+	TagPrefix string
+	// SlackNs widens each missing op's time window on both sides.
+	SlackNs int64
+}
+
+type slot struct {
+	seq  uint64
+	left uint64 // what it can still explain
+	ring bool
+}
+
+// Reconcile checks ops against the Kafka records (raw JSON values).
+func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
+	r := &Result{Ops: len(ops), Records: len(records), Counters: c, OpsByKind: map[string]int{},
+		MissingByKind: map[string]int{}, UnexplainedByKind: map[string]int{}}
+	bySeq := map[uint64]*Event{}
+	for i, raw := range records {
+		ev := &Event{}
+		if err := json.Unmarshal(raw, ev); err != nil {
+			r.problem("record %d is not valid JSON: %v", i, err)
+			continue
+		}
+		if ev.Seq == 0 {
+			r.problem("record %d has no sequence number: %.200s", i, raw)
+			continue
+		}
+		if prev, ok := bySeq[ev.Seq]; ok {
+			r.Duplicates++
+			if !prev.same(ev) {
+				r.problem("sequence number %d names two different events: %.200s", ev.Seq, raw)
+			}
+			continue
+		}
+		bySeq[ev.Seq] = ev
+	}
+	r.Events = len(bySeq)
+	seqs := make([]uint64, 0, len(bySeq))
+	for s := range bySeq {
+		seqs = append(seqs, s)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+
+	// Drop slots in stream order: missing numbers (from 1, where the
+	// agent's numbering starts) and lost records.
+	var slots []slot
+	next := uint64(1)
+	for _, s := range seqs {
+		for ; next < s; next++ {
+			slots = append(slots, slot{seq: next, left: 1})
+			r.SeqGaps++
+		}
+		next = s + 1
+		if ev := bySeq[s]; ev.DataType == typeLost {
+			r.LostRecords++
+			r.LostTotal += ev.Lost
+			if ev.Lost > 0 {
+				slots = append(slots, slot{seq: s, left: ev.Lost, ring: true})
+			}
+		}
+	}
+	if len(seqs) > 0 {
+		r.FirstSeq, r.LastSeq = seqs[0], seqs[len(seqs)-1]
+	}
+	if ringDrops := c.RingDroppedFull + c.RingDroppedTooLarge + c.RingDroppedFault; r.LostTotal > ringDrops {
+		r.problem("lost records in Kafka add up to %d, more than the module counted dropped (%d)", r.LostTotal, ringDrops)
+	}
+	if agentDrops := c.AgentSpoolFull + c.AgentTooLarge; r.SeqGaps > agentDrops {
+		r.problem("%d sequence numbers never reached Kafka, but the agent counted only %d drops (spool_full + message_too_large)", r.SeqGaps, agentDrops)
+	}
+
+	// Kernel events by time, for the windows; tagged events by key.
+	type timed struct {
+		t   int64
+		seq uint64
+	}
+	var byTime []timed
+	found := map[string][]*Event{}
+	for _, s := range seqs {
+		ev := bySeq[s]
+		if ev.DataType == typeLost {
+			continue
+		}
+		byTime = append(byTime, timed{ev.TimeNs, s})
+		if k := ev.key(o.TagPrefix); k != "" {
+			found[k] = append(found[k], ev)
+		}
+	}
+	sort.Slice(byTime, func(i, j int) bool { return byTime[i].t < byTime[j].t })
+	// prefixMax[i]: the largest seq among byTime[:i+1]; suffixMin[i]:
+	// the smallest among byTime[i:].
+	prefixMax := make([]uint64, len(byTime))
+	suffixMin := make([]uint64, len(byTime))
+	for i := range byTime {
+		prefixMax[i] = byTime[i].seq
+		if i > 0 {
+			prefixMax[i] = max(prefixMax[i], prefixMax[i-1])
+		}
+	}
+	for i := len(byTime) - 1; i >= 0; i-- {
+		suffixMin[i] = byTime[i].seq
+		if i < len(byTime)-1 {
+			suffixMin[i] = min(suffixMin[i], suffixMin[i+1])
+		}
+	}
+
+	type window struct {
+		op     *Op
+		lo, hi uint64 // slots with lo < seq < hi
+	}
+	var missing []window
+	keys := map[string]bool{}
+	for i := range ops {
+		op := &ops[i]
+		r.OpsByKind[op.Kind]++
+		k := op.Key()
+		if keys[k] {
+			r.problem("two ops share the tag %q", k)
+		}
+		keys[k] = true
+		evs := found[k]
+		delete(found, k)
+		if len(evs) > 1 {
+			r.problem("%s %s arrived as %d events with different sequence numbers (a duplicate the numbers do not explain)", op.Kind, op.Tag, len(evs))
+		}
+		if len(evs) > 0 {
+			if why := mismatch(op, evs[0]); why != "" {
+				r.problem("%s %s is not in Kafka as performed: %s", op.Kind, op.Tag, why)
+			}
+			r.Delivered++
+			continue
+		}
+		r.Missing++
+		r.MissingByKind[op.Kind]++
+		w := window{op: op, hi: ^uint64(0)}
+		// Last delivered event older than the window, first newer.
+		if i := sort.Search(len(byTime), func(i int) bool { return byTime[i].t >= op.T0-o.SlackNs }); i > 0 {
+			w.lo = prefixMax[i-1]
+		}
+		if i := sort.Search(len(byTime), func(i int) bool { return byTime[i].t > op.T1+o.SlackNs }); i < len(byTime) {
+			w.hi = suffixMin[i]
+		}
+		missing = append(missing, w)
+	}
+	for k, evs := range found {
+		r.problem("%s arrived in Kafka (seq %d) but the load generator did not perform it", k, evs[0].Seq)
+	}
+
+	// Match missing ops to slots: by window end, each to the earliest
+	// slot with room in its window (optimal for intervals and points).
+	sort.SliceStable(missing, func(i, j int) bool { return missing[i].hi < missing[j].hi })
+	hookPool := c.HookMissed
+	for _, w := range missing {
+		i := sort.Search(len(slots), func(i int) bool { return slots[i].seq > w.lo })
+		for ; i < len(slots) && slots[i].seq < w.hi; i++ {
+			if slots[i].left > 0 {
+				break
+			}
+		}
+		switch {
+		case i < len(slots) && slots[i].seq < w.hi:
+			slots[i].left--
+			if slots[i].ring {
+				r.ExplainedRing++
+			} else {
+				r.ExplainedAgent++
+			}
+		case hookPool > 0 && (w.op.Kind == OpTCP || w.op.Kind == OpUDP):
+			hookPool--
+			r.ExplainedHookMiss++
+		default:
+			r.Unexplained++
+			r.UnexplainedByKind[w.op.Kind]++
+			r.problem("%s %s (phase %s, t=%d..%d) is missing from Kafka and no drop explains it (stream window seq %d..%d)",
+				w.op.Kind, w.op.Tag, w.op.Phase, w.op.T0, w.op.T1, w.lo, w.hi)
+		}
+	}
+	return r
+}
+
+// mismatch says how a delivered event differs from the op, "" if it does
+// not.
+func mismatch(op *Op, ev *Event) string {
+	if ev.Res != op.Result {
+		return fmt.Sprintf("result %d, performed %d", ev.Res, op.Result)
+	}
+	if op.Pid != 0 && ev.Tgid != op.Pid {
+		return fmt.Sprintf("tgid %d, performed by %d", ev.Tgid, op.Pid)
+	}
+	if ev.TimeNs < op.T0 || ev.TimeNs > op.T1 {
+		return fmt.Sprintf("time %d outside the call's %d..%d", ev.TimeNs, op.T0, op.T1)
+	}
+	switch op.Kind {
+	case OpExec, OpExecFail:
+		if ev.DataType != typeExec {
+			return "data_type " + ev.DataType
+		}
+		if ev.Filename != op.Filename {
+			return fmt.Sprintf("filename %q, performed %q", ev.Filename, op.Filename)
+		}
+		if op.Kind == OpExec && strings.Join(ev.Args, "\x00") != strings.Join(op.Args, "\x00") {
+			return fmt.Sprintf("args %q, performed %q", ev.Args, op.Args)
+		}
+	case OpTCP, OpUDP:
+		if ev.DataType != typeConnect {
+			return "data_type " + ev.DataType
+		}
+		if ev.Protocol != op.Kind {
+			return fmt.Sprintf("protocol %q, performed %q", ev.Protocol, op.Kind)
+		}
+	case OpFinit:
+		if ev.DataType != typeFinit {
+			return "data_type " + ev.DataType
+		}
+		if ev.ModPath != op.Filename {
+			return fmt.Sprintf("mod_path %q, performed %q", ev.ModPath, op.Filename)
+		}
+	case OpInit:
+		if ev.DataType != typeInit {
+			return "data_type " + ev.DataType
+		}
+	}
+	return ""
+}

@@ -1,0 +1,300 @@
+package soak
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+const prefix = "soak-t-"
+
+// stream builds Kafka records for a synthetic run: every op delivered
+// in order, one event per op, numbered from 1, 1 ms apart.
+type stream struct {
+	ops  []Op
+	recs []map[string]any
+	seq  uint64
+	t    int64
+}
+
+func newStream() *stream { return &stream{t: 1_000_000_000} }
+
+// op performs one op of kind at the next millisecond; deliver says whether
+// its event reaches Kafka.
+func (s *stream) op(kind string, deliver bool) *Op {
+	s.t += 1_000_000
+	n := len(s.ops)
+	op := Op{Kind: kind, T0: s.t - 100, T1: s.t + 100, Pid: 1000 + uint32(n)}
+	ev := map[string]any{"time_ns": s.t, "tgid": op.Pid, "pid": op.Pid, "res": 0}
+	switch kind {
+	case OpExec, OpExecFail:
+		op.Tag = fmt.Sprintf("%s%d", prefix, n)
+		op.Filename = "/bin/true"
+		if kind == OpExecFail {
+			op.Filename = "/nonexistent/" + op.Tag
+			op.Result = -2
+		}
+		op.Args = []string{op.Filename, op.Tag}
+		ev["data_type"], ev["filename"], ev["args"] = "59", op.Filename, op.Args
+	case OpTCP, OpUDP:
+		op.Tag = fmt.Sprintf("127.0.%d.%d:%d", n/250, n%250+2, 7000)
+		ev["data_type"], ev["protocol"], ev["dip"], ev["dport"] = "42", kind, strings.Split(op.Tag, ":")[0], 7000
+	case OpFinit:
+		op.Tag = "fail=0 tag=" + prefix + fmt.Sprint(n)
+		op.Filename = "/smith_hooktest.ko"
+		ev["data_type"], ev["mod_params"], ev["mod_path"] = "313", op.Tag, op.Filename
+	}
+	ev["res"] = op.Result
+	s.ops = append(s.ops, op)
+	s.seq++
+	if deliver {
+		ev["seq"] = s.seq
+		s.recs = append(s.recs, ev)
+	}
+	return &s.ops[len(s.ops)-1]
+}
+
+// lost appends a "lost n" record.
+func (s *stream) lost(n uint64) {
+	s.seq++
+	s.recs = append(s.recs, map[string]any{"data_type": "1", "seq": s.seq, "time_ns": s.t, "lost": n})
+}
+
+// agentDrop numbers one event that never reaches Kafka.
+func (s *stream) agentDrop() { s.seq++ }
+
+// untagged delivers an event of other activity.
+func (s *stream) untagged() {
+	s.t += 1_000_000
+	s.seq++
+	s.recs = append(s.recs, map[string]any{"data_type": "59", "seq": s.seq, "time_ns": s.t, "args": []string{"sh"}, "filename": "/bin/sh"})
+}
+
+func (s *stream) raw(t *testing.T) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, r := range s.recs {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func reconcile(t *testing.T, s *stream, c Counters) *Result {
+	t.Helper()
+	r := Reconcile(s.ops, s.raw(t), c, Options{TagPrefix: prefix, SlackNs: 2_000_000})
+	t.Logf("delivered %d missing %d (ring %d, agent %d, hook %d) unexplained %d, problems %q",
+		r.Delivered, r.Missing, r.ExplainedRing, r.ExplainedAgent, r.ExplainedHookMiss, r.Unexplained, r.Problems)
+	return r
+}
+
+func allKinds(s *stream) {
+	for _, k := range []string{OpExec, OpExecFail, OpTCP, OpUDP, OpFinit} {
+		s.op(k, true)
+		s.untagged()
+	}
+}
+
+func TestEverythingDelivered(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	allKinds(s)
+	r := reconcile(t, s, Counters{})
+	if !r.OK() || r.Delivered != 10 || r.Missing != 0 || r.Events != 20 {
+		t.Fatalf("want a clean pass with 10 delivered of 20 events: %+v", r)
+	}
+}
+
+func TestMissingWithoutCounterFails(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.op(OpUDP, false)
+	// The agent numbered it but it never reached Kafka, and nobody counted
+	// a drop: the seq gap alone is not an excuse.
+	allKinds(s)
+	r := reconcile(t, s, Counters{})
+	if r.OK() || r.Missing != 1 {
+		t.Fatalf("a missing event with no counter must fail: %+v", r)
+	}
+}
+
+func TestMissingWithNothingAtAllFails(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	op := s.op(OpExec, false)
+	s.seq-- // not even numbered: silently gone before the agent
+	allKinds(s)
+	r := reconcile(t, s, Counters{RingDroppedFull: 5, AgentSpoolFull: 5})
+	if r.OK() || r.Unexplained != 1 || r.UnexplainedByKind[OpExec] != 1 {
+		t.Fatalf("a missing event without a drop in its window must fail: %+v", r)
+	}
+	if !strings.Contains(strings.Join(r.Problems, "\n"), op.Tag) {
+		t.Fatalf("the problem must name the op %s: %q", op.Tag, r.Problems)
+	}
+}
+
+func TestRingDropExplains(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.op(OpTCP, false)
+	s.op(OpExec, false)
+	s.seq-- // ring drops are not numbered
+	s.seq--
+	s.lost(2)
+	allKinds(s)
+	r := reconcile(t, s, Counters{RingDroppedFull: 2})
+	if !r.OK() || r.ExplainedRing != 2 || r.Missing != 2 {
+		t.Fatalf("two drops of one lost 2 record must explain both: %+v", r)
+	}
+}
+
+func TestOneDropExplainsOneLoss(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.op(OpTCP, false)
+	s.op(OpExec, false)
+	s.seq -= 2
+	s.lost(1)
+	allKinds(s)
+	r := reconcile(t, s, Counters{RingDroppedFull: 1})
+	if r.OK() || r.ExplainedRing != 1 || r.Unexplained != 1 {
+		t.Fatalf("lost 1 must explain one of two missing events: %+v", r)
+	}
+}
+
+func TestDropOutsideWindowDoesNotExplain(t *testing.T) {
+	s := newStream()
+	s.lost(1) // long before
+	for range 20 {
+		s.untagged()
+	}
+	allKinds(s)
+	s.op(OpUDP, false)
+	s.seq--
+	allKinds(s)
+	r := reconcile(t, s, Counters{RingDroppedFull: 1})
+	if r.OK() || r.Unexplained != 1 {
+		t.Fatalf("a drop 20 ms earlier must not explain a loss: %+v", r)
+	}
+}
+
+func TestAgentDropExplains(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.op(OpExec, false) // numbered, dropped by the spool
+	s.agentDrop()       // an untagged event dropped too
+	allKinds(s)
+	r := reconcile(t, s, Counters{AgentSpoolFull: 2})
+	if !r.OK() || r.ExplainedAgent != 1 || r.SeqGaps != 2 {
+		t.Fatalf("a missing number counted as spool_full must explain the loss: %+v", r)
+	}
+}
+
+func TestLostTotalAboveModuleCounterFails(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.lost(3)
+	r := reconcile(t, s, Counters{RingDroppedFull: 2})
+	if r.OK() {
+		t.Fatalf("lost records adding up to more than the module dropped must fail: %+v", r)
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	// Redelivery of the same events under the same numbers: allowed.
+	s.recs = append(s.recs, s.recs[0], s.recs[1], s.recs[2])
+	r := reconcile(t, s, Counters{})
+	if !r.OK() || r.Duplicates != 3 || r.Delivered != 5 {
+		t.Fatalf("same-number redeliveries must pass and be counted: %+v", r)
+	}
+
+	// One op under two numbers: not explained by at-least-once.
+	s = newStream()
+	allKinds(s)
+	again := map[string]any{}
+	for k, v := range s.recs[0] {
+		again[k] = v
+	}
+	s.seq++
+	again["seq"] = s.seq
+	s.recs = append(s.recs, again)
+	if r := reconcile(t, s, Counters{}); r.OK() {
+		t.Fatalf("one op under two sequence numbers must fail: %+v", r)
+	}
+
+	// One number, two different events.
+	s = newStream()
+	allKinds(s)
+	other := map[string]any{}
+	for k, v := range s.recs[1] {
+		other[k] = v
+	}
+	other["seq"] = s.recs[0]["seq"]
+	s.recs = append(s.recs, other)
+	if r := reconcile(t, s, Counters{}); r.OK() {
+		t.Fatalf("one number for two events must fail: %+v", r)
+	}
+}
+
+func TestNotAsPerformedFails(t *testing.T) {
+	for _, field := range []string{"res", "tgid", "filename", "args", "time_ns", "protocol", "mod_path"} {
+		t.Run(field, func(t *testing.T) {
+			s := newStream()
+			allKinds(s)
+			changed := false
+			for _, rec := range s.recs {
+				if rec[field] != nil {
+					switch field {
+					case "res":
+						rec[field] = -13
+					case "tgid":
+						rec[field] = 1
+					case "time_ns":
+						rec[field] = rec[field].(int64) + 1_000_000
+					case "args":
+						rec[field] = []string{"/bin/true", prefix + "x"}
+					default:
+						rec[field] = "other"
+					}
+					changed = true
+					break
+				}
+			}
+			if !changed {
+				t.Fatal("no record has", field)
+			}
+			if r := reconcile(t, s, Counters{}); r.OK() {
+				t.Fatalf("a delivered event with another %s must fail", field)
+			}
+		})
+	}
+}
+
+func TestPhantomEventFails(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.ops = s.ops[:len(s.ops)-1] // the generator "forgets" an op
+	if r := reconcile(t, s, Counters{}); r.OK() {
+		t.Fatal("a tagged event nobody performed must fail")
+	}
+}
+
+func TestHookMissExplainsConnectsOnly(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.op(OpTCP, false)
+	s.seq--
+	s.op(OpExec, false)
+	s.seq--
+	allKinds(s)
+	r := reconcile(t, s, Counters{HookMissed: 5})
+	if r.OK() || r.ExplainedHookMiss != 1 || r.UnexplainedByKind[OpExec] != 1 {
+		t.Fatalf("hook_missed explains the connect only: %+v", r)
+	}
+}
