@@ -113,12 +113,14 @@ func (d *Device) Stats() (Stats, error) {
 	return s, nil
 }
 
-// EmitTest asks the module to write test records (SMITH_IOC_EMIT_TEST).
-func (d *Device) EmitTest(e EmitTest) error {
-	if err := d.ioctl(IocEmitTest, unsafe.Pointer(&e)); err != nil {
-		return fmt.Errorf("ioctl SMITH_IOC_EMIT_TEST (%d records of %d bytes): %w", e.Count, e.Len, err)
+// EmitTest asks the module to write test records (SMITH_IOC_EMIT_TEST) and
+// returns how many it wrote; the others were dropped and counted.
+func (d *Device) EmitTest(e EmitTest) (int, error) {
+	n, _, errno := unix.Syscall(unix.SYS_IOCTL, d.f.Fd(), uintptr(IocEmitTest), uintptr(unsafe.Pointer(&e)))
+	if errno != 0 {
+		return 0, fmt.Errorf("ioctl SMITH_IOC_EMIT_TEST (%d records of %d bytes): %w", e.Count, e.Len, errno)
 	}
-	return nil
+	return int(n), nil
 }
 
 // Latency returns the in-kernel latency summary of one hook

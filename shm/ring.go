@@ -176,9 +176,3 @@ const (
 	SizeofEvent   = int(unsafe.Sizeof(Event{}))
 	SizeofField   = int(unsafe.Sizeof(Field{}))
 )
-
-func unsafeBytes(words []uint64) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)
-}
-
-func metaOf(b []byte) *RingMeta { return (*RingMeta)(unsafe.Pointer(&b[0])) }

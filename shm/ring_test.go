@@ -1,3 +1,5 @@
+//go:build !vmtest
+
 package shm
 
 import (
@@ -5,7 +7,14 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 )
+
+func unsafeBytes(words []uint64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*8)
+}
+
+func metaOf(b []byte) *RingMeta { return (*RingMeta)(unsafe.Pointer(&b[0])) }
 
 // testRec builds a SMITH_REC_TEST record of n bytes with the payload
 // pattern of smith_abi.h.
