@@ -278,12 +278,15 @@ func hookCost(vms []results.VM) (string, []Chart) {
 		for _, op := range []string{"connect", "exec"} {
 			c := chart.Chart{
 				Title:  fmt.Sprintf("%s loop: time per iteration (kernel %s, TCG)", op, p.Machine.Kernel),
-				XLabel: "ns per iteration (log)", YLabel: "fraction of iterations", LogX: true, CDF: true,
+				XLabel: "µs per iteration (log)", YLabel: "fraction of iterations", LogX: true, CDF: true,
 			}
 			for _, cfg := range results.Configs {
 				for _, s := range p.Samples {
 					if s.Config == cfg && s.Op == op {
 						xs, ps := stats.CDF(s.Ns, 400)
+						for i := range xs {
+							xs[i] /= 1e3
+						}
 						c.Series = append(c.Series, chart.Series{Name: configLabel[cfg], X: xs, Y: ps})
 					}
 				}
@@ -311,7 +314,7 @@ func latencyCharts(vms []results.VM) []Chart {
 	for _, h := range []string{"connect", "execve"} {
 		c := chart.Chart{
 			Title:  h + " hook: in-kernel latency, CDF from the module's quantiles (TCG)",
-			XLabel: "ns in the hook (log)", YLabel: "fraction of calls", LogX: true, CDF: true,
+			XLabel: "µs in the hook (log)", YLabel: "fraction of calls", LogX: true, CDF: true,
 		}
 		for _, vm := range vms {
 			for _, cfg := range []string{results.ConfigShm, results.ConfigNetlink} {
@@ -323,7 +326,7 @@ func latencyCharts(vms []results.VM) []Chart {
 					func(l results.HookLatency) uint64 { return l.MaxNs },
 				} {
 					s, _ := latencySummary(vm, cfg, h, q)
-					xs = append(xs, s.Median)
+					xs = append(xs, s.Median/1e3)
 				}
 				if math.IsNaN(xs[0]) || xs[0] == 0 {
 					continue
@@ -524,7 +527,10 @@ func pipeline(h *results.Host) (string, []Chart) {
 	if len(h.GoBench) > 0 {
 		b.WriteString("Go benchmarks of shm/ and agent/ (their own; collected here), over the runs " +
 			"`-count` asked for:\n\n")
-		b.WriteString("| package | benchmark | runs | ns/op: min / median / max | other metrics (median) | allocs/op | B/op |\n|---|---|---|---|---|---|---|\n")
+		b.WriteString("Ops/s per core is 1e9 / ns/op of the median run (each benchmark runs on one " +
+			"goroutine); where one op is one record or event it is records or events per " +
+			"second per core.\n\n")
+		b.WriteString("| package | benchmark | runs | ns/op: min / median / max | ops/s per core | other metrics (median) | allocs/op | B/op |\n|---|---|---|---|---|---|---|---|\n")
 		for _, g := range h.GoBench {
 			col := func(unit string) stats.Summary {
 				var v []float64
@@ -549,8 +555,13 @@ func pipeline(h *results.Host) (string, []Chart) {
 				extra = append(extra, fmt.Sprintf("%s %s", rate(col(u).Median), u))
 			}
 			allocs, bytes := col("allocs/op"), col("B/op")
-			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s |\n", strings.TrimPrefix(g.Package, "smith/"), g.Name,
-				len(g.Runs), nsMMM(col("ns/op")), cmp.Or(strings.Join(extra, ", "), "-"),
+			nsop := col("ns/op")
+			perCore := "-"
+			if nsop.Runs > 0 && nsop.Median > 0 {
+				perCore = rate(1e9 / nsop.Median)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(g.Package, "smith/"), g.Name,
+				len(g.Runs), nsMMM(nsop), perCore, cmp.Or(strings.Join(extra, ", "), "-"),
 				fmtMedian(allocs), fmtMedian(bytes))
 		}
 	}
