@@ -62,9 +62,6 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	if f := ev.Fields[decode.FieldCwd]; f.Present {
 		dst = appendStrField(dst, "working_directory", f.Value)
 	}
-	if ev.Type == decode.TypeExecve {
-		dst = appendIntField(dst, "exit_code", ev.Result) // exec's return value
-	}
 	if f := ev.Fields[decode.FieldTTY]; f.Present {
 		dst = append(dst, `,"tty":{"char_device":{"name":`...)
 		dst = appendString(dst, f.Value)
