@@ -2,8 +2,8 @@ package pipeline
 
 import (
 	"os"
-	"syscall"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
