@@ -9,7 +9,7 @@ PACKAGES=(
 	# kernel module builds and static checks
 	gcc make bc flex bison libelf-dev kmod dwarves sparse
 	# the VM harness
-	qemu-system-x86 busybox-static cpio debian-archive-keyring
+	qemu-system-x86 busybox-static cpio debian-archive-keyring xz-utils zstd
 	chromium  # the console's browser test (heartbeat/web)
 	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
 )

@@ -20,6 +20,8 @@
 #   SMITH_VM_QUIET=1    do not stream the console while it runs
 #   SMITH_VM_MEM, SMITH_VM_SMP   guest memory (1G) and CPUs (2)
 #   SMITH_VM_APPEND     extra kernel command line
+#   SMITH_VM_BZIMAGE=1  boot the compressed image through the firmware
+#                       instead of the uncompressed one (PVH entry)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -35,8 +37,21 @@ guest=${SMITH_GUEST_DIR:-$SMITH_OUT/guest}
 qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (scripts/deps.sh installs qemu-system-x86)"
 
 kernel_env "$ver"
+# The uncompressed kernel boots through its PVH entry point, seconds of
+# emulated CPU faster than the bzImage; SMITH_VM_BZIMAGE=1 boots the latter.
+image=$SMITH_VMLINUZ
+if [ -z "${SMITH_VM_BZIMAGE:-}" ] && [ -n "${SMITH_VMLINUX:-}" ] && [ -f "$SMITH_VMLINUX" ]; then
+	image=$SMITH_VMLINUX
+fi
 dir=$SMITH_OUT/vm/$ver/$scenario
 mkdir -p "$dir"
+# Two runs of one kernel and scenario would share the log directory: the
+# second waits for the first.
+exec 7>"$dir/.lock"
+if ! flock -n 7; then
+	log "$ver $scenario: waiting for another run of it to finish"
+	flock 7
+fi
 rm -f "$dir/console.log" "$dir/dmesg.log" "$dir/result"
 
 initrd=$dir/initramfs.cpio
@@ -52,7 +67,7 @@ qemu_args=(
 	-smp "${SMITH_VM_SMP:-2}" -m "${SMITH_VM_MEM:-1G}"
 	-nodefaults -nographic -no-reboot
 	-monitor none -serial "file:$dir/console.log"
-	-kernel "$SMITH_VMLINUZ" -initrd "$initrd" -append "$cmdline"
+	-kernel "$image" -initrd "$initrd" -append "$cmdline"
 )
 echo "$qemu ${qemu_args[*]}" >"$dir/qemu.cmd"
 
@@ -124,6 +139,7 @@ end_up=$(sed -n 's/.*uptime=\([0-9.]*\).*/\1/p' <<<"$result")
 cat >"$dir/result" <<EOF
 kernel=$SMITH_KVER
 package=$SMITH_KPKG
+image=$(basename "$image")
 scenario=$scenario
 status=$status
 boot_host_s=${boot:-?}
