@@ -1,0 +1,63 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// install.sh and uninstall.sh with --root: the files land where the units
+// and docs say, a configuration is never overwritten, and uninstall
+// removes what install put there.
+func TestInstallScriptsIntoARoot(t *testing.T) {
+	root := t.TempDir()
+	run := func(script string, args ...string) string {
+		cmd := exec.Command(filepath.Join("..", "..", "..", "scripts", script), args...)
+		cmd.Env = append(os.Environ(), "SMITH_AGENT_BIN="+agentBin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+		}
+		return string(out)
+	}
+	run("install.sh", "--root", root)
+	for _, p := range []string{
+		"usr/local/bin/smith-agent", "etc/smith/smith-agent.toml",
+		"etc/systemd/system/smith-agent.service", "etc/systemd/system/smith-module.service",
+		"usr/local/share/doc/smith/AGENT.md", "usr/local/share/doc/smith/EVENTS.md",
+	} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("not installed: %s", p)
+		}
+	}
+	unit, _ := os.ReadFile(filepath.Join(root, "etc/systemd/system/smith-agent.service"))
+	for _, want := range []string{"Requires=smith-module.service", "After=smith-module.service", "ExecStart=/usr/local/bin/smith-agent -config /etc/smith/smith-agent.toml"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("agent unit lacks %q", want)
+		}
+	}
+	// The installed example configuration is valid.
+	if out, err := exec.Command(filepath.Join(root, "usr/local/bin/smith-agent"), "-check-config", "-config", filepath.Join(root, "etc/smith/smith-agent.toml")).CombinedOutput(); err != nil {
+		t.Fatalf("installed configuration: %v: %s", err, out)
+	}
+	os.WriteFile(filepath.Join(root, "etc/smith/smith-agent.toml"), []byte("# mine\n"), 0o600)
+	if out := run("install.sh", "--root", root); !strings.Contains(out, "keeping the existing") {
+		t.Errorf("reinstall output: %s", out)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(root, "etc/smith/smith-agent.toml")); string(raw) != "# mine\n" {
+		t.Error("reinstall overwrote the configuration")
+	}
+	run("uninstall.sh", "--root", root)
+	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/smith-agent")); !os.IsNotExist(err) {
+		t.Error("binary left after uninstall")
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/smith/smith-agent.toml")); err != nil {
+		t.Error("uninstall without --purge removed the configuration")
+	}
+	run("uninstall.sh", "--root", root, "--purge")
+	if _, err := os.Stat(filepath.Join(root, "etc/smith")); !os.IsNotExist(err) {
+		t.Error("--purge left /etc/smith")
+	}
+}

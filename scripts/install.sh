@@ -1,0 +1,102 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# install.sh: install the smith module and smith-agent on this host, then
+# load the module and start the agent (in that order).
+#
+#   scripts/install.sh [--prefix DIR] [--root DIR] [--no-module] [--no-start]
+#
+#   --prefix DIR   where the binary and docs go (default /usr/local)
+#   --root DIR     install into DIR instead of / (packaging, tests); implies
+#                  --no-start and --no-module
+#   --no-module    install only the agent (the module is managed elsewhere)
+#   --no-start     install, but do not load the module or start the agent
+#
+# The module is installed with DKMS when dkms is present (rebuilt on kernel
+# upgrades), else built once against /lib/modules/$(uname -r)/build.  The
+# binary comes from bin/smith-agent (make build), built here when missing.
+# An existing /etc/smith/smith-agent.toml is kept.  scripts/uninstall.sh
+# undoes all of it.
+set -euo pipefail
+
+prefix=/usr/local
+root=
+module=1
+start=1
+while (($#)); do
+	case $1 in
+	--prefix) prefix=$2; shift 2 ;;
+	--root) root=$2; module=0; start=0; shift 2 ;;
+	--no-module) module=0; shift ;;
+	--no-start) start=0; shift ;;
+	-h | --help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+	esac
+done
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+say() { echo "install.sh: $*"; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+
+if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
+	die "must run as root"
+fi
+
+bin=${SMITH_AGENT_BIN:-$src/bin/smith-agent}
+if [ ! -x "$bin" ]; then
+	say "building smith-agent"
+	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o bin/smith-agent ./agent/cmd/smith-agent) ||
+		die "cannot build smith-agent (is Go installed?); run make build first"
+fi
+
+install -d -m 0755 "$root$prefix/bin" "$root/etc/smith" "$root/etc/systemd/system" "$root$prefix/share/doc/smith"
+install -m 0755 "$bin" "$root$prefix/bin/smith-agent"
+say "binary: $prefix/bin/smith-agent"
+if [ -e "$root/etc/smith/smith-agent.toml" ]; then
+	say "keeping the existing /etc/smith/smith-agent.toml"
+else
+	install -m 0600 "$src/agent/smith-agent.toml" "$root/etc/smith/smith-agent.toml"
+	say "configuration: /etc/smith/smith-agent.toml (set kafka.brokers and heartbeat.url there)"
+fi
+install -m 0644 "$src/docs/AGENT.md" "$src/docs/EVENTS.md" "$root$prefix/share/doc/smith/"
+for unit in smith-module.service smith-agent.service; do
+	sed "s|/usr/local|$prefix|g" "$src/scripts/systemd/$unit" >"$root/etc/systemd/system/$unit"
+	chmod 0644 "$root/etc/systemd/system/$unit"
+done
+say "systemd units: smith-module.service, smith-agent.service"
+
+if ((module)); then
+	ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$src/kernel/dkms.conf")
+	if command -v dkms >/dev/null; then
+		say "module: DKMS smith/$ver"
+		rm -rf "/usr/src/smith-$ver"
+		cp -r "$src/kernel" "/usr/src/smith-$ver"
+		dkms add -m smith -v "$ver" 2>/dev/null || true
+		dkms build -m smith -v "$ver"
+		dkms install -m smith -v "$ver" --force
+	else
+		kdir=/lib/modules/$(uname -r)/build
+		[ -d "$kdir" ] || die "no kernel headers at $kdir: install linux-headers-$(uname -r) or dkms"
+		say "module: building against $kdir"
+		tmp=$(mktemp -d)
+		trap 'rm -rf "$tmp"' EXIT
+		cp -r "$src/kernel/." "$tmp/"
+		make -C "$kdir" M="$tmp" SMITH_VERSION="$ver" modules >/dev/null
+		install -D -m 0644 "$tmp/smith.ko" "/lib/modules/$(uname -r)/extra/smith.ko"
+		depmod -a
+	fi
+fi
+
+if ((start)); then
+	if [ -d /run/systemd/system ]; then
+		systemctl daemon-reload
+		systemctl enable smith-module.service smith-agent.service
+		# The agent requires the module: starting it loads the module first.
+		systemctl restart smith-agent.service
+		say "started: $(systemctl is-active smith-module.service) module, $(systemctl is-active smith-agent.service) agent"
+	else
+		modprobe smith
+		nohup "$prefix/bin/smith-agent" -config /etc/smith/smith-agent.toml >/dev/null 2>&1 &
+		say "started without systemd: module loaded, agent pid $!"
+	fi
+fi
