@@ -207,6 +207,7 @@ users = "1h"
 		"offline too short": {"heartbeat_interval = \"30s\"\noffline_after = \"10s\"", "flap"},
 		"no fleet token":    {`console_password = "x"`, "no fleet token"},
 		"bad log format":    {`log_format = "xml"`, "log_format"},
+		"no idle timeout":   {`idle_timeout = "0s"`, "idle_timeout"},
 		"not TOML":          {`listen = `, "config"},
 	} {
 		t.Run(name, func(t *testing.T) {

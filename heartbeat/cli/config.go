@@ -32,6 +32,11 @@ type Config struct {
 	OfflineAfter  Duration `toml:"offline_after"`
 	FlushInterval Duration `toml:"flush_interval"`
 	SessionTTL    Duration `toml:"session_ttl"`
+	// IdleTimeout closes a keep-alive connection idle that long. Above
+	// the heartbeat interval each agent keeps one connection (about
+	// 27 KiB of console memory each, docs/BENCHMARKS.md); below it each
+	// heartbeat opens a new one (a TCP, and with TLS a TLS, handshake).
+	IdleTimeout Duration `toml:"idle_timeout"`
 
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -81,6 +86,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: Duration{30 * time.Second},
 		FlushInterval:     Duration{time.Second},
 		SessionTTL:        Duration{12 * time.Hour},
+		IdleTimeout:       Duration{2 * time.Minute},
 		LogLevel:          "info",
 		LogFormat:         "text",
 	}
@@ -138,6 +144,8 @@ func (c *Config) Check() error {
 		return errors.New("config: flush_interval must be positive")
 	case c.SessionTTL.Duration <= 0:
 		return errors.New("config: session_ttl must be positive")
+	case c.IdleTimeout.Duration <= 0:
+		return errors.New("config: idle_timeout must be positive")
 	}
 	switch c.LogFormat {
 	case "text", "json":

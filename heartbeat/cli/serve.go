@@ -155,7 +155,7 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.IdleTimeout.Duration,
 		ErrorLog:          log.New(errLog, "", 0),
 	}
 	logger.WithFields(logrus.Fields{

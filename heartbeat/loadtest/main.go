@@ -46,11 +46,16 @@ type Options struct {
 	URL      string
 	Token    string
 	Password string // console password, to check the registry at the end
+	// NewConnEach makes every heartbeat open a new connection instead
+	// of keeping one per agent: the console then holds no idle
+	// connections, which shows what they cost.
+	NewConnEach bool
 }
 
 // Result is what a run measured.
 type Result struct {
 	Agents        int     `json:"agents"`
+	KeepAlive     bool    `json:"keep_alive"`
 	IntervalS     float64 `json:"interval_s"`
 	DurationS     float64 `json:"duration_s"`
 	Requests      int64   `json:"requests"`
@@ -76,6 +81,7 @@ func main() {
 	flag.DurationVar(&opts.Interval, "interval", 30*time.Second, "heartbeat interval of each agent")
 	flag.DurationVar(&opts.Duration, "duration", 60*time.Second, "length of the run")
 	flag.StringVar(&opts.URL, "console", "", "URL of a running console (instead of -console-bin)")
+	flag.BoolVar(&opts.NewConnEach, "new-conn-each", false, "open a new connection for every heartbeat (no keep-alive)")
 	bin := flag.String("console-bin", "bin/smith-console", "smith-console binary to start on loopback")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
@@ -204,7 +210,7 @@ func Run(ctx context.Context, opts Options, tick func()) (*Result, error) {
 	elapsed := time.Since(start)
 
 	res := &Result{
-		Agents: opts.Agents, IntervalS: opts.Interval.Seconds(), DurationS: elapsed.Seconds(),
+		Agents: opts.Agents, KeepAlive: !opts.NewConnEach, IntervalS: opts.Interval.Seconds(), DurationS: elapsed.Seconds(),
 		Requests: requests.Load(), Errors: errs.Load(), FirstError: firstErrText,
 		RatePerSecond: float64(requests.Load()) / elapsed.Seconds(),
 	}
@@ -240,7 +246,7 @@ type agent struct {
 }
 
 func newAgent(i int, opts Options) *agent {
-	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * opts.Interval}
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * opts.Interval, DisableKeepAlives: opts.NewConnEach}
 	return &agent{
 		transport: tr,
 		client:    api.NewClient(opts.URL, opts.Token, &http.Client{Transport: tr, Timeout: 30 * time.Second}),
@@ -307,8 +313,8 @@ func registered(opts Options) (int, error) {
 }
 
 func printResult(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "agents %d, interval %gs, duration %.1fs, %s, %d CPUs\n",
-		r.Agents, r.IntervalS, r.DurationS, cpuModel(), runtime.NumCPU())
+	fmt.Fprintf(w, "agents %d, interval %gs, duration %.1fs, keep-alive %v, %s, %d CPUs\n",
+		r.Agents, r.IntervalS, r.DurationS, r.KeepAlive, cpuModel(), runtime.NumCPU())
 	fmt.Fprintf(w, "requests %d (%.1f/s), errors %d, hosts registered %d\n",
 		r.Requests, r.RatePerSecond, r.Errors, r.Registered)
 	fmt.Fprintf(w, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
