@@ -59,7 +59,7 @@ func (b *bench) start(config string) (*session, error) {
 		if err := b.m.load(shm.TransportSHM, false); err != nil {
 			return nil, err
 		}
-		r, err := openShmConsumer()
+		r, err := openShmConsumer(b.o.readerWait)
 		if err != nil {
 			return nil, err
 		}

@@ -21,6 +21,8 @@
 // Transports: SMITH_IOC_EMIT_TEST writes test records in the kernel as fast
 // as it can; the time the ioctl takes per record is the producer's cost per
 // record, and a rising offered rate finds where each transport first drops.
+// A syscall storm (several connect loops at once) shows what the hooks
+// themselves produce and whether the transport keeps up.
 //
 // The consumers here only count records: they stand for a reader that keeps
 // up, so what is measured is the module and its transport.
@@ -53,6 +55,9 @@ type options struct {
 	emitLen        int
 	stepSeconds    float64
 	maxRate        float64
+	stormProcs     int
+	stormN         int
+	readerWait     bool
 	skipHooks      bool
 	skipTransports bool
 }
@@ -75,6 +80,9 @@ func main() {
 	flag.IntVar(&o.emitLen, "emit-len", 256, "bytes per test record, header included")
 	flag.Float64Var(&o.stepSeconds, "step-seconds", 1, "duration of each offered-rate step")
 	flag.Float64Var(&o.maxRate, "max-rate", 5e6, "highest offered rate tried, records/s")
+	flag.IntVar(&o.stormProcs, "storm-procs", 2, "connect loops run at once in the syscall storm (0: no storm)")
+	flag.IntVar(&o.stormN, "storm-n", 2000, "connects per loop in the syscall storm")
+	flag.BoolVar(&o.readerWait, "reader-wait", false, "shm consumer sleeps in shm.Reader.Wait (epoll) instead of poll() with a timeout")
 	flag.BoolVar(&o.skipHooks, "skip-hooks", false, "skip the hook-cost benchmark")
 	flag.BoolVar(&o.skipTransports, "skip-transports", false, "skip the transport benchmark")
 	flag.Usage = func() {

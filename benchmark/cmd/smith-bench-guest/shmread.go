@@ -33,19 +33,28 @@ type shmConsumer struct {
 	err         error // set by the reading goroutine before it returns
 	wg          sync.WaitGroup
 	once        sync.Once
+	readerWait  bool
 }
 
-func openShmConsumer() (*shmConsumer, error) {
+// openShmConsumer starts the ring consumer.  With readerWait it sleeps in
+// shm.Reader.Wait (the epoll waiter the agent uses) instead of its own
+// poll with a timeout, to compare the two.
+func openShmConsumer(readerWait bool) (*shmConsumer, error) {
 	d, err := shm.OpenDevice(shm.DevicePath)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := shm.NewReader(d.Ring, nil)
+	var rd *shm.Reader
+	if readerWait {
+		rd, err = d.NewReader()
+	} else {
+		rd, err = shm.NewReader(d.Ring, nil)
+	}
 	if err != nil {
 		d.Close()
 		return nil, fmt.Errorf("ring reader: %w", err)
 	}
-	c := &shmConsumer{shmDev: d, rd: rd}
+	c := &shmConsumer{shmDev: d, rd: rd, readerWait: readerWait}
 	// The ioctls go through the reader's own descriptor; Close closes it.
 	c.dev = &device{fd: uintptr(d.FD()), close: func() error { return nil }}
 	c.wg.Add(1)
@@ -94,6 +103,16 @@ func (c *shmConsumer) run() {
 			take(rec)
 			continue
 		}
+		if c.readerWait {
+			if err := c.rd.Wait(); err != nil {
+				if !errors.Is(err, shm.ErrClosed) {
+					c.setErr(err)
+				}
+				return
+			}
+			c.wakeups.Add(1)
+			continue
+		}
 		fds := []unix.PollFd{{Fd: int32(c.shmDev.FD()), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, pollTimeoutMs)
 		switch {
@@ -138,6 +157,7 @@ func (c *shmConsumer) Close() error {
 	var err error
 	c.once.Do(func() {
 		c.closed.Store(true)
+		_ = c.rd.Close() // interrupts a blocked Wait
 		c.wg.Wait()
 		err = c.shmDev.Close()
 		if rerr := c.loadErr(); rerr != nil {

@@ -57,8 +57,57 @@ func (b *bench) transport(name, config string) error {
 			break
 		}
 	}
+	if b.o.stormProcs > 0 {
+		st, err := b.storm(name, s)
+		if err != nil {
+			return err
+		}
+		b.res.Storms = append(b.res.Storms, st)
+		fmt.Fprintf(os.Stderr, "smith-bench-guest: %s storm: %d connects in %.1f s, %d records, %d received, %d dropped\n",
+			name, st.Calls, st.Seconds, st.Records, st.Received, st.Dropped)
+	}
 	b.note("%s consumer after the transport runs: %s", name, s.cons.status())
 	return nil
+}
+
+// storm runs stormProcs connect loops at once and counts what the module
+// produced and the consumer received.
+func (b *bench) storm(name string, s *session) (results.Storm, error) {
+	st := results.Storm{Transport: name, Procs: b.o.stormProcs}
+	before, err := s.dev.stats()
+	if err != nil {
+		return st, err
+	}
+	got0 := s.cons.received()
+	t0 := time.Now()
+	errs := make(chan error, b.o.stormProcs)
+	for range b.o.stormProcs {
+		go func() {
+			_, _, err := b.loop("connect", b.o.stormN, false)
+			errs <- err
+		}()
+	}
+	var firstErr error
+	for range b.o.stormProcs {
+		if err := <-errs; err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	st.Seconds = time.Since(t0).Seconds()
+	if firstErr != nil {
+		return st, fmt.Errorf("storm: %w", firstErr)
+	}
+	// Let the consumer catch up with what the module handed over.
+	time.Sleep(500 * time.Millisecond)
+	after, err := s.dev.stats()
+	if err != nil {
+		return st, err
+	}
+	st.Calls = uint64(b.o.stormProcs * (b.o.stormN + 1)) // +1: hookloop's untimed warm-up call
+	st.Records = produced(after) - produced(before)
+	st.Dropped = dropped(after) - dropped(before)
+	st.Received = s.cons.received() - got0
+	return st, nil
 }
 
 // offeredRates are the steps of the rising load: 1, 2, 5 per decade.

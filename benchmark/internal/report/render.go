@@ -497,6 +497,14 @@ func transports(vms []results.VM) (string, []Chart) {
 			}
 		}
 		b.WriteString("\n")
+		if len(vm.Storms) > 0 {
+			b.WriteString("\nSyscall storm: connect loops in parallel processes, a reader consuming:\n\n")
+			b.WriteString("| transport | processes | connects | seconds | records | records/s | received | dropped |\n|---|---|---|---|---|---|---|---|\n")
+			for _, s := range vm.Storms {
+				fmt.Fprintf(&b, "| %s | %d | %d | %.1f | %d | %s | %d | %d |\n", s.Transport, s.Procs, s.Calls, s.Seconds,
+					s.Records, rate(float64(s.Records)/s.Seconds), s.Received, s.Dropped)
+			}
+		}
 		for _, t := range []string{"shm", "netlink"} {
 			var xs, ys []float64
 			for _, s := range vm.Saturation {

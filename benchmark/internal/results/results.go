@@ -90,6 +90,19 @@ type RateStep struct {
 	Seconds   float64 `json:"seconds"`
 }
 
+// Storm is the syscall storm: several processes connect as fast as they
+// can, with a reader consuming; how many records per second the hooks
+// produce and the transport carries, and what it drops.
+type Storm struct {
+	Transport string  `json:"transport"`
+	Procs     int     `json:"procs"`
+	Calls     uint64  `json:"calls"` // connects made
+	Seconds   float64 `json:"seconds"`
+	Records   uint64  `json:"records"` // records the module produced
+	Received  uint64  `json:"received"`
+	Dropped   uint64  `json:"dropped"`
+}
+
 // VM is everything one VM boot measured.
 type VM struct {
 	Machine    Machine         `json:"machine"`
@@ -100,6 +113,7 @@ type VM struct {
 	Samples    []Samples       `json:"samples"`
 	Cost       []TransportCost `json:"cost"`
 	Saturation []RateStep      `json:"saturation"`
+	Storms     []Storm         `json:"storms"`
 	Notes      []string        `json:"notes"` // what could not be measured, and why
 }
 
