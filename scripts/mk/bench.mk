@@ -14,11 +14,11 @@
 # other under nice.  A step that fails does not stop the others; make bench
 # fails at the end if any did, after writing what was measured.
 
-BENCH_KERNELS ?= 6.1
+BENCH_KERNELS ?= $(KERNELS)
 BENCH_OUT := $(OUT)/bench
 BENCH_NICE ?= nice -n 10
 # Flags of smith-bench-guest in the VM (see its -h).
-BENCH_VM_ARGS ?= -rounds 5 -exec-n 200 -connect-n 1000 -emit-count 4096 -emit-len 256
+BENCH_VM_ARGS ?= -rounds 7 -exec-n 200 -connect-n 1000 -emit-count 4096 -emit-len 256 -storm-procs 2 -storm-n 2000
 # Flags of smith-bench gobench and pipeline.
 BENCH_GO_PKGS ?= ./shm/... ./agent/...
 BENCH_GO_ARGS ?= -count 5 -benchtime 1s

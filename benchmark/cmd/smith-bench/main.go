@@ -82,13 +82,28 @@ func cmdGoBench(args []string) error {
 	if len(list) == 0 {
 		return fmt.Errorf("no benchmark results from %s", strings.Join(fs.Args(), " "))
 	}
-	return results.Write(*out, results.Host{Machine: hostMachine(), GoBench: list})
+	m := hostMachine()
+	m.HostLoad = loadAverage()
+	return results.Write(*out, results.Host{Machine: m, GoBench: list})
 }
 
 // hostMachine describes this machine the way lscpu does ("Model name" is
 // /proc/cpuinfo's "model name").
 func hostMachine() results.Machine {
 	return results.Machine{CPU: cpuModel(), Kernel: osRelease(), CPUs: runtime.NumCPU(), Where: "host"}
+}
+
+// loadAverage is the 1-minute load average of this machine.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 func cpuModel() string {

@@ -75,6 +75,7 @@ func cmdPipeline(args []string) error {
 	if err != nil {
 		h.Notes = append(h.Notes, "pipeline stopped early: "+err.Error())
 	}
+	h.Machine.HostLoad = loadAverage()
 	if werr := results.Write(o.out, h); werr != nil {
 		return werr
 	}

@@ -57,6 +57,8 @@ func cmdReport(args []string) error {
 		found = true
 		if h.Machine.CPU == "" {
 			h.Machine = part.Machine
+		} else if part.Machine.HostLoad != "" {
+			h.Machine.HostLoad += ", then " + part.Machine.HostLoad
 		}
 		h.GoBench = append(h.GoBench, part.GoBench...)
 		h.Pipeline = append(h.Pipeline, part.Pipeline...)

@@ -39,6 +39,8 @@ func cmdVMResult(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *console, err)
 	}
+	// The VM run has just ended: how busy the host was is worth knowing.
+	vm.Machine.HostLoad = loadAverage()
 	return results.Write(*out, vm)
 }
 

@@ -79,6 +79,11 @@ func header(in Input) string {
 		"uniformly: system-call entry, page-table work (fork, exec) and timer reads are " +
 		"emulated at very different costs. Ratios between configurations measured in the " +
 		"same boot are what carries over to hardware; absolute nanoseconds do not.\n")
+	b.WriteString("\nRun it with `make bench` (kernels: `BENCH_KERNELS`, default all of " +
+		"`KERNELS`; the VM runner's flags: `BENCH_VM_ARGS`, see `smith-bench-guest -h`; " +
+		"the host's: `BENCH_GO_ARGS`, `BENCH_PIPELINE_ARGS`, see `smith-bench`). " +
+		"Raw results stay in out/bench/*.json. The build machines are shared, and the " +
+		"load average printed with each machine says how busy the host was.\n")
 	if in.Date != "" || in.Command != "" {
 		fmt.Fprintf(&b, "\nLast run: %s, `%s`.\n", in.Date, in.Command)
 	}
@@ -128,10 +133,14 @@ func rate(v float64) string {
 
 func machineLine(m results.Machine) string {
 	cpu := cmp.Or(m.CPU, "unknown CPU")
-	if m.Where == "host" {
-		return fmt.Sprintf("%s, %d CPUs, kernel %s, on the host", cpu, m.CPUs, m.Kernel)
+	load := ""
+	if m.HostLoad != "" {
+		load = fmt.Sprintf(" (host load average at the end: %s)", m.HostLoad)
 	}
-	return fmt.Sprintf("host CPU %s; %s with %d vCPUs; guest kernel %s", cpu, cmp.Or(m.Where, "VM"), m.CPUs, m.Kernel)
+	if m.Where == "host" {
+		return fmt.Sprintf("%s, %d CPUs, kernel %s, on the host%s", cpu, m.CPUs, m.Kernel, load)
+	}
+	return fmt.Sprintf("host CPU %s; %s with %d vCPUs; guest kernel %s%s", cpu, cmp.Or(m.Where, "VM"), m.CPUs, m.Kernel, load)
 }
 
 var configLabel = map[string]string{

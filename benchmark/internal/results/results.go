@@ -15,6 +15,9 @@ type Machine struct {
 	Kernel string `json:"kernel"` // uname -r where the code ran
 	CPUs   int    `json:"cpus"`   // CPUs (vCPUs in the VM) available
 	Where  string `json:"where"`  // "host", or how the VM ran (QEMU TCG)
+	// HostLoad is the host's 1-minute load average when the run ended:
+	// the machine may be shared.
+	HostLoad string `json:"host_load,omitempty"`
 }
 
 // Hook-cost configurations, measured side by side in one VM boot.
