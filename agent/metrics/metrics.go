@@ -53,6 +53,8 @@ type Ring struct {
 	// Totals since the module loaded (the meta page's counters).
 	Written, DroppedFull, DroppedTooLarge, DroppedFault uint64
 	Truncated, HookMissed, LostRecords                  uint64
+	// NetlinkFailed: records the netlink transport could not send.
+	NetlinkFailed uint64
 	// Lost is the sum of "lost N" counts this agent read.
 	Lost uint64
 }
@@ -103,6 +105,7 @@ func (c *Counters) Drops() map[string]uint64 {
 		"ring_too_large": r.DroppedTooLarge,
 		"ring_fault":     r.DroppedFault,
 		"hook_missed":    r.HookMissed,
+		"netlink_failed": r.NetlinkFailed,
 	}
 	for i, name := range DropNames {
 		m[name] = c.drops[i].Load()

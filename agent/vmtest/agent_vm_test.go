@@ -60,6 +60,11 @@ type agent struct {
 
 func startAgent(t *testing.T, dir, format string) *agent {
 	t.Helper()
+	return startAgentOn(t, dir, format, "device")
+}
+
+func startAgentOn(t *testing.T, dir, format, kind string) *agent {
+	t.Helper()
 	bin, err := exec.LookPath("smith-agent")
 	if err != nil {
 		t.Fatal("smith-agent not on PATH:", err)
@@ -71,6 +76,8 @@ func startAgent(t *testing.T, dir, format string) *agent {
 format = %q
 state_dir = %q
 pid_file = ""
+[source]
+kind = %q
 [log]
 file = %q
 level = "debug"
@@ -80,7 +87,7 @@ sinks = ["file"]
 path = %q
 [metrics]
 listen = ""
-`, format, filepath.Join(dir, "state"), a.log, a.events)), 0o600)
+`, format, filepath.Join(dir, "state"), kind, a.log, a.events)), 0o600)
 	a.cmd = exec.Command(bin, "-config", cfg)
 	a.cmd.Stderr = os.Stderr
 	if err := a.cmd.Start(); err != nil {
@@ -294,6 +301,38 @@ func TestAgentReadsTheModule(t *testing.T) {
 				expect(t, co, k, v)
 			}
 		})
+	}
+}
+
+// The netlink transport: the module reloaded with send_type=1, the agent
+// with source.kind = "netlink".
+func TestAgentReadsNetlink(t *testing.T) {
+	if err := unix.DeleteModule("smith", 0); err != nil {
+		t.Fatal("rmmod smith:", err)
+	}
+	defer func() {
+		unix.DeleteModule("smith", 0)
+		if out, err := exec.Command("insmod", koPath()).CombinedOutput(); err != nil {
+			t.Fatalf("insmod: %v: %s", err, out)
+		}
+	}()
+	if out, err := exec.Command("insmod", koPath(), "send_type=1").CombinedOutput(); err != nil {
+		t.Fatalf("insmod send_type=1: %v: %s", err, out)
+	}
+	dir := t.TempDir()
+	a := startAgentOn(t, dir, "smith", "netlink")
+	s := run(t)
+	evs := a.stop(t)
+	ex := find(t, evs, "exec", func(ev map[string]any) bool { return ev["data_type"] == "59" && ev["pid"] == float64(s.childPid) })
+	printable := append(append([]string{}, s.args[:5]...), "bad\ufffdbyte")
+	for k, v := range map[string]any{"ppid": float64(os.Getpid()), "exe": s.self, "args": printable, "username": "root", "res": 0.0} {
+		expect(t, ex, k, v)
+	}
+	co := find(t, evs, "connect", func(ev map[string]any) bool { return ev["data_type"] == "42" && ev["dport"] == float64(s.port) })
+	expect(t, co, "sport", float64(s.local))
+	logText, _ := os.ReadFile(a.log)
+	if !strings.Contains(string(logText), "reading netlink") {
+		t.Errorf("agent log does not say netlink:\n%s", logText)
 	}
 }
 

@@ -139,7 +139,7 @@ func openSource(c config.Source) (source.Source, error) {
 	case "file":
 		return source.OpenFile(c.File, shm.NewIntervalWaiter(c.PollInterval.D()))
 	case "netlink":
-		return source.OpenNetlink()
+		return source.OpenNetlink(c.Device)
 	}
 	return source.OpenDevice(c.Device)
 }
