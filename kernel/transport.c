@@ -28,7 +28,8 @@
 #include "smith.h"
 #include "transport.h"
 
-DEFINE_STATIC_KEY_FALSE(smith_recording_key);
+/* Written under smith_reader_lock, read locklessly by every hook. */
+bool smith_recording_on;
 DEFINE_PER_CPU(long, smith_hooks_in_flight);
 
 static struct smith_ring smith_ring;
@@ -103,7 +104,7 @@ void smith_reader_attach(void)
 {
 	mutex_lock(&smith_reader_lock);
 	if (!smith_stopped)
-		static_branch_enable(&smith_recording_key);
+		WRITE_ONCE(smith_recording_on, true);
 	mutex_unlock(&smith_reader_lock);
 }
 
@@ -111,7 +112,7 @@ void smith_reader_detach(void)
 {
 	mutex_lock(&smith_reader_lock);
 	if (!smith_record_without_reader)
-		static_branch_disable(&smith_recording_key);
+		WRITE_ONCE(smith_recording_on, false);
 	mutex_unlock(&smith_reader_lock);
 }
 
@@ -119,7 +120,7 @@ void smith_recording_stop(void)
 {
 	mutex_lock(&smith_reader_lock);
 	smith_stopped = true;
-	static_branch_disable(&smith_recording_key);
+	WRITE_ONCE(smith_recording_on, false);
 	mutex_unlock(&smith_reader_lock);
 }
 

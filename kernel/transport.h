@@ -34,7 +34,6 @@
 
 #include <linux/types.h>
 #include <linux/compiler.h>
-#include <linux/jump_label.h>
 #include <linux/percpu.h>
 #include <linux/preempt.h>
 
@@ -72,13 +71,15 @@ extern struct smith_params smith_params;
 /*
  * The cheap check on the hot path: false before the first reader attached
  * (or while none is attached with record_without_reader=0) and during
- * unload.  A static key: when off, a hooked call costs one patched jump.
+ * unload.  One load of a read-mostly flag and a predictable branch.  Not a
+ * static key on purpose: flipping a key patches kernel text on every open
+ * and close, while handlers may be running the patched code.
  */
-DECLARE_STATIC_KEY_FALSE(smith_recording_key);
+extern bool smith_recording_on;
 
 static inline bool smith_recording(void)
 {
-	return static_branch_unlikely(&smith_recording_key);
+	return READ_ONCE(smith_recording_on);
 }
 
 /* In-flight guard; see "Safe unload" above.  Pairs must nest. */
