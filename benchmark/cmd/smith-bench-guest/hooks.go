@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"smith/benchmark/internal/results"
@@ -89,11 +90,17 @@ func (b *bench) start(config string) (*session, error) {
 	return nil, fmt.Errorf("unknown configuration %q", config)
 }
 
-// hookCost runs every configuration once per round, in the same order
-// every round, and the latency pass for the transports.
+// hookCost runs every configuration once per round, in an order that
+// alternates between rounds, and the latency pass for the transports.
 func (b *bench) hookCost() error {
 	for round := 1; round <= b.o.rounds; round++ {
-		for _, config := range results.Configs {
+		// Alternate the order: a load that drifts within a round then
+		// favours no configuration.
+		order := slices.Clone(results.Configs)
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, config := range order {
 			fmt.Fprintf(os.Stderr, "smith-bench-guest: hook cost round %d/%d: %s\n", round, b.o.rounds, config)
 			if err := b.hookRound(round, config); err != nil {
 				return fmt.Errorf("hook cost, round %d, %s: %w", round, config, err)

@@ -5,8 +5,8 @@
 // (benchmark/internal/results.VM).
 //
 // Hook cost: the guest loops of benchmark/guest/hookloop.c run in four
-// configurations, interleaved round by round so that drift in the machine's
-// load hits every configuration alike:
+// configurations, interleaved round by round (the order alternating) so
+// that drift in the machine's load hits every configuration alike:
 //
 //	none     the module is not loaded
 //	loaded   the module is loaded, no reader has ever attached

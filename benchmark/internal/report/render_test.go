@@ -73,6 +73,21 @@ func TestRenderHookCostRatiosAndVerdicts(t *testing.T) {
 	}
 }
 
+func TestRoundRatioPairsRunsOfTheSameRound(t *testing.T) {
+	vm := results.VM{Loops: []results.LoopRun{
+		{Config: "none", Op: "connect", Round: 1, MeanNs: 100},
+		{Config: "none", Op: "connect", Round: 2, MeanNs: 200}, // the host got busier
+		{Config: "shm", Op: "connect", Round: 1, MeanNs: 110},
+		{Config: "shm", Op: "connect", Round: 2, MeanNs: 220},
+		{Config: "shm", Op: "connect", Round: 3, MeanNs: 999}, // no baseline: left out
+		{Config: "shm", Op: "exec", Round: 1, MeanNs: 5},
+	}}
+	got := roundRatio(vm, "shm", "connect")
+	if got.Runs != 2 || got.Min != 1.1 || got.Max != 1.1 {
+		t.Errorf("roundRatio = %+v, want 2 runs all 1.1", got)
+	}
+}
+
 func TestRenderTransportsFindsTheLastRateWithoutDrops(t *testing.T) {
 	o := Render(Input{VMs: []results.VM{sampleVM()}})
 	tr := section(o, "Transports")
