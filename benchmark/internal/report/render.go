@@ -25,6 +25,9 @@ const (
 	targetConnectOverhead = 0.05 // shm, connect loop
 	targetExecOverhead    = 0.03 // shm, exec loop
 	targetCostRatio       = 1.0 / 3
+	targetPipelineRate    = 200000.0 // events/s into Kafka, nothing lost
+	targetSteadyCPU       = 10.0     // % of one core at 10k events/s
+	targetSteadyRSS       = 40.0     // MiB at 10k events/s
 )
 
 // Input is everything a report is made from.
@@ -620,6 +623,21 @@ func pipeline(h *results.Host) (string, []Chart) {
 			LogX: true, LogY: true, Diagonal: true,
 			Series: []chart.Series{{Name: "smith-agent -> kfake", X: xs, Y: ys}},
 		}})
+		best := math.NaN()
+		for _, st := range h.Pipeline {
+			if st.Dropped == 0 && st.Received >= st.Sent && !(st.Carried <= best) {
+				best = st.Carried
+			}
+		}
+		if !math.IsNaN(best) {
+			verdict := "met"
+			if best < targetPipelineRate {
+				verdict = fmt.Sprintf("missed: %.0f%% of it", 100*best/targetPipelineRate)
+			}
+			fmt.Fprintf(&b, "\nHighest rate delivered with nothing lost: **%s events/s** (target >= %s on 2 cores: %s; "+
+				"the last step above is where the first drop came, or where the climb ended).\n",
+				rate(best), rate(targetPipelineRate), verdict)
+		}
 		b.WriteString("\n![pipeline load](bench-pipeline-load.png)\n")
 	}
 	if s := h.Steady; s != nil {
@@ -634,6 +652,14 @@ func pipeline(h *results.Host) (string, []Chart) {
 			drop += s.Dropped[i]
 		}
 		fmt.Fprintf(&b, "| %d | %.1f / %.1f / %.1f | %.1f / %.1f / %.1f | %d | %d |\n", c.Runs, c.Min, c.Median, c.Max, r.Min, r.Median, r.Max, del, drop)
+		verdict := func(v, limit float64) string {
+			if v <= limit {
+				return "met"
+			}
+			return fmt.Sprintf("missed by %.0f%%", 100*(v/limit-1))
+		}
+		fmt.Fprintf(&b, "\nTargets (medians): CPU under %.0f%% of a core: %s; RSS under %.0f MiB: %s.\n",
+			targetSteadyCPU, verdict(c.Median, targetSteadyCPU), targetSteadyRSS, verdict(r.Median, targetSteadyRSS))
 	}
 	notes(&b, h.Notes)
 	return b.String(), charts

@@ -131,12 +131,19 @@ func TestRenderPipelineSummarisesGoBenchRuns(t *testing.T) {
 			{"ns/op": 80, "allocs/op": 0, "records/s": 12e6},
 			{"ns/op": 100, "allocs/op": 0, "records/s": 10e6},
 		}}},
+		Pipeline: []results.RateStep{
+			{Offered: 10000, Achieved: 10000, Carried: 10000, Sent: 10, Received: 10},
+			{Offered: 20000, Achieved: 20000, Carried: 20000, Sent: 20, Received: 20},
+			{Offered: 50000, Achieved: 50000, Carried: 40000, Sent: 50, Received: 40, Dropped: 10},
+		},
 		Steady: &results.Steady{Rate: 10000, Seconds: 10, CPUPercent: []float64{5, 6, 7}, RSSMiB: []float64{20, 21, 22}},
 	}
 	p := section(Render(Input{Host: h}), "Pipeline")
 	for _, want := range []string{
 		"| shm | Read/64B | 3 | 80 ns / 90 ns / 100 ns | 11.11 M | 11.00 M records/s | 0 |",
 		"| 3 | 5.0 / 6.0 / 7.0 | 20.0 / 21.0 / 22.0 |",
+		"CPU under 10% of a core: met; RSS under 40 MiB: met",
+		"Highest rate delivered with nothing lost: **20.0 k events/s** (target >= 200.0 k on 2 cores: missed: 10% of it",
 	} {
 		if !strings.Contains(p, want) {
 			t.Errorf("Pipeline lacks %q:\n%s", want, p)
