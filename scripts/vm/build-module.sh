@@ -11,6 +11,7 @@
 # compiler and sparse output is kept in out/kernel-VER/build.log and
 # out/kernel-VER/sparse.log.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 [ $# -eq 1 ] || die "usage: $0 VER (known: $(known_kernels))"

@@ -9,6 +9,7 @@
 #     -> kernel-test.test, kernel/hooktest -> kernel-hooktest.test);
 #   - the static product binaries (agent/cmd/..., heartbeat/cmd/...).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 GO=${GO:-go}
@@ -35,7 +36,7 @@ done
 
 cmds=$("$GO" list ./agent/cmd/... ./heartbeat/cmd/... 2>/dev/null | grep -v '^$' || true)
 if [ -n "$cmds" ]; then
-	log "go build $(echo $cmds | tr '\n' ' ')-> out/guest/"
+	log "go build $(echo "$cmds" | tr '\n' ' ')-> out/guest/"
 	# shellcheck disable=SC2086
 	"$GO" build -trimpath -o "$dst/" $cmds || die "cannot build the product binaries for the guest"
 fi

@@ -15,6 +15,7 @@
 # The kernel's own modules are not needed: Debian builds the serial
 # console, devtmpfs, IPv6, debugfs and kprobes into the kernel image.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 [ $# -ge 2 ] || die "usage: $0 VER OUTPUT [GUEST_DIR...]"

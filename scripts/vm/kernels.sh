@@ -30,6 +30,7 @@
 # without touching the network; SMITH_KERNEL_REFRESH=1 resolves the newest
 # revision again.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 APT_DIR=$SMITH_CACHE/apt
@@ -165,7 +166,6 @@ resolve() {
 			[ "$(pkg_version "$p")" = "$PKG_VERSION" ] || { ok=; break; }
 		done
 		[ -n "$ok" ] || { log "$abi: $p missing at $PKG_VERSION, trying older"; continue; }
-		ABI=$abi
 		KVER=$abi-$flavour
 		PKGS=("$img=$PKG_VERSION" "linux-headers-$abi-$flavour=$PKG_VERSION"
 			"linux-headers-$abi-$common=$PKG_VERSION" "$kbuild=$PKG_VERSION")
@@ -203,7 +203,7 @@ print_env() {
 	if ! grep -q '^SMITH_VMLINUX=' "$1/kernel.env"; then
 		echo "SMITH_VMLINUX=$(make_vmlinux "$1")" >>"$1/kernel.env"
 	fi
-	# shellcheck disable=SC1090
+	# shellcheck disable=SC1090,SC1091
 	. "$1/kernel.env"
 	cat "$1/kernel.env"
 	log "$2: kernel $SMITH_KVER, Debian package version $SMITH_KPKG"

@@ -23,9 +23,10 @@
 #   SMITH_VM_BZIMAGE=1  boot the compressed image through the firmware
 #                       instead of the uncompressed one (PVH entry)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
-[ $# -eq 2 ] || die "usage: $0 VER SCENARIO (scenarios: $(cd "$VM_DIR/scenarios" && ls *.sh | sed 's/\.sh$//' | tr '\n' ' '))"
+[ $# -eq 2 ] || die "usage: $0 VER SCENARIO (scenarios: $(cd "$VM_DIR/scenarios" && for f in ./*.sh; do f=${f#./}; printf "%s " "${f%.sh}"; done))"
 ver=$1 scenario=$2
 script=$VM_DIR/scenarios/$scenario.sh
 [ -f "$script" ] || die "no scenario $script"
@@ -39,6 +40,7 @@ qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (scri
 kernel_env "$ver"
 # The uncompressed kernel boots through its PVH entry point, seconds of
 # emulated CPU faster than the bzImage; SMITH_VM_BZIMAGE=1 boots the latter.
+# shellcheck disable=SC2153 # kernel_env sets it
 image=$SMITH_VMLINUZ
 if [ -z "${SMITH_VM_BZIMAGE:-}" ] && [ -n "${SMITH_VMLINUX:-}" ] && [ -f "$SMITH_VMLINUX" ]; then
 	image=$SMITH_VMLINUX
@@ -62,6 +64,7 @@ guest_dirs=()
 # TCG only: KVM is not available (and nested guests hang).  Multi-threaded
 # TCG gives each virtual CPU its own host thread.
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 SMITH_SCENARIO=$scenario ${SMITH_VM_APPEND:-}"
+# shellcheck disable=SC2054 # commas inside QEMU option values
 qemu_args=(
 	-machine q35 -accel tcg,thread=multi -cpu max
 	-smp "${SMITH_VM_SMP:-2}" -m "${SMITH_VM_MEM:-1G}"

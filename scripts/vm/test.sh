@@ -13,6 +13,7 @@
 # Prints a table of kernel, scenario, result and boot time; fails if any
 # build or scenario failed.  Every combination runs even after a failure.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
 kernels=${KERNELS:-5.10 6.1 6.12}
