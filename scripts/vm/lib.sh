@@ -2,7 +2,7 @@
 # Shared helpers of the VM harness scripts; sourced, not run.
 
 SMITH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-SMITH_CACHE=${SMITH_CACHE:-$HOME/.cache/smith}
+SMITH_CACHE=${SMITH_CACHE:-${HOME:-/root}/.cache/smith}
 SMITH_OUT=${SMITH_OUT:-$SMITH_ROOT/out}
 VM_DIR=$SMITH_ROOT/scripts/vm
 
