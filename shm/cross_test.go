@@ -289,3 +289,140 @@ func TestCProducerGoReaderStress(t *testing.T) {
 		producers, records, produced.Round(time.Millisecond), received, c.DroppedFull, c.DroppedTooLarge, c.DroppedFault,
 		c.Discarded, c.LostRecords, res.stats.Skipped)
 }
+
+// TestGoProducerMatchesCProducer replays one random script of producer
+// operations (writes, reservations committed or discarded in order,
+// drops of every kind, the reader catching up) through kernel/ring.c and
+// through the Go Producer: every decision (written or dropped, wake-up or
+// not) and every byte of the resulting memory must be the same.
+func TestGoProducerMatchesCProducer(t *testing.T) {
+	const size = RingMinSize
+	for _, src := range []string{"testdata/ringscript.c", "../kernel/ring.c", "../kernel/ring.h", "../kernel/ring_user.h"} {
+		if _, err := os.ReadFile(src); err != nil {
+			t.Fatalf("C source: %v", err)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ringscript")
+	if out, err := exec.Command(gccPath(t), "-O2", "-Wall", "-Wextra", "-Werror", "-I../kernel", "-o", bin,
+		"testdata/ringscript.c", "../kernel/ring.c").CombinedOutput(); err != nil {
+		t.Fatalf("build ringscript: %v\n%s", err, out)
+	}
+
+	words := make([]uint64, (2*memPageSize+size)/8)
+	mem := unsafeBytes(words)
+	r, err := InitRing(mem[:memPageSize], mem[memPageSize:2*memPageSize], mem[2*memPageSize:], memPageSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProducer(r)
+	maxRec := int(r.MaxRecord())
+
+	rng := uint64(0x5eed)
+	rnd := func(n int) int {
+		rng ^= rng << 13
+		rng ^= rng >> 7
+		rng ^= rng << 17
+		return int(rng % uint64(n))
+	}
+	recLen := func() int {
+		switch rnd(40) {
+		case 0:
+			return maxRec + 1 + rnd(64) // too large
+		case 1:
+			return maxRec
+		case 2, 3:
+			return SizeofTestRec + rnd(maxRec-SizeofTestRec)
+		default:
+			return SizeofTestRec + rnd(300)
+		}
+	}
+	var script, want strings.Builder
+	var held []Reservation
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	for seq := uint64(0); seq < 20000; seq++ {
+		switch op := rnd(100); {
+		case op < 60:
+			n, flags := recLen(), uint16(rnd(16))
+			rec := testRec(n, 1, seq)
+			binary.LittleEndian.PutUint16(rec[6:], flags)
+			ok, wake := p.Write(rec)
+			fmt.Fprintf(&script, "w %d %d %d\n", n, flags, seq)
+			fmt.Fprintf(&want, "w %d %d\n", b2i(ok), b2i(wake))
+		case op < 70 && len(held) < 8:
+			n := recLen()
+			if n > maxRec+8 {
+				n = maxRec + 8
+			}
+			res, ok := p.Reserve(uint32(n), RecTest, 0)
+			if ok {
+				copy(res.Raw[SizeofRecHdr:], testRec(n, 1, seq)[SizeofRecHdr:])
+				held = append(held, res)
+			}
+			fmt.Fprintf(&script, "r %d %d\n", n, seq)
+			fmt.Fprintf(&want, "r %d\n", b2i(ok))
+		case op < 82 && len(held) > 0:
+			var wake bool
+			if op < 78 {
+				wake = p.Commit(held[0])
+				script.WriteString("c\n")
+				fmt.Fprintf(&want, "c %d\n", b2i(wake))
+			} else {
+				wake = p.Discard(held[0])
+				script.WriteString("d\n")
+				fmt.Fprintf(&want, "d %d\n", b2i(wake))
+			}
+			held = held[1:]
+		case op < 84:
+			p.CountFault()
+			script.WriteString("f\n")
+			want.WriteString("f\n")
+		case op < 94 && len(held) == 0:
+			*r.cons = r.ProducerPos()
+			script.WriteString("a\n")
+			want.WriteString("a\n")
+		}
+	}
+
+	dump := filepath.Join(dir, "dump")
+	cmd := exec.Command(bin, strconv.Itoa(size), dump)
+	cmd.Stdin = strings.NewReader(script.String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ringscript: %v\n%s", err, stderr.String())
+	}
+	gotLines := strings.Split(string(got), "\n")
+	wantLines := strings.Split(want.String(), "\n")
+	for i := range min(len(gotLines), len(wantLines)) {
+		if gotLines[i] != wantLines[i] {
+			t.Fatalf("operation %d (%q): C says %q, Go says %q", i, strings.Split(script.String(), "\n")[i], gotLines[i], wantLines[i])
+		}
+	}
+	if len(gotLines) != len(wantLines) {
+		t.Fatalf("C gave %d results, Go %d", len(gotLines), len(wantLines))
+	}
+	cmem, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmem) != len(mem) {
+		t.Fatalf("C memory is %d bytes, Go's %d", len(cmem), len(mem))
+	}
+	for i := range mem {
+		if cmem[i] != mem[i] {
+			t.Fatalf("memory differs first at byte %d (page %d, offset %d): C %#x, Go %#x", i, i/memPageSize, i%memPageSize, cmem[i], mem[i])
+		}
+	}
+	c := r.Counters()
+	if c.Written == 0 || c.DroppedFull == 0 || c.DroppedTooLarge == 0 || c.DroppedFault == 0 || c.Discarded == 0 || c.LostRecords == 0 {
+		t.Errorf("the script did not exercise every path: %+v", c)
+	}
+	t.Logf("%d operations, counters %+v", strings.Count(script.String(), "\n"), c)
+}
