@@ -24,9 +24,12 @@
 // records of two CPUs landing out of time order).  A drop slot inside the
 // window explains it; every slot explains at most as many syscalls as it
 // counts (one per missing number, N per lost record), so one drop cannot
-// excuse two losses.  Kretprobe misses (hook_missed) leave no mark in the
-// stream; they explain a missing syscall from a global pool and are
-// reported apart.
+// excuse two losses.  When the agent dropped a "lost N" record itself,
+// the module's drop counter is above the N that arrived: that difference
+// explains missing syscalls only in windows holding a missing number (the
+// dropped record could be there), and is reported apart.  Kretprobe
+// misses (hook_missed) leave no mark in the stream; they explain a missing
+// connect from a global pool and are reported apart too.
 package soak
 
 import (
@@ -152,6 +155,7 @@ type Counters struct {
 	RingDroppedTooLarge uint64 `json:"ring_dropped_too_large"`
 	RingDroppedFault    uint64 `json:"ring_dropped_fault"`
 	HookMissed          uint64 `json:"hook_missed"`
+	RingLostRecords     uint64 `json:"ring_lost_records"` // "lost N" records written
 	// Agent drops after numbering, summed over the agent's runs.
 	AgentSpoolFull uint64 `json:"agent_spool_full"`
 	AgentTooLarge  uint64 `json:"agent_too_large"`
@@ -170,15 +174,24 @@ type Result struct {
 	Duplicates int            `json:"duplicates"` // records - events
 	Delivered  int            `json:"delivered"`  // tagged ops found, as performed
 	// Missing tagged ops and how they were explained.
-	Missing           int            `json:"missing"`
-	ExplainedRing     int            `json:"explained_ring"`  // by a "lost N" record
-	ExplainedAgent    int            `json:"explained_agent"` // by a missing sequence number
-	ExplainedHookMiss int            `json:"explained_hook_missed"`
-	Unexplained       int            `json:"unexplained"`
-	LostRecords       int            `json:"lost_records"` // "lost N" events
-	LostTotal         uint64         `json:"lost_total"`   // sum of their N
-	SeqGaps           uint64         `json:"seq_gaps"`     // numbers never delivered
-	FirstSeq, LastSeq uint64         `json:"-"`
+	Missing        int `json:"missing"`
+	ExplainedRing  int `json:"explained_ring"`  // by a "lost N" record
+	ExplainedAgent int `json:"explained_agent"` // by a missing sequence number
+	// ExplainedHidden: by ring drops whose "lost N" record the agent
+	// dropped (the module's counter minus the N in Kafka), in a window
+	// with a missing number.
+	ExplainedHidden   int `json:"explained_hidden_ring"`
+	ExplainedHookMiss int `json:"explained_hook_missed"`
+	Unexplained       int `json:"unexplained"`
+	// Restarted counts events of a call the kernel restarted (a signal
+	// interrupted it): the first pass reports a restart code.
+	Restarted         int    `json:"restarted"`
+	LostRecords       int    `json:"lost_records"` // "lost N" events
+	LostTotal         uint64 `json:"lost_total"`   // sum of their N
+	SeqGaps           uint64 `json:"seq_gaps"`     // numbers never delivered
+	FirstSeq, LastSeq uint64 `json:"-"`
+	// Lost lists the "lost N" events: where they stand in the stream.
+	Lost              []LostAt       `json:"lost"`
 	MissingByKind     map[string]int `json:"missing_by_kind"`
 	UnexplainedByKind map[string]int `json:"unexplained_by_kind"`
 	Counters          Counters       `json:"counters"`
@@ -200,6 +213,14 @@ func (r *Result) problem(format string, args ...any) {
 		return
 	}
 	r.Problems = append(r.Problems, fmt.Sprintf(format, args...))
+}
+
+// LostAt is one "lost N" event and the kernel time of the delivered
+// event before it in the stream.
+type LostAt struct {
+	Seq    uint64 `json:"seq"`
+	N      uint64 `json:"n"`
+	PrevNs int64  `json:"prev_time_ns"`
 }
 
 // Options tune the reconciliation.
@@ -253,13 +274,18 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	// agent's numbering starts) and lost records.
 	var slots []slot
 	next := uint64(1)
+	var prevNs int64
 	for _, s := range seqs {
+		if ev := bySeq[s]; ev.DataType != typeLost {
+			prevNs = ev.TimeNs
+		}
 		for ; next < s; next++ {
 			slots = append(slots, slot{seq: next, left: 1})
 			r.SeqGaps++
 		}
 		next = s + 1
 		if ev := bySeq[s]; ev.DataType == typeLost {
+			r.Lost = append(r.Lost, LostAt{Seq: s, N: ev.Lost, PrevNs: prevNs})
 			r.LostRecords++
 			r.LostTotal += ev.Lost
 			if ev.Lost > 0 {
@@ -328,6 +354,18 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 		keys[k] = true
 		evs := found[k]
 		delete(found, k)
+		// A call interrupted by a signal and restarted by the kernel
+		// passes the hook twice: first with a restart code user space
+		// never sees, then with its result.
+		final := evs[:0:0]
+		for _, ev := range evs {
+			if isRestart(ev.Res) && ev.Res != op.Result {
+				r.Restarted++
+				continue
+			}
+			final = append(final, ev)
+		}
+		evs = final
 		if len(evs) > 1 {
 			r.problem("%s %s arrived as %d events with different sequence numbers (a duplicate the numbers do not explain)", op.Kind, op.Tag, len(evs))
 		}
@@ -358,6 +396,26 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	// slot with room in its window (optimal for intervals and points).
 	sort.SliceStable(missing, func(i, j int) bool { return missing[i].hi < missing[j].hi })
 	hookPool := c.HookMissed
+	// Ring drops whose "lost N" record the agent numbered and then
+	// dropped itself (spool full): the module counted them, the stream
+	// shows only a missing number.  They explain a loss only in a window
+	// that holds a missing number.
+	// A missing number that was a lost record explains its N drops,
+	// not N+1: its own 1 is in the slot, the rest in the pool.
+	hidden := uint64(0)
+	ringDrops := c.RingDroppedFull + c.RingDroppedTooLarge + c.RingDroppedFault
+	if hiddenRecs := c.RingLostRecords - min(c.RingLostRecords, uint64(r.LostRecords)); hiddenRecs > 0 && ringDrops > r.LostTotal+hiddenRecs {
+		hidden = ringDrops - r.LostTotal - hiddenRecs
+	}
+	gapIn := func(lo, hi uint64) bool {
+		i := sort.Search(len(slots), func(i int) bool { return slots[i].seq > lo })
+		for ; i < len(slots) && slots[i].seq < hi; i++ {
+			if !slots[i].ring {
+				return true
+			}
+		}
+		return false
+	}
 	for _, w := range missing {
 		i := sort.Search(len(slots), func(i int) bool { return slots[i].seq > w.lo })
 		for ; i < len(slots) && slots[i].seq < w.hi; i++ {
@@ -373,17 +431,40 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 			} else {
 				r.ExplainedAgent++
 			}
+		case hidden > 0 && gapIn(w.lo, w.hi):
+			hidden--
+			r.ExplainedHidden++
 		case hookPool > 0 && (w.op.Kind == OpTCP || w.op.Kind == OpUDP):
 			hookPool--
 			r.ExplainedHookMiss++
 		default:
 			r.Unexplained++
 			r.UnexplainedByKind[w.op.Kind]++
-			r.problem("%s %s (phase %s, t=%d..%d) is missing from Kafka and no drop explains it (stream window seq %d..%d)",
-				w.op.Kind, w.op.Tag, w.op.Phase, w.op.T0, w.op.T1, w.lo, w.hi)
+			gaps, lost := 0, 0
+			for _, sl := range slots {
+				if sl.seq > w.lo && sl.seq < w.hi {
+					if sl.ring {
+						lost++
+					} else {
+						gaps++
+					}
+				}
+			}
+			r.problem("%s %s (phase %s, t=%d..%d) is missing from Kafka and no drop explains it (stream window seq %d..%d: %d missing numbers, %d lost records, all used)",
+				w.op.Kind, w.op.Tag, w.op.Phase, w.op.T0, w.op.T1, w.lo, w.hi, gaps, lost)
 		}
 	}
 	return r
+}
+
+// Kernel-internal restart codes (include/linux/errno.h): a syscall that
+// returns one of them is restarted, the caller never sees it.
+func isRestart(res int64) bool {
+	switch res {
+	case -512, -513, -514, -516: // ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
+		return true
+	}
+	return false
 }
 
 // mismatch says how a delivered event differs from the op, "" if it does

@@ -298,3 +298,70 @@ func TestHookMissExplainsConnectsOnly(t *testing.T) {
 		t.Fatalf("hook_missed explains the connect only: %+v", r)
 	}
 }
+
+func TestRestartedCall(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	// The connect passed the hook twice: interrupted (ERESTARTSYS),
+	// then restarted by the kernel with its real result.
+	first := map[string]any{}
+	for k, v := range s.recs[4] {
+		first[k] = v
+	}
+	first["res"] = -512
+	s.seq++
+	first["seq"] = s.seq
+	s.recs = append(s.recs, first)
+	r := reconcile(t, s, Counters{})
+	if !r.OK() || r.Restarted != 1 || r.Delivered != 5 {
+		t.Fatalf("a restarted call must count once, its restart apart: %+v", r)
+	}
+
+	// Only the interrupted pass arrived: the op is missing.
+	s = newStream()
+	allKinds(s)
+	s.recs[4]["res"] = -512
+	if r := reconcile(t, s, Counters{}); r.OK() || r.Missing != 1 {
+		t.Fatalf("a call whose final pass is missing must be missing: %+v", r)
+	}
+}
+
+func TestHiddenRingDrops(t *testing.T) {
+	// The ring dropped 3 records; its "lost 3" record was numbered and
+	// then dropped by the agent: a missing number stands for it.
+	mk := func() *stream {
+		s := newStream()
+		allKinds(s)
+		for range 3 {
+			s.op(OpUDP, false)
+			s.seq--
+		}
+		s.agentDrop()
+		allKinds(s)
+		return s
+	}
+	r := reconcile(t, mk(), Counters{RingDroppedFull: 3, RingLostRecords: 1, AgentSpoolFull: 1})
+	if !r.OK() || r.ExplainedAgent != 1 || r.ExplainedHidden != 2 {
+		t.Fatalf("the module's count must explain what the missing lost record held: %+v", r)
+	}
+	// The module counted only 2: one loss stays unexplained.
+	r = reconcile(t, mk(), Counters{RingDroppedFull: 2, RingLostRecords: 1, AgentSpoolFull: 1})
+	if r.OK() || r.Unexplained != 1 {
+		t.Fatalf("hidden drops beyond the module's count must not explain: %+v", r)
+	}
+	// Without a missing number in the window, hidden drops explain nothing.
+	s := newStream()
+	allKinds(s)
+	s.op(OpUDP, false)
+	s.seq--
+	allKinds(s)
+	for range 20 {
+		s.untagged()
+	}
+	s.agentDrop()
+	allKinds(s)
+	r = reconcile(t, s, Counters{RingDroppedFull: 2, RingLostRecords: 1, AgentSpoolFull: 1})
+	if r.OK() || r.Unexplained != 1 {
+		t.Fatalf("a hidden drop far from the loss must not explain it: %+v", r)
+	}
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// proc is a child process the run starts, stops and watches: an exit it
+// did not ask for is a crash.
+type proc struct {
+	name string
+	argv []string
+	log  string
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{}
+	expected bool // the run stopped it
+	crashes  []string
+}
+
+func (p *proc) start() error {
+	f, err := os.OpenFile(p.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("%s log: %w", p.name, err)
+	}
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done, p.expected = cmd, done, false
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		f.Close()
+		p.mu.Lock()
+		if !p.expected {
+			p.crashes = append(p.crashes, fmt.Sprintf("%s (pid %d) exited on its own: %v", p.name, cmd.Process.Pid, err))
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// signal sends sig and, for a stopping signal, waits for the exit.  A
+// SIGTERM must end the process cleanly (exit status 0).
+func (p *proc) stop(sig syscall.Signal, timeout time.Duration) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.expected = true
+	p.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("%s not running", p.name)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s: %w", p.name, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not stop within %s of %v", p.name, timeout, sig)
+	}
+	if sig == syscall.SIGTERM && !cmd.ProcessState.Success() {
+		return fmt.Errorf("%s stopped by SIGTERM with %v", p.name, cmd.ProcessState)
+	}
+	p.mu.Lock()
+	p.cmd = nil
+	p.mu.Unlock()
+	return nil
+}
+
+// kill signals without waiting (SIGSTOP, SIGCONT).
+func (p *proc) kill(sig syscall.Signal) error {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("%s not running", p.name)
+	}
+	return cmd.Process.Signal(sig)
+}
+
+func (p *proc) crashed() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.crashes...)
+}
+
+// waitFor polls cond every 50 ms until it holds, ctx ends or timeout.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("%s: not within %s: %w", what, timeout, err)
+			}
+			return fmt.Errorf("%s: not within %s", what, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func tcpUp(addr string) (bool, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false, err
+	}
+	c.Close()
+	return true, nil
+}
+
+// promSample is the agent's counters of interest from /metrics.
+type promSample struct {
+	SpoolFull, TooLarge, Decode, SinkErr float64
+	SpoolEvents, Read, Sent              float64
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func scrape(url string) (promSample, error) {
+	var s promSample
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return s, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	}
+	want := map[string]*float64{
+		`smith_events_dropped_total{reason="spool_full"}`:        &s.SpoolFull,
+		`smith_events_dropped_total{reason="message_too_large"}`: &s.TooLarge,
+		`smith_events_dropped_total{reason="decode_error"}`:      &s.Decode,
+		`smith_events_dropped_total{reason="sink_error"}`:        &s.SinkErr,
+		`smith_spool_events`:      &s.SpoolEvents,
+		`smith_events_read_total`: &s.Read,
+		`smith_events_sent_total`: &s.Sent,
+	}
+	seen := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if p := want[name]; ok && p != nil {
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				return s, fmt.Errorf("metric %s: %w", name, err)
+			}
+			*p = v
+			seen++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, fmt.Errorf("scrape %s: %w", url, err)
+	}
+	if seen != len(want) {
+		return s, errors.New("scrape: metrics missing from /metrics")
+	}
+	return s, nil
+}
+
+// moduleStats reads the module's debugfs counters ("name value" lines).
+func moduleStats() (map[string]uint64, error) {
+	f, err := os.Open("/sys/kernel/debug/smith/stats")
+	if err != nil {
+		return nil, fmt.Errorf("module stats: %w", err)
+	}
+	defer f.Close()
+	m := map[string]uint64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 {
+			continue
+		}
+		if v, err := strconv.ParseUint(fields[1], 10, 64); err == nil {
+			m[fields[0]] = v
+		}
+	}
+	return m, sc.Err()
+}

@@ -1,0 +1,625 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sys/unix"
+
+	"smith/benchmark/soak"
+)
+
+// Report is what a run writes (and prints between markers in the VM).
+type Report struct {
+	Kernel   string  `json:"kernel"`
+	Started  string  `json:"started"`
+	Duration float64 `json:"duration_s"` // load running
+	// Settings.
+	RingBytes  uint64  `json:"ring_bytes"`
+	SpoolBytes string  `json:"spool_max_bytes"`
+	ExecRate   float64 `json:"exec_rate"`
+	ConnRate   float64 `json:"connect_rate"`
+	ModRate    float64 `json:"module_rate"`
+	// Figures.
+	EventsPerSec float64           `json:"tagged_events_per_s"`
+	Faults       []Fault           `json:"faults"`
+	FaultCounts  map[string]int    `json:"fault_counts"`
+	Module       map[string]uint64 `json:"module_stats"`
+	Result       *soak.Result      `json:"result"`
+	Problems     []string          `json:"problems"` // the run's own (crashes, timeouts)
+	Pass         bool              `json:"pass"`
+}
+
+// Fault is one fault injected, with its time window.
+type Fault struct {
+	Kind   string  `json:"kind"`
+	Start  float64 `json:"start_s"` // since the load started
+	End    float64 `json:"end_s"`
+	Detail string  `json:"detail,omitempty"`
+}
+
+type runner struct {
+	dir        string
+	ko, testKo string
+	ringBytes  uint64
+	spoolBytes string
+	port       int
+	metrics    string
+	gap        time.Duration
+	out        io.Writer
+
+	agent, broker *proc
+	agentCfg      string
+	load          *loader
+	t0            time.Time
+	faults        []Fault
+	problems      []string
+
+	mu       sync.Mutex
+	last     promSample   // the running agent's last counters
+	finished []promSample // counters of agents that stopped
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.out, "soak: %6.1fs %s\n", time.Since(r.t0).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("smith-soak run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 90*time.Second, "how long the load runs; the fault cycle repeats until then (at least one whole cycle runs)")
+	gap := fs.Duration("gap", 3*time.Second, "steady load between two faults")
+	dir := fs.String("dir", "/tmp/soak", "working directory (broker data, agent state, spool, logs)")
+	ko := fs.String("module", "/smith.ko", "smith.ko to load")
+	testKo := fs.String("test-module", "/smith_hooktest.ko", "the module the load loads and unloads")
+	ring := fs.Uint64("ring-size", 512<<10, "module ring_size in bytes (small, so that a paused reader saturates it soon)")
+	spool := fs.String("spool-max", "1MiB", "agent spool.max_bytes (small, so that an outage fills it soon)")
+	execRate := fs.Float64("exec-rate", 40, "execs per second")
+	connRate := fs.Float64("connect-rate", 200, "connects per second")
+	modRate := fs.Float64("module-rate", 1, "module loads per second")
+	port := fs.Int("broker-port", 9092, "broker port on 127.0.0.1")
+	out := fs.String("o", "/tmp/soak/result.json", "result file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	r := &runner{dir: *dir, ko: *ko, testKo: *testKo, ringBytes: *ring, spoolBytes: *spool, port: *port,
+		metrics: "http://127.0.0.1:9465/metrics", gap: *gap, out: stdout, t0: time.Now()}
+	rep := &Report{Started: time.Now().UTC().Format(time.RFC3339), RingBytes: *ring, SpoolBytes: *spool,
+		ExecRate: *execRate, ConnRate: *connRate, ModRate: *modRate}
+	var u unix.Utsname
+	unix.Uname(&u)
+	rep.Kernel = unix.ByteSliceToString(u.Release[:])
+
+	err := r.run(rep, *duration, *execRate, *connRate, *modRate)
+	if err != nil {
+		r.problems = append(r.problems, err.Error())
+	}
+	rep.Problems = r.problems
+	rep.Faults = r.faults
+	rep.Pass = len(rep.Problems) == 0 && rep.Result != nil && rep.Result.OK()
+	raw, _ := json.MarshalIndent(rep, "", "  ")
+	if werr := os.WriteFile(*out, append(raw, '\n'), 0o644); werr != nil {
+		fmt.Fprintf(stderr, "smith-soak: %v\n", werr)
+		return 1
+	}
+	printSummary(stdout, rep)
+	if !rep.Pass {
+		return 1
+	}
+	return 0
+}
+
+func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, modRate float64) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := os.RemoveAll(r.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat("/sys/module/smith"); err == nil {
+		if err := unix.DeleteModule("smith", 0); err != nil {
+			return fmt.Errorf("unload the module left loaded: %w", err)
+		}
+	}
+	if out, err := exec.Command("insmod", r.ko, fmt.Sprintf("ring_size=%d", r.ringBytes)).CombinedOutput(); err != nil {
+		return fmt.Errorf("insmod %s: %v: %s", r.ko, err, out)
+	}
+	defer func() {
+		if err := unix.DeleteModule("smith", 0); err != nil {
+			r.problems = append(r.problems, fmt.Sprintf("rmmod smith at the end: %v", err))
+		}
+	}()
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	agentBin, err := exec.LookPath("smith-agent")
+	if err != nil {
+		return fmt.Errorf("smith-agent: %w", err)
+	}
+	r.broker = &proc{name: "broker", log: filepath.Join(r.dir, "broker.log"),
+		argv: []string{self, "broker", "-port", fmt.Sprint(r.port), "-data", filepath.Join(r.dir, "kafka")}}
+	r.agentCfg = filepath.Join(r.dir, "agent.toml")
+	if err := os.WriteFile(r.agentCfg, []byte(fmt.Sprintf(agentConfig, filepath.Join(r.dir, "state"),
+		filepath.Join(r.dir, "agent.log"), r.port, r.spoolBytes)), 0o644); err != nil {
+		return err
+	}
+	r.agent = &proc{name: "smith-agent", log: filepath.Join(r.dir, "agent.out"), argv: []string{agentBin, "-config", r.agentCfg}}
+	if err := r.startBroker(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil && !strings.Contains(err.Error(), "not running") {
+			r.problems = append(r.problems, err.Error())
+		}
+	}()
+	if err := r.startAgent(ctx); err != nil {
+		return err
+	}
+	go r.sample(ctx)
+
+	image, err := os.ReadFile(r.testKo)
+	if err != nil {
+		return err
+	}
+	lport, err := listen(ctx)
+	if err != nil {
+		return err
+	}
+	rport, err := freePort()
+	if err != nil {
+		return err
+	}
+	r.load = &loader{prefix: fmt.Sprintf("soak-%d-", time.Now().Unix()), execPath: "/bin/true", modPath: r.testKo,
+		modImage: image, port: lport, refused: rport, execRate: execRate, connRate: connRate, modRate: modRate}
+	r.load.setPhase("steady")
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	r.t0 = time.Now()
+	r.logf("load starts at %d ns", r.t0.UnixNano())
+	wg := r.load.run(loadCtx)
+	r.logf("load running: %g exec/s, %g connect/s, %g module loads/s", execRate, connRate, modRate)
+
+	ferr := r.faultCycles(ctx, duration)
+	stopLoad()
+	wg.Wait()
+	rep.Duration = time.Since(r.t0).Seconds()
+	if ferr != nil {
+		return ferr
+	}
+	if p := r.load.err.Load(); p != nil {
+		return fmt.Errorf("load generator: %w", *p)
+	}
+	// One more op after everything: a "lost N" the ring still owes is
+	// written before its record.
+	r.load.setPhase("final")
+	r.load.exec()
+	ops := r.load.ops
+	rep.EventsPerSec = float64(len(ops)) / rep.Duration
+	r.logf("load stopped: %d tagged syscalls (%.0f/s)", len(ops), rep.EventsPerSec)
+
+	if err := r.drain(ctx); err != nil {
+		return err
+	}
+	if err := r.stopAgent(syscall.SIGTERM); err != nil {
+		return err
+	}
+	if raw, err := os.ReadFile(filepath.Join(r.dir, "agent.log")); err == nil && strings.Contains(string(raw), "numbering continues") {
+		r.problems = append(r.problems, "the agent lost its sequence state (numbering continued at the high-water mark)")
+	}
+	stats, err := moduleStats()
+	if err != nil {
+		return err
+	}
+	rep.Module = stats
+	records, err := readTopic(ctx, fmt.Sprintf("127.0.0.1:%d", r.port))
+	if err != nil {
+		return err
+	}
+	r.logf("read %d records from Kafka", len(records))
+	c := soak.Counters{RingDroppedFull: stats["dropped_full"], RingDroppedTooLarge: stats["dropped_too_large"],
+		RingDroppedFault: stats["dropped_fault"], HookMissed: stats["hook_missed"], RingLostRecords: stats["lost_records"]}
+	for _, s := range r.finished {
+		c.AgentSpoolFull += uint64(s.SpoolFull)
+		c.AgentTooLarge += uint64(s.TooLarge)
+		c.AgentDecode += uint64(s.Decode)
+		c.AgentSink += uint64(s.SinkErr)
+	}
+	if c.AgentDecode+c.AgentSink > 0 {
+		r.problems = append(r.problems, fmt.Sprintf("the agent dropped %d events unnumbered (decode_error %d, sink_error %d)",
+			c.AgentDecode+c.AgentSink, c.AgentDecode, c.AgentSink))
+	}
+	rep.Result = soak.Reconcile(ops, records, c, soak.Options{TagPrefix: r.load.prefix, SlackNs: int64(time.Second)})
+	rep.FaultCounts = map[string]int{}
+	for _, f := range r.faults {
+		rep.FaultCounts[f.Kind]++
+	}
+	r.problems = append(r.problems, r.broker.crashed()...)
+	r.problems = append(r.problems, r.agent.crashed()...)
+	return nil
+}
+
+// agentConfig: state dir, log file, broker port, spool bound.
+const agentConfig = `[agent]
+format = "smith"
+state_dir = %q
+pid_file = ""
+[log]
+file = %q
+level = "info"
+[output]
+sinks = ["kafka"]
+[kafka]
+brokers = ["127.0.0.1:%d"]
+retry_interval = "500ms"
+timeout = "2s"
+[spool]
+max_bytes = %q
+segment_bytes = "64KiB"
+[metrics]
+listen = "127.0.0.1:9465"
+`
+
+func freePort() (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return 0, err
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return 0, err
+	}
+	return sa.(*unix.SockaddrInet4).Port, nil
+}
+
+func (r *runner) startBroker(ctx context.Context) error {
+	if err := r.broker.start(); err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", r.port)
+	return waitFor(ctx, 60*time.Second, "broker listening on "+addr, func() (bool, error) { return tcpUp(addr) })
+}
+
+func (r *runner) startAgent(ctx context.Context) error {
+	logPath := filepath.Join(r.dir, "agent.log")
+	before, _ := os.ReadFile(logPath)
+	if err := r.agent.start(); err != nil {
+		return err
+	}
+	err := waitFor(ctx, 60*time.Second, "smith-agent start", func() (bool, error) {
+		raw, err := os.ReadFile(logPath)
+		return len(raw) > len(before) && strings.Contains(string(raw[len(before):]), "first sequence number"), err
+	})
+	if err != nil {
+		return err
+	}
+	// Its metrics answer: from now on the sampler sees this agent.
+	return waitFor(ctx, 30*time.Second, "smith-agent metrics", func() (bool, error) {
+		s, err := scrape(r.metrics)
+		if err == nil {
+			r.mu.Lock()
+			r.last = s
+			r.mu.Unlock()
+		}
+		return err == nil, err
+	})
+}
+
+// stopAgent ends the agent with sig after a last look at its counters,
+// which count for the run.
+func (r *runner) stopAgent(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, err := scrape(r.metrics); err == nil {
+		r.last = s
+	}
+	err := r.agent.stop(sig, 60*time.Second)
+	r.finished = append(r.finished, r.last)
+	r.last = promSample{}
+	return err
+}
+
+// sample keeps the running agent's last counters.
+func (r *runner) sample(ctx context.Context) {
+	for ctx.Err() == nil {
+		r.mu.Lock()
+		if r.agent.cmd != nil {
+			if s, err := scrape(r.metrics); err == nil {
+				r.last = s
+			}
+		}
+		r.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (r *runner) current() promSample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+func (r *runner) since() float64 { return time.Since(r.t0).Seconds() }
+
+// fault runs one fault: phase name, then the action.
+func (r *runner) fault(ctx context.Context, kind string, act func() (string, error)) error {
+	if err := sleepCtx(ctx, r.gap); err != nil {
+		return err
+	}
+	r.load.setPhase(kind)
+	f := Fault{Kind: kind, Start: r.since()}
+	r.logf("fault %s", kind)
+	detail, err := act()
+	f.End, f.Detail = r.since(), detail
+	r.faults = append(r.faults, f)
+	r.load.setPhase("steady")
+	if err != nil {
+		return fmt.Errorf("fault %s: %w", kind, err)
+	}
+	if detail != "" {
+		r.logf("fault %s done: %s", kind, detail)
+	}
+	if crashes := append(r.broker.crashed(), r.agent.crashed()...); len(crashes) > 0 {
+		return errors.New(strings.Join(crashes, "; "))
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// faultCycles injects the faults in turn, cycle after cycle, until the
+// duration is over (one whole cycle at least).
+func (r *runner) faultCycles(ctx context.Context, duration time.Duration) error {
+	for cycle := 1; ; cycle++ {
+		if err := r.cycle(ctx); err != nil {
+			return err
+		}
+		if p := r.load.err.Load(); p != nil {
+			return fmt.Errorf("load generator: %w", *p)
+		}
+		if time.Since(r.t0) >= duration {
+			r.logf("%d fault cycles done", cycle)
+			return sleepCtx(ctx, r.gap)
+		}
+	}
+}
+
+func (r *runner) cycle(ctx context.Context) error {
+	steps := []struct {
+		kind string
+		act  func() (string, error)
+	}{
+		{"broker-restart", func() (string, error) {
+			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, 3*time.Second); err != nil {
+				return "", err
+			}
+			return "", r.startBroker(ctx)
+		}},
+		{"agent-sigkill", func() (string, error) {
+			if err := r.stopAgent(syscall.SIGKILL); err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, 2*time.Second); err != nil {
+				return "", err
+			}
+			return "", r.startAgent(ctx)
+		}},
+		{"spool-full", func() (string, error) {
+			before := r.current().SpoolFull
+			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+				return "", err
+			}
+			err := waitFor(ctx, 120*time.Second, "spool full (spool_full drops)", func() (bool, error) {
+				return r.current().SpoolFull > before, nil
+			})
+			if err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return "", err
+			}
+			dropped := r.current().SpoolFull - before
+			if err := r.startBroker(ctx); err != nil {
+				return "", err
+			}
+			err = waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
+				s := r.current()
+				return s.SpoolEvents == 0 && s.Read > 0, nil
+			})
+			return fmt.Sprintf("spool_full drops while full: %.0f", dropped), err
+		}},
+		{"ring-saturation", func() (string, error) {
+			st, err := moduleStats()
+			if err != nil {
+				return "", err
+			}
+			before := st["dropped_full"]
+			if err := r.agent.kill(syscall.SIGSTOP); err != nil {
+				return "", err
+			}
+			r.load.burst.Store(true)
+			err = waitFor(ctx, 120*time.Second, "ring full (dropped_full)", func() (bool, error) {
+				st, err := moduleStats()
+				return err == nil && st["dropped_full"] > before, err
+			})
+			if err == nil {
+				err = sleepCtx(ctx, 500*time.Millisecond)
+			}
+			r.load.burst.Store(false)
+			if cerr := r.agent.kill(syscall.SIGCONT); cerr != nil && err == nil {
+				err = cerr
+			}
+			st, _ = moduleStats()
+			return fmt.Sprintf("ring records dropped while the reader was paused: %d", st["dropped_full"]-before), err
+		}},
+		{"reader-detach", func() (string, error) {
+			if err := r.stopAgent(syscall.SIGTERM); err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, 2*time.Second); err != nil {
+				return "", err
+			}
+			return "", r.startAgent(ctx)
+		}},
+		{"agent-sigkill-during-broker-outage", func() (string, error) {
+			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return "", err
+			}
+			if err := r.stopAgent(syscall.SIGKILL); err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return "", err
+			}
+			if err := r.startAgent(ctx); err != nil {
+				return "", err
+			}
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return "", err
+			}
+			return "", r.startBroker(ctx)
+		}},
+	}
+	for _, s := range steps {
+		if err := r.fault(ctx, s.kind, s.act); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain waits until the agent has read the whole ring and its spool is
+// empty, and its sent counter stands still.
+func (r *runner) drain(ctx context.Context) error {
+	var lastSent float64
+	stable := 0
+	return waitFor(ctx, 180*time.Second, "agent drained (ring read, spool empty)", func() (bool, error) {
+		st, err := moduleStats()
+		if err != nil {
+			return false, err
+		}
+		s, err := scrape(r.metrics)
+		if err != nil {
+			return false, err
+		}
+		if st["producer_pos"] == st["consumer_pos"] && s.SpoolEvents == 0 && s.Sent == lastSent {
+			stable++
+		} else {
+			stable = 0
+		}
+		lastSent = s.Sent
+		return stable >= 20, nil // about a second
+	})
+}
+
+// readTopic reads every record of the topic from the start.
+func readTopic(ctx context.Context, addr string) ([][]byte, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("smith"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	var out [][]byte
+	var hw int64 = -1
+	var next int64
+	idle := 0
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := 0
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if p.Err != nil {
+				return
+			}
+			hw = p.HighWatermark
+			for _, rec := range p.Records {
+				out = append(out, rec.Value)
+				next = rec.Offset + 1
+				n++
+			}
+		})
+		if n == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		if hw >= 0 && next >= hw && idle >= 2 {
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("kafka: read %d records, high watermark %d, not caught up within 5 minutes", len(out), hw)
+}
+
+func printSummary(w io.Writer, rep *Report) {
+	fmt.Fprintf(w, "soak: kernel %s, load %.0f s at %.0f tagged syscalls/s\n", rep.Kernel, rep.Duration, rep.EventsPerSec)
+	kinds := make([]string, 0, len(rep.FaultCounts))
+	for k := range rep.FaultCounts {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "soak: fault %-36s x%d\n", k, rep.FaultCounts[k])
+	}
+	if res := rep.Result; res != nil {
+		fmt.Fprintf(w, "soak: tagged %d, delivered %d, missing %d (ring drops %d, ring drops whose lost record the agent dropped %d, agent drops %d, hook misses %d), unexplained %d\n",
+			res.Ops, res.Delivered, res.Missing, res.ExplainedRing, res.ExplainedHidden, res.ExplainedAgent, res.ExplainedHookMiss, res.Unexplained)
+		fmt.Fprintf(w, "soak: Kafka records %d, events %d, duplicates %d, restarted calls %d, lost records %d (N sum %d), sequence gaps %d\n",
+			res.Records, res.Events, res.Duplicates, res.Restarted, res.LostRecords, res.LostTotal, res.SeqGaps)
+		if !rep.Pass {
+			for _, l := range res.Lost {
+				fmt.Fprintf(w, "soak: lost record seq %d: %d records, after an event of time %d\n", l.Seq, l.N, l.PrevNs)
+			}
+		}
+		for _, p := range res.Problems {
+			fmt.Fprintf(w, "soak: FAIL: %s\n", p)
+		}
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "soak: FAIL: %s\n", p)
+	}
+	if rep.Pass {
+		fmt.Fprintln(w, "soak: PASS")
+	} else {
+		fmt.Fprintln(w, "soak: FAIL")
+	}
+}
