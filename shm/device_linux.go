@@ -12,6 +12,8 @@ import (
 // DevicePath is where the module's misc device appears.
 const DevicePath = "/dev/" + DeviceName
 
+var errNotRing = errors.New("not a smith ring")
+
 // Device is an open /dev/smith with its ring mapped: the consumer page
 // read-write, the meta page and the data area read-only. The module allows
 // one open at a time (a second gets EBUSY).

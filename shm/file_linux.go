@@ -1,7 +1,6 @@
 package shm
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"os"
@@ -79,5 +78,3 @@ func (fr *FileRing) Close() error {
 	}
 	return nil
 }
-
-var errNotRing = errors.New("not a smith device")

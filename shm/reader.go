@@ -185,6 +185,11 @@ func (r *Reader) ready() bool {
 // It commits first: producers wake a reader only when it has consumed
 // everything before their record, so a reader must not sleep on a batch it
 // holds. Views returned before Wait are invalid afterwards.
+//
+// A record that is reserved but not yet committed (BUSY) is not ready. The
+// device stays readable meanwhile (its producer is ahead), so on the device
+// Wait polls again until the commit, which comes within the hook that
+// reserved it; an Eventfd is signalled by that commit.
 func (r *Reader) Wait() error {
 	if r.waiter == nil {
 		return errNoWaiter
