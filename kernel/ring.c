@@ -41,7 +41,10 @@
  * The lock covers only the position update and the few header words
  * written with it; payload copies run in parallel.  It is raw because
  * producers run with preemption disabled, also on PREEMPT_RT, and irqsave
- * because a hook may fire in interrupt context on the same CPU.
+ * because a hook may fire in interrupt context on the same CPU.  One ring
+ * for all CPUs rather than one per CPU: held this briefly the lock is
+ * rarely contended (docs/BENCHMARKS.md, Ring), and one ring gives the
+ * reader a single stream in order and the whole size to any busy CPU.
  *
  * Full ring: the newest record is dropped and counted, never blocking and
  * never overwriting what the reader has not consumed.

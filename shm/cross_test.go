@@ -426,3 +426,29 @@ func TestGoProducerMatchesCProducer(t *testing.T) {
 	}
 	t.Logf("%d operations, counters %+v", strings.Count(script.String(), "\n"), c)
 }
+
+// TestRingBenchRuns keeps the C producer benchmark of docs/BENCHMARKS.md
+// (testdata/ringbench.c) building and working: a short run must move every
+// record through a ring large enough to hold them all.
+func TestRingBenchRuns(t *testing.T) {
+	if _, err := os.ReadFile("testdata/ringbench.c"); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "ringbench")
+	if out, err := exec.Command(gccPath(t), "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I../kernel", "-o", bin,
+		"testdata/ringbench.c", "../kernel/ring.c").CombinedOutput(); err != nil {
+		t.Fatalf("build ringbench: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, strconv.Itoa(RingMinSize*16), "2", "2000", "64").Output()
+	if err != nil {
+		t.Fatalf("ringbench: %v", err)
+	}
+	var cpu, wall float64
+	var dropped int
+	if n, _ := fmt.Sscanf(string(out), "cpu_ns_per_record %f wall_ns_per_record %f dropped %d", &cpu, &wall, &dropped); n != 3 {
+		t.Fatalf("ringbench output %q", out)
+	}
+	if dropped != 0 || cpu <= 0 || wall <= 0 {
+		t.Fatalf("ringbench: %q; want no drops (4000 records of 64 bytes fit) and positive times", out)
+	}
+}
