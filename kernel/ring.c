@@ -20,7 +20,7 @@
  * Producer (any context a kprobe runs in)    Reader (user space, shm/)
  *
  *   raw_spin_lock_irqsave
- *   c = smp_load_acquire(consumer_pos)  A    ...reads records below c...
+ *   c = smp_load_acquire(consumer_pos)  A    reads records, then
  *   [pad] [lost] hdr.len = len | BUSY        smp_store_release(consumer_pos) A'
  *   smp_store_release(producer_pos)     B
  *   raw_spin_unlock_irqrestore               p = smp_load_acquire(producer_pos) B'
