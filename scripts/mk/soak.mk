@@ -20,6 +20,9 @@ SOAK_MINUTES ?= 30
 SOAK_ARGS ?=
 SOAK_SHORT_ARGS ?= -duration 40s -gap 3s
 SOAK_SHORT_TIMEOUT ?= 300
+# Guest memory of the long run: kfake keeps the whole topic in memory and
+# on the guest's tmpfs, and the reconciler reads it all back.
+SOAK_MEM ?= 4G
 SOAK_OUT := $(OUT)/soak
 SOAK_NICE ?= nice -n 5
 
@@ -33,12 +36,12 @@ soak-module:
 	@scripts/vm/kernels.sh $(SOAK_KERNEL) >/dev/null
 	@scripts/vm/build-module.sh $(SOAK_KERNEL)
 
-# $(call soak_run,ARGS,TIMEOUT,REPORT-FLAGS): boot the soak scenario, then
+# $(call soak_run,ARGS,TIMEOUT,REPORT-FLAGS,MEMORY): boot the soak scenario, then
 # take its result from the console (fails when the run did).
 define soak_run
 	@echo "$(1)" >$(SOAK_OUT)/guest/soak-args
 	@rc=0; \
-	SMITH_GUEST_DIR=$(SOAK_OUT)/guest SMITH_VM_TIMEOUT=$(2) SMITH_VM_QUIET=1 \
+	SMITH_GUEST_DIR=$(SOAK_OUT)/guest SMITH_VM_TIMEOUT=$(2) SMITH_VM_QUIET=1 SMITH_VM_MEM=$(or $(4),1G) \
 		$(SOAK_NICE) scripts/vm/run.sh $(SOAK_KERNEL) soak || rc=1; \
 	$(SOAK_OUT)/guest/smith-soak report -console $(OUT)/vm/$(SOAK_KERNEL)/soak/console.log \
 		-o $(SOAK_OUT)/result-$(SOAK_KERNEL).json $(3) || rc=1; \
@@ -62,6 +65,6 @@ soak-short-run:
 	$(call soak_run,$(SOAK_SHORT_ARGS) $(SOAK_ARGS),$(SOAK_SHORT_TIMEOUT),)
 
 soak: deps soak-module soak-guest
-	$(call soak_run,-duration $(SOAK_MINUTES)m $(SOAK_ARGS),$$(( ($(SOAK_MINUTES) + 15) * 60 )),-doc docs/RELIABILITY.md)
+	$(call soak_run,-duration $(SOAK_MINUTES)m $(SOAK_ARGS),$$(( ($(SOAK_MINUTES) + 15) * 60 )),-doc docs/RELIABILITY.md,$(SOAK_MEM))
 
 TEST_TARGETS += test-soak
