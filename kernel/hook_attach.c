@@ -13,10 +13,24 @@
 #include "record.h"
 #include "transport.h"
 
+/*
+ * Every kretprobe attached, so that exit unregisters them in one call: one
+ * RCU grace period for all instead of one each.  Written at init and exit
+ * only, which the module loader serialises.
+ */
+#define SMITH_MAX_KRETPROBES	8
+
+static struct kretprobe *smith_kretprobes[SMITH_MAX_KRETPROBES];
+static struct smith_kretprobe *smith_kretprobe_hooks[SMITH_MAX_KRETPROBES];
+static unsigned int smith_nr_kretprobes;
+
 int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive)
 {
 	const struct smith_sym *s;
 	int err = -ENOENT;
+
+	if (WARN_ON_ONCE(smith_nr_kretprobes >= SMITH_MAX_KRETPROBES))
+		return -ENOSPC;
 
 	for (s = p->syms; s->name; s++) {
 		memset(&p->rp.kp, 0, sizeof(p->rp.kp));
@@ -26,20 +40,30 @@ int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive)
 		/* The handlers read sym: set before they can run. */
 		p->sym = s;
 		err = register_kretprobe(&p->rp);
-		if (!err)
+		if (!err) {
+			smith_kretprobes[smith_nr_kretprobes] = &p->rp;
+			smith_kretprobe_hooks[smith_nr_kretprobes++] = p;
 			return 0;
+		}
 	}
 	p->sym = NULL;
 	return err;
 }
 
-void smith_kretprobe_unregister(struct smith_kretprobe *p)
+static void smith_kretprobes_unregister_all(void)
 {
-	if (!p->sym)
+	unsigned int i;
+
+	if (!smith_nr_kretprobes)
 		return;
-	/* Ends with an RCU grace period: no handler of it runs after this. */
-	unregister_kretprobe(&p->rp);
-	p->sym = NULL;
+	/* Ends with an RCU grace period: no handler runs after this. */
+	unregister_kretprobes(smith_kretprobes, smith_nr_kretprobes);
+	for (i = 0; i < smith_nr_kretprobes; i++) {
+		smith_kretprobe_hooks[i]->sym = NULL;
+		smith_kretprobes[i] = NULL;
+		smith_kretprobe_hooks[i] = NULL;
+	}
+	smith_nr_kretprobes = 0;
 }
 
 static void smith_tp_match(struct tracepoint *tp, void *priv)
@@ -95,9 +119,10 @@ int smith_hooks_init(void)
 
 void smith_hooks_exit(void)
 {
-	smith_module_hooks_exit();
-	smith_connect_hooks_exit();
 	smith_exec_hooks_exit();
+	smith_kretprobes_unregister_all();
+	/* The notifier may run until it is unregistered, not after. */
+	smith_module_hooks_exit();
 	/* Tracepoint probes may still run until this grace period ends. */
 	tracepoint_synchronize_unregister();
 	smith_record_exit();

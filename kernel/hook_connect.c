@@ -208,11 +208,6 @@ int smith_connect_hooks_init(void)
 	return !err;
 }
 
-void smith_connect_hooks_exit(void)
-{
-	smith_kretprobe_unregister(&smith_connect_krp);
-}
-
 void smith_connect_hooks_missed(u64 missed[])
 {
 	if (smith_connect_krp.sym)

@@ -327,8 +327,6 @@ int smith_exec_hooks_init(void)
 void smith_exec_hooks_exit(void)
 {
 	smith_tracepoint_unregister(&smith_exec_tracepoint);
-	smith_kretprobe_unregister(&smith_execveat_krp);
-	smith_kretprobe_unregister(&smith_execve_krp);
 }
 
 void smith_exec_hooks_missed(u64 missed[])

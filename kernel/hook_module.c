@@ -12,9 +12,14 @@
  * loading task's own context once the image was accepted, before the
  * module's init runs.  The entry handler claims a slot for the task, the
  * notifier writes the name into the task's slot, the return handler takes
- * it out.  An image rejected before that point (bad ELF, bad signature,
- * unknown symbol) has no name in its record.
+ * it out.  When no name came that way (the image was rejected before,
+ * e.g. the module is loaded already), init_module's name is looked up in
+ * the image itself: the name field of the struct module in its
+ * .gnu.linkonce.this_module section, read from user memory without
+ * faulting.  A finit_module file is not read (that could sleep), and an
+ * image that is no module has no name.
  */
+#include <linux/elf.h>
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -23,6 +28,7 @@
 #include <linux/sched.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
+#include <linux/uaccess.h>
 
 #include "hooks.h"
 #include "record.h"
@@ -107,6 +113,8 @@ static struct notifier_block smith_mod_nb = {
 };
 
 struct smith_mod_call {
+	const void __user *image;	/* init_module only */
+	unsigned long len;
 	const char __user *params;
 	int fd;				/* finit_module only */
 	int slot;			/* name slot, -1 if none */
@@ -135,6 +143,9 @@ static int smith_init_module_entry(struct kretprobe_instance *ri,
 	if (!smith_recording())
 		return 1;
 	/* init_module(umod, len, uargs) */
+	c->image = (const void __user *)smith_sys_arg(&smith_init_module_krp,
+						     regs, 0);
+	c->len = smith_sys_arg(&smith_init_module_krp, regs, 1);
 	c->params = (const char __user *)smith_sys_arg(&smith_init_module_krp,
 						       regs, 2);
 	c->fd = -1;
@@ -150,11 +161,69 @@ static int smith_finit_module_entry(struct kretprobe_instance *ri,
 	if (!smith_recording())
 		return 1;
 	/* finit_module(fd, uargs, flags) */
+	c->image = NULL;
+	c->len = 0;
 	c->fd = (int)smith_sys_arg(&smith_finit_module_krp, regs, 0);
 	c->params = (const char __user *)smith_sys_arg(&smith_finit_module_krp,
 						       regs, 1);
 	c->slot = smith_mod_slot_claim();
 	return 0;
+}
+
+/* Sections of an image looked at, at most: modules have a few dozen. */
+#define SMITH_ELF_MAX_SECTIONS	512
+
+static const char smith_this_module[] = ".gnu.linkonce.this_module";
+
+static bool smith_image_read(void *dst, const void __user *image,
+			     unsigned long len, u64 off, size_t n)
+{
+	if (off > len || n > len - off)
+		return false;
+	return !copy_from_user_nofault(dst, image + off, n);
+}
+
+/* The module's name from an init_module image in user memory. */
+static bool smith_image_name(const void __user *image, unsigned long len,
+			     char *name)
+{
+	char secname[sizeof(smith_this_module)];
+	Elf64_Shdr sh, strsh;
+	Elf64_Ehdr eh;
+	unsigned int i;
+
+	if (!image || !smith_image_read(&eh, image, len, 0, sizeof(eh)))
+		return false;
+	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_shentsize != sizeof(sh) ||
+	    eh.e_shnum > SMITH_ELF_MAX_SECTIONS || eh.e_shstrndx >= eh.e_shnum)
+		return false;
+	if (!smith_image_read(&strsh, image, len,
+			      eh.e_shoff + (u64)eh.e_shstrndx * sizeof(sh),
+			      sizeof(sh)))
+		return false;
+	for (i = 1; i < eh.e_shnum; i++) {
+		if (!smith_image_read(&sh, image, len,
+				      eh.e_shoff + (u64)i * sizeof(sh),
+				      sizeof(sh)))
+			return false;
+		if (sh.sh_name >= strsh.sh_size ||
+		    !smith_image_read(secname, image, len,
+				      strsh.sh_offset + sh.sh_name,
+				      sizeof(secname)) ||
+		    memcmp(secname, smith_this_module, sizeof(secname)))
+			continue;
+		if (sh.sh_type == SHT_NOBITS ||
+		    sh.sh_size < offsetof(struct module, name) + MODULE_NAME_LEN ||
+		    !smith_image_read(name, image, len,
+				      sh.sh_offset + offsetof(struct module, name),
+				      MODULE_NAME_LEN))
+			return false;
+		name[MODULE_NAME_LEN - 1] = '\0';
+		return name[0] != '\0';
+	}
+	return false;
 }
 
 static void smith_mod_record(unsigned int hook, u16 type,
@@ -176,6 +245,8 @@ static void smith_mod_record(unsigned int hook, u16 type,
 		goto out;
 	}
 	smith_rec_put_common(r);
+	if (!name[0] && !smith_image_name(c->image, c->len, name))
+		name[0] = '\0';
 	if (name[0])
 		smith_rec_put_str(r, SMITH_F_MOD_NAME, name, sizeof(name));
 	if (c->fd >= 0)
@@ -252,8 +323,6 @@ int smith_module_hooks_init(void)
 
 void smith_module_hooks_exit(void)
 {
-	smith_kretprobe_unregister(&smith_finit_module_krp);
-	smith_kretprobe_unregister(&smith_init_module_krp);
 	unregister_module_notifier(&smith_mod_nb);
 }
 

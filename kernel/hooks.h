@@ -40,8 +40,8 @@ struct smith_kretprobe {
 	unsigned int hook;		/* SMITH_HI_* */
 };
 
+/* Attach; smith_hooks_exit() detaches every kretprobe attached, at once. */
 int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive);
-void smith_kretprobe_unregister(struct smith_kretprobe *p);
 
 /* Argument n (0-5) of the probed syscall, read at entry. */
 static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
@@ -92,13 +92,16 @@ struct smith_tracepoint {
 int smith_tracepoint_register(struct smith_tracepoint *t);
 void smith_tracepoint_unregister(struct smith_tracepoint *t);
 
-/* Per hook file: attach reports each hook with smith_hook_attached(). */
+/*
+ * Per hook file: init attaches and reports each hook with
+ * smith_hook_attached(), returning how many attached; exit detaches what
+ * is not a kretprobe.
+ */
 int smith_exec_hooks_init(void);
 void smith_exec_hooks_exit(void);
 void smith_exec_hooks_missed(u64 missed[]);
 
 int smith_connect_hooks_init(void);
-void smith_connect_hooks_exit(void);
 void smith_connect_hooks_missed(u64 missed[]);
 
 int smith_module_hooks_init(void);

@@ -98,6 +98,20 @@ func TestModuleLoad(t *testing.T) {
 		expectStr(t, e, shm.FModPath, "path", path)
 	})
 
+	t.Run("init_module of a module loaded already", func(t *testing.T) {
+		if err := unix.InitModule(image, "fail=0 first"); err != nil {
+			t.Fatalf("init_module of %s: %v", path, err)
+		}
+		defer unload(t)
+		before := time.Now()
+		if err := unix.InitModule(image, "fail=0 again"); err != unix.EEXIST {
+			t.Fatalf("second init_module of %s: %v, want EEXIST", path, err)
+		}
+		// Rejected before the notifier: the name comes from the image.
+		e := find(t, shm.EvInitModule, "fail=0 again")
+		check(t, e, before, unix.EEXIST, testModule)
+	})
+
 	t.Run("init_module of a rejected image", func(t *testing.T) {
 		junk := append([]byte("\x7fELF not a module"), make([]byte, 256)...)
 		before := time.Now()
@@ -133,8 +147,8 @@ func TestModuleLoad(t *testing.T) {
 	})
 
 	st := s.stats()
-	if st.Hooks[3].Events < 2 || st.Hooks[4].Events < 3 {
-		t.Errorf("events counted: init_module %d finit_module %d, want at least 2 and 3",
+	if st.Hooks[3].Events < 4 || st.Hooks[4].Events < 3 {
+		t.Errorf("events counted: init_module %d finit_module %d, want at least 4 and 3",
 			st.Hooks[3].Events, st.Hooks[4].Events)
 	}
 }
