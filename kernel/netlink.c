@@ -8,6 +8,11 @@
  * the hook itself: a full socket buffer or a vanished listener drops the
  * record and counts it in netlink_failed, the hook never waits.
  *
+ * On PREEMPT_RT waking the socket's reader takes a sleeping lock, which a
+ * probe handler must not do: there the hook only queues the message
+ * (lock-free, bounded) and an irq_work, which runs in a kernel thread on
+ * RT, sends it.
+ *
  * The socket exists only in the initial network namespace, and only a
  * sender with CAP_SYS_ADMIN may register.  When the registered socket is
  * closed (NETLINK_URELEASE) the registration is cleared and, with
@@ -15,6 +20,8 @@
  */
 #include <linux/atomic.h>
 #include <linux/capability.h>
+#include <linux/irq_work.h>
+#include <linux/llist.h>
 #include <linux/netlink.h>
 #include <linux/notifier.h>
 #include <linux/skbuff.h>
@@ -70,8 +77,7 @@ fail:
 	return NULL;
 }
 
-/* Send a message from smith_netlink_alloc(); consumes skb. */
-int smith_netlink_send(struct sk_buff *skb)
+static int smith_nl_unicast(struct sk_buff *skb)
 {
 	u32 portid = READ_ONCE(smith_nl_portid);
 	int err;
@@ -88,6 +94,55 @@ int smith_netlink_send(struct sk_buff *skb)
 		return err;
 	}
 	atomic64_inc(&smith_nl_sent);
+	return 0;
+}
+
+/*
+ * PREEMPT_RT only: messages waiting for the irq_work.  The skb's own list
+ * pointers are free until it is sent, so one llist_node fits in its
+ * control buffer.  Bounded, so a starved sender cannot eat memory.
+ */
+#define SMITH_NL_QUEUE_MAX	4096
+static LLIST_HEAD(smith_nl_queue);
+static atomic_t smith_nl_queued = ATOMIC_INIT(0);
+static struct irq_work smith_nl_work;
+
+static struct llist_node *smith_nl_node(struct sk_buff *skb)
+{
+	BUILD_BUG_ON(sizeof(struct llist_node) > sizeof(skb->cb));
+	return (struct llist_node *)skb->cb;
+}
+
+static void smith_nl_flush(struct irq_work *work)
+{
+	struct llist_node *n, *next;
+
+	n = llist_reverse_order(llist_del_all(&smith_nl_queue));
+	for (; n; n = next) {
+		struct sk_buff *skb = container_of((void *)n, struct sk_buff, cb);
+
+		next = n->next;
+		atomic_dec(&smith_nl_queued);
+		smith_nl_unicast(skb);
+	}
+}
+
+/*
+ * Send a message from smith_netlink_alloc(); consumes skb.  0 when sent
+ * (on PREEMPT_RT: queued), else -errno and counted in netlink_failed.
+ */
+int smith_netlink_send(struct sk_buff *skb)
+{
+	if (!IS_ENABLED(CONFIG_PREEMPT_RT))
+		return smith_nl_unicast(skb);
+	if (atomic_inc_return(&smith_nl_queued) > SMITH_NL_QUEUE_MAX) {
+		atomic_dec(&smith_nl_queued);
+		kfree_skb(skb);
+		atomic64_inc(&smith_nl_failed);
+		return -ENOBUFS;
+	}
+	llist_add(smith_nl_node(skb), &smith_nl_queue);
+	irq_work_queue(&smith_nl_work);
 	return 0;
 }
 
@@ -140,6 +195,7 @@ int smith_netlink_init(void)
 	};
 	int err;
 
+	init_irq_work(&smith_nl_work, smith_nl_flush);
 	err = netlink_register_notifier(&smith_nl_notifier);
 	if (err)
 		return err;
@@ -159,6 +215,9 @@ void smith_netlink_exit(void)
 {
 	if (!smith_nl_sock)
 		return;
+	/* Send what is queued (PREEMPT_RT) while the socket still exists. */
+	irq_work_sync(&smith_nl_work);
+	smith_nl_flush(&smith_nl_work);
 	netlink_kernel_release(smith_nl_sock);
 	smith_nl_sock = NULL;
 	netlink_unregister_notifier(&smith_nl_notifier);
