@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +34,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	agentBin = filepath.Join(dir, "smith-agent")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	// go test puts its own go command first on PATH.
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "go command not found:", err)
+		os.Exit(1)
+	}
 	cmd := exec.Command(gobin, "build", "-o", agentBin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
