@@ -98,6 +98,13 @@ func (p *proc) kill(sig syscall.Signal) error {
 	return cmd.Process.Signal(sig)
 }
 
+// running says whether the process was started and not stopped.
+func (p *proc) running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
+
 func (p *proc) crashed() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

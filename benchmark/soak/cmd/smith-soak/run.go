@@ -341,7 +341,7 @@ func (r *runner) stopAgent(sig syscall.Signal) error {
 func (r *runner) sample(ctx context.Context) {
 	for ctx.Err() == nil {
 		r.mu.Lock()
-		if r.agent.cmd != nil {
+		if r.agent.running() {
 			if s, err := scrape(r.metrics); err == nil {
 				r.last = s
 			}
