@@ -1,0 +1,87 @@
+package source
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"smith/agent/decode"
+	"smith/shm"
+)
+
+func TestFileSource(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring")
+	f, _ := os.Create(path)
+	fr, err := shm.CreateFileRing(f, shm.RingMinSize)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Close()
+	prod := shm.NewProducer(fr.Ring)
+	ev := &decode.Event{Type: decode.TypeExecve, Pid: 1, Tgid: 1}
+	rec := decode.AppendEvent(nil, ev)
+	n, _, _ := decode.RecordLen(rec)
+	prod.Write(rec[:n])
+	prod.Write(decode.AppendLost(nil, 9))
+
+	src, err := OpenFile(path, shm.NewIntervalWaiter(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Release()
+	if m := src.Module(); m.Transport != "file" || m.ABI != "1.0" || src.Size() != shm.RingMinSize {
+		t.Fatalf("module %+v size %d", m, src.Size())
+	}
+	got := 0
+	for {
+		r, ok, err := src.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got++
+		_ = r
+	}
+	if got != 2 {
+		t.Fatalf("%d records, want 2", got)
+	}
+	if r := src.Ring(); r.Lost != 9 || r.Written != 2 || r.Fill <= 0 {
+		t.Fatalf("ring stats before commit: %+v", r)
+	}
+	src.Commit()
+	if r := src.Ring(); r.Fill != 0 || src.ConsumerPos() != fr.Ring.ProducerPos() {
+		t.Fatalf("after commit: fill %v, consumer %d producer %d", r.Fill, src.ConsumerPos(), fr.Ring.ProducerPos())
+	}
+	// Close interrupts a Wait.
+	done := make(chan error, 1)
+	go func() { done <- src.Wait() }()
+	time.Sleep(5 * time.Millisecond)
+	src.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Wait after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not interrupt Wait")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := OpenDevice("/nonexistent/smith"); err == nil {
+		t.Error("missing device opened")
+	}
+	if _, err := OpenFile("/nonexistent/ring", shm.NewIntervalWaiter(time.Millisecond)); err == nil {
+		t.Error("missing ring file opened")
+	}
+	bad := filepath.Join(t.TempDir(), "bad")
+	os.WriteFile(bad, make([]byte, 100), 0o600)
+	if _, err := OpenFile(bad, shm.NewIntervalWaiter(time.Millisecond)); err == nil {
+		t.Error("a file that is not a ring opened")
+	}
+}
