@@ -133,7 +133,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		if ok {
 			if cur == nil {
-				cur = <-p.free
+				// All batches in flight: wait for a sink to finish one
+				// (the ring holds the backlog meanwhile), or for the stop.
+				select {
+				case cur = <-p.free:
+				case <-ctx.Done():
+				}
+				if cur == nil {
+					// rec was read but not handled: committing now would
+					// drop it, so leave the ring as it is (read again at
+					// the next start).
+					return nil
+				}
 			}
 			if buf, err = p.record(rec, cur, &ev, &meta, buf); err != nil {
 				break
