@@ -47,6 +47,32 @@ typedef unsigned int __poll_t;
 #define compat_ptr_ioctl	NULL
 #endif
 
+/* strscpy() arrived in 4.3. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 3, 0)
+#define strscpy(dst, src, n)	strlcpy(dst, src, n)
+#endif
+
+/* netlink_capable() arrived in 3.15; before, the sender's caps were not kept. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 15, 0)
+#define netlink_capable(skb, cap)	capable(cap)
+#endif
+
+/* DEFINE_SHOW_ATTRIBUTE() arrived in 4.16. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 16, 0)
+#define DEFINE_SHOW_ATTRIBUTE(__name)					\
+static int __name ## _open(struct inode *inode, struct file *file)	\
+{									\
+	return single_open(file, __name ## _show, inode->i_private);	\
+}									\
+static const struct file_operations __name ## _fops = {			\
+	.owner		= THIS_MODULE,					\
+	.open		= __name ## _open,				\
+	.read		= seq_read,					\
+	.llseek		= seq_lseek,					\
+	.release	= single_release,				\
+}
+#endif
+
 /*
  * User-memory reads from probe context: the *_nofault names arrived in
  * 5.8; before that the same helpers were called *_unsafe.

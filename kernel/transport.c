@@ -156,7 +156,7 @@ void smith_wait_hooks_idle(void)
 
 static void smith_print_rec(const struct smith_rec_hdr *rec)
 {
-	if (smith_params.kernel_print)
+	if (READ_ONCE(smith_params.kernel_print))
 		pr_info_ratelimited("record type %u len %u flags 0x%x\n",
 				    rec->type, rec->len & SMITH_REC_LEN_MASK,
 				    rec->flags);
