@@ -314,19 +314,6 @@ func (s *session) read(timeout time.Duration) (*event, error) {
 	}
 }
 
-// drain reads until the source stays quiet for the given time.
-func (s *session) drain(quiet time.Duration) {
-	for {
-		e, err := s.read(quiet)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if e == nil {
-			return
-		}
-	}
-}
-
 type field struct {
 	flags shm.FieldFlags
 	val   []byte
