@@ -97,6 +97,8 @@ func (p *Pipeline) release(b *sink.Batch) {
 func (p *Pipeline) AddTasks(items []encode.TaskItem) bool {
 	select {
 	case p.tasks <- items:
+		// The reader may be waiting for records: have it look.
+		p.o.Source.Wake()
 		return true
 	default:
 		return false
@@ -332,6 +334,7 @@ func (p *Pipeline) shipTasks(ctx context.Context) error {
 		}
 		pos := p.o.Source.ConsumerPos()
 		first := p.next
+		p.log.Debugf("shipping %d task result items from sequence number %d", len(items), first)
 		if err := p.o.State.Write(pos, first+uint64(len(items)), pos, first+uint64(len(items))); err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ type run struct {
 
 func start(t *testing.T, rf *ringFile, stateDir string, s *memSink, selfPid uint32) *run {
 	t.Helper()
-	src, err := source.OpenFile(rf.path, shm.NewIntervalWaiter(time.Millisecond))
+	src, err := source.OpenFile(rf.path, time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

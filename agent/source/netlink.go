@@ -154,8 +154,12 @@ func (s *netlink) Wait() error {
 		if err != nil {
 			return fmt.Errorf("poll netlink socket: %w", err)
 		}
-		if fds[1].Revents != 0 || s.closed.Load() {
+		if s.closed.Load() {
 			return ErrClosed
+		}
+		if fds[1].Revents != 0 {
+			var buf [8]byte
+			unix.Read(s.closefd, buf[:]) // a Wake: rearm
 		}
 		return nil
 	}
@@ -166,15 +170,20 @@ func (s *netlink) ConsumerPos() uint64 { return s.cons.Load() }
 // Size is nominal: nothing is buffered on the agent's side.
 func (s *netlink) Size() uint64 { return shm.RingDefaultSize }
 
-// Close interrupts Wait.
+// Wake makes Wait return.
+func (s *netlink) Wake() {
+	var one [8]byte
+	binary.NativeEndian.PutUint64(one[:], 1)
+	unix.Write(s.closefd, one[:])
+}
+
+// Close interrupts Wait for good.
 func (s *netlink) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, err := unix.Write(s.closefd, one[:])
-	return err
+	s.Wake()
+	return nil
 }
 
 // Release closes the socket and the device.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"smith/agent/metrics"
 	"smith/shm"
@@ -37,8 +38,11 @@ type Source interface {
 	Next() (rec shm.Record, ok bool, err error)
 	// Commit hands everything returned by Next back to the producer.
 	Commit()
-	// Wait commits, then blocks until a record is ready or Close.
+	// Wait commits, then blocks until a record may be ready, Wake or
+	// Close (ErrClosed).  It may return early: the caller calls Next again.
 	Wait() error
+	// Wake makes Wait return (other work is waiting for the reader).
+	Wake()
 	// ConsumerPos is the committed position (positions never wrap).
 	ConsumerPos() uint64
 	// Size is the ring's data size in bytes.
@@ -51,9 +55,12 @@ type Source interface {
 	Module() Module
 }
 
-// ring implements Source over a shm.Reader.
+// ring implements Source over a shm.Reader.  It waits with its own waker
+// rather than Reader.Wait, which returns only for records, so that Wake
+// can interrupt it.
 type ring struct {
 	rd      *shm.Reader
+	w       *waker
 	r       *shm.Ring
 	lost    atomic.Uint64
 	release func() error
@@ -70,8 +77,13 @@ func (s *ring) Next() (shm.Record, bool, error) {
 	return rec, ok, err
 }
 
-func (s *ring) Commit()             { s.rd.Commit() }
-func (s *ring) Wait() error         { return s.rd.Wait() }
+func (s *ring) Commit() { s.rd.Commit() }
+func (s *ring) Wake()   { s.w.Wake() }
+
+func (s *ring) Wait() error {
+	s.rd.Commit()
+	return s.w.Wait()
+}
 func (s *ring) ConsumerPos() uint64 { return s.r.ConsumerPos() }
 func (s *ring) Size() uint64        { return s.r.Size() }
 func (s *ring) Close() error        { return s.rd.Close() }
@@ -107,8 +119,16 @@ func OpenDevice(path string) (Source, error) {
 		d.Close()
 		return nil, fmt.Errorf("module ABI %d.%d, this agent reads %d.x: upgrade together", info.ABIMajor, info.ABIMinor, shm.ABIMajor)
 	}
-	rd, err := d.NewReader()
+	// The device is readable when the module has records past the
+	// consumer position.
+	w, err := newWaker(d.FD(), 0)
 	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	rd, err := shm.NewReader(d.Ring, w)
+	if err != nil {
+		w.Close()
 		d.Close()
 		return nil, fmt.Errorf("ring reader on %s: %w", path, err)
 	}
@@ -116,7 +136,7 @@ func OpenDevice(path string) (Source, error) {
 	if info.Transport == shm.TransportNetlink {
 		transport = "netlink"
 	}
-	return &ring{rd: rd, r: d.Ring, release: d.Close, module: Module{
+	return &ring{rd: rd, w: w, r: d.Ring, release: d.Close, module: Module{
 		Version:   string(bytes.TrimRight(info.Version[:], "\x00")),
 		ABI:       fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor),
 		Transport: transport,
@@ -124,8 +144,8 @@ func OpenDevice(path string) (Source, error) {
 }
 
 // OpenFile opens a ring in a shared file (kernel-free mode).  A file has
-// no wake-up: Wait polls at the given interval.
-func OpenFile(path string, poll shm.Waiter) (Source, error) {
+// no wake-up: Wait looks again after the poll interval.
+func OpenFile(path string, poll time.Duration) (Source, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open ring file: %w", err)
@@ -135,14 +155,21 @@ func OpenFile(path string, poll shm.Waiter) (Source, error) {
 		f.Close()
 		return nil, err
 	}
-	rd, err := shm.NewReader(fr.Ring, poll)
+	w, err := newWaker(-1, poll)
 	if err != nil {
+		fr.Close()
+		f.Close()
+		return nil, err
+	}
+	rd, err := shm.NewReader(fr.Ring, w)
+	if err != nil {
+		w.Close()
 		fr.Close()
 		f.Close()
 		return nil, fmt.Errorf("ring reader on %s: %w", path, err)
 	}
 	m := fr.Ring.Meta()
-	return &ring{rd: rd, r: fr.Ring, release: func() error {
+	return &ring{rd: rd, w: w, r: fr.Ring, release: func() error {
 		return errors.Join(fr.Close(), f.Close())
 	}, module: Module{ABI: fmt.Sprintf("%d.%d", m.ABIMajor, m.ABIMinor), Transport: "file"}}, nil
 }

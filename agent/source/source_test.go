@@ -27,11 +27,10 @@ func TestFileSource(t *testing.T) {
 	prod.Write(rec[:n])
 	prod.Write(decode.AppendLost(nil, 9))
 
-	src, err := OpenFile(path, shm.NewIntervalWaiter(time.Millisecond))
+	src, err := OpenFile(path, time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Release()
 	if m := src.Module(); m.Transport != "file" || m.ABI != "1.0" || src.Size() != shm.RingMinSize {
 		t.Fatalf("module %+v size %d", m, src.Size())
 	}
@@ -57,18 +56,36 @@ func TestFileSource(t *testing.T) {
 	if r := src.Ring(); r.Fill != 0 || src.ConsumerPos() != fr.Ring.ProducerPos() {
 		t.Fatalf("after commit: fill %v, consumer %d producer %d", r.Fill, src.ConsumerPos(), fr.Ring.ProducerPos())
 	}
-	// Close interrupts a Wait.
-	done := make(chan error, 1)
-	go func() { done <- src.Wait() }()
-	time.Sleep(5 * time.Millisecond)
-	src.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("Wait after Close: %v", err)
+	src.Release()
+
+	// Wake and Close interrupt a Wait that would otherwise last an hour.
+	src, err = OpenFile(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		name string
+		do   func()
+		want error
+	}{{"Wake", src.Wake, nil}, {"Close", func() { src.Close() }, ErrClosed}} {
+		done := make(chan error, 1)
+		go func() { done <- src.Wait() }()
+		time.Sleep(5 * time.Millisecond)
+		step.do()
+		select {
+		case err := <-done:
+			if !errors.Is(err, step.want) {
+				t.Fatalf("Wait after %s: %v, want %v", step.name, err, step.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not interrupt Wait", step.name)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not interrupt Wait")
+	}
+	if err := src.Wait(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait after Close: %v", err)
+	}
+	if err := src.Release(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -76,12 +93,12 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := OpenDevice("/nonexistent/smith"); err == nil {
 		t.Error("missing device opened")
 	}
-	if _, err := OpenFile("/nonexistent/ring", shm.NewIntervalWaiter(time.Millisecond)); err == nil {
+	if _, err := OpenFile("/nonexistent/ring", time.Millisecond); err == nil {
 		t.Error("missing ring file opened")
 	}
 	bad := filepath.Join(t.TempDir(), "bad")
 	os.WriteFile(bad, make([]byte, 100), 0o600)
-	if _, err := OpenFile(bad, shm.NewIntervalWaiter(time.Millisecond)); err == nil {
+	if _, err := OpenFile(bad, time.Millisecond); err == nil {
 		t.Error("a file that is not a ring opened")
 	}
 }

@@ -137,7 +137,7 @@ func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), error) {
 func openSource(c config.Source) (source.Source, error) {
 	switch c.Kind {
 	case "file":
-		return source.OpenFile(c.File, shm.NewIntervalWaiter(c.PollInterval.D()))
+		return source.OpenFile(c.File, c.PollInterval.D())
 	case "netlink":
 		return source.OpenNetlink(c.Device)
 	}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"smith/heartbeat/api"
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
+)
+
+// A real smith-agent heartbeats to the real console (in process), runs the
+// tasks it hands out and ships their results to Kafka as detection_module
+// events; the console then holds a result per kind.
+func TestAgentWithConsoleShipsTaskResults(t *testing.T) {
+	dir := t.TempDir()
+	intervals := map[api.TaskKind]time.Duration{}
+	for _, k := range api.TaskKinds {
+		intervals[k] = time.Hour
+	}
+	reg, err := store.Open(filepath.Join(dir, "console.db"), store.Policy{OfflineAfter: time.Minute, TaskIntervals: intervals})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	log := logrus.New()
+	log.Out = io.Discard
+	srv, err := server.New(server.Config{FleetToken: "fleet-secret", ConsolePassword: "console-secret", Registry: reg, Interval: time.Second, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	console := httptest.NewServer(srv)
+	defer console.Close()
+	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+
+	r := newRing(t)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+[agent]
+state_dir = %q
+pid_file = ""
+hostname = "console-test-host"
+[source]
+kind = "file"
+file = %q
+[log]
+file = %q
+level = "debug"
+[kafka]
+brokers = [%q]
+[heartbeat]
+url = %q
+token = "fleet-secret"
+interval = "1s"
+[metrics]
+listen = ""
+`, filepath.Join(dir, "state"), r.path, filepath.Join(dir, "agent.log"), broker.ListenAddrs()[0], console.URL))
+	a := startAgent(t, cfg)
+
+	deadline := time.Now().Add(60 * time.Second)
+	var host api.Host
+	for {
+		var ok bool
+		host, ok = reg.Lookup("console-test-host", time.Now())
+		if ok && len(host.Tasks) == len(api.TaskKinds) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("console has %d task results for the host (registered: %v): %+v", len(host.Tasks), ok, host.Tasks)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !host.Online || host.AgentVersion == "" || host.Kernel == "" {
+		t.Errorf("host view: %+v", host)
+	}
+	items := map[string]int{}
+	for _, res := range host.Tasks {
+		if res.Error != "" && res.Kind != api.TaskPackages {
+			t.Errorf("task %s failed: %s", res.Kind, res.Error)
+		}
+		items[string(res.Kind)] = res.Items
+	}
+
+	// Every item of every successful task is an event in Kafka.
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	defer cl.Close()
+	want := 0
+	for _, n := range items {
+		want += n
+	}
+	got := map[string]int{}
+	seqs := map[float64]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	total := 0
+	for total < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			logText, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
+			t.Fatalf("%d of %d task events in Kafka: %v\n%s", total, want, got, logText)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			var ev map[string]any
+			if err := json.Unmarshal(rec.Value, &ev); err != nil {
+				t.Fatalf("invalid JSON: %s", rec.Value)
+			}
+			if ev["data_type"] != "detection_module" || ev["hostname"] != "console-test-host" {
+				return
+			}
+			kind, _ := ev["task_kind"].(string)
+			got[kind]++
+			total++
+			seqs[ev["seq"].(float64)] = true
+			if kind == "users" && ev["name"] == "root" && ev["uid"] != "0" {
+				t.Errorf("root user event: %v", ev)
+			}
+		})
+	}
+	for kind, n := range items {
+		if got[kind] != n {
+			t.Errorf("%s: %d events in Kafka, the console was told %d", kind, got[kind], n)
+		}
+	}
+	if len(seqs) != total {
+		t.Errorf("%d task events share sequence numbers (%d distinct)", total, len(seqs))
+	}
+	if items["users"] == 0 || !strings.Contains(host.Tasks[0].Summary+host.Tasks[1].Summary+host.Tasks[2].Summary+host.Tasks[3].Summary+host.Tasks[4].Summary+host.Tasks[5].Summary, "") {
+		t.Errorf("no users collected: %v", items)
+	}
+	a.stop(t)
+}
