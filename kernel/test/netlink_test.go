@@ -147,3 +147,31 @@ func TestNetlinkListenerGoneStopsSending(t *testing.T) {
 		t.Fatalf("emit after the listener closed sent %d", n)
 	}
 }
+
+func TestUnloadRefusedWhileNetlinkSocketOpen(t *testing.T) {
+	if err := insmod("send_type=1"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := netlinkHello()
+	if err != nil {
+		rmmodWait()
+		t.Fatal(err)
+	}
+	if err := rmmod(); !isBusy(err) {
+		syscall.Close(s)
+		t.Fatalf("rmmod with a netlink socket open: %v, want EWOULDBLOCK or EBUSY", err)
+	}
+	syscall.Close(s)
+	if err := rmmodWait(); err != nil {
+		t.Fatalf("rmmod after closing the netlink socket: %v", err)
+	}
+}
+
+func TestNoNetlinkProtocolInShmMode(t *testing.T) {
+	load(t)
+	s, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, shm.NetlinkProto)
+	if err == nil {
+		syscall.Close(s)
+		t.Fatalf("netlink protocol %d exists with send_type=2", shm.NetlinkProto)
+	}
+}
