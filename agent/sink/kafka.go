@@ -332,6 +332,21 @@ func (k *Kafka) drain(p sarama.AsyncProducer, done chan struct{}) {
 				continue
 			}
 			k.setErr(e.Err)
+			if permanent(e.Err) {
+				// Kafka will never take this event: spooling it would
+				// block the replay behind it forever.
+				k.c.AddDrop(metrics.DropTooLarge, 1)
+				k.log.WithError(e.Err).Warnf("Kafka refuses an event of %d bytes for good; dropped (message_too_large)", e.Msg.Value.Length())
+				switch md := e.Msg.Metadata.(type) {
+				case liveMsg:
+					if md.pending.Add(-1) == 0 {
+						md.b.Done()
+					}
+				case replayMsg:
+					md.wg.Done()
+				}
+				continue
+			}
 			switch md := e.Msg.Metadata.(type) {
 			case liveMsg:
 				k.mu.Lock()
@@ -352,6 +367,15 @@ func (k *Kafka) drain(p sarama.AsyncProducer, done chan struct{}) {
 			}
 		}
 	}
+}
+
+// permanent reports whether Kafka refused a message for what it is, not
+// for the broker's state: retrying it cannot succeed.
+// sarama checks the size locally and reports it as a ConfigurationError.
+func permanent(err error) bool {
+	var cfgErr sarama.ConfigurationError
+	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrInvalidMessage) ||
+		errors.Is(err, sarama.ErrInvalidRecord) || errors.As(err, &cfgErr)
 }
 
 // replay moves the spool to Kafka while offline.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +109,45 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 			last = n
 			seen[string(r.Value)] = true
 		})
+	}
+}
+
+// An event Kafka can never take is dropped and counted, not spooled: it
+// would block the replay behind it forever.
+func TestKafkaSinkDropsEventsTooLarge(t *testing.T) {
+	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	cfg, _ := config.FromDefaults()
+	kc := cfg.Kafka
+	kc.Brokers = broker.ListenAddrs()
+	kc.MaxMessageBytes = 1024
+	sp, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
+	c := &metrics.Counters{}
+	log := logrus.New()
+	log.Out = io.Discard
+	k, err := NewKafka(kc, "host-a", sp, 4, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	b := NewBatch(func(*Batch) { close(done) })
+	for _, size := range []int{100, 5000, 1020, 100} { // too large for us; too large with sarama's overhead
+		b.End(append(b.Buf(), strings.Repeat("x", size)...))
+	}
+	b.Hold(1)
+	k.Send(b)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("batch never done")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k.Close(ctx)
+	if c.Dropped(metrics.DropTooLarge) != 2 || c.Sent.Load() != 2 || c.Spooled.Load() != 0 {
+		t.Fatalf("dropped %d sent %d spooled %d; want 2, 2, 0", c.Dropped(metrics.DropTooLarge), c.Sent.Load(), c.Spooled.Load())
 	}
 }
