@@ -299,7 +299,12 @@ func (p *Pipeline) waitIdle(ctx context.Context, final bool) bool {
 // state, then commits the ring.
 func (p *Pipeline) commit(ctx context.Context, final bool) error {
 	src := p.o.Source
-	if !p.waitIdle(ctx, final) {
+	t0 := time.Now()
+	ok := p.waitIdle(ctx, final)
+	if d := time.Since(t0); d > 20*time.Millisecond {
+		p.log.Debugf("commit waited %s for the sinks (%d bytes of ring read)", d, p.lastEnd-src.ConsumerPos())
+	}
+	if !ok {
 		if !final {
 			return nil // stopping: the final commit decides
 		}
