@@ -155,6 +155,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				p.submit(cur)
 				cur = nil
 			}
+			// A commit waits for the sinks while producers keep writing:
+			// every quarter of the ring leaves three quarters of room for
+			// that wait, whose length grows with what is in flight.
+			// (shm commits everything read at once; a commit up to a
+			// position would free the ring as acknowledgements come.)
 			if p.lastEnd-src.ConsumerPos() > p.o.RingSize/4 || time.Since(p.lastCommit) > 200*time.Millisecond {
 				cur = p.flush(cur)
 				if err = p.commit(ctx, false); err != nil {
