@@ -149,10 +149,8 @@ func (c *Client) Build() *api.Heartbeat {
 		hb.LastError = truncate(c.o.LastError(), api.MaxErrorLen)
 	}
 	c.mu.Lock()
-	hb.TaskResults = c.results
-	if len(hb.TaskResults) > api.MaxTaskResults {
-		hb.TaskResults = hb.TaskResults[len(hb.TaskResults)-api.MaxTaskResults:]
-	}
+	// The oldest first; beat drops exactly these once they are delivered.
+	hb.TaskResults = c.results[:min(len(c.results), api.MaxTaskResults):min(len(c.results), api.MaxTaskResults)]
 	c.mu.Unlock()
 	hb.Clamp()
 	return hb

@@ -354,9 +354,11 @@ func (k *Kafka) drain(p sarama.AsyncProducer, done chan struct{}) {
 					k.log.WithError(e.Err).Warn("Kafka refused an event; spooling until it is back")
 				}
 				k.online = false
-				one := NewBatch(nil)
-				one.End(append(one.Buf(), e.Msg.Value.(sarama.ByteEncoder)...))
-				k.spoolBatch(one, 0)
+				if v, ok := e.Msg.Value.(sarama.ByteEncoder); ok {
+					one := NewBatch(nil)
+					one.End(append(one.Buf(), v...))
+					k.spoolBatch(one, 0)
+				}
 				k.mu.Unlock()
 				if md.pending.Add(-1) == 0 {
 					md.b.Done()
