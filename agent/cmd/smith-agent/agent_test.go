@@ -271,8 +271,17 @@ func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	consumed(t, addr, 600, 60*time.Second)
 
-	// Broker stopped mid-stream, agent killed during the outage, events
-	// written while it is dead, agent and broker back.
+	// Broker stopped mid-stream and restarted on the same port while the
+	// agent runs.
+	broker.Close()
+	r.exec(t, 200)
+	waitForSpool(t, filepath.Join(dir, "state", "spool"))
+	broker = newBroker()
+	r.exec(t, 200)
+	consumed(t, addr, 1000, 60*time.Second)
+
+	// Stopped again, agent killed during the outage, events written while
+	// it is dead, agent and broker back.
 	broker.Close()
 	r.exec(t, 300)
 	waitForSpool(t, filepath.Join(dir, "state", "spool"))
@@ -284,9 +293,9 @@ func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 	broker = newBroker()
 	defer broker.Close()
 	r.exec(t, 100)
-	bySeq, records := consumed(t, addr, 1400, 90*time.Second)
-	checkNoGaps(t, bySeq, 1400)
-	t.Logf("1400 events, %d records in Kafka (%d duplicates from at-least-once delivery)", records, records-1400)
+	bySeq, records := consumed(t, addr, 1800, 90*time.Second)
+	checkNoGaps(t, bySeq, 1800)
+	t.Logf("1800 events, %d records in Kafka (%d duplicates from at-least-once delivery)", records, records-1800)
 	a.stop(t)
 }
 
