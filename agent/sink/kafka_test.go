@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 // The Kafka sink in process (so the race detector sees it): delivery,
 // then an outage that goes to the spool and is replayed in order.
 func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
+	goroutines := countGoroutines()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
@@ -86,6 +88,15 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	if err := k.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	b2.Close()
+	for deadline := time.Now().Add(10 * time.Second); countGoroutines() > goroutines; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", countGoroutines(), goroutines, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b2 = broker()
 
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(kc.Brokers[0]), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
@@ -150,4 +161,17 @@ func TestKafkaSinkDropsEventsTooLarge(t *testing.T) {
 	if c.Dropped(metrics.DropTooLarge) != 2 || c.Sent.Load() != 2 || c.Spooled.Load() != 0 {
 		t.Fatalf("dropped %d sent %d spooled %d; want 2, 2, 0", c.Dropped(metrics.DropTooLarge), c.Sent.Load(), c.Spooled.Load())
 	}
+}
+
+// countGoroutines counts goroutines except the one process-wide ticker
+// that sarama's metrics library starts on first use and never stops.
+func countGoroutines() int {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if !strings.Contains(g, "go-metrics.(*meterArbiter)") {
+			n++
+		}
+	}
+	return n
 }
