@@ -10,7 +10,8 @@
 #   make soak        the long run: SOAK_MINUTES of load (default 30), its
 #                    figures written into docs/RELIABILITY.md
 #
-# The result JSON lands in out/soak/, the VM's logs in out/vm/KERNEL/soak/.
+# The result JSON and the console land in out/soak/ (result-short-6.1.json,
+# result-long-6.1.json), the VM's other logs in out/vm/KERNEL/soak/.
 # SMITH_SKIP_VM=1 skips test-soak as it skips test-vm (for developers; CI
 # never sets it).
 
@@ -36,18 +37,21 @@ soak-module:
 	@scripts/vm/kernels.sh $(SOAK_KERNEL) >/dev/null
 	@scripts/vm/build-module.sh $(SOAK_KERNEL)
 
-# $(call soak_run,ARGS,TIMEOUT,REPORT-FLAGS,MEMORY): boot the soak scenario, then
-# take its result from the console (fails when the run did).
+# $(call soak_run,NAME,ARGS,TIMEOUT,REPORT-FLAGS,MEMORY): boot the soak
+# scenario, keep its console as out/soak/console-NAME-KERNEL.log, take its
+# result from it into out/soak/result-NAME-KERNEL.json (fails when the run
+# did).
 define soak_run
-	@echo "$(1)" >$(SOAK_OUT)/guest/soak-args
+	@echo "$(2)" >$(SOAK_OUT)/guest/soak-args
 	@rc=0; \
-	SMITH_GUEST_DIR=$(SOAK_OUT)/guest SMITH_VM_TIMEOUT=$(2) SMITH_VM_QUIET=1 SMITH_VM_MEM=$(or $(4),1G) \
+	SMITH_GUEST_DIR=$(SOAK_OUT)/guest SMITH_VM_TIMEOUT=$(3) SMITH_VM_QUIET=1 SMITH_VM_MEM=$(or $(5),1G) \
 		$(SOAK_NICE) scripts/vm/run.sh $(SOAK_KERNEL) soak || rc=1; \
-	$(SOAK_OUT)/guest/smith-soak report -console $(OUT)/vm/$(SOAK_KERNEL)/soak/console.log \
-		-o $(SOAK_OUT)/result-$(SOAK_KERNEL).json $(3) || rc=1; \
+	cp $(OUT)/vm/$(SOAK_KERNEL)/soak/console.log $(SOAK_OUT)/console-$(1)-$(SOAK_KERNEL).log || rc=1; \
+	$(SOAK_OUT)/guest/smith-soak report -console $(SOAK_OUT)/console-$(1)-$(SOAK_KERNEL).log \
+		-o $(SOAK_OUT)/result-$(1)-$(SOAK_KERNEL).json $(4) || rc=1; \
 	if [ $$rc != 0 ]; then \
-		echo "soak: FAILED; console: $(OUT)/vm/$(SOAK_KERNEL)/soak/console.log" >&2; \
-		grep -a '^soak: \|^---- last\|level=' $(OUT)/vm/$(SOAK_KERNEL)/soak/console.log | tail -n 60 >&2 || true; \
+		echo "soak: FAILED; console: $(SOAK_OUT)/console-$(1)-$(SOAK_KERNEL).log" >&2; \
+		grep -a '^soak: \|^---- last\|level=' $(SOAK_OUT)/console-$(1)-$(SOAK_KERNEL).log | tail -n 60 >&2 || true; \
 	fi; \
 	exit $$rc
 endef
@@ -62,9 +66,9 @@ test-soak:
 
 .PHONY: soak-short-run
 soak-short-run:
-	$(call soak_run,$(SOAK_SHORT_ARGS) $(SOAK_ARGS),$(SOAK_SHORT_TIMEOUT),)
+	$(call soak_run,short,$(SOAK_SHORT_ARGS) $(SOAK_ARGS),$(SOAK_SHORT_TIMEOUT),)
 
 soak: deps soak-module soak-guest
-	$(call soak_run,-duration $(SOAK_MINUTES)m $(SOAK_ARGS),$$(( ($(SOAK_MINUTES) + 15) * 60 )),-doc docs/RELIABILITY.md,$(SOAK_MEM))
+	$(call soak_run,long,-duration $(SOAK_MINUTES)m $(SOAK_ARGS),$$(( ($(SOAK_MINUTES) + 15) * 60 )),-doc docs/RELIABILITY.md,$(SOAK_MEM))
 
 TEST_TARGETS += test-soak

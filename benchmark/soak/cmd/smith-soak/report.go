@@ -27,17 +27,24 @@ const (
 func reportCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("smith-soak report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	console := fs.String("console", "", "VM console log holding the result (required)")
+	console := fs.String("console", "", "VM console log holding the result")
+	result := fs.String("result", "", "a result JSON written before (-o), instead of -console")
 	out := fs.String("o", "", "write the result JSON here")
 	doc := fs.String("doc", "", "replace the generated section of this Markdown file with the run's figures")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *console == "" {
-		fmt.Fprintln(stderr, "smith-soak report: -console is required")
+	if (*console == "") == (*result == "") {
+		fmt.Fprintln(stderr, "smith-soak report: one of -console and -result is required")
 		return 2
 	}
-	raw, err := extract(*console)
+	var raw []byte
+	var err error
+	if *console != "" {
+		raw, err = extract(*console)
+	} else {
+		raw, err = os.ReadFile(*result)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-soak report: %v\n", err)
 		return 1
@@ -144,6 +151,10 @@ func docSection(rep *Report) string {
 	row("missing, explained by agent drops", "%d (%d sequence numbers never delivered; agent spool_full %d)",
 		res.ExplainedAgent, res.SeqGaps, res.Counters.AgentSpoolFull)
 	row("missing, explained by kretprobe misses", "%d (module hook_missed %d)", res.ExplainedHookMiss, res.Counters.HookMissed)
+	ringDrops := res.Counters.RingDroppedFull + res.Counters.RingDroppedTooLarge + res.Counters.RingDroppedFault
+	agentDrops := res.Counters.AgentSpoolFull + res.Counters.AgentTooLarge + res.Counters.AgentDecode + res.Counters.AgentSink
+	row("counted drops (all events, tagged or not)", "%d: ring %d (module dropped_*), hook misses %d, agent %d (spool_full %d, message_too_large %d)",
+		ringDrops+res.Counters.HookMissed+agentDrops, ringDrops, res.Counters.HookMissed, agentDrops, res.Counters.AgentSpoolFull, res.Counters.AgentTooLarge)
 	row("**unexplained losses**", "**%d**", res.Unexplained)
 	problems := append(append([]string(nil), rep.Problems...), res.Problems...)
 	if len(problems) > 0 {

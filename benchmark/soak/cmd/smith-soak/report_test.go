@@ -66,6 +66,16 @@ func TestReportWritesTheDoc(t *testing.T) {
 		t.Errorf("summary: %s", out.String())
 	}
 
+	// The saved result gives the same section.
+	first := string(got)
+	os.WriteFile(doc, []byte("# Doc\n\nbefore\n"+docBegin+"\n"+docEnd+"\nafter\n"), 0o644)
+	if code := dispatch([]string{"report", "-result", filepath.Join(dir, "r.json"), "-doc", doc}, &out, &errOut); code != 0 {
+		t.Fatalf("report -result: exit %d: %s", code, errOut.String())
+	}
+	if again, _ := os.ReadFile(doc); string(again) != first {
+		t.Errorf("report -result wrote\n%s\nwant\n%s", again, first)
+	}
+
 	// A failed run fails the report too.
 	rep.Pass = false
 	res.Unexplained = 1
