@@ -185,8 +185,25 @@ func run(t *testing.T) *scenario {
 	}
 	sa, _ := unix.Getsockname(fd)
 	s.local = sa.(*unix.SockaddrInet4).Port
-	time.Sleep(200 * time.Millisecond) // let the agent read the ring
 	return s
+}
+
+// waitEvents waits until the agent has written the scenario's exec and
+// connect events (SIGTERM stops reading at once: what is still in the ring
+// then waits for the next start).
+func (a *agent) waitEvents(t *testing.T, s *scenario) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		raw, _ := os.ReadFile(a.events)
+		if strings.Contains(string(raw), s.token) && strings.Contains(string(raw), fmt.Sprintf(":%d", s.port)) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scenario's events did not reach %s within 60 s", a.events)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func cmdline(args []string) string {
@@ -239,6 +256,7 @@ func TestAgentReadsTheModule(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			a := startAgent(t, dir, format)
 			s := run(t)
+			a.waitEvents(t, s)
 			evs := a.stop(t)
 			pid, self := float64(s.childPid), float64(os.Getpid())
 			// Every event has a number, increasing, and none comes from
@@ -322,6 +340,7 @@ func TestAgentReadsNetlink(t *testing.T) {
 	dir := t.TempDir()
 	a := startAgentOn(t, dir, "smith", "netlink")
 	s := run(t)
+	a.waitEvents(t, s)
 	evs := a.stop(t)
 	ex := find(t, evs, "exec", func(ev map[string]any) bool { return ev["data_type"] == "59" && ev["pid"] == float64(s.childPid) })
 	printable := append(append([]string{}, s.args[:5]...), "bad\ufffdbyte")
