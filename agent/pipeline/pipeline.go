@@ -43,6 +43,13 @@ type Options struct {
 	State    *SeqState
 	// NextSeq is the number of the first event (from OpenSeqState).
 	NextSeq uint64
+	// PrevPid (SeqState.PreviousPID) and PrevEnd (the producer position at
+	// start): records before PrevEnd may have been read by the previous
+	// agent, and what it did there is its own activity, filtered as its
+	// self filter did, so re-read records keep their numbers.  PrevPid 0:
+	// no such filter.
+	PrevPid uint32
+	PrevEnd uint64
 	// RingSize is the ring's data size: the reader commits at least every
 	// quarter of it.
 	RingSize uint64
@@ -216,6 +223,10 @@ func (p *Pipeline) record(rec shm.Record, b *sink.Batch, ev *decode.Event, meta 
 		b.End(p.o.Encoder.AppendLost(b.Buf(), seq, ev.Lost, time.Now().UnixNano()))
 	case decode.KindEvent:
 		p.o.Counters.Read.Add(1)
+		if p.o.PrevPid != 0 && rec.Pos < p.o.PrevEnd && (ev.Tgid == p.o.PrevPid || ev.Ppid == p.o.PrevPid) {
+			p.o.Counters.AddFiltered(metrics.FilterSelf)
+			return buf, nil
+		}
 		if p.o.Filter != nil {
 			var skip bool
 			var why metrics.Filter

@@ -93,7 +93,7 @@ type run struct {
 	c      *metrics.Counters
 }
 
-func start(t *testing.T, rf *ringFile, stateDir string, s *memSink, selfPid uint32) *run {
+func start(t *testing.T, rf *ringFile, stateDir string, s *memSink, selfPid uint32, opts ...func(*Options, *SeqState)) *run {
 	t.Helper()
 	src, err := source.OpenFile(rf.path, time.Millisecond)
 	if err != nil {
@@ -108,8 +108,12 @@ func start(t *testing.T, rf *ringFile, stateDir string, s *memSink, selfPid uint
 	c := &metrics.Counters{}
 	log := logrus.New()
 	log.Out = io.Discard
-	p := New(Options{Source: src, Encoder: enc, Filter: flt, Sinks: []sink.Sink{s}, Counters: c, State: st,
-		NextSeq: next, RingSize: src.Size(), QueueEvents: 1024, Log: log, ShutdownTimeout: 300 * time.Millisecond})
+	o := Options{Source: src, Encoder: enc, Filter: flt, Sinks: []sink.Sink{s}, Counters: c, State: st,
+		NextSeq: next, RingSize: src.Size(), QueueEvents: 1024, Log: log, ShutdownTimeout: 300 * time.Millisecond}
+	for _, f := range opts {
+		f(&o, st)
+	}
+	p := New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{cancel: cancel, done: make(chan error, 1), sink: s, c: c}
 	go func() {
@@ -240,5 +244,38 @@ func TestSeqStateRecovery(t *testing.T) {
 		if next < tc.want || (!tc.fellBack && next != tc.want) || fell != tc.fellBack {
 			t.Errorf("pos %d: next %d fellBack %v, want %d %v", tc.pos, next, fell, tc.want, tc.fellBack)
 		}
+	}
+}
+
+// A restarted agent re-reads what the killed one had not committed; the
+// previous agent's own activity there stays filtered, so the numbers do
+// not shift.  The same pid after the restart is another process.
+func TestPreviousAgentActivityStaysFiltered(t *testing.T) {
+	rf := newRingFile(t)
+	state := t.TempDir()
+	me := uint32(os.Getpid()) // the "previous agent" is this process
+	rf.exec(t, 500, 1, "a\x00")
+	rf.exec(t, me, 1, "agent-own\x00")
+	rf.exec(t, 600, me, "agent-child\x00")
+	rf.exec(t, 501, 1, "b\x00")
+	r := start(t, rf, state, &memSink{stuck: true}, me)
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t) // nothing delivered, nothing committed
+
+	r = start(t, rf, state, &memSink{}, 999999, func(o *Options, st *SeqState) {
+		o.PrevPid, o.PrevEnd = st.PreviousPID(), rf.fr.Ring.ProducerPos()
+	})
+	waitFor(t, "2 events", func() bool { return len(r.sink.all()) == 2 })
+	rf.exec(t, me, 1, "pid-reused\x00")
+	waitFor(t, "3 events", func() bool { return len(r.sink.all()) == 3 })
+	r.stop(t)
+	evs := r.sink.all()
+	for i, want := range []string{"a", "b", "pid-reused"} {
+		if evs[i]["seq"] != float64(i+1) || evs[i]["args"].([]any)[0] != want {
+			t.Fatalf("event %d: seq %v args %v, want seq %d %s", i, evs[i]["seq"], evs[i]["args"], i+1, want)
+		}
+	}
+	if r.c.Filtered(metrics.FilterSelf) != 2 {
+		t.Fatalf("filtered %d, want the previous agent's 2 records", r.c.Filtered(metrics.FilterSelf))
 	}
 }

@@ -167,6 +167,9 @@ func (s *netlink) Wait() error {
 
 func (s *netlink) ConsumerPos() uint64 { return s.cons.Load() }
 
+// ProducerPos is 0: a socket is never read twice.
+func (s *netlink) ProducerPos() uint64 { return 0 }
+
 // Size is nominal: nothing is buffered on the agent's side.
 func (s *netlink) Size() uint64 { return shm.RingDefaultSize }
 

@@ -47,6 +47,8 @@ type Source interface {
 	ConsumerPos() uint64
 	// Size is the ring's data size in bytes.
 	Size() uint64
+	// ProducerPos is where the producer will write next (0 for netlink).
+	ProducerPos() uint64
 	// Close interrupts Wait; Release frees the ring once the reading
 	// goroutine has returned.
 	Close() error
@@ -86,6 +88,7 @@ func (s *ring) Wait() error {
 }
 func (s *ring) ConsumerPos() uint64 { return s.r.ConsumerPos() }
 func (s *ring) Size() uint64        { return s.r.Size() }
+func (s *ring) ProducerPos() uint64 { return s.r.ProducerPos() }
 func (s *ring) Close() error        { return s.rd.Close() }
 func (s *ring) Release() error      { return s.release() }
 func (s *ring) Module() Module      { return s.module }

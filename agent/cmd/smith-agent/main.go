@@ -189,9 +189,12 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	selfPid := uint32(0)
+	selfPid, prevPid, prevEnd := uint32(0), uint32(0), uint64(0)
 	if cfg.Filter.Self {
 		selfPid = uint32(os.Getpid())
+		// Everything the previous agent could have read was written
+		// before now.
+		prevPid, prevEnd = state.PreviousPID(), src.ProducerPos()
 	}
 	flt, err := filter.New(selfPid, cfg.Filter.ExeAllow, cfg.Filter.ArgvAllow)
 	if err != nil {
@@ -242,6 +245,7 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 	p := pipeline.New(pipeline.Options{
 		Source: src, Encoder: enc, Enricher: enr, Filter: flt, Sinks: sinks, Counters: counters,
 		State: state, NextSeq: next, RingSize: src.Size(), QueueEvents: cfg.Agent.QueueSize, Log: log,
+		PrevPid: prevPid, PrevEnd: prevEnd,
 	})
 
 	var bg sync.WaitGroup
