@@ -96,7 +96,9 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	b2 = broker()
+	// Back up to read what arrived.
+	b3 := broker()
+	defer b3.Close()
 
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(kc.Brokers[0]), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
