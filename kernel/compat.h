@@ -13,11 +13,10 @@
 #include <linux/version.h>
 #include <linux/mm.h>
 
-/* local_clock() moved to <linux/sched/clock.h> in 4.11. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 11, 0)
-#include <linux/sched/clock.h>
-#else
+/* ktime_get_mono_fast_ns() arrived in 3.17; before, local_clock() it is. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 17, 0)
 #include <linux/sched.h>
+#define ktime_get_mono_fast_ns()	local_clock()
 #endif
 
 /* vma->vm_flags became read-only behind helpers in 6.3. */

@@ -35,6 +35,7 @@
 #include <linux/types.h>
 #include <linux/compiler.h>
 #include <linux/percpu.h>
+#include <linux/ktime.h>
 #include <linux/preempt.h>
 
 #include "compat.h"
@@ -136,15 +137,22 @@ DECLARE_PER_CPU(struct smith_hook_stats[SMITH_HOOK_COUNT], smith_hook_pcpu);
 /* Self-measurement: ns spent in a hook, into a per-CPU histogram. */
 void smith_hook_latency_record(unsigned int hook, u64 ns);
 
+/*
+ * The clocksource's monotonic time, safe in any context.  Not
+ * local_clock(): where the TSC is unstable (some VMs) sched_clock falls
+ * back to jiffies and every short hook would measure 0 ns.
+ */
 static inline u64 smith_latency_start(void)
 {
-	return READ_ONCE(smith_params.measure_latency) ? local_clock() : 0;
+	return READ_ONCE(smith_params.measure_latency) ?
+	       ktime_get_mono_fast_ns() : 0;
 }
 
 static inline void smith_latency_end(unsigned int hook, u64 start)
 {
 	if (start)
-		smith_hook_latency_record(hook, local_clock() - start);
+		smith_hook_latency_record(hook,
+					  ktime_get_mono_fast_ns() - start);
 }
 
 /*

@@ -72,7 +72,8 @@ func TestHookCountersAndLatencyFromRealExecs(t *testing.T) {
 	}
 
 	l := d.latency(t, hookExecve)
-	if l.Count < n || l.MaxNs == 0 || !(l.MedianNs <= l.P95Ns && l.P95Ns <= l.P99Ns && l.P99Ns <= l.MaxNs) {
+	// No hook takes 0 ns: a zero median means a clock too coarse to measure.
+	if l.Count < n || l.MedianNs == 0 || !(l.MedianNs <= l.P95Ns && l.P95Ns <= l.P99Ns && l.P99Ns <= l.MaxNs) {
 		t.Fatalf("execve latency after %d execs: %+v", n, l)
 	}
 	t.Logf("execve hook: %d calls, median %d ns, p95 %d ns, p99 %d ns, max %d ns",
