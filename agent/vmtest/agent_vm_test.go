@@ -355,6 +355,68 @@ func TestAgentReadsNetlink(t *testing.T) {
 	}
 }
 
+// SIGKILL on the real module: the restarted agent reads again what the
+// killed one had not delivered, with the same numbers; nothing is missing
+// and no number means two events.
+func TestAgentKilledAndRestarted(t *testing.T) {
+	dir := t.TempDir()
+	self, _ := os.Executable()
+	execs := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			cmd := exec.Command(self, "-test.run=^$", fmt.Sprintf("kill-token-%d", i))
+			cmd.Env = append(os.Environ(), "SMITH_VMTEST_CHILD=1")
+			if err := cmd.Run(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a := startAgent(t, dir, "smith")
+	execs(0, 40)
+	a.cmd.Process.Kill()
+	a.cmd.Wait()
+	execs(40, 20)
+	a = startAgent(t, dir, "smith")
+	execs(60, 10)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		raw, _ := os.ReadFile(a.events)
+		if strings.Contains(string(raw), "kill-token-69") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the last exec did not arrive")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	evs := a.stop(t)
+	bySeq := map[float64]string{}
+	tokens := map[string]bool{}
+	maxSeq := 0.0
+	for _, ev := range evs {
+		seq := ev["seq"].(float64)
+		key := fmt.Sprint(ev["data_type"], ev["pid"], ev["time_ns"], ev["args"])
+		if prev, ok := bySeq[seq]; ok && prev != key {
+			t.Fatalf("seq %v names two events: %s and %s", seq, prev, key)
+		}
+		bySeq[seq] = key
+		maxSeq = max(maxSeq, seq)
+		if args, ok := ev["args"].([]any); ok && len(args) == 3 {
+			tokens[args[2].(string)] = true
+		}
+	}
+	for i := 0; i < 70; i++ {
+		if !tokens[fmt.Sprintf("kill-token-%d", i)] {
+			t.Errorf("exec %d missing after the kill", i)
+		}
+	}
+	for s := 1.0; s <= maxSeq; s++ {
+		if _, ok := bySeq[s]; !ok {
+			t.Errorf("sequence number %v missing", s)
+		}
+	}
+	t.Logf("%d lines, %d distinct numbers, %d duplicates from the restart", len(evs), len(bySeq), len(evs)-len(bySeq))
+}
+
 func truncComm(s string) string {
 	if len(s) > 15 {
 		return s[:15]
