@@ -52,6 +52,8 @@ type Client struct {
 	hostID  string
 	started time.Time
 	seq     uint64
+	// interval is the current one: configured, or as the console asks.
+	interval time.Duration
 
 	mu      sync.Mutex
 	results []api.TaskResult // finished since the last heartbeat
@@ -71,7 +73,7 @@ func New(o Options) (*Client, error) {
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now()}, nil
+	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now(), interval: o.Interval}, nil
 }
 
 // HostID is the stable identity of the host: /etc/machine-id, else the
@@ -90,18 +92,17 @@ func HostID() string {
 
 // Run posts a heartbeat at once and then every interval until ctx ends.
 func (c *Client) Run(ctx context.Context) {
-	interval := c.o.Interval
 	for {
 		if next, err := c.beat(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			c.o.Log.WithError(err).Warn("heartbeat failed")
-		} else if next > 0 && next != interval {
+		} else if next > 0 && next != c.interval {
 			c.o.Log.Infof("console asks for a heartbeat every %s", next)
-			interval = next
+			c.interval = next
 		}
-		t := time.NewTimer(interval)
+		t := time.NewTimer(c.interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -128,7 +129,7 @@ func (c *Client) Build() *api.Heartbeat {
 		Kernel:             kernelRelease(),
 		UptimeSeconds:      hostUptime(),
 		AgentUptimeSeconds: int64(time.Since(c.started).Seconds()),
-		IntervalSeconds:    int(c.o.Interval / time.Second),
+		IntervalSeconds:    int(c.interval / time.Second),
 		Counters: api.Counters{
 			EventsRead:  cnt.Read.Load(),
 			EventsSent:  cnt.Sent.Load(),
