@@ -177,3 +177,51 @@ func countGoroutines() int {
 	}
 	return n
 }
+
+// SASL as configured reaches a broker that requires it; a wrong password
+// is refused and the events wait in the spool instead.
+func TestKafkaSinkSASL(t *testing.T) {
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			broker, err := kfake.NewCluster(kfake.EnableSASL(), kfake.Superuser(mech, "smith", "s3cret"), kfake.SeedTopics(1, "smith"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer broker.Close()
+			for _, pw := range []string{"s3cret", "wrong"} {
+				cfg, _ := config.FromDefaults()
+				kc := cfg.Kafka
+				kc.Brokers = broker.ListenAddrs()
+				kc.Timeout = config.Duration(2 * time.Second)
+				kc.SASL = config.SASL{Mechanism: mech, User: "smith", Password: pw}
+				sp, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
+				c := &metrics.Counters{}
+				log := logrus.New()
+				log.Out = io.Discard
+				k, err := NewKafka(kc, "host-a", sp, 4, c, log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan struct{})
+				b := NewBatch(func(*Batch) { close(done) })
+				b.End(append(b.Buf(), `{"seq":1}`...))
+				b.Hold(1)
+				k.Send(b)
+				select {
+				case <-done:
+				case <-time.After(30 * time.Second):
+					t.Fatal("batch never done")
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				k.Close(ctx)
+				cancel()
+				if pw == "s3cret" && (c.Sent.Load() != 1 || c.Spooled.Load() != 0) {
+					t.Errorf("right password: sent %d spooled %d (%s)", c.Sent.Load(), c.Spooled.Load(), k.LastError())
+				}
+				if pw == "wrong" && (c.Sent.Load() != 0 || c.Spooled.Load() != 1) {
+					t.Errorf("wrong password: sent %d spooled %d", c.Sent.Load(), c.Spooled.Load())
+				}
+			}
+		})
+	}
+}
