@@ -185,11 +185,13 @@ type Result struct {
 	Unexplained       int `json:"unexplained"`
 	// Restarted counts events of a call the kernel restarted (a signal
 	// interrupted it): the first pass reports a restart code.
-	Restarted         int    `json:"restarted"`
-	LostRecords       int    `json:"lost_records"` // "lost N" events
-	LostTotal         uint64 `json:"lost_total"`   // sum of their N
-	SeqGaps           uint64 `json:"seq_gaps"`     // numbers never delivered
-	FirstSeq, LastSeq uint64 `json:"-"`
+	Restarted   int    `json:"restarted"`
+	LostRecords int    `json:"lost_records"` // "lost N" events
+	LostTotal   uint64 `json:"lost_total"`   // sum of their N
+	SeqGaps     uint64 `json:"seq_gaps"`     // numbers never delivered
+	// GapRanges are the first runs of missing numbers (first, last).
+	GapRanges         [][2]uint64 `json:"gap_ranges"`
+	FirstSeq, LastSeq uint64      `json:"-"`
 	// Lost lists the "lost N" events: where they stand in the stream.
 	Lost              []LostAt       `json:"lost"`
 	MissingByKind     map[string]int `json:"missing_by_kind"`
@@ -201,6 +203,9 @@ type Result struct {
 
 // OK says whether the run passes.
 func (r *Result) OK() bool { return len(r.Problems) == 0 }
+
+// maxGapRanges bounds the gap ranges kept for the report.
+const maxGapRanges = 200
 
 // maxProblemLines bounds the problem list: the first ones say enough.
 const maxProblemLines = 40
@@ -278,6 +283,9 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	for _, s := range seqs {
 		if ev := bySeq[s]; ev.DataType != typeLost {
 			prevNs = ev.TimeNs
+		}
+		if next < s && len(r.GapRanges) < maxGapRanges {
+			r.GapRanges = append(r.GapRanges, [2]uint64{next, s - 1})
 		}
 		for ; next < s; next++ {
 			slots = append(slots, slot{seq: next, left: 1})

@@ -38,9 +38,21 @@ type Report struct {
 	Faults       []Fault           `json:"faults"`
 	FaultCounts  map[string]int    `json:"fault_counts"`
 	Module       map[string]uint64 `json:"module_stats"`
+	AgentRuns    []AgentRun        `json:"agent_runs"`
 	Result       *soak.Result      `json:"result"`
 	Problems     []string          `json:"problems"` // the run's own (crashes, timeouts)
 	Pass         bool              `json:"pass"`
+}
+
+// AgentRun is one run of the agent: how it ended and its counters then.
+type AgentRun struct {
+	Start     float64 `json:"start_s"`
+	End       float64 `json:"end_s"`
+	Stop      string  `json:"stop"`
+	Scraped   bool    `json:"scraped_at_stop"` // false: counters of the last periodic scrape
+	SpoolFull float64 `json:"spool_full"`
+	TooLarge  float64 `json:"message_too_large"`
+	Read      float64 `json:"read"`
 }
 
 // Fault is one fault injected, with its time window.
@@ -71,6 +83,8 @@ type runner struct {
 	mu       sync.Mutex
 	last     promSample   // the running agent's last counters
 	finished []promSample // counters of agents that stopped
+	runs     []AgentRun
+	started  float64
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -109,6 +123,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	rep.Problems = r.problems
 	rep.Faults = r.faults
+	rep.AgentRuns = r.runs
 	rep.Pass = len(rep.Problems) == 0 && rep.Result != nil && rep.Result.OK()
 	raw, _ := json.MarshalIndent(rep, "", "  ")
 	if werr := os.WriteFile(*out, append(raw, '\n'), 0o644); werr != nil {
@@ -304,6 +319,9 @@ func (r *runner) startAgent(ctx context.Context) error {
 	if err := r.agent.start(); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.started = r.since()
+	r.mu.Unlock()
 	err := waitFor(ctx, 60*time.Second, "smith-agent start", func() (bool, error) {
 		raw, err := os.ReadFile(logPath)
 		return len(raw) > len(before) && strings.Contains(string(raw[len(before):]), "first sequence number"), err
@@ -328,11 +346,14 @@ func (r *runner) startAgent(ctx context.Context) error {
 func (r *runner) stopAgent(sig syscall.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if s, err := scrape(r.metrics); err == nil {
+	s, serr := scrape(r.metrics)
+	if serr == nil {
 		r.last = s
 	}
 	err := r.agent.stop(sig, 60*time.Second)
 	r.finished = append(r.finished, r.last)
+	r.runs = append(r.runs, AgentRun{Start: r.started, End: r.since(), Stop: sig.String(), Scraped: serr == nil,
+		SpoolFull: r.last.SpoolFull, TooLarge: r.last.TooLarge, Read: r.last.Read})
 	r.last = promSample{}
 	return err
 }
