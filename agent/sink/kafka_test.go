@@ -2,9 +2,19 @@ package sink
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -223,5 +233,68 @@ func TestKafkaSinkSASL(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// selfSigned returns a CA-less self-signed certificate for 127.0.0.1 and
+// its PEM.
+func selfSigned(t *testing.T) (tls.Certificate, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kafka"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TLS to the brokers with the configured CA; a broker whose certificate
+// that CA did not sign is refused.
+func TestKafkaSinkTLS(t *testing.T) {
+	cert, caPEM := selfSigned(t)
+	_, otherPEM := selfSigned(t)
+	broker, err := kfake.NewCluster(kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}), kfake.SeedTopics(1, "smith"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	dir := t.TempDir()
+	for name, ca := range map[string][]byte{"right CA": caPEM, "other CA": otherPEM} {
+		caFile := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".pem")
+		os.WriteFile(caFile, ca, 0o600)
+		cfg, _ := config.FromDefaults()
+		kc := cfg.Kafka
+		kc.Brokers = broker.ListenAddrs()
+		kc.Timeout = config.Duration(2 * time.Second)
+		kc.TLS = config.TLS{Enabled: true, CAFile: caFile}
+		sp, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
+		c := &metrics.Counters{}
+		log := logrus.New()
+		log.Out = io.Discard
+		k, err := NewKafka(kc, "host-a", sp, 4, c, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		b := NewBatch(func(*Batch) { close(done) })
+		b.End(append(b.Buf(), `{"seq":1}`...))
+		b.Hold(1)
+		k.Send(b)
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		k.Close(ctx)
+		cancel()
+		if delivered := c.Sent.Load() == 1; delivered != (name == "right CA") {
+			t.Errorf("%s: sent %d spooled %d (%s)", name, c.Sent.Load(), c.Spooled.Load(), k.LastError())
+		}
 	}
 }
