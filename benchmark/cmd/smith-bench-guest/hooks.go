@@ -106,6 +106,7 @@ func (b *bench) hookCost() error {
 				return fmt.Errorf("hook cost, round %d, %s: %w", round, config, err)
 			}
 		}
+		b.checkpoint()
 	}
 	return b.m.unload()
 }

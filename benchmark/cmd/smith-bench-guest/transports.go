@@ -22,6 +22,7 @@ func (b *bench) transports() error {
 		if err := b.transport(t.name, t.config); err != nil {
 			return fmt.Errorf("transport %s: %w", t.name, err)
 		}
+		b.checkpoint()
 	}
 	return b.m.unload()
 }
