@@ -5,6 +5,7 @@
 # with the test initramfs and run scripts/vm/scenarios/SCENARIO.sh in it.
 #
 # Exit status: the scenario's; 1 also when the guest timed out, panicked,
+# stalled (soft lockup, RCU stall, hung task: stopped 10 s after the report),
 # printed an Oops, or its kernel log holds a WARNING, BUG, lockdep, KASAN,
 # UBSAN or "scheduling while atomic" report (scripts/vm/dmesg-allow.txt
 # lists the known-harmless boot lines).
@@ -81,6 +82,8 @@ echo "$qemu ${qemu_args[*]}" >"$dir/qemu.cmd"
 clean_console() { sed -u -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' -e 's/\r$//' -e 's/\r/\n/g'; }
 secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
+stall_re='soft lockup - CPU#[0-9]+ stuck for|rcu: INFO: rcu_[a-z]+ detected stalls|rcu_[a-z]+ self-detected stall|blocked for more than [0-9]+ seconds'
+
 # boot_guest: run QEMU once; sets rc (QEMU's exit status), boot (host seconds
 # until the scenario started, empty if it never did) and total.
 boot_guest() {
@@ -95,10 +98,22 @@ boot_guest() {
 			awk '/SMITH-VM-DMESG-BEGIN/ { skip = 1 } !skip { print; fflush() } /SMITH-VM-DMESG-END/ { skip = 0 }' &
 		tailpid=$!
 	fi
-	boot=
+	boot='' stalled='' n=0 stall_seen=''
 	while kill -0 "$qpid" 2>/dev/null; do
 		if [ -z "$boot" ] && grep -aq 'SMITH-VM-BEGIN' "$dir/console.log"; then
 			boot=$(secs_since "$start")
+		fi
+		# A stalled guest kernel never finishes: once it reports a soft
+		# lockup, RCU stall or hung task, give it 10 s more to print the
+		# backtraces, then stop it instead of waiting for the timeout.
+		n=$((n + 1))
+		if [ $((n % 20)) = 0 ]; then
+			if [ -z "$stall_seen" ] && grep -aqE "$stall_re" "$dir/console.log"; then
+				stall_seen=$n
+			elif [ -n "$stall_seen" ] && [ $((n - stall_seen)) -ge 200 ]; then
+				stalled=1
+				kill "$qpid" 2>/dev/null || true
+			fi
 		fi
 		sleep 0.05
 	done
@@ -130,6 +145,10 @@ last_lines() {
 	echo "----" >&2
 }
 
+if [ -n "$stalled" ]; then
+	last_lines 40
+	die "$what: the guest kernel stalled (soft lockup, RCU stall or hung task), guest stopped"
+fi
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	last_lines 40
 	die "$what: timed out after ${timeout}s (SMITH_VM_TIMEOUT), guest killed"
