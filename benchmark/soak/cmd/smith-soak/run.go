@@ -46,10 +46,13 @@ type Report struct {
 
 // AgentRun is one run of the agent: how it ended and its counters then.
 type AgentRun struct {
-	Start     float64 `json:"start_s"`
-	End       float64 `json:"end_s"`
-	Stop      string  `json:"stop"`
-	Scraped   bool    `json:"scraped_at_stop"` // false: counters of the last periodic scrape
+	Start   float64 `json:"start_s"`
+	End     float64 `json:"end_s"`
+	Stop    string  `json:"stop"`
+	Scraped bool    `json:"scraped_at_stop"` // false: counters of the last periodic scrape
+	// QuietWait is how long a SIGKILL waited for the drop counters to
+	// stand still.
+	QuietWait float64 `json:"quiet_wait_s"`
 	SpoolFull float64 `json:"spool_full"`
 	TooLarge  float64 `json:"message_too_large"`
 	Read      float64 `json:"read"`
@@ -342,8 +345,25 @@ func (r *runner) startAgent(ctx context.Context) error {
 }
 
 // stopAgent ends the agent with sig after a last look at its counters,
-// which count for the run.
+// which count for the run.  The counters die with a killed agent, so a
+// SIGKILL waits until its drop counters stand still (two scrapes 500 ms
+// apart): a kill in the middle of dropping would leave drops nobody can
+// count (see docs/RELIABILITY.md, Limits).
 func (r *runner) stopAgent(sig syscall.Signal) error {
+	quiet := 0.0
+	if sig == syscall.SIGKILL {
+		start := time.Now()
+		prev, err := scrape(r.metrics)
+		for err == nil && time.Since(start) < 90*time.Second {
+			time.Sleep(500 * time.Millisecond)
+			var cur promSample
+			if cur, err = scrape(r.metrics); err == nil && cur.SpoolFull == prev.SpoolFull && cur.TooLarge == prev.TooLarge {
+				break
+			}
+			prev = cur
+		}
+		quiet = time.Since(start).Seconds()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, serr := scrape(r.metrics)
@@ -352,7 +372,7 @@ func (r *runner) stopAgent(sig syscall.Signal) error {
 	}
 	err := r.agent.stop(sig, 60*time.Second)
 	r.finished = append(r.finished, r.last)
-	r.runs = append(r.runs, AgentRun{Start: r.started, End: r.since(), Stop: sig.String(), Scraped: serr == nil,
+	r.runs = append(r.runs, AgentRun{Start: r.started, End: r.since(), Stop: sig.String(), Scraped: serr == nil, QuietWait: quiet,
 		SpoolFull: r.last.SpoolFull, TooLarge: r.last.TooLarge, Read: r.last.Read})
 	r.last = promSample{}
 	return err
