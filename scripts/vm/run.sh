@@ -136,6 +136,9 @@ if [ "$rc" != 124 ] && [ "$rc" != 137 ] && ! grep -aq 'SMITH-VM-BEGIN' "$dir/con
 fi
 
 clean_console <"$dir/console.log" >"$dir/console.log.tmp" && mv "$dir/console.log.tmp" "$dir/console.log"
+# What is known already, for the table of test.sh even if checks fail below.
+printf 'kernel=%s\npackage=%s\nscenario=%s\nstatus=harness-failure\nboot_host_s=%s\ntotal_host_s=%s\n' \
+	"$SMITH_KVER" "$SMITH_KPKG" "$scenario" "${boot:-?}" "$total" >"$dir/result"
 console=$dir/console.log
 what="kernel $ver ($SMITH_KVER), scenario $scenario"
 
