@@ -534,6 +534,14 @@ func (r *runner) cycle(ctx context.Context) error {
 			return "", r.startAgent(ctx)
 		}},
 		{"agent-sigkill-during-broker-outage", func() (string, error) {
+			// From an empty spool: the outage must not fill it, or
+			// the kill could fall among drops nobody can count.
+			err := waitFor(ctx, 120*time.Second, "spool empty before the outage", func() (bool, error) {
+				return r.current().SpoolEvents == 0, nil
+			})
+			if err != nil {
+				return "", err
+			}
 			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 				return "", err
 			}
