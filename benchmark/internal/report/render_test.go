@@ -66,6 +66,8 @@ func TestRenderHookCostRatiosAndVerdicts(t *testing.T) {
 		"| connect hook median, shm | 8478 ns | 2000 ns |",
 		"| connect hook, shm / netlink | 0.73 | 0.50 |",
 		"| cost per record, shm / netlink (target <= 0.33) | n/a | 0.20 |",
+		"| connect | shm | +40 ns | 2000 ns | 5000% |",
+		"| exec | shm | +500 ns | 3000 ns | 600% |",
 	} {
 		if !strings.Contains(hook, want) {
 			t.Errorf("Hook cost lacks %q:\n%s", want, hook)
