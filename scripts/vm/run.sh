@@ -22,6 +22,7 @@
 #   SMITH_VM_MEM, SMITH_VM_SMP   guest memory (1G) and CPUs (2)
 #   SMITH_VM_APPEND     extra kernel command line
 #   SMITH_VM_BZIMAGE=1  boot the compressed image through the firmware
+#   SMITH_VM_TCG_THREAD single (default) or multi: QEMU's TCG threading
 #                       instead of the uncompressed one (PVH entry)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -62,15 +63,21 @@ guest_dirs=()
 [ -d "$guest" ] && guest_dirs+=("$guest")
 "$VM_DIR/initramfs.sh" "$ver" "$initrd" "${guest_dirs[@]}"
 
-# TCG only: KVM is not available (and nested guests hang).  Multi-threaded
-# TCG gives each virtual CPU its own host thread.
+# TCG only: KVM is not available (and nested guests hang).  Single-threaded
+# TCG by default: Debian bookworm's QEMU 7.2 in multi-threaded mode can run
+# stale translated code after the guest patches its own text (kprobe and
+# tracepoint registration while other CPUs execute it), which shows up as a
+# spurious "Oops: int3" during module load/unload cycles; one host thread
+# for all virtual CPUs keeps code modification coherent, and on a busy
+# 2-core host it is not slower.  SMITH_VM_TCG_THREAD=multi brings the
+# other mode back.
 # no_timer_check: on a busy host the emulated CPU can be too slow for the
 # kernel's IO-APIC timer check, which then panics at boot ("IO-APIC + timer
 # doesn't work"); virtual machines commonly skip it.
 cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 no_timer_check SMITH_SCENARIO=$scenario ${SMITH_VM_APPEND:-}"
 # shellcheck disable=SC2054 # commas inside QEMU option values
 qemu_args=(
-	-machine q35 -accel tcg,thread=multi -cpu max
+	-machine q35 -accel "tcg,thread=${SMITH_VM_TCG_THREAD:-single}" -cpu max
 	-smp "${SMITH_VM_SMP:-2}" -m "${SMITH_VM_MEM:-1G}"
 	-nodefaults -nographic -no-reboot
 	-monitor none -serial "file:$dir/console.log"
