@@ -188,6 +188,37 @@ func countGoroutines() int {
 	return n
 }
 
+// sendOneEvent opens a Kafka sink with kc, sends one event, waits until
+// the sink is done with it (sent or spooled) and closes the sink.
+func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
+	t.Helper()
+	sp, err := OpenSpool(t.TempDir(), 1<<20, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &metrics.Counters{}
+	log := logrus.New()
+	log.Out = io.Discard
+	k, err := NewKafka(kc, "host-a", sp, 4, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	b := NewBatch(func(*Batch) { close(done) })
+	b.End(append(b.Buf(), `{"seq":1}`...))
+	b.Hold(1)
+	k.Send(b)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("batch never done")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	k.Close(ctx)
+	cancel()
+	return c, k
+}
+
 // SASL as configured reaches a broker that requires it; a wrong password
 // is refused and the events wait in the spool instead.
 func TestKafkaSinkSASL(t *testing.T) {
@@ -204,27 +235,7 @@ func TestKafkaSinkSASL(t *testing.T) {
 				kc.Brokers = broker.ListenAddrs()
 				kc.Timeout = config.Duration(2 * time.Second)
 				kc.SASL = config.SASL{Mechanism: mech, User: "smith", Password: pw}
-				sp, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
-				c := &metrics.Counters{}
-				log := logrus.New()
-				log.Out = io.Discard
-				k, err := NewKafka(kc, "host-a", sp, 4, c, log)
-				if err != nil {
-					t.Fatal(err)
-				}
-				done := make(chan struct{})
-				b := NewBatch(func(*Batch) { close(done) })
-				b.End(append(b.Buf(), `{"seq":1}`...))
-				b.Hold(1)
-				k.Send(b)
-				select {
-				case <-done:
-				case <-time.After(30 * time.Second):
-					t.Fatal("batch never done")
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				k.Close(ctx)
-				cancel()
+				c, k := sendOneEvent(t, kc)
 				if pw == "s3cret" && (c.Sent.Load() != 1 || c.Spooled.Load() != 0) {
 					t.Errorf("right password: sent %d spooled %d (%s)", c.Sent.Load(), c.Spooled.Load(), k.LastError())
 				}
@@ -276,23 +287,7 @@ func TestKafkaSinkTLS(t *testing.T) {
 		kc.Brokers = broker.ListenAddrs()
 		kc.Timeout = config.Duration(2 * time.Second)
 		kc.TLS = config.TLS{Enabled: true, CAFile: caFile}
-		sp, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
-		c := &metrics.Counters{}
-		log := logrus.New()
-		log.Out = io.Discard
-		k, err := NewKafka(kc, "host-a", sp, 4, c, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		b := NewBatch(func(*Batch) { close(done) })
-		b.End(append(b.Buf(), `{"seq":1}`...))
-		b.Hold(1)
-		k.Send(b)
-		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		k.Close(ctx)
-		cancel()
+		c, k := sendOneEvent(t, kc)
 		if delivered := c.Sent.Load() == 1; delivered != (name == "right CA") {
 			t.Errorf("%s: sent %d spooled %d (%s)", name, c.Sent.Load(), c.Spooled.Load(), k.LastError())
 		}
