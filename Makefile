@@ -29,9 +29,13 @@ help:
 deps:
 	@scripts/deps.sh
 
+# The version both binaries report: the nearest tag and commit.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION_LDFLAGS := -X main.version=$(VERSION) -X smith/heartbeat/cli.Version=$(VERSION)
+
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ $$($(GO) list ./agent/cmd/... ./heartbeat/cmd/... 2>/dev/null)
+	$(GO) build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./agent/cmd/smith-agent ./heartbeat/cmd/smith-console
 
 # Run in order (not in parallel): the VM stages are CPU-heavy.
 test: deps
