@@ -50,17 +50,7 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	kc.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", port)}
 	kc.RetryInterval = config.Duration(50 * time.Millisecond)
 	kc.Timeout = config.Duration(2 * time.Second)
-	sp, err := OpenSpool(t.TempDir(), 1<<20, 1<<16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &metrics.Counters{}
-	log := logrus.New()
-	log.Out = io.Discard
-	k, err := NewKafka(kc, "host-a", sp, 16, c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, c := openKafka(t, kc, 16)
 	var wg sync.WaitGroup
 	send := func(from, n int) {
 		b := NewBatch(func(*Batch) { wg.Done() })
@@ -147,14 +137,7 @@ func TestKafkaSinkDropsEventsTooLarge(t *testing.T) {
 	kc := cfg.Kafka
 	kc.Brokers = broker.ListenAddrs()
 	kc.MaxMessageBytes = 1024
-	sp, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
-	c := &metrics.Counters{}
-	log := logrus.New()
-	log.Out = io.Discard
-	k, err := NewKafka(kc, "host-a", sp, 4, c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, c := openKafka(t, kc, 4)
 	done := make(chan struct{})
 	b := NewBatch(func(*Batch) { close(done) })
 	for _, size := range []int{100, 5000, 1020, 100} { // too large for us; too large with sarama's overhead
@@ -188,9 +171,9 @@ func countGoroutines() int {
 	return n
 }
 
-// sendOneEvent opens a Kafka sink with kc, sends one event, waits until
-// the sink is done with it (sent or spooled) and closes the sink.
-func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
+// openKafka opens a Kafka sink for host-a with a fresh 1 MiB spool and
+// its own counters and a queue of queue batches; logs are discarded.
+func openKafka(t *testing.T, kc config.Kafka, queue int) (*Kafka, *metrics.Counters) {
 	t.Helper()
 	sp, err := OpenSpool(t.TempDir(), 1<<20, 1<<16)
 	if err != nil {
@@ -199,10 +182,18 @@ func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
 	c := &metrics.Counters{}
 	log := logrus.New()
 	log.Out = io.Discard
-	k, err := NewKafka(kc, "host-a", sp, 4, c, log)
+	k, err := NewKafka(kc, "host-a", sp, queue, c, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return k, c
+}
+
+// sendOneEvent opens a Kafka sink with kc, sends one event, waits until
+// the sink is done with it (sent or spooled) and closes the sink.
+func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
+	t.Helper()
+	k, c := openKafka(t, kc, 4)
 	done := make(chan struct{})
 	b := NewBatch(func(*Batch) { close(done) })
 	b.End(append(b.Buf(), `{"seq":1}`...))
