@@ -31,7 +31,7 @@ deps:
 
 # The version both binaries report: the nearest tag and commit.
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-VERSION_LDFLAGS := -X main.version=$(VERSION) -X smith/heartbeat/cli.Version=$(VERSION)
+VERSION_LDFLAGS = -X main.version=$(VERSION) -X smith/heartbeat/cli.Version=$(VERSION)
 
 build:
 	@mkdir -p $(BIN)

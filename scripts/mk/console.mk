@@ -9,14 +9,13 @@
 #                       "## Console" section of docs/BENCHMARKS.md.  Takes
 #                       about one core for the whole run; never in make test.
 
-CONSOLE_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 CONSOLE_LOAD_ARGS ?= -agents 10000 -interval 30s -duration 60s
 
 .PHONY: console bench-console
 
 console:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X smith/heartbeat/cli.Version=$(CONSOLE_VERSION)" \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(VERSION_LDFLAGS)" \
 		-o $(BIN)/smith-console ./heartbeat/cmd/smith-console
 
 bench-console: console
