@@ -44,14 +44,17 @@ test: deps
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Go unit, cross-language and fuzz-seed tests, plus static checks (the
-# guest-only files behind the vmtest tag are checked too).
+# guest-only files behind the vmtest tag are checked too).  Every host
+# package runs under the race detector (it needs cgo); the guest tests
+# (vmtest tag) cannot: they are static binaries in an initramfs without
+# libc (docs/TESTING.md).
 test-go:
 	$(GO) vet ./...
 	$(GO) vet -tags vmtest ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) run $(STATICCHECK) -tags vmtest ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting" >&2; exit 1; }
-	CGO_ENABLED=1 $(GO) test -count=1 ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
 
 # Each area adds its targets and its part of `make test` in a fragment:
 #   scripts/mk/vm.mk         test-kernel, test-vm, demo (kernel builds, QEMU)

@@ -39,7 +39,9 @@ func quietLogger() *logrus.Logger {
 // the offline timeout, and returns its URL.
 func liveConsole(t *testing.T) string {
 	t.Helper()
-	now := time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
+	// The console's clock runs from the real time: the CLI prints ages
+	// against the wall clock.
+	now := time.Now().UTC().Truncate(time.Second)
 	clock := func() time.Time { return now }
 	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{
 		OfflineAfter:  90 * time.Second,

@@ -69,7 +69,9 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{
 		t:     t,
 		path:  filepath.Join(t.TempDir(), "hosts.db"),
-		clock: &clock{now: time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)},
+		// The clock starts at the real time: the cookie jar of the login
+		// test checks the session cookie's Expires against the wall clock.
+		clock: &clock{now: time.Now().UTC().Truncate(time.Second)},
 	}
 	f.start()
 	t.Cleanup(f.stop)
@@ -461,7 +463,26 @@ func TestConsoleNeedsItsOwnCredential(t *testing.T) {
 	if code := get(browser, ""); code != 401 {
 		t.Errorf("expired session: %d", code)
 	}
-	login(consolePw)
+	resp = login(consolePw)
+	var live string
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			live = c.Value
+		}
+	}
+	withCookie := func(id string) int {
+		req, _ := http.NewRequest(http.MethodGet, f.ts.URL+api.HostsPath, nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: id})
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	}
+	if code := withCookie(live); live == "" || code != 200 {
+		t.Fatalf("second session %q: %d", live, code)
+	}
 	if r, err := browser.Post(f.ts.URL+api.LogoutPath, "", nil); err != nil {
 		t.Fatal(err)
 	} else {
@@ -469,6 +490,11 @@ func TestConsoleNeedsItsOwnCredential(t *testing.T) {
 	}
 	if code := get(browser, ""); code != 401 {
 		t.Errorf("after logout: %d", code)
+	}
+	// The jar drops the cookie on logout (MaxAge -1) whatever the server
+	// does; the session itself must be over on the server.
+	if code := withCookie(live); code != 401 {
+		t.Errorf("old session id after logout: %d", code)
 	}
 }
 

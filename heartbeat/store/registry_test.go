@@ -9,7 +9,9 @@ import (
 	"smith/heartbeat/api"
 )
 
-var t0 = time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC)
+// t0 is the tests' starting time: the real time, so no test stands on a
+// fixed date.
+var t0 = time.Now().UTC().Truncate(time.Second)
 
 func open(t *testing.T, path string) *Registry {
 	t.Helper()
