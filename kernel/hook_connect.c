@@ -41,7 +41,7 @@ struct smith_connect_call {
 };
 
 static const struct smith_sym smith_connect_syms[] = {
-	{ "__x64_sys_connect", true },
+	{ SMITH_SYSCALL_SYM("connect"), true },
 	{ "sys_connect", false },
 	{ }
 };

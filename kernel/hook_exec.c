@@ -191,13 +191,13 @@ out:
 }
 
 static const struct smith_sym smith_execve_syms[] = {
-	{ "__x64_sys_execve", true },
+	{ SMITH_SYSCALL_SYM("execve"), true },
 	{ "sys_execve", false },
 	{ }
 };
 
 static const struct smith_sym smith_execveat_syms[] = {
-	{ "__x64_sys_execveat", true },
+	{ SMITH_SYSCALL_SYM("execveat"), true },
 	{ "sys_execveat", false },
 	{ }
 };

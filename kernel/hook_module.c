@@ -121,13 +121,13 @@ struct smith_mod_call {
 };
 
 static const struct smith_sym smith_init_module_syms[] = {
-	{ "__x64_sys_init_module", true },
+	{ SMITH_SYSCALL_SYM("init_module"), true },
 	{ "sys_init_module", false },
 	{ }
 };
 
 static const struct smith_sym smith_finit_module_syms[] = {
-	{ "__x64_sys_finit_module", true },
+	{ SMITH_SYSCALL_SYM("finit_module"), true },
 	{ "sys_finit_module", false },
 	{ }
 };

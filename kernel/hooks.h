@@ -5,8 +5,8 @@
  * smith_hooks_init(), smith_hooks_exit() and smith_hooks_missed(), declared
  * in transport.h.
  *
- * The hooks are x86_64 only: they read system call arguments from the
- * user register frame the syscall wrappers receive.
+ * What differs per architecture (syscall entry names, where the arguments
+ * are) is in arch.h.
  */
 #ifndef _SMITH_HOOKS_H
 #define _SMITH_HOOKS_H
@@ -15,14 +15,11 @@
 #include <linux/ptrace.h>
 #include <linux/types.h>
 
-#ifndef CONFIG_X86_64
-#error "smith: the hooks read x86_64 system call registers"
-#endif
+#include "arch.h"
 
 /*
- * A system call entry point to probe.  Since 4.17 x86_64 builds every
- * syscall as __x64_sys_NAME(const struct pt_regs *regs), regs being the
- * user's saved registers; older kernels have sys_NAME(args...).
+ * A system call entry point to probe: the wrapper SMITH_SYSCALL_SYM(NAME)
+ * taking the user's pt_regs, or on older kernels sys_NAME(args...) (arch.h).
  */
 struct smith_sym {
 	const char *name;
@@ -48,28 +45,9 @@ static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
 					  const struct pt_regs *regs,
 					  unsigned int n)
 {
-	if (p->sym->wrapper) {
-		/* The syscall ABI: di, si, dx, r10, r8, r9. */
-		const struct pt_regs *u = (const struct pt_regs *)regs->di;
-
-		switch (n) {
-		case 0: return u->di;
-		case 1: return u->si;
-		case 2: return u->dx;
-		case 3: return u->r10;
-		case 4: return u->r8;
-		default: return u->r9;
-		}
-	}
-	/* A plain C call: di, si, dx, cx, r8, r9. */
-	switch (n) {
-	case 0: return regs->di;
-	case 1: return regs->si;
-	case 2: return regs->dx;
-	case 3: return regs->cx;
-	case 4: return regs->r8;
-	default: return regs->r9;
-	}
+	if (p->sym->wrapper)
+		return smith_arch_syscall_arg(smith_arch_wrapper_regs(regs), n);
+	return smith_arch_call_arg(regs, n);
 }
 
 /*

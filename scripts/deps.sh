@@ -8,8 +8,9 @@ set -euo pipefail
 PACKAGES=(
 	# kernel module builds and static checks
 	gcc make bc flex bison libelf-dev kmod dwarves sparse
-	# the VM harness
-	qemu-system-x86 busybox-static cpio debian-archive-keyring xz-utils zstd
+	gcc-aarch64-linux-gnu  # the arm64 module builds (kernels NAME-arm64)
+	# the VM harness (qemu-system-arm has qemu-system-aarch64)
+	qemu-system-x86 qemu-system-arm busybox-static cpio debian-archive-keyring xz-utils zstd
 	chromium  # the console's browser test (heartbeat/web)
 	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
 )

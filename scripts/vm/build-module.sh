@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # build-module.sh VER  build the kernel module against Debian kernel VER
-# (see kernels.sh) with W=1, then check every source with sparse (C=2), and
+# (see kernels.sh; an -arm64 one is cross-built) with W=1, then check every source with sparse (C=2), and
 # fail if either prints a warning or error about our sources.
 #
 # The sources of kernel/ (or $SMITH_MODULE_SRC) are copied to
@@ -23,8 +23,9 @@ dst=$SMITH_OUT/kernel-$ver
 	die "$src has no Kbuild or Makefile: nothing to build"
 kernel_env "$ver"
 # Flags of a calling make (-n, -k, jobserver) must not leak into the
-# kernel build.
-unset MAKEFLAGS MFLAGS MAKELEVEL
+# kernel build, nor a target architecture meant for the Go build
+# (make build ARCH=arm64): the kernel's comes from SMITH_KMAKE.
+unset MAKEFLAGS MFLAGS MAKELEVEL ARCH CROSS_COMPILE
 
 # One build of a kernel's tree at a time; initramfs.sh reads the .ko files
 # under the same lock.
@@ -42,6 +43,9 @@ find "$dst" \( -name '*.o' -o -name '*.ko' -o -name '.*.cmd' -o -name '*.mod' \
 
 kmake=(make -C "$SMITH_KBUILD" M="$dst")
 [ -n "$SMITH_KCC" ] && kmake+=(CC="$SMITH_KCC")
+# A cross build (arm64 on an amd64 host): ARCH= and CROSS_COMPILE=.
+# shellcheck disable=SC2206 # SMITH_KMAKE is a list of VAR=value words
+[ -n "$SMITH_KMAKE" ] && kmake+=($SMITH_KMAKE)
 jobs=$(nproc)
 
 # A diagnostic about one of our files: "<path>:<line>:[<col>:] warning|error:"

@@ -4,10 +4,24 @@
 # kernels.sh VER...  fetch a Debian kernel image, its headers and its kbuild
 # tools into $SMITH_CACHE/kernels/VER/ and print where they are.
 #
-#   VER     5.10    bullseye            linux-image-5.10.0-N-amd64-unsigned
-#           6.1     bookworm            linux-image-6.1.0-N-amd64(-unsigned)
-#           6.12    bookworm-backports  linux-image-6.12.X+deb12-amd64-unsigned
-#           6.1-rt  bookworm            linux-image-6.1.0-N-rt-amd64(-unsigned)
+#   VER     5.10        bullseye            linux-image-5.10.0-N-amd64-unsigned
+#           6.1         bookworm            linux-image-6.1.0-N-amd64(-unsigned)
+#           6.12        bookworm-backports  linux-image-6.12.X+deb12-amd64-unsigned
+#           6.1-rt      bookworm            linux-image-6.1.0-N-rt-amd64(-unsigned)
+#           6.1-arm64   bookworm            linux-image-6.1.0-N-arm64(-unsigned)
+#           6.12-arm64  bookworm-backports  linux-image-6.12.X+deb12-arm64-unsigned
+#
+# kernels.sh --known    prints every VER above
+# kernels.sh --default  prints the VERs `make test` builds and boots (the
+#                       default of KERNELS): all but 6.1-rt
+#
+# This is the one list of kernels: the Makefile, test.sh and lib.sh ask it.
+#
+# An -arm64 kernel comes with its arm64 headers and the host's own
+# linux-kbuild of the same version (its tools run on the build machine);
+# the module is cross-built (ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-),
+# and the arm64 busybox-static of bookworm is unpacked beside it for the
+# guest's initramfs.
 #
 # For each VER, stdout gets shell assignments (eval them):
 #   SMITH_KVER      kernel release (uname -r in the guest)
@@ -21,6 +35,11 @@
 #   SMITH_KMODULES  the kernel's own modules (/lib/modules/$SMITH_KVER)
 #   SMITH_KCC       the compiler to build modules with (make CC=...), empty
 #                   when the headers' own choice works
+#   SMITH_KARCH     the kernel's Debian architecture (amd64, arm64)
+#   SMITH_KMAKE     extra make arguments for a cross build (ARCH=...
+#                   CROSS_COMPILE=...), empty for a native one
+#   SMITH_BUSYBOX   a static busybox for the guest, empty: the host's
+#   SMITH_BUSYBOX_PKG  its Debian package version, empty: the host's
 #
 # The newest revision with every package needed is found with apt-cache
 # through a private apt configuration under $SMITH_CACHE/apt: its own
@@ -33,7 +52,13 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
-APT_DIR=$SMITH_CACHE/apt
+KNOWN_KERNELS="5.10 6.1 6.12 6.1-rt 6.1-arm64 6.12-arm64"
+DEFAULT_KERNELS="5.10 6.1 6.12 6.1-arm64 6.12-arm64"
+case ${1:-} in
+--known) echo "$KNOWN_KERNELS"; exit 0 ;;
+--default) echo "$DEFAULT_KERNELS"; exit 0 ;;
+esac
+
 KDIR=$SMITH_CACHE/kernels
 KEYRING=${SMITH_DEBIAN_KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}
 # Package lists older than this are refreshed before resolving a kernel.
@@ -80,19 +105,27 @@ mirror() {
 	echo "$m"
 }
 
+# setup_apt ARCH: point APT_OPTS at the private apt configuration for
+# Debian architecture ARCH ($SMITH_CACHE/apt for amd64, apt-ARCH for the
+# others) and refresh its package lists when they are missing or stale.
 APT_OPTS=()
 setup_apt() {
+	local arch=$1 suites
+	APT_DIR=$SMITH_CACHE/apt
+	# Suites hold the kernels: bullseye (5.10), bookworm (6.1),
+	# bookworm-backports (6.12); arm64 is tested from 6.1 on.
+	suites="bullseye bookworm bookworm-backports"
+	if [ "$arch" != amd64 ]; then
+		APT_DIR=$SMITH_CACHE/apt-$arch
+		suites="bookworm bookworm-backports"
+	fi
 	mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial"
-	local m
+	local m s
 	m=$(mirror)
-	# Suites hold the three kernels: bullseye (5.10), bookworm (6.1),
-	# bookworm-backports (6.12).
-	local opts="[arch=amd64 signed-by=$KEYRING]"
-	cat >"$APT_DIR/sources.list.new" <<-EOF
-		deb $opts $m bullseye main
-		deb $opts $m bookworm main
-		deb $opts $m bookworm-backports main
-	EOF
+	local opts="[arch=$arch signed-by=$KEYRING]"
+	for s in $suites; do
+		echo "deb $opts $m $s main"
+	done >"$APT_DIR/sources.list.new"
 	mv "$APT_DIR/sources.list.new" "$APT_DIR/sources.list"
 	APT_OPTS=(
 		-o "Dir::Etc::SourceList=$APT_DIR/sources.list"
@@ -102,8 +135,8 @@ setup_apt() {
 		-o "Dir::State::Lists=$APT_DIR/lists"
 		-o "Dir::Cache=$APT_DIR/cache"
 		-o Dir::State::status=/dev/null
-		-o APT::Architecture=amd64
-		-o APT::Architectures=amd64
+		-o "APT::Architecture=$arch"
+		-o "APT::Architectures=$arch"
 		-o Acquire::Languages=none
 		-o APT::Sandbox::User=root
 	)
@@ -113,6 +146,7 @@ setup_apt() {
 	for t in DEP-11 DEP-11-icons-small DEP-11-icons DEP-11-icons-hidpi CNF Contents-deb; do
 		APT_OPTS+=(-o "Acquire::IndexTargets::deb::$t::DefaultEnabled=false")
 	done
+	update_lists
 }
 
 # Refresh the private package lists when they are missing or stale.
@@ -127,22 +161,28 @@ update_lists() {
 	cp "$APT_DIR/sources.list" "$stamp"
 }
 
-# Candidate version of a package, empty when the archive does not have it.
+# pkg_version PKG [OPTS_ARRAY]: the candidate version of a package in the
+# configuration of OPTS_ARRAY (default APT_OPTS), empty when the archive
+# does not have it.
 pkg_version() {
-	apt-cache "${APT_OPTS[@]}" show --no-all-versions "$1" 2>/dev/null |
+	local -n opts=${2:-APT_OPTS}
+	apt-cache "${opts[@]}" show --no-all-versions "$1" 2>/dev/null |
 		awk '$1 == "Version:" { print $2; exit }'
 }
 
-# resolve VER: set ABI, PKG_VERSION and PKGS (name=version...) to the newest
-# revision whose every package is in the archive.
+# resolve VER: set KVER, PKG_VERSION, PKGS (the kernel's architecture) and
+# HOST_PKGS (the build machine's: kbuild when cross-building), name=version
+# each, to the newest revision whose every package is in the archive.
+# APT_OPTS must be the kernel architecture's, HOST_APT_OPTS the host's.
 resolve() {
-	local ver=$1 prefix flavour common kbuild abis abi img
-	case $ver in
-	5.10)   prefix=5.10.0- flavour=amd64 common=common ;;
-	6.1)    prefix=6.1.0- flavour=amd64 common=common ;;
-	6.1-rt) prefix=6.1.0- flavour=rt-amd64 common=common-rt ;;
-	6.12)   prefix=6.12. flavour=amd64 common=common ;;
-	*) die "unknown kernel '$ver' (known: $(known_kernels))" ;;
+	local ver=$1 base=${1%-arm64} arch prefix flavour common kbuild abis abi img
+	arch=$(kernel_arch "$ver")
+	[[ " $KNOWN_KERNELS " == *" $ver "* ]] || die "unknown kernel '$ver' (known: $KNOWN_KERNELS)"
+	case $base in
+	5.10)   prefix=5.10.0- flavour=$arch common=common ;;
+	6.1)    prefix=6.1.0- flavour=$arch common=common ;;
+	6.1-rt) prefix=6.1.0- flavour=rt-$arch common=common-rt ;;
+	6.12)   prefix=6.12. flavour=$arch common=common ;;
 	esac
 	# ABI names (5.10.0-N, 6.12.X+deb12) that have headers for the flavour,
 	# newest first.
@@ -152,9 +192,9 @@ resolve() {
 	[ -n "$abis" ] || die "no linux-headers-$prefix*-$flavour in the archive"
 	for abi in $abis; do
 		PKG_VERSION=$(pkg_version "linux-headers-$abi-$flavour")
-		case $ver in
+		case $base in
 		6.12) kbuild=linux-kbuild-$abi ;;
-		*) kbuild=linux-kbuild-${ver%-rt} ;;
+		*) kbuild=linux-kbuild-${base%-rt} ;;
 		esac
 		img=
 		for cand in "linux-image-$abi-$flavour-unsigned" "linux-image-$abi-$flavour"; do
@@ -162,16 +202,33 @@ resolve() {
 		done
 		[ -n "$img" ] || { log "$abi: no image at $PKG_VERSION, trying older"; continue; }
 		local p ok=1
-		for p in "linux-headers-$abi-$common" "$kbuild"; do
-			[ "$(pkg_version "$p")" = "$PKG_VERSION" ] || { ok=; break; }
-		done
+		[ "$(pkg_version "linux-headers-$abi-$common")" = "$PKG_VERSION" ] || { ok=; p=linux-headers-$abi-$common; }
+		# kbuild holds programs run during the build: the host's.
+		[ -z "$ok" ] || [ "$(pkg_version "$kbuild" HOST_APT_OPTS)" = "$PKG_VERSION" ] || { ok=; p="$kbuild ($HOST_ARCH)"; }
 		[ -n "$ok" ] || { log "$abi: $p missing at $PKG_VERSION, trying older"; continue; }
 		KVER=$abi-$flavour
 		PKGS=("$img=$PKG_VERSION" "linux-headers-$abi-$flavour=$PKG_VERSION"
-			"linux-headers-$abi-$common=$PKG_VERSION" "$kbuild=$PKG_VERSION")
+			"linux-headers-$abi-$common=$PKG_VERSION")
+		HOST_PKGS=("$kbuild=$PKG_VERSION")
+		BUSYBOX_VERSION=
+		if [ "$arch" != "$HOST_ARCH" ]; then
+			# The guest cannot run the host's busybox.
+			BUSYBOX_VERSION=$(pkg_version busybox-static)
+			[ -n "$BUSYBOX_VERSION" ] || die "no busybox-static for $arch in the archive"
+			PKGS+=("busybox-static=$BUSYBOX_VERSION")
+		fi
 		return
 	done
 	die "no revision of kernel $ver has image, headers and kbuild in the archive"
+}
+
+# Kernel make arguments and GNU triplet of Debian architecture $1.
+kernel_make_arch() {
+	case $1 in
+	amd64) echo "ARCH=x86 CROSS_COMPILE=x86_64-linux-gnu-" ;;
+	arm64) echo "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-" ;;
+	*) die "no cross build for architecture $1" ;;
+	esac
 }
 
 # make_vmlinux DIR: unpack the kernel image's compressed payload into
@@ -210,25 +267,28 @@ print_env() {
 }
 
 fetch() {
-	local ver=$1 dir=$KDIR/$1
+	local ver=$1 dir=$KDIR/$1 arch
 	if [ -z "${SMITH_KERNEL_REFRESH:-}" ] && [ -f "$dir/kernel.env" ]; then
 		print_env "$dir" "$ver"
 		return
 	fi
-	setup_apt
-	update_lists
+	arch=$(kernel_arch "$ver")
+	setup_apt "$HOST_ARCH"
+	HOST_APT_OPTS=("${APT_OPTS[@]}")
+	setup_apt "$arch"
 	resolve "$ver"
 	if [ -f "$dir/kernel.env" ] && grep -qx "SMITH_KPKG=$PKG_VERSION" "$dir/kernel.env" &&
 		grep -qx "SMITH_KVER=$KVER" "$dir/kernel.env"; then
 		print_env "$dir" "$ver"
 		return
 	fi
-	log "$ver: fetching ${PKGS[*]}"
+	log "$ver: fetching ${PKGS[*]} ${HOST_PKGS[*]} ($HOST_ARCH)"
 	local tmp=$dir.tmp
 	rm -rf "$tmp"
 	mkdir -p "$tmp/debs" "$tmp/root"
-	(cd "$tmp/debs" && apt-get "${APT_OPTS[@]}" -q download "${PKGS[@]}" >&2) ||
-		die "$ver: apt-get download ${PKGS[*]} failed"
+	(cd "$tmp/debs" && apt-get "${APT_OPTS[@]}" -q download "${PKGS[@]}" >&2 &&
+		apt-get "${HOST_APT_OPTS[@]}" -q download "${HOST_PKGS[@]}" >&2) ||
+		die "$ver: apt-get download ${PKGS[*]} ${HOST_PKGS[*]} failed"
 	local deb
 	for deb in "$tmp"/debs/*.deb; do
 		dpkg-deb -x "$deb" "$tmp/root"
@@ -249,8 +309,13 @@ fetch() {
 
 	# bullseye's headers name gcc-10, which bookworm does not have; gcc 12
 	# builds 5.10 modules fine.  The newer kernels name gcc-12 themselves.
-	local cc=
+	local cc= kmake= busybox=
 	[ "$ver" = 5.10 ] && cc=gcc
+	if [ "$arch" != "$HOST_ARCH" ]; then
+		kmake=$(kernel_make_arch "$arch")
+		busybox=$dir/root/bin/busybox
+		[ -x "$tmp/root/bin/busybox" ] || die "$ver: bin/busybox missing from busybox-static ($arch)"
+	fi
 	cat >"$tmp/kernel.env" <<-EOF
 		SMITH_KVER=$KVER
 		SMITH_KPKG=$PKG_VERSION
@@ -258,6 +323,10 @@ fetch() {
 		SMITH_KBUILD=$dir/root$build
 		SMITH_KMODULES=$dir/root/lib/modules/$KVER
 		SMITH_KCC=$cc
+		SMITH_KARCH=$arch
+		SMITH_KMAKE="$kmake"
+		SMITH_BUSYBOX=$busybox
+		SMITH_BUSYBOX_PKG=$BUSYBOX_VERSION
 	EOF
 	[ -f "$tmp/root/boot/vmlinuz-$KVER" ] || die "$ver: vmlinuz-$KVER missing from the image package"
 	rm -rf "$dir"
@@ -265,7 +334,8 @@ fetch() {
 	print_env "$dir" "$ver"
 }
 
-[ $# -ge 1 ] || die "usage: $0 VER... (known: $(known_kernels))"
+HOST_ARCH=$(dpkg --print-architecture)
+[ $# -ge 1 ] || die "usage: $0 VER... (known: $KNOWN_KERNELS)"
 mkdir -p "$KDIR"
 # Several builds may ask for kernels at once: one fetch at a time.
 exec 9>"$KDIR/.lock"

@@ -9,15 +9,27 @@ VM_DIR=$SMITH_ROOT/scripts/vm
 log() { echo "${0##*/}: $*" >&2; }
 die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 
-# Kernels the harness knows: the name used on the command line and in
-# $(KERNELS), and how to find it in Debian's archive.
-known_kernels() { echo "5.10 6.1 6.12 6.1-rt"; }
+# Kernels the harness knows: the names used on the command line and in
+# $(KERNELS); kernels.sh holds the list and how to find each in Debian's
+# archive.
+known_kernels() { "$VM_DIR/kernels.sh" --known; }
+
+# Debian architecture of kernel VER (a name kernels.sh knows): an -arm64
+# name is the arm64 build, every other one amd64.
+kernel_arch() {
+	case $1 in
+	*-arm64) echo arm64 ;;
+	*) echo amd64 ;;
+	esac
+}
 
 # kernel_env VER: the variables kernels.sh prints (SMITH_KVER, SMITH_VMLINUZ,
 # SMITH_KBUILD, SMITH_KMODULES, SMITH_KCC, ...), fetching the kernel first if
 # it is not in the cache yet.
 kernel_env() {
 	local out
+	# Caches made before these existed do not set them: native amd64.
+	SMITH_KARCH=amd64 SMITH_KMAKE= SMITH_BUSYBOX= SMITH_BUSYBOX_PKG=
 	out=$("$VM_DIR/kernels.sh" "$1") || die "cannot get kernel $1"
 	eval "$out"
 }
