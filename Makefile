@@ -7,8 +7,9 @@
 
 SHELL := /bin/bash
 GO ?= go
-# Kernels the module is built and tested against (scripts/vm/kernels.sh).
-KERNELS ?= 5.10 6.1 6.12
+# Kernels the module is built and tested against: the default list of
+# scripts/vm/kernels.sh (amd64 5.10 6.1 6.12, arm64 6.1-arm64 6.12-arm64).
+KERNELS ?= $(shell scripts/vm/kernels.sh --default)
 # Downloads and kernel trees are cached here across runs.
 export SMITH_CACHE ?= $(HOME)/.cache/smith
 OUT := $(CURDIR)/out
@@ -22,7 +23,7 @@ all: build
 help:
 	@echo "make demo   boot the 6.1 VM with module and agent, print live JSON events"
 	@echo "make test   all tests (Go, cross-language ring, module builds, VM tests)"
-	@echo "make build  static binaries into bin/"
+	@echo "make build  static binaries into bin/ (ARCH=arm64: bin/linux-arm64/)"
 	@echo "make bench  benchmarks, written to docs/BENCHMARKS.md"
 	@echo "make deps   install build and test dependencies (apt, Go modules)"
 
@@ -33,9 +34,12 @@ deps:
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 VERSION_LDFLAGS = -X main.version=$(VERSION) -X smith/heartbeat/cli.Version=$(VERSION)
 
+# make build ARCH=arm64 (a GOARCH: amd64, arm64) builds for that
+# architecture into bin/linux-ARCH/ instead.
+BUILD_BIN = $(BIN)$(if $(ARCH),/linux-$(ARCH))
 build:
-	@mkdir -p $(BIN)
-	$(GO) build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ ./agent/cmd/smith-agent ./heartbeat/cmd/smith-console
+	@mkdir -p $(BUILD_BIN)
+	$(if $(ARCH),GOOS=linux GOARCH=$(ARCH) )$(GO) build -trimpath -ldflags "$(VERSION_LDFLAGS)" -o $(BUILD_BIN)/ ./agent/cmd/smith-agent ./heartbeat/cmd/smith-console
 
 # Run in order (not in parallel): the VM stages are CPU-heavy.
 test: deps

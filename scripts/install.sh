@@ -14,7 +14,9 @@
 #
 # The module is installed with DKMS when dkms is present (rebuilt on kernel
 # upgrades), else built once against /lib/modules/$(uname -r)/build.  The
-# binary comes from bin/smith-agent (make build), built here when missing.
+# binary comes from bin/linux-ARCH/smith-agent or bin/smith-agent (make
+# build), the first built for this machine's architecture (x86_64 or
+# arm64), and is built here when neither is.
 # An existing /etc/smith/smith-agent.toml is kept.  scripts/uninstall.sh
 # undoes all of it.
 set -euo pipefail
@@ -29,7 +31,7 @@ while (($#)); do
 	--root) root=$2; module=0; start=0; shift 2 ;;
 	--no-module) module=0; shift ;;
 	--no-start) start=0; shift ;;
-	-h | --help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -42,11 +44,35 @@ if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
 	die "must run as root"
 fi
 
-bin=${SMITH_AGENT_BIN:-$src/bin/smith-agent}
-if [ ! -x "$bin" ]; then
-	say "building smith-agent"
-	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o bin/smith-agent ./agent/cmd/smith-agent) ||
-		die "cannot build smith-agent (is Go installed?); run make build first"
+# This machine's architecture: its Go name and its ELF e_machine number.
+case $(uname -m) in
+x86_64) goarch=amd64 elf_machine=62 ;;
+aarch64 | arm64) goarch=arm64 elf_machine=183 ;;
+*) die "unsupported architecture $(uname -m) (smith runs on x86_64 and arm64)" ;;
+esac
+# Does binary $1 run here: an ELF file for this machine's architecture?
+runs_here() {
+	[ -x "$1" ] && [ "$(head -c 4 "$1" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ] &&
+		[ "$(od -An -tu2 -j 18 -N 2 "$1" | tr -d ' \n')" = "$elf_machine" ]
+}
+
+# The binary: SMITH_AGENT_BIN, else make build's for this architecture
+# (bin/linux-ARCH/ from make build ARCH=..., or bin/), else built here.
+if [ -n "${SMITH_AGENT_BIN:-}" ]; then
+	bin=$SMITH_AGENT_BIN
+	runs_here "$bin" || die "$bin is not an executable for $(uname -m)"
+else
+	bin=
+	for b in "$src/bin/linux-$goarch/smith-agent" "$src/bin/smith-agent"; do
+		if runs_here "$b"; then bin=$b; break; fi
+		[ -e "$b" ] && say "skipping $b: not built for $(uname -m)"
+	done
+	if [ -z "$bin" ]; then
+		say "building smith-agent for $goarch"
+		(cd "$src" && CGO_ENABLED=0 GOARCH=$goarch go build -trimpath -o "bin/linux-$goarch/smith-agent" ./agent/cmd/smith-agent) ||
+			die "cannot build smith-agent (is Go installed?); run make build first"
+		bin=$src/bin/linux-$goarch/smith-agent
+	fi
 fi
 
 install -d -m 0755 "$root$prefix/bin" "$root/etc/smith" "$root/etc/systemd/system" "$root$prefix/share/doc/smith"

@@ -4,7 +4,8 @@
 #   make test-kernel    build kernel/ against each of $(KERNELS): W=1 and sparse
 #   make test-vm        boot every scenario on each of $(KERNELS) in QEMU
 #   make demo           boot the 6.1 VM with the module and show it at work
-#   make vm-guest       only build the guest binaries into out/guest/
+#   make vm-guest       only build the guest binaries into out/guest/ (and
+#                       out/guest-arm64/ when KERNELS has an -arm64 one)
 # One kernel or scenario: make test-vm KERNELS=6.1 SCENARIOS=smoke
 # SMITH_SKIP_VM=1 skips test-vm (for developers; CI never sets it).
 
@@ -20,7 +21,7 @@ test-kernel: vm-kernels
 	@set -e; for k in $(KERNELS); do scripts/vm/build-module.sh $$k; done
 
 vm-guest:
-	@GO=$(GO) scripts/vm/guest.sh
+	@GO=$(GO) scripts/vm/guest.sh $(KERNELS)
 
 test-vm:
 	@if [ -n "$$SMITH_SKIP_VM" ]; then \

@@ -1,8 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# guest.sh  build everything the test VM runs into out/guest/ (the
-# initramfs's /guest/, on PATH there):
+# guest.sh [VER...]  build everything the test VM runs into out/guest/ (the
+# initramfs's /guest/, on PATH there), for the architecture of each kernel
+# VER (default: amd64 only): out/guest/ for amd64, out/guest-ARCH/ (GOARCH)
+# for the others, e.g. out/guest-arm64/ for 6.1-arm64:
 #   - one test binary per Go package that has files with the vmtest build
 #     tag: CGO_ENABLED=0 go test -c -tags vmtest -o out/guest/NAME.test ./DIR
 #     where NAME is DIR with / replaced by - (shm -> shm.test, kernel/test
@@ -13,13 +15,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 GO=${GO:-go}
-final=$SMITH_OUT/guest
-# Built aside and swapped in at the end: a VM being packed meanwhile sees
-# the old set or the new one, never half of one.
-dst=$SMITH_OUT/.guest.$$
-trap 'rm -rf "$dst"' EXIT
-rm -rf "$dst"
-mkdir -p "$dst"
 cd "$SMITH_ROOT"
 export CGO_ENABLED=0
 
@@ -27,19 +22,41 @@ export CGO_ENABLED=0
 pkgs=$(grep -rlE --include='*.go' '^//go:build .*\bvmtest\b' . \
 	--exclude-dir=out --exclude-dir=bin --exclude-dir=.git --exclude-dir=testdata |
 	xargs -r -n1 dirname | sed 's|^\./||' | LC_ALL=C sort -u)
-for p in $pkgs; do
-	name=${p//\//-}
-	log "go test -c -tags vmtest ./$p -> out/guest/$name.test"
-	"$GO" test -c -tags vmtest -trimpath -o "$dst/$name.test" "./$p" ||
-		die "cannot build the guest tests of ./$p"
-done
-
 cmds=$("$GO" list ./agent/cmd/... ./heartbeat/cmd/... 2>/dev/null | grep -v '^$' || true)
-if [ -n "$cmds" ]; then
-	log "go build $(echo "$cmds" | tr '\n' ' ')-> out/guest/"
-	# shellcheck disable=SC2086
-	"$GO" build -trimpath -o "$dst/" $cmds || die "cannot build the product binaries for the guest"
+
+# build ARCH: everything, for Debian architecture ARCH (= GOARCH for amd64
+# and arm64).
+build() {
+	local arch=$1 final dst p name
+	final=$(guest_dir "$arch")
+	# Built aside and swapped in at the end: a VM being packed meanwhile sees
+	# the old set or the new one, never half of one.
+	dst=$SMITH_OUT/.guest-$arch.$$
+	trap 'rm -rf "$dst"' EXIT
+	rm -rf "$dst"
+	mkdir -p "$dst"
+	for p in $pkgs; do
+		name=${p//\//-}
+		log "GOARCH=$arch go test -c -tags vmtest ./$p -> ${final#"$SMITH_ROOT"/}/$name.test"
+		GOARCH=$arch "$GO" test -c -tags vmtest -trimpath -o "$dst/$name.test" "./$p" ||
+			die "cannot build the guest tests of ./$p for $arch"
+	done
+	if [ -n "$cmds" ]; then
+		log "GOARCH=$arch go build $(echo "$cmds" | tr '\n' ' ')-> ${final#"$SMITH_ROOT"/}/"
+		# shellcheck disable=SC2086
+		GOARCH=$arch "$GO" build -trimpath -o "$dst/" $cmds ||
+			die "cannot build the product binaries for the $arch guest"
+	fi
+	rm -rf "$final"
+	mv "$dst" "$final"
+	trap - EXIT
+	log "${final#"$SMITH_ROOT"/}: $(cd "$final" && ls | tr '\n' ' ')"
+}
+
+arches=amd64
+if [ $# -gt 0 ]; then
+	arches=$(for v in "$@"; do kernel_arch "$v"; done | LC_ALL=C sort -u)
 fi
-rm -rf "$final"
-mv "$dst" "$final"
-log "out/guest: $(cd "$final" && ls | tr '\n' ' ')"
+for a in $arches; do
+	build "$a"
+done

@@ -5,7 +5,9 @@
 # kernel VER as an uncompressed newc cpio archive (the kernel unpacks it
 # faster than it would decompress it under emulation).  It holds:
 #
-#   /bin/busybox and its applet links     from busybox-static
+#   /bin/busybox and its applet links     from busybox-static (the host's,
+#                                         or for a foreign-architecture
+#                                         kernel the one kernels.sh fetched)
 #   /init                                 scripts/vm/init
 #   /*.ko                                 out/kernel-VER/*.ko (build-module.sh)
 #   /guest/                               every file of each GUEST_DIR
@@ -22,17 +24,28 @@ set -euo pipefail
 ver=$1 output=$2
 shift 2
 
-busybox=$(command -v busybox) || die "busybox not found (scripts/deps.sh installs busybox-static)"
+host_busybox=$(command -v busybox) || die "busybox not found (scripts/deps.sh installs busybox-static)"
 # A dynamically linked busybox cannot run in the initramfs.
-case $(ldd "$busybox" 2>&1 || true) in *"not a dynamic"*) ;; *) false ;; esac ||
-	die "$busybox is not static: install busybox-static"
+case $(ldd "$host_busybox" 2>&1 || true) in *"not a dynamic"*) ;; *) false ;; esac ||
+	die "$host_busybox is not static: install busybox-static"
+kernel_env "$ver"
+busybox=$host_busybox
+if [ -n "$SMITH_BUSYBOX" ]; then
+	busybox=$SMITH_BUSYBOX
+	[ -f "$busybox" ] || die "$busybox missing: SMITH_KERNEL_REFRESH=1 scripts/vm/kernels.sh $ver"
+	# The guest's busybox cannot run here to list its applets: the host's
+	# lists them, the same Debian version built with the same options.
+	host_pkg=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || true)
+	[ "$host_pkg" = "$SMITH_BUSYBOX_PKG" ] ||
+		log "note: host busybox-static $host_pkg, guest $SMITH_BUSYBOX_PKG: applet links may differ"
+fi
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/smith-initramfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,guest,scenarios}
 cp "$busybox" "$stage/bin/busybox"
-for applet in $("$busybox" --list-full); do
+for applet in $("$host_busybox" --list-full); do
 	[ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
 done
 install -m 0755 "$VM_DIR/init" "$stage/init"

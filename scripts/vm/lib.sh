@@ -23,6 +23,16 @@ kernel_arch() {
 	esac
 }
 
+# guest_dir ARCH: where guest.sh puts the guest binaries for Debian
+# architecture ARCH: out/guest for amd64, out/guest-ARCH for the others.
+guest_dir() {
+	if [ "$1" = amd64 ]; then
+		echo "$SMITH_OUT/guest"
+	else
+		echo "$SMITH_OUT/guest-$1"
+	fi
+}
+
 # kernel_env VER: the variables kernels.sh prints (SMITH_KVER, SMITH_VMLINUZ,
 # SMITH_KBUILD, SMITH_KMODULES, SMITH_KCC, ...), fetching the kernel first if
 # it is not in the cache yet.

@@ -1,7 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# run.sh VER SCENARIO  boot Debian kernel VER in QEMU (software emulation)
+# run.sh VER SCENARIO  boot Debian kernel VER in QEMU (software emulation:
+# qemu-system-x86_64, or qemu-system-aarch64 for an -arm64 kernel)
 # with the test initramfs and run scripts/vm/scenarios/SCENARIO.sh in it.
 #
 # Exit status: the scenario's; 1 also when the guest timed out, panicked,
@@ -17,7 +18,8 @@
 # Environment:
 #   SMITH_VM_TIMEOUT    seconds before the guest is killed (default: the
 #                       scenario's "# timeout: N" line, else 300)
-#   SMITH_GUEST_DIR     files for /guest in the VM (default out/guest)
+#   SMITH_GUEST_DIR     files for /guest in the VM (default out/guest, for
+#                       an -arm64 kernel out/guest-arm64)
 #   SMITH_VM_QUIET=1    do not stream the console while it runs
 #   SMITH_VM_MEM, SMITH_VM_SMP   guest memory (1G) and CPUs (2)
 #   SMITH_VM_APPEND     extra kernel command line
@@ -36,10 +38,15 @@ script=$VM_DIR/scenarios/$scenario.sh
 # "# timeout: N" in the scenario sets its default time limit.
 timeout=${SMITH_VM_TIMEOUT:-$(sed -n 's/^# timeout: *\([0-9][0-9]*\).*/\1/p' "$script" | head -n1)}
 timeout=${timeout:-300}
-guest=${SMITH_GUEST_DIR:-$SMITH_OUT/guest}
-qemu=$(command -v qemu-system-x86_64) || die "qemu-system-x86_64 not found (scripts/deps.sh installs qemu-system-x86)"
 
 kernel_env "$ver"
+guest=${SMITH_GUEST_DIR:-$(guest_dir "$SMITH_KARCH")}
+case $SMITH_KARCH in
+amd64) qemu_bin=qemu-system-x86_64 qemu_pkg=qemu-system-x86 ;;
+arm64) qemu_bin=qemu-system-aarch64 qemu_pkg=qemu-system-arm ;;
+*) die "kernel $ver: no QEMU known for architecture $SMITH_KARCH" ;;
+esac
+qemu=$(command -v "$qemu_bin") || die "$qemu_bin not found (scripts/deps.sh installs $qemu_pkg)"
 # The uncompressed kernel boots through its PVH entry point, seconds of
 # emulated CPU faster than the bzImage; SMITH_VM_BZIMAGE=1 boots the latter.
 # shellcheck disable=SC2153 # kernel_env sets it
@@ -74,10 +81,22 @@ guest_dirs=()
 # no_timer_check: on a busy host the emulated CPU can be too slow for the
 # kernel's IO-APIC timer check, which then panics at boot ("IO-APIC + timer
 # doesn't work"); virtual machines commonly skip it.
-cmdline="console=ttyS0 panic=-1 oops=panic loglevel=4 no_timer_check SMITH_SCENARIO=$scenario ${SMITH_VM_APPEND:-}"
+#
+# arm64: the "virt" board with a Cortex-A57 (ARMv8.0), its PL011 UART as
+# the console.  -cpu max would emulate pointer authentication and more,
+# which makes the same boot about four times slower under TCG.
+case $SMITH_KARCH in
+amd64)
+	machine=(-machine q35 -cpu max)
+	cmdline="console=ttyS0 no_timer_check" ;;
+arm64)
+	machine=(-machine virt -cpu cortex-a57)
+	cmdline="console=ttyAMA0" ;;
+esac
+cmdline+=" panic=-1 oops=panic loglevel=4 SMITH_SCENARIO=$scenario ${SMITH_VM_APPEND:-}"
 # shellcheck disable=SC2054 # commas inside QEMU option values
 qemu_args=(
-	-machine q35 -accel "tcg,thread=${SMITH_VM_TCG_THREAD:-single}" -cpu max
+	"${machine[@]}" -accel "tcg,thread=${SMITH_VM_TCG_THREAD:-single}"
 	-smp "${SMITH_VM_SMP:-2}" -m "${SMITH_VM_MEM:-1G}"
 	-nodefaults -nographic -no-reboot
 	-monitor none -serial "file:$dir/console.log"

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -59,5 +60,37 @@ func TestInstallScriptsIntoARoot(t *testing.T) {
 	run("uninstall.sh", "--root", root, "--purge")
 	if _, err := os.Stat(filepath.Join(root, "etc/smith")); !os.IsNotExist(err) {
 		t.Error("--purge left /etc/smith")
+	}
+}
+
+// install.sh refuses a binary built for another architecture (an amd64
+// bin/ copied to an arm64 server, or the other way round) instead of
+// installing an agent that cannot start.
+func TestInstallScriptRefusesAForeignBinary(t *testing.T) {
+	root := t.TempDir()
+	// The ELF identification and e_machine of the other architecture:
+	// 62 is x86_64, 183 AArch64.
+	machine := byte(183)
+	if runtime.GOARCH == "arm64" {
+		machine = 62
+	}
+	elf := make([]byte, 64)
+	copy(elf, "\x7fELF\x02\x01\x01")
+	elf[16], elf[18] = 2, machine // ET_EXEC, e_machine (little-endian)
+	foreign := filepath.Join(t.TempDir(), "smith-agent")
+	if err := os.WriteFile(foreign, elf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join("..", "..", "..", "scripts", "install.sh"), "--root", root)
+	cmd.Env = append(os.Environ(), "SMITH_AGENT_BIN="+foreign)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("install.sh installed a binary for another architecture:\n%s", out)
+	}
+	if !strings.Contains(string(out), "is not an executable for") {
+		t.Errorf("install.sh output does not say why: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/smith-agent")); !os.IsNotExist(err) {
+		t.Error("the foreign binary was installed")
 	}
 }
