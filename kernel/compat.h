@@ -2,7 +2,7 @@
 /*
  * compat.h - kernel version guards, in one place.
  *
- * Tested here: Debian 5.10, 6.1 and 6.12.  The guards for older kernels
+ * Tested here: Debian 5.10, 6.1 and 6.12 (x86_64), 6.1 and 6.12 (arm64).  The guards for older kernels
  * (3.10 as in CentOS 7, 4.18 as in RHEL 8) follow the mainline history
  * but are not tested: vendor kernels backport features ahead of their
  * version number, so a guard may need adjusting on them.
