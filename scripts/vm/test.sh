@@ -68,5 +68,5 @@ echo "VM tests ($(($(date +%s) - start)) s; logs in out/vm/KERNEL/SCENARIO/):"
 {
 	echo "kernel|scenario|result|boot s|total s"
 	printf '%s\n' "${rows[@]}"
-} | awk -F'|' '{ printf "  %-8s %-16s %-8s %7s %8s\n", $1, $2, $3, $4, $5 }'
+} | awk -F'|' '{ printf "  %-10s %-16s %-8s %7s %8s\n", $1, $2, $3, $4, $5 }'
 [ "$failed" = 0 ] || die "some VM tests failed (see above)"
