@@ -177,7 +177,6 @@ pkg_version() {
 resolve() {
 	local ver=$1 base=${1%-arm64} arch prefix flavour common kbuild abis abi img
 	arch=$(kernel_arch "$ver")
-	[[ " $KNOWN_KERNELS " == *" $ver "* ]] || die "unknown kernel '$ver' (known: $KNOWN_KERNELS)"
 	case $base in
 	5.10)   prefix=5.10.0- flavour=$arch common=common ;;
 	6.1)    prefix=6.1.0- flavour=$arch common=common ;;
@@ -268,6 +267,7 @@ print_env() {
 
 fetch() {
 	local ver=$1 dir=$KDIR/$1 arch
+	[[ " $KNOWN_KERNELS " == *" $ver "* ]] || die "unknown kernel '$ver' (known: $KNOWN_KERNELS)"
 	if [ -z "${SMITH_KERNEL_REFRESH:-}" ] && [ -f "$dir/kernel.env" ]; then
 		print_env "$dir" "$ver"
 		return
