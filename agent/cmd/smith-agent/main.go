@@ -310,7 +310,7 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 				}
 				return ""
 			},
-			Tasks: &heartbeat.Tasks{Root: "/", Status: func() (mod, ag [][2]string) {
+			Tasks: &heartbeat.Tasks{Root: "/", IntegrityRate: int64(cfg.Tasks.IntegrityRate), Status: func() (mod, ag [][2]string) {
 				m := src.Module()
 				r := counters.Ring()
 				mod = [][2]string{{"loaded", strconv.FormatBool(m.Version != "")}, {"version", m.Version}, {"abi", m.ABI},
