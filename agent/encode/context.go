@@ -33,15 +33,9 @@ const (
 // appendSmithContext writes the parent, the ancestry, the executable hash
 // and the container details in the smith format.
 func appendSmithContext(dst []byte, m *Meta) []byte {
-	if m.ContainerRuntime != "" {
-		dst = appendStrField(dst, "container_runtime", m.ContainerRuntime)
-	}
-	if m.PodNamespace != "" {
-		dst = appendStrField(dst, "pod_namespace", m.PodNamespace)
-	}
-	if m.PodUID != "" {
-		dst = appendStrField(dst, "pod_uid", m.PodUID)
-	}
+	dst = appendNonEmpty(dst, "container_runtime", m.ContainerRuntime)
+	dst = appendNonEmpty(dst, "pod_namespace", m.PodNamespace)
+	dst = appendNonEmpty(dst, "pod_uid", m.PodUID)
 	if m.ExeHash != "" {
 		dst = appendStrField(dst, "exe_hash", m.ExeHash)
 	} else if m.ExeHashStatus != "" {
@@ -51,12 +45,7 @@ func appendSmithContext(dst []byte, m *Meta) []byte {
 		return dst
 	}
 	p := &m.Ancestors[0]
-	dst = appendStrField(dst, "parent_exe", p.Exe)
-	args := p.Args
-	dst = appendKey(dst, "parent_argv")
-	dst = appendCommandLine(dst, args)
-	dst = appendKey(dst, "parent_args")
-	dst = appendArgs(dst, args)
+	dst = appendParent(dst, p, "parent_exe", "parent_args", "", "parent_argv")
 	if p.ArgsTruncated {
 		dst = appendBoolField(dst, "parent_args_truncated", true)
 	}
@@ -92,15 +81,20 @@ func appendECSParent(dst []byte, m *Meta) []byte {
 		return dst
 	}
 	p := &m.Ancestors[0]
-	dst = appendStrField(dst, "executable", p.Exe)
-	args := p.Args
-	dst = appendKey(dst, "args")
-	dst = appendArgs(dst, args)
-	dst = appendUintField(dst, "args_count", uint64(countArgs(args)))
-	dst = appendKey(dst, "command_line")
-	dst = appendCommandLine(dst, args)
+	dst = appendParent(dst, p, "executable", "args", "args_count", "command_line")
 	dst = appendKey(dst, "start")
 	return appendTime(dst, int64(p.StartNs))
+}
+
+// appendParent writes the parent's executable, arguments (and their
+// count when countKey is set) and command line under the given keys.
+func appendParent(dst []byte, p *Ancestor, exeKey, argsKey, countKey, cmdKey string) []byte {
+	dst = appendStrField(dst, exeKey, p.Exe)
+	dst = appendArgs(appendKey(dst, argsKey), p.Args)
+	if countKey != "" {
+		dst = appendUintField(dst, countKey, uint64(countArgs(p.Args)))
+	}
+	return appendCommandLine(appendKey(dst, cmdKey), p.Args)
 }
 
 // appendECSHash writes process.hash inside process.
@@ -133,15 +127,17 @@ func appendECSOrchestrator(dst []byte, m *Meta) []byte {
 		return dst
 	}
 	dst = append(dst, `,"orchestrator":{"type":"kubernetes"`...)
-	if m.PodNamespace != "" {
-		dst = appendStrField(dst, "namespace", m.PodNamespace)
-	}
+	dst = appendNonEmpty(dst, "namespace", m.PodNamespace)
 	dst = append(dst, `,"resource":{"type":"pod"`...)
-	if m.PodName != "" {
-		dst = appendStrField(dst, "name", m.PodName)
-	}
-	if m.PodUID != "" {
-		dst = appendStrField(dst, "id", m.PodUID)
-	}
+	dst = appendNonEmpty(dst, "name", m.PodName)
+	dst = appendNonEmpty(dst, "id", m.PodUID)
 	return append(dst, "}}"...)
+}
+
+// appendNonEmpty appends key and v unless v is empty.
+func appendNonEmpty(dst []byte, key, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendStrField(dst, key, v)
 }
