@@ -55,6 +55,7 @@ func TestAgentAncestryAndHash(t *testing.T) {
 				ev := find(t, evs, "grandchild exec", func(ev map[string]any) bool {
 					return ev["data_type"] == "59" && strings.HasSuffix(fmt.Sprint(ev["argv"]), token)
 				})
+				t.Logf("grandchild exec: exe_hash %v, parent_args %v, ancestors %v", ev["exe_hash"], ev["parent_args"], ev["ancestors"])
 				expect(t, ev, "exe", "/bin/busybox")
 				expect(t, ev, "exe_hash", want)
 				expect(t, ev, "parent_exe", "/bin/busybox")
