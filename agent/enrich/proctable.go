@@ -227,6 +227,11 @@ func (p *procTable) lookup(pid uint32, at uint64) *procEntry {
 		if e.start <= at+startSlack && (e.until == 0 || at < e.until) {
 			return e
 		}
+		if !e.gone {
+			// The same process, but the table knows only an image
+			// it exec'd after at: /proc shows that one too.
+			return nil
+		}
 	}
 	if ok && start <= at+startSlack {
 		// A process the table does not know (or a later holder of

@@ -128,6 +128,22 @@ func TestProcessTablePidReuse(t *testing.T) {
 	}
 }
 
+// An event read after its parent exec'd again: the table knows only the
+// later image, and says nothing rather than name it.
+func TestProcessTableLaterImage(t *testing.T) {
+	dir := t.TempDir()
+	fakeProc(t, dir, 200, 1, 600, "/usr/bin/python3", "python3\x00")
+	p, clk := testTable(t, dir, 64)
+	p.exec(execOf(200, 1, tickTime(3000), "/usr/bin/python3", "python3\x00"))
+	clk.advance(2 * verifyEvery)
+	if a := p.ancestry(nil, execOf(300, 200, tickTime(2000), "/bin/ls", "ls\x00"), 1); len(a) != 0 {
+		t.Errorf("event before the parent's exec: %q", chain(a))
+	}
+	if e := p.m[200]; e == nil || e.start != tickTime(3000) {
+		t.Errorf("the exec's entry was replaced: %+v", e)
+	}
+}
+
 func TestProcessTableAgesOutAndIsBounded(t *testing.T) {
 	dir := t.TempDir()
 	fakeProc(t, dir, 1, 0, 10, "/sbin/init", "init\x00")
