@@ -13,7 +13,8 @@
 #      kernel the VM tests use; its tarball is cached in
 #      $SMITH_CACHE/packaging/, so later runs need no network;
 #   3. in it (chroot): install V1, upgrade to V2, a removal while the
-#      module is busy (must fail and keep everything), the removal.
+#      module is busy (must fail and keep everything), the removal; then
+#      the same with scripts/install.sh and uninstall.sh.
 #      DKMS really builds smith.ko there against the 6.1 headers.  The
 #      root runs no systemd and cannot load modules: packaging/test/ puts
 #      a systemctl and a modprobe on its PATH that record each call and
@@ -42,6 +43,7 @@ check() {
 has() { grep -qF -- "$2" <<<"$1"; }
 hasline() { grep -qxF -- "$2" <<<"$1"; }
 lacks() { ! grep -qF -- "$2" <<<"$1"; }
+only_line() { [ "$(grep -c . <<<"$1")" = 1 ] && grep -q -- "$2" <<<"$1"; }
 not_grep() { ! grep -qE -- "$1" <<<"$2"; }
 one() {
 	local f
@@ -289,6 +291,49 @@ check "remove: dkms status empty" [ -z "$(in_root dkms status -m smith)" ]
 check "remove: sources gone" [ ! -e "$root/usr/src/smith-$v2" ]
 check "remove: smith.ko gone" [ ! -e "$root$ko" ]
 check "remove: configuration purged" [ ! -e "$root/etc/smith/smith-agent.toml" ]
+
+# ---- 3e. the second way: scripts/install.sh and uninstall.sh ----
+# The same root, the packages gone, systemd "running" again: install
+# version 1.0, install 1.1 over it (the loaded module must be replaced),
+# uninstall while busy (must fail, removing nothing), uninstall.
+mkdir -p "$root/run/systemd/system" "$root/src/bin" "$root/src/docs" "$root/src/agent"
+tar -C "$SMITH_ROOT" -cf - kernel scripts | tar -C "$root/src" -xf -
+cp "$SMITH_ROOT/agent/smith-agent.toml" "$root/src/agent/"
+cp "$SMITH_ROOT/docs/AGENT.md" "$SMITH_ROOT/docs/EVENTS.md" "$root/src/docs/"
+cp "$v1dir/bin-$arch/smith-agent" "$root/src/bin/"
+script() {
+	local what=$1
+	shift
+	: >"$calls"
+	log "scripts: $what"
+	out=$(in_root "$@" 2>&1) && rc=0 || rc=$?
+	echo "$out" | sed 's/^/  | /'
+}
+script "install.sh, version 1.0" env SMITH_VERSION=1.0 /src/scripts/install.sh
+check "install.sh: exits 0" [ "$rc" = 0 ]
+check "install.sh: dkms status: smith/1.0 installed" grep -q "^smith/1\.0, $kver, .*: installed" <<<"$(in_root dkms status -m smith)"
+check "install.sh: module 1.0 loaded" [ "$(cat "$root/sys/module/smith/version")" = 1.0 ]
+in_order "install.sh" "modprobe smith" "unit start smith-module.service" "unit start smith-agent.service"
+script "install.sh, version 1.1 over 1.0" env SMITH_VERSION=1.1 /src/scripts/install.sh
+check "install.sh upgrade: exits 0" [ "$rc" = 0 ]
+st=$(in_root dkms status -m smith)
+check "install.sh upgrade: smith/1.1 installed, 1.0 gone" only_line "$st" "^smith/1\.1, $kver, .*: installed"
+check "install.sh upgrade: /usr/src/smith-1.0 gone" [ ! -e "$root/usr/src/smith-1.0" ]
+check "install.sh upgrade: module 1.1 loaded in place of 1.0" [ "$(cat "$root/sys/module/smith/version")" = 1.1 ]
+in_order "install.sh upgrade" "unit stop smith-agent.service" "modprobe -r smith" "modprobe smith" "unit start smith-agent.service"
+touch "$root/run/smith-test/busy"
+script "uninstall.sh while the module is busy" /src/scripts/uninstall.sh
+check "uninstall.sh busy: fails" [ "$rc" != 0 ]
+check "uninstall.sh busy: says the module is in use" has "$out" "the module is in use"
+check "uninstall.sh busy: does not say done" lacks "$out" "done"
+check "uninstall.sh busy: DKMS build kept" grep -q "^smith/1\.1, $kver, .*: installed" <<<"$(in_root dkms status -m smith)"
+check "uninstall.sh busy: sources kept" [ -f "$root/usr/src/smith-1.1/dkms.conf" ]
+rm "$root/run/smith-test/busy"
+script "uninstall.sh" /src/scripts/uninstall.sh
+check "uninstall.sh: exits 0" [ "$rc" = 0 ]
+check "uninstall.sh: module unloaded" [ ! -d "$root/sys/module/smith" ]
+check "uninstall.sh: dkms status empty" [ -z "$(in_root dkms status -m smith)" ]
+check "uninstall.sh: sources gone" [ ! -e "$root/usr/src/smith-1.1" ]
 
 umount "$root/proc"
 trap - EXIT
