@@ -300,7 +300,6 @@ func pack(o *options, stage string, d pkgDesc, format string) (string, error) {
 	info.RPM.Summary = d.summary
 	info.RPM.Group = "System Environment/Daemons"
 	info.RPM.BuildHost = "smith"
-	info.Deb.Compression = "xz"
 	for _, dep := range d.depends[format] {
 		info.Depends = append(info.Depends, expand(o, dep))
 	}
