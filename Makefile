@@ -24,6 +24,7 @@ help:
 	@echo "make demo   boot the 6.1 VM with module and agent, print live JSON events"
 	@echo "make test   all tests (Go, cross-language ring, module builds, VM tests)"
 	@echo "make build  static binaries into bin/ (ARCH=arm64: bin/linux-arm64/)"
+	@echo "make packages  .deb and .rpm of smith-dkms, smith-agent, smith-console into out/packages/"
 	@echo "make bench  benchmarks, written to docs/BENCHMARKS.md"
 	@echo "make deps   install build and test dependencies (apt, Go modules)"
 

@@ -13,6 +13,8 @@ PACKAGES=(
 	qemu-system-x86 qemu-system-arm busybox-static cpio debian-archive-keyring xz-utils zstd
 	chromium  # the console's browser test (heartbeat/web)
 	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
+	# make test-packages: package checks and the throwaway Debian root
+	lintian rpm mmdebstrap
 )
 
 missing=()

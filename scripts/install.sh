@@ -13,7 +13,10 @@
 #   --no-start     install, but do not load the module or start the agent
 #
 # The module is installed with DKMS when dkms is present (rebuilt on kernel
-# upgrades), else built once against /lib/modules/$(uname -r)/build.  The
+# upgrades), else built once against /lib/modules/$(uname -r)/build; its
+# version is git describe's.  Run again on a newer tree, it upgrades:
+# the agent stops, the old module is unloaded, the new one loads, the
+# agent starts.  The packages (docs/PACKAGES.md) are the first way.  The
 # binary comes from bin/linux-ARCH/smith-agent or bin/smith-agent (make
 # build), the first built for this machine's architecture (x86_64 or
 # arm64), and is built here when neither is.
@@ -31,7 +34,7 @@ while (($#)); do
 	--root) root=$2; module=0; start=0; shift 2 ;;
 	--no-module) module=0; shift ;;
 	--no-start) start=0; shift ;;
-	-h | --help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -91,15 +94,28 @@ for unit in smith-module.service smith-agent.service; do
 done
 say "systemd units: smith-module.service, smith-agent.service"
 
+# The module's version: git describe of this tree (the packages convert
+# the same to their version), or SMITH_VERSION.  It is the DKMS version
+# and what the loaded module reports (/sys/module/smith/version).
+ver=${SMITH_VERSION:-$(git -C "$src" describe --always --dirty 2>/dev/null || :)}
 if ((module)); then
-	ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$src/kernel/dkms.conf")
+	[ -n "$ver" ] || die "no version: $src is not a git checkout; set SMITH_VERSION"
 	if command -v dkms >/dev/null; then
 		say "module: DKMS smith/$ver"
+		# Every registered version goes first, this one included: DKMS
+		# skips building a version it already built.
+		st=$(dkms status -m smith)
+		for old in $(sed -n 's|^smith[/,] *\([^,:]*\).*|\1|p' <<<"$st" | sort -u); do
+			say "module: removing DKMS smith/$old"
+			dkms remove -m smith -v "$old" --all
+			rm -rf "/usr/src/smith-$old"
+		done
 		rm -rf "/usr/src/smith-$ver"
-		cp -r "$src/kernel" "/usr/src/smith-$ver"
-		dkms add -m smith -v "$ver" 2>/dev/null || true
-		dkms build -m smith -v "$ver"
-		dkms install -m smith -v "$ver" --force
+		mkdir -p "/usr/src/smith-$ver"
+		tar -C "$src/kernel" --exclude='*.go' -cf - . | tar -C "/usr/src/smith-$ver" -xf -
+		sed -i "s/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"$ver\"/" "/usr/src/smith-$ver/dkms.conf"
+		dkms add -m smith -v "$ver"
+		dkms install -m smith -v "$ver"
 	else
 		kdir=/lib/modules/$(uname -r)/build
 		[ -d "$kdir" ] || die "no kernel headers at $kdir: install linux-headers-$(uname -r) or dkms"
@@ -113,10 +129,36 @@ if ((module)); then
 	fi
 fi
 
+# stop_unmanaged_agent: an agent started without systemd (pid file).
+stop_unmanaged_agent() {
+	[ -f /run/smith.pid ] || return 0
+	local pid
+	pid=$(cat /run/smith.pid)
+	kill -0 "$pid" 2>/dev/null || return 0
+	say "stopping smith-agent (pid $pid)"
+	kill -TERM "$pid"
+	for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 1; done
+	die "smith-agent (pid $pid) did not stop within 30 s"
+}
+
 if ((start)); then
+	# An upgrade replaces a loaded module: the agent stops first (the
+	# module refuses to unload while /dev/smith is open), then the old
+	# module goes, then both start again.
 	if [ -d /run/systemd/system ]; then
 		systemctl daemon-reload
 		systemctl enable smith-module.service smith-agent.service
+		if ((module)) && [ -d /sys/module/smith ]; then
+			say "replacing the loaded module $(cat /sys/module/smith/version)"
+			systemctl stop smith-agent.service smith-module.service
+		fi
+	else
+		stop_unmanaged_agent
+	fi
+	if ((module)) && [ -d /sys/module/smith ]; then
+		modprobe -r smith || die "the old module is in use (by what holds /dev/smith); the new one is installed and loads once it is unloaded"
+	fi
+	if [ -d /run/systemd/system ]; then
 		# The agent requires the module: starting it loads the module first.
 		systemctl restart smith-agent.service
 		say "started: $(systemctl is-active smith-module.service) module, $(systemctl is-active smith-agent.service) agent"
@@ -124,5 +166,8 @@ if ((start)); then
 		modprobe smith
 		nohup "$prefix/bin/smith-agent" -config /etc/smith/smith-agent.toml >/dev/null 2>&1 &
 		say "started without systemd: module loaded, agent pid $!"
+	fi
+	if ((module)) && [ "$(cat /sys/module/smith/version)" != "$ver" ]; then
+		die "the loaded module is $(cat /sys/module/smith/version), not $ver"
 	fi
 fi

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # uninstall.sh: stop smith-agent, unload the module (in that order) and
-# remove what scripts/install.sh installed.
+# remove what scripts/install.sh installed.  When the module does not
+# unload (in use), it stops there and removes nothing.
 #
 #   scripts/uninstall.sh [--prefix DIR] [--root DIR] [--purge]
 #
@@ -25,29 +26,41 @@ while (($#)); do
 	esac
 done
 say() { echo "uninstall.sh: $*"; }
+die() { echo "uninstall.sh: $*" >&2; exit 1; }
 
 if [ -z "$root" ]; then
 	[ "$(id -u)" = 0 ] || { echo "uninstall.sh: must run as root" >&2; exit 1; }
-	if [ -d /run/systemd/system ]; then
+	units=()
+	for u in smith-agent.service smith-module.service; do
+		if [ -e "/etc/systemd/system/$u" ]; then units+=("$u"); fi
+	done
+	if [ -d /run/systemd/system ] && ((${#units[@]})); then
 		# Agent first: the module cannot unload while /dev/smith is open.
-		systemctl disable --now smith-agent.service 2>/dev/null || true
-		systemctl disable --now smith-module.service 2>/dev/null || true
-	else
-		if [ -f /run/smith.pid ]; then
-			pid=$(cat /run/smith.pid)
-			kill -TERM "$pid" 2>/dev/null || true
-			for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-		fi
+		systemctl stop "${units[@]}"
+	elif [ -f /run/smith.pid ] && kill -0 "$(cat /run/smith.pid)" 2>/dev/null; then
+		pid=$(cat /run/smith.pid)
+		kill -TERM "$pid"
+		for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+		! kill -0 "$pid" 2>/dev/null || die "smith-agent (pid $pid) did not stop within 30 s; nothing removed"
 	fi
-	modprobe -r smith 2>/dev/null || rmmod smith 2>/dev/null || true
-	ver=$(dkms status smith 2>/dev/null | sed -n 's|^smith[/,] *\([^,:]*\).*|\1|p' | head -n1 || true)
-	if [ -n "$ver" ]; then
-		dkms remove -m smith -v "$ver" --all || true
-		rm -rf "/usr/src/smith-$ver"
-		say "module: DKMS smith/$ver removed"
+	if [ -d /sys/module/smith ]; then
+		modprobe -r smith || die "the module is in use (by what holds /dev/smith); nothing removed"
 	fi
-	rm -f "/lib/modules/$(uname -r)/extra/smith.ko"
-	depmod -a 2>/dev/null || true
+	if ((${#units[@]})) && [ -d /run/systemd/system ]; then
+		systemctl disable "${units[@]}"
+	fi
+	if command -v dkms >/dev/null; then
+		st=$(dkms status -m smith)
+		for ver in $(sed -n 's|^smith[/,] *\([^,:]*\).*|\1|p' <<<"$st" | sort -u); do
+			dkms remove -m smith -v "$ver" --all
+			rm -rf "/usr/src/smith-$ver"
+			say "module: DKMS smith/$ver removed"
+		done
+	fi
+	if [ -e "/lib/modules/$(uname -r)/extra/smith.ko" ]; then
+		rm -f "/lib/modules/$(uname -r)/extra/smith.ko"
+		depmod -a
+	fi
 fi
 
 rm -f "$root/etc/systemd/system/smith-agent.service" "$root/etc/systemd/system/smith-module.service"

@@ -34,6 +34,14 @@ type Config struct {
 	Spool     Spool     `toml:"spool"`
 	Heartbeat Heartbeat `toml:"heartbeat"`
 	Metrics   Metrics   `toml:"metrics"`
+	Tasks     Tasks     `toml:"tasks"`
+}
+
+// Tasks bounds the console's asset collections.
+type Tasks struct {
+	// IntegrityRate bounds the bytes per second the file integrity
+	// check reads.
+	IntegrityRate Size `toml:"integrity_rate"`
 }
 
 // Agent holds process-wide settings.
@@ -93,6 +101,22 @@ type Enrich struct {
 	Containers  bool     `toml:"containers"`
 	Usernames   bool     `toml:"usernames"`
 	RefreshHost Duration `toml:"host_refresh"`
+
+	// ContainerdDir and CrioDirs: where containerd and CRI-O keep each
+	// container's OCI spec (names and pods from its annotations).
+	ContainerdDir string   `toml:"containerd_dir"`
+	CrioDirs      []string `toml:"crio_dirs"`
+	// Ancestry is the number of ancestors each event carries (0: none);
+	// ProcessTableSize bounds the agent's process table.
+	Ancestry         int `toml:"ancestry"`
+	ProcessTableSize int `toml:"process_table_size"`
+	// ExeHash adds the sha256 of exec events' executables, hashed at
+	// most ExeHashRate bytes per second, files up to ExeHashMaxSize; the
+	// reader waits at most ExeHashWait for a file it has not seen.
+	ExeHash        bool     `toml:"exe_hash"`
+	ExeHashMaxSize Size     `toml:"exe_hash_max_size"`
+	ExeHashRate    Size     `toml:"exe_hash_rate"`
+	ExeHashWait    Duration `toml:"exe_hash_wait"`
 }
 
 // Output selects the sinks.
@@ -179,7 +203,10 @@ func Default() Config {
 		Filter: Filter{Self: true},
 		Enrich: Enrich{ProcDir: "/proc", PasswdFile: "/etc/passwd", DockerDir: "/var/lib/docker",
 			KubeletDir: "/var/lib/kubelet", CacheSize: 4096, Containers: true, Usernames: true,
-			RefreshHost: Duration(time.Minute)},
+			RefreshHost: Duration(time.Minute), ContainerdDir: "/run/containerd",
+			CrioDirs: []string{"/run/containers/storage", "/var/lib/containers/storage"},
+			Ancestry: 4, ProcessTableSize: 16384, ExeHash: true, ExeHashMaxSize: 128 << 20,
+			ExeHashRate: 32 << 20, ExeHashWait: Duration(20 * time.Millisecond)},
 		Output: Output{File: File{Path: "/var/log/smith/events.json", MaxBytes: 100 << 20, MaxFiles: 5}},
 		Kafka: Kafka{Topic: "smith", ClientID: "smith-agent", Compression: "snappy", Acks: "all",
 			MaxMessageBytes: 1 << 20, Timeout: Duration(10 * time.Second),
@@ -187,6 +214,7 @@ func Default() Config {
 		Spool:     Spool{MaxBytes: 1 << 30, SegmentBytes: 16 << 20},
 		Heartbeat: Heartbeat{Interval: Duration(30 * time.Second), Timeout: Duration(10 * time.Second)},
 		Metrics:   Metrics{Listen: "127.0.0.1:9464"},
+		Tasks:     Tasks{IntegrityRate: 20 << 20},
 	}
 }
 
@@ -294,6 +322,7 @@ func (c *Config) finish() error {
 	if c.Enrich.CacheSize < 1 || c.Enrich.CacheSize > 1<<20 {
 		bad("enrich.cache_size = %d: want 1..1048576", c.Enrich.CacheSize)
 	}
+	c.checkContext(bad)
 	for _, s := range c.Output.Sinks {
 		oneOf("output.sinks", s, "stdout", "file", "kafka")
 	}

@@ -43,6 +43,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = strconv.AppendUint(dst, uint64(ev.Pid), 10)
 	dst = append(dst, `},"parent":{"pid":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Ppid), 10)
+	dst = appendECSParent(dst, m)
 	dst = append(dst, `},"group_leader":{"pid":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Pgid), 10)
 	dst = append(dst, `},"session_leader":{"pid":`...)
@@ -52,6 +53,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	if f := ev.Fields[decode.FieldExe]; f.Present {
 		dst = appendStrField(dst, "executable", f.Value)
 	}
+	dst = appendECSHash(dst, m)
 	if f := ev.Fields[decode.FieldArgv]; f.Present {
 		dst = appendKey(dst, "args")
 		dst = appendArgs(dst, f.Value)
@@ -93,13 +95,12 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 		if m.ContainerName != "" {
 			dst = appendStrField(dst, "name", m.ContainerName)
 		}
+		if m.ContainerRuntime != "" {
+			dst = appendStrField(dst, "runtime", m.ContainerRuntime)
+		}
 		dst = append(dst, '}')
 	}
-	if m.PodName != "" {
-		dst = append(dst, `,"orchestrator":{"type":"kubernetes","resource":{"type":"pod","name":`...)
-		dst = appendString(dst, m.PodName)
-		dst = append(dst, "}}"...)
-	}
+	dst = appendECSOrchestrator(dst, m)
 
 	if ev.HasConnect {
 		c := &ev.Connect
@@ -131,6 +132,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = appendUintField(dst, "cgroup_id", ev.CgroupID)
 	dst = appendUintField(dst, "cpu", uint64(ev.CPU))
 	dst = appendRecordFlags(dst, ev.Flags)
+	dst = appendECSSmithContext(dst, m)
 	for id := range ev.Fields {
 		f := &ev.Fields[id]
 		if !f.Present || uint16(id) == decode.FieldConnectID {

@@ -42,6 +42,15 @@ type Meta struct {
 	ContainerID   string
 	ContainerName string
 	PodName       string
+
+	// Context (agent/enrich): container runtime and pod, the executable's
+	// hash and the ancestry (context.go writes them).
+	ContainerRuntime string
+	PodNamespace     string
+	PodUID           string
+	ExeHash          string // sha256, hex; "" with ExeHashStatus saying why
+	ExeHashStatus    string
+	Ancestors        []Ancestor // [0] is the parent; empty when unknown
 }
 
 // DataTypeTask is the data_type of asset-collection results.
@@ -230,6 +239,7 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	if m.PodName != "" {
 		dst = appendStrField(dst, "pod_name", m.PodName)
 	}
+	dst = appendSmithContext(dst, m)
 	dst = appendRecordFlags(dst, ev.Flags)
 	for id := range ev.Fields {
 		f := &ev.Fields[id]

@@ -17,8 +17,10 @@ type Container struct {
 	ID      string // 64 hex digits (docker, containerd, cri-o, podman)
 	Runtime string // docker, containerd, cri-o, podman, or "" when unsure
 	Name    string // from the runtime's metadata, when readable
-	PodName string // Kubernetes pod, from the kubelet's pod directory
+	PodName string // Kubernetes pod, from the runtime or the kubelet's pod directory
 	PodUID  string
+	// PodNamespace is the pod's Kubernetes namespace (runtime metadata).
+	PodNamespace string
 }
 
 // Cgroup path shapes, from real hosts:
@@ -73,19 +75,27 @@ func ParseCgroup(data []byte) (c Container, ok bool) {
 	return Container{}, false
 }
 
-// dockerName reads the container's name from docker's config.v2.json.
-func dockerName(dockerDir, id string) string {
+// dockerMeta reads the container's name, and the pod labels the kubelet
+// sets, from docker's config.v2.json.
+func dockerMeta(dockerDir, id string, c *Container) bool {
 	raw, err := readLimited(filepath.Join(dockerDir, "containers", id, "config.v2.json"), 1<<20)
 	if err != nil {
-		return ""
+		return false
 	}
 	var cfg struct {
-		Name string `json:"Name"`
+		Name   string `json:"Name"`
+		Config struct {
+			Labels map[string]string `json:"Labels"`
+		} `json:"Config"`
 	}
 	if json.Unmarshal(raw, &cfg) != nil {
-		return ""
+		return false
 	}
-	return strings.TrimPrefix(cfg.Name, "/")
+	c.fromAnnotations(cfg.Config.Labels)
+	if c.Name == "" {
+		c.Name = strings.TrimPrefix(cfg.Name, "/")
+	}
+	return true
 }
 
 // podName reads the pod's name from the kubelet's pod directory: the

@@ -29,6 +29,17 @@ type Options struct {
 	CacheSize  int
 	Usernames  bool
 	Containers bool
+
+	// ContainerdDir and CrioDirs hold the runtimes' container specs
+	// (container_cri.go).
+	ContainerdDir string
+	CrioDirs      []string
+	// Ancestry is how many ancestors events carry (0: none);
+	// ProcessTableSize bounds the process table (proctable.go).
+	Ancestry         int
+	ProcessTableSize int
+	// Hash configures the executable hash of exec events (exehash.go).
+	Hash HashOptions
 }
 
 // Enricher fills encode.Meta.  Not safe for concurrent use: the reader
@@ -42,6 +53,10 @@ type Enricher struct {
 
 	containers *bounded[uint64, Container]
 	hostMntNS  uint32
+
+	procs  *procTable
+	anc    []encode.Ancestor
+	hasher *exeHasher
 }
 
 // New returns an Enricher.
@@ -58,6 +73,7 @@ func New(opt Options) *Enricher {
 			e.hostMntNS = uint32(st.Ino)
 		}
 	}
+	e.startContext()
 	return e
 }
 
@@ -70,7 +86,11 @@ func (e *Enricher) Enrich(ev *decode.Event, m *encode.Meta) {
 	if e.opt.Containers && ev.MntNS != 0 && ev.MntNS != e.hostMntNS {
 		c := e.container(ev)
 		m.ContainerID, m.ContainerName, m.PodName = c.ID, c.Name, c.PodName
+		m.ContainerRuntime, m.PodNamespace, m.PodUID = c.Runtime, c.PodNamespace, c.PodUID
+	} else {
+		m.ContainerRuntime, m.PodNamespace, m.PodUID = "", "", ""
 	}
+	e.enrichContext(ev, m)
 }
 
 // Username returns the name of uid from the passwd file ("" if unknown).
@@ -134,10 +154,8 @@ func (e *Enricher) lookupContainer(pid uint32) Container {
 	if !ok {
 		return Container{}
 	}
-	if c.Runtime == "docker" || c.Runtime == "" {
-		c.Name = dockerName(e.opt.DockerDir, c.ID)
-	}
-	if c.PodUID != "" {
+	e.runtimeMeta(&c)
+	if c.PodUID != "" && c.PodName == "" {
 		c.PodName = podName(e.opt.KubeletDir, c.PodUID)
 	}
 	return c

@@ -24,6 +24,8 @@ import (
 type Tasks struct {
 	Root   string // prefix for every path read ("" or "/"; tests use a tree)
 	Status func() (module, agent [][2]string)
+	// IntegrityRate bounds the bytes per second file_integrity reads.
+	IntegrityRate int64
 }
 
 func (t *Tasks) path(p string) string { return filepath.Join(t.Root, p) }
@@ -43,6 +45,8 @@ func (t *Tasks) Run(ctx context.Context, kind api.TaskKind) ([]encode.TaskItem, 
 		return t.crontabs()
 	case api.TaskPackages:
 		return t.packages(ctx)
+	case api.TaskFileIntegrity:
+		return t.integrity(ctx)
 	case api.TaskModuleStatus, api.TaskAgentStatus:
 		mod, agent := t.Status()
 		f := mod

@@ -65,6 +65,13 @@ func startAgent(t *testing.T, dir, format string) *agent {
 
 func startAgentOn(t *testing.T, dir, format, kind string) *agent {
 	t.Helper()
+	return startAgentConf(t, dir, format, kind, "")
+}
+
+// startAgentConf starts the agent with extra TOML tables after the
+// test's configuration.
+func startAgentConf(t *testing.T, dir, format, kind, extra string) *agent {
+	t.Helper()
 	bin, err := exec.LookPath("smith-agent")
 	if err != nil {
 		t.Fatal("smith-agent not on PATH:", err)
@@ -87,7 +94,7 @@ sinks = ["file"]
 path = %q
 [metrics]
 listen = ""
-`, format, filepath.Join(dir, "state"), kind, a.log, a.events)), 0o600)
+%s`, format, filepath.Join(dir, "state"), kind, a.log, a.events, extra)), 0o600)
 	a.cmd = exec.Command(bin, "-config", cfg)
 	a.cmd.Stderr = os.Stderr
 	if err := a.cmd.Start(); err != nil {

@@ -147,12 +147,13 @@ const (
 	TaskPackages         TaskKind = "packages"          // installed packages (dpkg or rpm query: the one allowed external command)
 	TaskModuleStatus     TaskKind = "module_status"     // smith.ko loaded?, version, ABI, ring stats, hooks attached
 	TaskAgentStatus      TaskKind = "agent_status"      // agent config digest, sinks, queue and spool state
+	TaskFileIntegrity    TaskKind = "file_integrity"    // packages' files against dpkg's md5sums or rpm -Va (the seed's FileSystemIntegrityCheck)
 )
 
 // TaskKinds lists every kind, in display order.
 var TaskKinds = []TaskKind{
 	TaskListeningSockets, TaskUsers, TaskCrontabs, TaskPackages,
-	TaskModuleStatus, TaskAgentStatus,
+	TaskModuleStatus, TaskAgentStatus, TaskFileIntegrity,
 }
 
 // Known reports whether k is one of TaskKinds.

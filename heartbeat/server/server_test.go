@@ -67,8 +67,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{
-		t:     t,
-		path:  filepath.Join(t.TempDir(), "hosts.db"),
+		t:    t,
+		path: filepath.Join(t.TempDir(), "hosts.db"),
 		// The clock starts at the real time: the cookie jar of the login
 		// test checks the session cookie's Expires against the wall clock.
 		clock: &clock{now: time.Now().UTC().Truncate(time.Second)},

@@ -43,3 +43,44 @@ kernel_env() {
 	out=$("$VM_DIR/kernels.sh" "$1") || die "cannot get kernel $1"
 	eval "$out"
 }
+
+# The Debian mirror from the system's apt sources (deb822 *.sources files or
+# one-line *.list files): the first "deb" entry for a Debian release suite.
+system_mirror() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -r "$f" ] || continue
+		awk '
+			function flush() {
+				if (types ~ /(^| )deb( |$)/ && enabled != "no" &&
+				    suites ~ /(^| )(bullseye|bookworm|trixie|forky|sid|oldstable|stable|testing|unstable)( |$)/ &&
+				    uri != "") { print uri; found = 1; exit }
+				types = suites = uri = enabled = ""
+			}
+			/^[ \t]*$/ { flush(); next }
+			/^[ \t]*#/ { next }
+			tolower($1) == "types:"   { $1 = ""; types = $0 }
+			tolower($1) == "suites:"  { $1 = ""; suites = $0 }
+			tolower($1) == "uris:"    { uri = $2 }
+			tolower($1) == "enabled:" { enabled = tolower($2) }
+			END { if (!found) flush() }
+		' "$f"
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -r "$f" ] || continue
+		# deb [options] URI SUITE COMPONENTS...
+		sed -e 's/\[[^]]*\]//' "$f" | awk '
+			$1 == "deb" && $3 ~ /^(bullseye|bookworm|trixie|forky|sid|oldstable|stable|testing|unstable)$/ { print $2 }'
+	done
+}
+
+mirror() {
+	if [ -n "${SMITH_DEBIAN_MIRROR:-}" ]; then
+		echo "$SMITH_DEBIAN_MIRROR"
+		return
+	fi
+	local m
+	m=$(system_mirror | head -n1)
+	[ -n "$m" ] || die "no Debian mirror in /etc/apt/sources.list{,.d/}: set SMITH_DEBIAN_MIRROR to the Debian archive URI"
+	echo "$m"
+}

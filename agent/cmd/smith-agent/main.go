@@ -204,7 +204,12 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 		ProcDir: cfg.Enrich.ProcDir, PasswdFile: cfg.Enrich.PasswdFile, DockerDir: cfg.Enrich.DockerDir,
 		KubeletDir: cfg.Enrich.KubeletDir, CacheSize: cfg.Enrich.CacheSize,
 		Usernames: cfg.Enrich.Usernames, Containers: cfg.Enrich.Containers,
+		ContainerdDir: cfg.Enrich.ContainerdDir, CrioDirs: cfg.Enrich.CrioDirs,
+		Ancestry: cfg.Enrich.Ancestry, ProcessTableSize: cfg.Enrich.ProcessTableSize,
+		Hash: enrich.HashOptions{Enabled: cfg.Enrich.ExeHash, MaxSize: int64(cfg.Enrich.ExeHashMaxSize),
+			Rate: int64(cfg.Enrich.ExeHashRate), Wait: cfg.Enrich.ExeHashWait.D(), CacheSize: cfg.Enrich.CacheSize},
 	})
+	defer enr.Close()
 
 	queue := max(2, cfg.Agent.QueueSize/256) + 1
 	var sinks []sink.Sink
@@ -305,7 +310,7 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 				}
 				return ""
 			},
-			Tasks: &heartbeat.Tasks{Root: "/", Status: func() (mod, ag [][2]string) {
+			Tasks: &heartbeat.Tasks{Root: "/", IntegrityRate: int64(cfg.Tasks.IntegrityRate), Status: func() (mod, ag [][2]string) {
 				m := src.Module()
 				r := counters.Ring()
 				mod = [][2]string{{"loaded", strconv.FormatBool(m.Version != "")}, {"version", m.Version}, {"abi", m.ABI},

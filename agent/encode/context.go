@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+
+package encode
+
+import (
+	"strconv"
+)
+
+// Ancestor is one process of an event's ancestry, as the agent's process
+// table knows it: Ancestors[0] is the parent, [1] the grandparent, ...
+type Ancestor struct {
+	Pid uint32
+	// StartNs is the time (CLOCK_REALTIME, ns) of the exec that gave the
+	// process its executable, or its start from /proc when the agent
+	// learned it there (docs/EVENTS.md).
+	StartNs uint64
+	Exe     string
+	// Args is the NUL-separated argv (never modified once in the table);
+	// only the parent's is written.
+	Args          []byte
+	ArgsTruncated bool
+}
+
+// Executable hash states of Meta.ExeHashStatus ("" when ExeHash is set).
+const (
+	HashPending  = "pending"   // not computed yet; a later event of the same file carries it
+	HashTooLarge = "too_large" // larger than enrich.exe_hash_max_size
+	HashChanged  = "changed"   // the file changed while it was read
+	HashError    = "error"     // unreadable
+	HashSkipped  = "skipped"   // the hash queue was full
+)
+
+// appendSmithContext writes the parent, the ancestry, the executable hash
+// and the container details in the smith format.
+func appendSmithContext(dst []byte, m *Meta) []byte {
+	dst = appendNonEmpty(dst, "container_runtime", m.ContainerRuntime)
+	dst = appendNonEmpty(dst, "pod_namespace", m.PodNamespace)
+	dst = appendNonEmpty(dst, "pod_uid", m.PodUID)
+	if m.ExeHash != "" {
+		dst = appendStrField(dst, "exe_hash", m.ExeHash)
+	} else if m.ExeHashStatus != "" {
+		dst = appendStrField(dst, "exe_hash_status", m.ExeHashStatus)
+	}
+	if len(m.Ancestors) == 0 {
+		return dst
+	}
+	p := &m.Ancestors[0]
+	dst = appendParent(dst, p, "parent_exe", "parent_args", "", "parent_argv")
+	if p.ArgsTruncated {
+		dst = appendBoolField(dst, "parent_args_truncated", true)
+	}
+	dst = appendUintField(dst, "parent_start_time_ns", p.StartNs)
+	return appendAncestors(appendKey(dst, "ancestors"), m.Ancestors, "exe", "start_time_ns")
+}
+
+// appendAncestors writes the chain as an array of {pid, exe, start}.
+func appendAncestors(dst []byte, chain []Ancestor, exeKey, startKey string) []byte {
+	dst = append(dst, '[')
+	for i := range chain {
+		a := &chain[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"pid":`...)
+		dst = strconv.AppendUint(dst, uint64(a.Pid), 10)
+		dst = appendStrField(dst, exeKey, a.Exe)
+		if startKey == "start" {
+			dst = appendKey(dst, startKey)
+			dst = appendTime(dst, int64(a.StartNs))
+		} else {
+			dst = appendUintField(dst, startKey, a.StartNs)
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+// appendECSParent writes the members of process.parent after its pid.
+func appendECSParent(dst []byte, m *Meta) []byte {
+	if len(m.Ancestors) == 0 {
+		return dst
+	}
+	p := &m.Ancestors[0]
+	dst = appendParent(dst, p, "executable", "args", "args_count", "command_line")
+	dst = appendKey(dst, "start")
+	return appendTime(dst, int64(p.StartNs))
+}
+
+// appendParent writes the parent's executable, arguments (and their
+// count when countKey is set) and command line under the given keys.
+func appendParent(dst []byte, p *Ancestor, exeKey, argsKey, countKey, cmdKey string) []byte {
+	dst = appendStrField(dst, exeKey, p.Exe)
+	dst = appendArgs(appendKey(dst, argsKey), p.Args)
+	if countKey != "" {
+		dst = appendUintField(dst, countKey, uint64(countArgs(p.Args)))
+	}
+	return appendCommandLine(appendKey(dst, cmdKey), p.Args)
+}
+
+// appendECSHash writes process.hash inside process.
+func appendECSHash(dst []byte, m *Meta) []byte {
+	if m.ExeHash == "" {
+		return dst
+	}
+	dst = append(dst, `,"hash":{"sha256":`...)
+	dst = appendString(dst, m.ExeHash)
+	return append(dst, '}')
+}
+
+// appendECSSmithContext writes, under smith, what ECS has no field for.
+func appendECSSmithContext(dst []byte, m *Meta) []byte {
+	if m.ExeHash == "" && m.ExeHashStatus != "" {
+		dst = appendStrField(dst, "exe_hash_status", m.ExeHashStatus)
+	}
+	if len(m.Ancestors) > 0 {
+		if m.Ancestors[0].ArgsTruncated {
+			dst = appendBoolField(dst, "parent_args_truncated", true)
+		}
+		dst = appendAncestors(appendKey(dst, "ancestors"), m.Ancestors, "executable", "start")
+	}
+	return dst
+}
+
+// appendECSOrchestrator writes orchestrator for a pod.
+func appendECSOrchestrator(dst []byte, m *Meta) []byte {
+	if m.PodName == "" && m.PodUID == "" {
+		return dst
+	}
+	dst = append(dst, `,"orchestrator":{"type":"kubernetes"`...)
+	dst = appendNonEmpty(dst, "namespace", m.PodNamespace)
+	dst = append(dst, `,"resource":{"type":"pod"`...)
+	dst = appendNonEmpty(dst, "name", m.PodName)
+	dst = appendNonEmpty(dst, "id", m.PodUID)
+	return append(dst, "}}"...)
+}
+
+// appendNonEmpty appends key and v unless v is empty.
+func appendNonEmpty(dst []byte, key, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	return appendStrField(dst, key, v)
+}

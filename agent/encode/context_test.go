@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+
+package encode
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func contextMeta() *Meta {
+	return &Meta{Seq: 3, ContainerID: "c1", ContainerName: "web", ContainerRuntime: "containerd",
+		PodName: "web-7d4", PodNamespace: "shop", PodUID: "0b7c2a34-1111-2222-3333-444455556666",
+		ExeHash: "ab12", Ancestors: []Ancestor{
+			{Pid: 1, StartNs: 1700000000000000000, Exe: "/bin/bash", Args: []byte("bash\x00-c\x00ls -l\x00"), ArgsTruncated: true},
+			{Pid: 2, StartNs: 1600000000000000000, Exe: "/usr/sbin/sshd"},
+		}}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestSmithContextFields(t *testing.T) {
+	v := encodeJSON(t, FormatSmith, execEvent("ls\x00"), contextMeta())
+	for k, want := range map[string]string{
+		"parent_exe": `"/bin/bash"`, "parent_argv": `"bash -c ls -l"`, "parent_args": `["bash","-c","ls -l"]`,
+		"parent_args_truncated": `true`, "parent_start_time_ns": `1700000000000000000`,
+		"ancestors": `[{"exe":"/bin/bash","pid":1,"start_time_ns":1700000000000000000},{"exe":"/usr/sbin/sshd","pid":2,"start_time_ns":1600000000000000000}]`,
+		"exe_hash":  `"ab12"`, "container_runtime": `"containerd"`,
+		"pod_namespace": `"shop"`, "pod_uid": `"0b7c2a34-1111-2222-3333-444455556666"`,
+	} {
+		if got := jsonOf(t, v[k]); got != want {
+			t.Errorf("%s = %s, want %s", k, got, want)
+		}
+	}
+	if _, ok := v["exe_hash_status"]; ok {
+		t.Error("exe_hash_status present with a hash")
+	}
+	m := &Meta{ExeHashStatus: HashPending}
+	v = encodeJSON(t, FormatSmith, execEvent("ls\x00"), m)
+	if v["exe_hash_status"] != "pending" || v["exe_hash"] != nil || v["parent_exe"] != nil || v["ancestors"] != nil {
+		t.Errorf("no context: exe_hash_status %v exe_hash %v parent_exe %v ancestors %v", v["exe_hash_status"], v["exe_hash"], v["parent_exe"], v["ancestors"])
+	}
+}
+
+func TestECSContextFields(t *testing.T) {
+	v := encodeJSON(t, FormatECS, execEvent("ls\x00"), contextMeta())
+	for k, want := range map[string]string{
+		"process.parent.pid":          `1`,
+		"process.parent.executable":   `"/bin/bash"`,
+		"process.parent.args":         `["bash","-c","ls -l"]`,
+		"process.parent.args_count":   `3`,
+		"process.parent.command_line": `"bash -c ls -l"`,
+		"process.parent.start":        `"2023-11-14T22:13:20Z"`,
+		"process.hash.sha256":         `"ab12"`,
+		"smith.ancestors":             `[{"executable":"/bin/bash","pid":1,"start":"2023-11-14T22:13:20Z"},{"executable":"/usr/sbin/sshd","pid":2,"start":"2020-09-13T12:26:40Z"}]`,
+		"smith.parent_args_truncated": `true`,
+		"container.runtime":           `"containerd"`,
+		"orchestrator.namespace":      `"shop"`,
+		"orchestrator.resource.name":  `"web-7d4"`,
+		"orchestrator.resource.id":    `"0b7c2a34-1111-2222-3333-444455556666"`,
+		"orchestrator.resource.type":  `"pod"`,
+		"smith.exe_hash_status":       `null`,
+	} {
+		if got := jsonOf(t, get(v, k)); got != want {
+			t.Errorf("%s = %s, want %s", k, got, want)
+		}
+	}
+	v = encodeJSON(t, FormatECS, execEvent("ls\x00"), &Meta{ExeHashStatus: HashTooLarge})
+	if get(v, "smith.exe_hash_status") != "too_large" || get(v, "process.hash") != nil || get(v, "process.parent.executable") != nil {
+		t.Errorf("no context: %v %v", get(v, "smith.exe_hash_status"), get(v, "process.hash"))
+	}
+}
+
+func TestContextDoesNotAllocate(t *testing.T) {
+	for _, f := range []Format{FormatSmith, FormatECS} {
+		e, _ := New(f, testHost)
+		m := contextMeta()
+		ev := execEvent("ls\x00-l\x00")
+		buf := make([]byte, 0, 8192)
+		if allocs := testing.AllocsPerRun(100, func() { buf = e.AppendEvent(buf[:0], ev, m) }); allocs != 0 {
+			t.Errorf("%s: %v allocations per event with context", f, allocs)
+		}
+	}
+}

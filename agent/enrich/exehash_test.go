@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+
+package enrich
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"smith/agent/decode"
+	"smith/agent/encode"
+)
+
+// hashFixture: a fake /proc where process 42's exe is a file of the test.
+func hashFixture(t *testing.T, content []byte) (procDir, exe string) {
+	t.Helper()
+	root := t.TempDir()
+	procDir = filepath.Join(root, "proc")
+	exe = filepath.Join(root, "bin", "tool")
+	writeFile(t, exe, string(content))
+	os.MkdirAll(filepath.Join(procDir, "42"), 0o755)
+	if err := os.Symlink(exe, filepath.Join(procDir, "42", "exe")); err != nil {
+		t.Fatal(err)
+	}
+	return procDir, exe
+}
+
+func execEv(pid uint32, exe string) *decode.Event {
+	ev := &decode.Event{Type: decode.TypeExecve, Tgid: pid, Pid: pid}
+	ev.Fields[decode.FieldExe] = decode.Field{Present: true, Value: []byte(exe)}
+	return ev
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// settle waits until the file's hash is no longer being computed.
+func settle(h *exeHasher, path string) {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return
+	}
+	h.mu.Lock()
+	done := h.inflight[keyOf(&st)]
+	h.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+func TestExeHash(t *testing.T) {
+	content := bytes.Repeat([]byte("\x7fELF smith "), 50000) // 550 kB
+	procDir, exe := hashFixture(t, content)
+	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
+	defer h.close()
+	var m encode.Meta
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != sha(content) || m.ExeHashStatus != "" {
+		t.Fatalf("hash %q status %q, want %s", m.ExeHash, m.ExeHashStatus, sha(content))
+	}
+	// The same version again: from the cache.
+	m = encode.Meta{}
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != sha(content) || h.Hashed.Load() != 1 {
+		t.Fatalf("second lookup: hash %q, %d files hashed (want 1)", m.ExeHash, h.Hashed.Load())
+	}
+	// The process is gone: the path in the event is hashed.
+	m = encode.Meta{}
+	h.lookup(procDir, execEv(43, exe), &m)
+	if m.ExeHash != sha(content) {
+		t.Fatalf("by path: %q", m.ExeHash)
+	}
+	// A new version of the file (size, mtime, ctime change): hashed again.
+	content2 := append(content, "v2"...)
+	if err := os.WriteFile(exe, content2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m = encode.Meta{}
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != sha(content2) || h.Hashed.Load() != 2 {
+		t.Fatalf("new version: hash %q (want %s), %d hashed", m.ExeHash, sha(content2), h.Hashed.Load())
+	}
+	if h.Bytes.Load() != uint64(len(content)+len(content2)) {
+		t.Errorf("bytes hashed %d, want %d", h.Bytes.Load(), len(content)+len(content2))
+	}
+}
+
+func TestExeHashTooLargeAndPending(t *testing.T) {
+	procDir, exe := hashFixture(t, bytes.Repeat([]byte("x"), 4096))
+	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1000, Wait: time.Minute, CacheSize: 16})
+	var m encode.Meta
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != "" || m.ExeHashStatus != encode.HashTooLarge {
+		t.Errorf("too large: hash %q status %q", m.ExeHash, m.ExeHashStatus)
+	}
+	h.close()
+
+	// No wait allowed: the first event is pending, a later one of the
+	// same file has the hash.
+	h = newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: 0, CacheSize: 16})
+	defer h.close()
+	m = encode.Meta{}
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHashStatus != encode.HashPending && m.ExeHash == "" {
+		t.Fatalf("no wait: status %q", m.ExeHashStatus)
+	}
+	settle(h, exe)
+	m = encode.Meta{}
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != sha(bytes.Repeat([]byte("x"), 4096)) {
+		t.Fatalf("later event: hash %q status %q", m.ExeHash, m.ExeHashStatus)
+	}
+}
+
+// A file that changes while it is read is marked, not hashed; the rate
+// limit's sleep is where the test changes it.
+func TestExeHashChangedWhileRead(t *testing.T) {
+	procDir, exe := hashFixture(t, bytes.Repeat([]byte("y"), 512<<10))
+	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 30, Rate: 1, Wait: time.Minute, CacheSize: 16})
+	defer h.close()
+	h.limiter.Sleep = func(ctx context.Context, d time.Duration) error {
+		f, err := os.OpenFile(exe, os.O_WRONLY|os.O_APPEND, 0)
+		if err == nil {
+			f.WriteString("tampered")
+			f.Close()
+		}
+		return nil
+	}
+	var m encode.Meta
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != "" || m.ExeHashStatus != encode.HashChanged {
+		t.Fatalf("changed while read: hash %q status %q", m.ExeHash, m.ExeHashStatus)
+	}
+}
+
+// A full queue refuses (skipped, counted); Close ends a worker blocked
+// in the rate limit.
+func TestExeHashQueueFullAndClose(t *testing.T) {
+	root := t.TempDir()
+	procDir := filepath.Join(root, "proc")
+	for i, name := range []string{"a", "b", "c"} {
+		exe := filepath.Join(root, name)
+		writeFile(t, exe, string(bytes.Repeat([]byte(name), 256<<10)))
+		os.MkdirAll(filepath.Join(procDir, string(rune('1'+i))), 0o755)
+		os.Symlink(exe, filepath.Join(procDir, string(rune('1'+i)), "exe"))
+	}
+	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 30, Rate: 1, Wait: 0, CacheSize: 16, Queue: 1})
+	blocked := make(chan struct{})
+	h.limiter.Sleep = func(ctx context.Context, d time.Duration) error {
+		close(blocked)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	var m encode.Meta
+	h.lookup(procDir, execEv(1, ""), &m)
+	<-blocked // the worker holds file a
+	h.lookup(procDir, execEv(2, ""), &m)
+	if m.ExeHashStatus != encode.HashPending {
+		t.Fatalf("queued file: %q", m.ExeHashStatus)
+	}
+	h.lookup(procDir, execEv(3, ""), &m)
+	if m.ExeHashStatus != encode.HashSkipped || h.Skipped.Load() != 1 {
+		t.Fatalf("queue full: %q, skipped %d", m.ExeHashStatus, h.Skipped.Load())
+	}
+	h.close()
+}
