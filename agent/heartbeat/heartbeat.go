@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -45,6 +46,18 @@ type Options struct {
 	Log   logrus.FieldLogger
 }
 
+// Bounds on what a console answer can make the agent do: whatever the
+// console (or whoever speaks for it) answers, the agent beats no faster
+// than every MinInterval (or its own configured interval, when that is
+// shorter) and no slower than every MaxInterval, runs at most one task of
+// a kind per answer and a kind at most once per MinTaskGap, and refuses
+// task ids longer than api.MaxIDLen.
+const (
+	MinInterval = 10 * time.Second
+	MaxInterval = 10 * time.Minute
+	MinTaskGap  = time.Minute
+)
+
 // Client posts heartbeats.
 type Client struct {
 	o       Options
@@ -55,8 +68,16 @@ type Client struct {
 	// interval is the current one: configured, or as the console asks.
 	interval time.Duration
 
+	// lastRun is when each task kind last started (Run's goroutine
+	// only).
+	lastRun map[api.TaskKind]time.Time
+	now     func() time.Time
+
 	mu      sync.Mutex
 	results []api.TaskResult // finished since the last heartbeat
+	// lost counts task results dropped because the console refused the
+	// heartbeat carrying them as invalid.
+	lost uint64
 }
 
 // New returns a client; it does not contact the console yet.
@@ -73,7 +94,8 @@ func New(o Options) (*Client, error) {
 		}
 		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 	}
-	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now(), interval: o.Interval}, nil
+	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now(),
+		interval: o.Interval, lastRun: make(map[api.TaskKind]time.Time), now: time.Now}, nil
 }
 
 // HostID is the stable identity of the host: /etc/machine-id, else the
@@ -98,9 +120,11 @@ func (c *Client) Run(ctx context.Context) {
 				return
 			}
 			c.o.Log.WithError(err).Warn("heartbeat failed")
-		} else if next > 0 && next != c.interval {
-			c.o.Log.Infof("console asks for a heartbeat every %s", next)
-			c.interval = next
+		} else if next > 0 {
+			if adopted := c.adopt(next); adopted != c.interval {
+				c.o.Log.Infof("console asks for a heartbeat every %s: beating every %s", next, adopted)
+				c.interval = adopted
+			}
 		}
 		t := time.NewTimer(c.interval)
 		select {
@@ -147,7 +171,7 @@ func (c *Client) Build() *api.Heartbeat {
 		hb.ModuleVersion, hb.ABIVersion, hb.Transport = m.Version, m.ABI, m.Transport
 	}
 	if c.o.LastError != nil {
-		hb.LastError = truncate(c.o.LastError(), api.MaxErrorLen)
+		hb.LastError = api.Clip(c.o.LastError(), api.MaxErrorLen)
 	}
 	c.mu.Lock()
 	// The oldest first; beat drops exactly these once they are delivered.
@@ -157,20 +181,83 @@ func (c *Client) Build() *api.Heartbeat {
 	return hb
 }
 
+// adopt bounds the interval a console asks for: never under MinInterval
+// (or the configured interval when the operator chose a shorter one),
+// never over MaxInterval.
+func (c *Client) adopt(asked time.Duration) time.Duration {
+	low := min(MinInterval, c.o.Interval)
+	return max(low, min(asked, MaxInterval))
+}
+
+// Lost is how many task results were dropped because the console refused
+// the heartbeat carrying them as invalid.
+func (c *Client) Lost() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
 func (c *Client) beat(ctx context.Context) (time.Duration, error) {
 	hb := c.Build()
 	resp, err := c.api.Send(ctx, hb)
 	if err != nil {
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Code == "invalid_heartbeat" && len(hb.TaskResults) > 0 {
+			// Sent again unchanged they would be refused for ever and
+			// the host would go dark: drop them, counted and logged.
+			c.mu.Lock()
+			c.results = c.results[len(hb.TaskResults):]
+			c.lost += uint64(len(hb.TaskResults))
+			c.mu.Unlock()
+			c.o.Log.WithError(err).Errorf("console refused the heartbeat: %d task results dropped", len(hb.TaskResults))
+		}
 		return 0, err
 	}
 	// Delivered: the console has these results now.
 	c.mu.Lock()
 	c.results = c.results[len(hb.TaskResults):]
 	c.mu.Unlock()
-	for _, t := range resp.Tasks {
+	for _, t := range c.accept(resp.Tasks) {
 		c.runTask(ctx, t)
 	}
 	return time.Duration(resp.IntervalSeconds) * time.Second, nil
+}
+
+// accept keeps the tasks of an answer the agent will run: the first of
+// each kind, with an id of at most api.MaxIDLen bytes, of a kind that
+// did not start within MinTaskGap. The rest are logged and skipped.
+func (c *Client) accept(tasks []api.Task) []api.Task {
+	var out []api.Task
+	seen := make(map[api.TaskKind]bool)
+	now := c.now()
+	for kind, last := range c.lastRun {
+		if now.Sub(last) >= MinTaskGap {
+			delete(c.lastRun, kind)
+		}
+	}
+	for _, t := range tasks {
+		why := ""
+		switch last, ran := c.lastRun[t.Kind]; {
+		case t.ID == "" || len(t.ID) > api.MaxIDLen:
+			why = fmt.Sprintf("task id of %d bytes (1..%d allowed)", len(t.ID), api.MaxIDLen)
+		case len(t.Kind) > api.MaxTaskKindLength:
+			why = fmt.Sprintf("task kind of %d bytes (at most %d)", len(t.Kind), api.MaxTaskKindLength)
+		case seen[t.Kind]:
+			why = "a second task of the same kind in one answer"
+		case ran && now.Sub(last) < MinTaskGap:
+			why = fmt.Sprintf("the same kind started %s ago (at most once per %s)", now.Sub(last).Round(time.Second), MinTaskGap)
+		case len(seen) == len(api.TaskKinds)+1:
+			why = "more task kinds in one answer than exist"
+		}
+		if why != "" {
+			c.o.Log.WithField("task_kind", api.Clip(string(t.Kind), api.MaxTaskKindLength)).Warnf("console task skipped: %s", why)
+			continue
+		}
+		seen[t.Kind] = true
+		c.lastRun[t.Kind] = now
+		out = append(out, t)
+	}
+	return out
 }
 
 func (c *Client) runTask(ctx context.Context, t api.Task) {
@@ -187,22 +274,15 @@ func (c *Client) runTask(ctx context.Context, t api.Task) {
 	}
 	res.FinishedAt = time.Now().UTC()
 	res.Items = len(items)
-	res.Summary = truncate(summary, api.MaxSummaryLen)
+	res.Summary = api.Clip(summary, api.MaxSummaryLen)
 	res.Facts = facts
 	if err != nil {
-		res.Error = truncate(err.Error(), api.MaxErrorLen)
+		res.Error = api.Clip(err.Error(), api.MaxErrorLen)
 		c.o.Log.WithError(err).Warnf("task %s (%s) failed", t.ID, t.Kind)
 	}
 	c.mu.Lock()
 	c.results = append(c.results, res)
 	c.mu.Unlock()
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func kernelRelease() string {

@@ -182,7 +182,7 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "smith-console %s: %v\n", verb, err)
+		fmt.Fprintf(stderr, "smith-console %s: %s\n", verb, safe(err.Error()))
 		return exitFail
 	}
 	return exitOK
@@ -241,8 +241,8 @@ func printList(w io.Writer, l api.HostList, now time.Time) {
 	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS\tSPOOL BYTES")
 	for _, h := range l.Hosts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%d\n",
-			status(h.Online), h.Hostname, dash(strings.Join(h.IPs, ",")), ago(h.LastSeen, now),
-			dash(h.AgentVersion), dash(h.ModuleVersion), dash(h.Kernel),
+			status(h.Online), safe(h.Hostname), dash(strings.Join(safeAll(h.IPs), ",")), ago(h.LastSeen, now),
+			dash(safe(h.AgentVersion)), dash(safe(h.ModuleVersion)), dash(safe(h.Kernel)),
 			h.EventRate, h.DropsTotal, h.Counters.SpoolBytes)
 	}
 	tw.Flush()
@@ -253,24 +253,24 @@ func printList(w io.Writer, l api.HostList, now time.Time) {
 func printHost(w io.Writer, h api.Host, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("host", h.Hostname)
+	row("host", safe(h.Hostname))
 	row("status", status(h.Online))
-	row("host id", h.HostID)
-	row("ips", dash(strings.Join(h.IPs, ", ")))
+	row("host id", safe(h.HostID))
+	row("ips", dash(strings.Join(safeAll(h.IPs), ", ")))
 	row("heartbeats from", dash(h.RemoteAddr))
 	row("last seen", fmt.Sprintf("%s (%s)", ago(h.LastSeen, now), h.LastSeen.UTC().Format(time.RFC3339)))
 	row("first seen", h.FirstSeen.UTC().Format(time.RFC3339))
-	row("kernel", dash(h.Kernel))
+	row("kernel", dash(safe(h.Kernel)))
 	row("uptime", (time.Duration(h.UptimeSeconds) * time.Second).String())
-	row("agent", fmt.Sprintf("%s, up %s", dash(h.AgentVersion), time.Duration(h.AgentUptimeSeconds)*time.Second))
-	row("module", fmt.Sprintf("%s, abi %s, transport %s", dash(h.ModuleVersion), dash(h.ABIVersion), dash(h.Transport)))
+	row("agent", fmt.Sprintf("%s, up %s", dash(safe(h.AgentVersion)), time.Duration(h.AgentUptimeSeconds)*time.Second))
+	row("module", fmt.Sprintf("%s, abi %s, transport %s", dash(safe(h.ModuleVersion)), dash(safe(h.ABIVersion)), dash(safe(h.Transport))))
 	row("event rate", fmt.Sprintf("%.1f/s", h.EventRate))
 	row("events", fmt.Sprintf("read %d, sent %d", h.Counters.EventsRead, h.Counters.EventsSent))
 	row("drops", fmt.Sprintf("%d%s", h.DropsTotal, dropDetail(h.Counters.Drops)))
 	row("spool", fmt.Sprintf("%d bytes, %d events", h.Counters.SpoolBytes, h.Counters.SpoolEvents))
 	row("ring fill", fmt.Sprintf("%.1f%%", h.Counters.RingFill*100))
 	if h.LastError != "" {
-		row("last error", h.LastError)
+		row("last error", safe(h.LastError))
 	}
 	tw.Flush()
 	if len(h.Tasks) == 0 {
@@ -285,7 +285,7 @@ func printHost(w io.Writer, h api.Host, now time.Time) {
 		if t.Error != "" {
 			result, summary = "failed", t.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Kind, ago(t.FinishedAt, now), result, t.Items, summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", safe(string(t.Kind)), ago(t.FinishedAt, now), result, t.Items, safe(summary))
 	}
 	tw.Flush()
 }
@@ -294,7 +294,7 @@ func dropDetail(drops map[string]uint64) string {
 	var parts []string
 	for reason, n := range drops {
 		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", reason, n))
+			parts = append(parts, fmt.Sprintf("%s %d", safe(reason), n))
 		}
 	}
 	if len(parts) == 0 {

@@ -321,3 +321,29 @@ func TestServeRefusesBadStart(t *testing.T) {
 		})
 	}
 }
+
+// A host's strings reach the operator's terminal escaped: no escape
+// sequence, carriage return, bidi override or stray byte gets through.
+func TestHostStringsAreEscaped(t *testing.T) {
+	evil := "web\x1b[2J\x1b]0;pwned\x07\r\u202eevil\xff"
+	h := api.Host{
+		HostID: "id\x1b[1m", Hostname: evil, IPs: []string{"10.0.0.1"}, Kernel: evil, AgentVersion: evil,
+		LastError: evil, Counters: api.Counters{Drops: map[string]uint64{evil: 1}},
+		Tasks: []api.TaskResult{{Kind: api.TaskKind(evil), Summary: evil}},
+	}
+	var out bytes.Buffer
+	printList(&out, api.HostList{Hosts: []api.Host{h}}, time.Now())
+	printHost(&out, h, time.Now())
+	text := out.String()
+	for _, bad := range []string{"\x1b", "\x07", "\r", "\u202e", "\xff"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("output contains %q:\n%s", bad, text)
+		}
+	}
+	if !strings.Contains(text, `web\x1b[2J\x1b]0;pwned\x07\x0d\u202eevil\xff`) {
+		t.Errorf("escaped host name not shown as expected:\n%s", text)
+	}
+	if got := safe("web-1 é 中"); got != "web-1 é 中" {
+		t.Errorf("printable text changed: %q", got)
+	}
+}
