@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
+
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"smith/heartbeat/api"
 )
 
 // DefaultPath is where the service looks for its configuration.
@@ -161,6 +163,11 @@ type Heartbeat struct {
 	Interval  Duration `toml:"interval"`
 	Timeout   Duration `toml:"timeout"`
 	CAFile    string   `toml:"ca_file"`
+	// PinSHA256 pins the console certificate by its SHA-256 fingerprint
+	// (smith-console fingerprint); instead of ca_file.
+	PinSHA256 string `toml:"pin_sha256"`
+	// Insecure allows a plain http:// URL to a host other than loopback.
+	Insecure bool `toml:"insecure"`
 }
 
 // Metrics is the Prometheus endpoint.
@@ -335,9 +342,16 @@ func (c *Config) finish() error {
 		}
 	}
 	if c.Heartbeat.URL != "" {
-		u, err := url.Parse(c.Heartbeat.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("heartbeat.url %q: want http(s)://host[:port]", c.Heartbeat.URL)
+		if err := api.CheckConsoleURL(c.Heartbeat.URL, c.Heartbeat.Insecure); err != nil {
+			bad("heartbeat.url: %v", err)
+		}
+		if c.Heartbeat.PinSHA256 != "" {
+			if _, err := api.NormalizePin(c.Heartbeat.PinSHA256); err != nil {
+				bad("heartbeat.pin_sha256: %v", err)
+			}
+			if c.Heartbeat.CAFile != "" {
+				bad("heartbeat: give ca_file or pin_sha256, not both")
+			}
 		}
 		if c.Heartbeat.Interval < Duration(time.Second) {
 			bad("heartbeat.interval must be at least 1s")

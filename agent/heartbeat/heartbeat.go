@@ -7,8 +7,6 @@ package heartbeat
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,6 +31,11 @@ type Options struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	CAFile   string
+	// PinSHA256 pins the console's certificate by its SHA-256
+	// fingerprint (api.Fingerprint), for a self-signed console.
+	PinSHA256 string
+	// Insecure allows plain http:// to a host other than loopback.
+	Insecure bool
 
 	AgentVersion string
 	Host         func() encode.Host
@@ -82,18 +85,17 @@ type Client struct {
 
 // New returns a client; it does not contact the console yet.
 func New(o Options) (*Client, error) {
-	hc := &http.Client{Timeout: o.Timeout}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("heartbeat.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("heartbeat.ca_file %s: no PEM certificate", o.CAFile)
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	if err := api.CheckConsoleURL(o.URL, o.Insecure); err != nil {
+		return nil, fmt.Errorf("heartbeat.url: %w", err)
 	}
+	tlsCfg, err := api.ClientTLS(o.CAFile, o.PinSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat TLS: %w", err)
+	}
+	hc := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg, IdleConnTimeout: 90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
 	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now(),
 		interval: o.Interval, lastRun: make(map[api.TaskKind]time.Time), now: time.Now}, nil
 }

@@ -344,3 +344,40 @@ func TestRefusedResultsAreDroppedNotRetriedForEver(t *testing.T) {
 		t.Errorf("Lost() = %d, want 1", cl.Lost())
 	}
 }
+
+func TestPinnedCertificate(t *testing.T) {
+	srv := httptest.NewTLSServer(&fakeConsole{})
+	defer srv.Close()
+	pin := api.Fingerprint(srv.Certificate().Raw)
+	newClient := func(pin string) *Client {
+		cl, err := New(Options{URL: srv.URL, Token: "fleet-token", Interval: 30 * time.Second, Timeout: 5 * time.Second,
+			PinSHA256: pin, Host: func() encode.Host { return encode.Host{Name: "web-1"} },
+			Counters: &metrics.Counters{}, Tasks: testTasks(t), Log: quietLog(), Ship: func([]encode.TaskItem) bool { return true }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	if _, err := newClient(pin).beat(context.Background()); err != nil {
+		t.Errorf("pinned certificate refused: %v", err)
+	}
+	_, err := newClient(strings.Repeat("0", 64)).beat(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not match the pinned") {
+		t.Errorf("other certificate: %v", err)
+	}
+	// Without a pin or CA the test server's certificate is unknown.
+	if _, err := newClient("").beat(context.Background()); err == nil {
+		t.Error("unverified certificate accepted")
+	}
+}
+
+func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
+	o := Options{URL: "http://console.example:8080", Interval: time.Minute}
+	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "in clear") {
+		t.Errorf("plain http to another host: %v", err)
+	}
+	o.Insecure = true
+	if _, err := New(o); err != nil {
+		t.Errorf("with insecure: %v", err)
+	}
+}

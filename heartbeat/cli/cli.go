@@ -5,8 +5,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -34,21 +32,28 @@ Usage:
   smith-console count [flags]            total, online and offline hosts
   smith-console host [flags] <name-or-ip>
                                          one host (id, name or IP) with its latest task results
+  smith-console fingerprint <cert.pem>   print a certificate's SHA-256 pin (for heartbeat.pin_sha256)
   smith-console -version                 print the version
 
 serve flags (each overrides the config file):
   -config FILE      TOML config (see docs/CONSOLE.md)
-  -listen ADDR      listen address (default :8080)
+  -listen ADDR      listen address (default :8443)
   -db FILE          host registry file (default /var/lib/smith/console.db)
   -tls-cert FILE    serve HTTPS with this certificate ...
   -tls-key FILE     ... and key
+  Without a certificate the console serves plain HTTP on a loopback address
+  only; elsewhere set tls_self_signed, tls_proxy or insecure in the config.
   -log-level LEVEL  debug, info, warn, error
   Secrets come from the config or SMITH_FLEET_TOKEN / SMITH_CONSOLE_PASSWORD.
 
 list, count and host flags (before the argument):
-  -server URL       console address (default $SMITH_CONSOLE_URL, else http://127.0.0.1:8080)
+  -server URL       console address (default $SMITH_CONSOLE_URL, else https://127.0.0.1:8443);
+                    http:// only to loopback unless -insecure
   -password-file F  file holding the console password (default $SMITH_CONSOLE_PASSWORD)
   -ca FILE          PEM CA certificates to verify an HTTPS console
+  -pin SHA256       accept exactly the console certificate with this fingerprint
+                    (default $SMITH_CONSOLE_PIN), for a self-signed console
+  -insecure         allow plain http:// to a host other than loopback
   -json             print the API's JSON instead of a table
 `
 
@@ -76,6 +81,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	case "serve":
 		return serve(ctx, rest, stderr, getenv)
+	case "fingerprint":
+		if len(rest) != 1 {
+			fmt.Fprintln(stderr, "smith-console fingerprint: want one certificate file (try smith-console --help)")
+			return exitUsage
+		}
+		pin, err := fingerprint(rest[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "smith-console fingerprint: %v\n", err)
+			return exitFail
+		}
+		fmt.Fprintln(stdout, pin)
+		return exitOK
 	case "list", "count", "host":
 		return query(ctx, verb, rest, stdout, stderr, getenv)
 	default:
@@ -117,11 +134,13 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	defServer := getenv("SMITH_CONSOLE_URL")
 	if defServer == "" {
-		defServer = "http://127.0.0.1:8080"
+		defServer = "https://127.0.0.1:8443"
 	}
 	server := fs.String("server", defServer, "console address")
 	pwFile := fs.String("password-file", "", "file holding the console password")
 	caFile := fs.String("ca", "", "PEM CA certificates for an HTTPS console")
+	pin := fs.String("pin", getenv("SMITH_CONSOLE_PIN"), "SHA-256 fingerprint of the console certificate")
+	insecure := fs.Bool("insecure", false, "allow plain http:// to another host")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -148,7 +167,11 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "smith-console: no console password: set SMITH_CONSOLE_PASSWORD or -password-file")
 		return exitUsage
 	}
-	hc, err := httpClient(*caFile)
+	if err := api.CheckConsoleURL(*server, *insecure); err != nil {
+		fmt.Fprintf(stderr, "smith-console: -server: %v\n", err)
+		return exitUsage
+	}
+	hc, err := httpClient(*caFile, *pin)
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-console: %v\n", err)
 		return exitUsage
@@ -188,21 +211,12 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 	return exitOK
 }
 
-func httpClient(caFile string) (*http.Client, error) {
-	hc := &http.Client{Timeout: 30 * time.Second}
-	if caFile == "" {
-		return hc, nil
-	}
-	pem, err := os.ReadFile(caFile)
+func httpClient(caFile, pin string) (*http.Client, error) {
+	tlsCfg, err := api.ClientTLS(caFile, pin)
 	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
+		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
-	}
-	hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	return hc, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}, nil
 }
 
 func output(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {

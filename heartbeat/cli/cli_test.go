@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -211,6 +212,10 @@ users = "1h"
 		"bad log format":    {`log_format = "xml"`, "log_format"},
 		"no idle timeout":   {`idle_timeout = "0s"`, "idle_timeout"},
 		"not TOML":          {`listen = `, "config"},
+		"plain everywhere":  {`listen = ":8080"`, "in clear"},
+		"plain on an IP":    {`listen = "10.0.0.1:8080"`, "in clear"},
+		"proxy and cert":    {"tls_proxy = true\ntls_self_signed = true", "tls_proxy"},
+		"no lockout":        {`login_lockout = "0s"`, "login_lockout"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := write(strings.ReplaceAll(name, " ", "_")+".toml", tc.text)
@@ -243,6 +248,42 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// startServe runs the serve verb with args on a free loopback port and
+// waits until it answers /healthz over scheme with hc (nil: plain
+// default client); stop cancels it and returns its exit code.
+func startServe(t *testing.T, e map[string]string, scheme string, hc *http.Client, args ...string) (url string, stop func() int) {
+	t.Helper()
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- Run(ctx, append([]string{"serve", "-listen", addr}, args...), &logs, &logs, env(e))
+	}()
+	url = scheme + "://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := hc.Get(url + api.HealthPath)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d before listening: %s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not listening on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return url, func() int { cancel(); return <-done }
+}
+
 // TestServeRestartKeepsHosts runs the serve verb as main does, posts a
 // heartbeat, stops it with the context (SIGTERM), starts it again on the
 // same registry file and finds the host.
@@ -251,33 +292,8 @@ func TestServeRestartKeepsHosts(t *testing.T) {
 	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
 	db := filepath.Join(dir, "state", "console.db")
 
-	start := func() (url string, stop func() int) {
-		addr := freeAddr(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan int, 1)
-		var logs bytes.Buffer
-		go func() {
-			done <- Run(ctx, []string{"serve", "-listen", addr, "-db", db, "-log-level", "warn"}, &logs, &logs, env(e))
-		}()
-		url = "http://" + addr
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := http.Get(url + api.HealthPath)
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			select {
-			case code := <-done:
-				t.Fatalf("serve exited %d before listening", code)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("serve not listening on %s: %v", addr, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return url, func() int { cancel(); return <-done }
+	start := func() (string, func() int) {
+		return startServe(t, e, "http", nil, "-db", db, "-log-level", "warn")
 	}
 
 	url, stop := start()
@@ -345,5 +361,89 @@ func TestHostStringsAreEscaped(t *testing.T) {
 	}
 	if got := safe("web-1 é 中"); got != "web-1 é 中" {
 		t.Errorf("printable text changed: %q", got)
+	}
+}
+
+func TestPlainHTTPNeedsLoopbackOrASetting(t *testing.T) {
+	for text, ok := range map[string]bool{
+		`listen = "127.0.0.1:8080"`:                  true,
+		`listen = "[::1]:8080"`:                      true,
+		`listen = "localhost:8080"`:                  true,
+		"listen = \":8080\"\ninsecure = true":        true,
+		"listen = \":8080\"\ntls_proxy = true":       true,
+		"listen = \":8443\"\ntls_self_signed = true": true,
+		`listen = ":8080"`:                           false,
+		`listen = "0.0.0.0:8080"`:                    false,
+	} {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(p, []byte(text), 0o600)
+		cfg, err := LoadConfig(p, env(map[string]string{"SMITH_FLEET_TOKEN": "f", "SMITH_CONSOLE_PASSWORD": "c"}))
+		if err == nil {
+			err = cfg.Check()
+		}
+		if (err == nil) != ok {
+			t.Errorf("%q: %v, want ok=%v", text, err, ok)
+		}
+	}
+	code, _, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": "c"}, "count", "-server", "http://10.0.0.1:8080")
+	if code != 2 || !strings.Contains(errOut, "in clear") {
+		t.Errorf("CLI to plain http on another host: %d %q", code, errOut)
+	}
+}
+
+// With tls_self_signed the console makes its own certificate on first
+// start, keeps it across restarts, and the CLI and an agent reach it
+// with the pin that the fingerprint verb prints.
+func TestServeSelfSignedCertificateIsPinned(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "console.toml")
+	os.WriteFile(conf, []byte("tls_self_signed = true\n"), 0o600)
+	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
+	args := []string{"-config", conf, "-db", filepath.Join(dir, "state", "console.db"), "-log-level", "warn"}
+	// The first start waits with a client that trusts anything: the pin
+	// is not known before the certificate exists.
+	trustAll := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	url, stop := startServe(t, e, "https", trustAll, args...)
+	certFile := filepath.Join(dir, "state", "console.crt")
+	code, pinOut, errOut := runCLI(t, nil, "fingerprint", certFile)
+	pin := strings.TrimSpace(pinOut)
+	if code != 0 || len(pin) != 64 {
+		t.Fatalf("fingerprint: %d %q %q", code, pinOut, errOut)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "state", "console.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", st, err)
+	}
+	tlsCfg, err := api.ClientTLS("", pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := api.NewClient(url, fleetToken, &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}})
+	if _, err := agent.Send(context.Background(), &api.Heartbeat{HostID: "id-tls", Hostname: "tls-1"}); err != nil {
+		t.Fatalf("agent with the pin: %v", err)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+
+	pinned := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	url, stop = startServe(t, e, "https", pinned, args...)
+	defer stop()
+	ce := map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}
+	if code, out, errOut := runCLI(t, ce, "host", "-server", url, "-pin", pin, "tls-1"); code != 0 || !strings.Contains(out, "id-tls") {
+		t.Errorf("CLI with the pin after a restart: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, ce, "count", "-server", url, "-pin", strings.Repeat("ab", 32)); code != 1 || !strings.Contains(errOut, "does not match the pinned") {
+		t.Errorf("CLI with a wrong pin: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, ce, "count", "-server", url); code != 1 {
+		t.Errorf("CLI without pin or CA accepted a self-signed certificate: %d", code)
+	}
+	resp, err := pinned.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("HTTPS answer without HSTS")
 	}
 }

@@ -107,16 +107,25 @@ func newLogger(cfg *Config, stderr io.Writer) (*logrus.Logger, func(), error) {
 // let in-flight requests finish, stop the maintenance loop, flush and
 // close the registry.
 func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
-	var tlsConfig *tls.Config
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("TLS certificate %s / key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
 		return fmt.Errorf("registry directory: %w", err)
+	}
+	var tlsConfig *tls.Config
+	pin := ""
+	if cfg.ServesTLS() {
+		var err error
+		if tlsConfig, pin, err = consoleTLS(cfg); err != nil {
+			return err
+		}
+	}
+	audit := server.NewAudit(nil, logger)
+	if cfg.AuditLog != "" {
+		f, err := os.OpenFile(cfg.AuditLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		defer f.Close()
+		audit = server.NewAudit(f, logger)
 	}
 	reg, err := store.Open(cfg.DB, store.Policy{
 		OfflineAfter:  cfg.OfflineTimeout(),
@@ -125,14 +134,26 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
+	changes, err := reg.ScheduleChanges()
+	if err != nil {
+		reg.Close()
+		return err
+	}
+	if len(changes) > 0 {
+		audit.Record(time.Now(), "tasks_changed", "", changes)
+	}
 	srv, err := server.New(server.Config{
-		FleetToken:      cfg.FleetToken,
-		ConsolePassword: cfg.ConsolePassword,
-		Registry:        reg,
-		Interval:        cfg.HeartbeatInterval.Duration,
-		SessionTTL:      cfg.SessionTTL.Duration,
-		SecureCookie:    tlsConfig != nil,
-		Log:             logger,
+		FleetToken:       cfg.FleetToken,
+		ConsolePassword:  cfg.ConsolePassword,
+		Registry:         reg,
+		Interval:         cfg.HeartbeatInterval.Duration,
+		SessionTTL:       cfg.SessionTTL.Duration,
+		SecureCookie:     tlsConfig != nil || cfg.TLSProxy,
+		TrustProxy:       cfg.TLSProxy,
+		LoginMaxFailures: cfg.LoginMaxFailures,
+		LoginLockout:     cfg.LoginLockout.Duration,
+		Audit:            audit,
+		Log:              logger,
 	})
 	if err != nil {
 		reg.Close()
@@ -158,10 +179,18 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		IdleTimeout:       cfg.IdleTimeout.Duration,
 		ErrorLog:          log.New(errLog, "", 0),
 	}
-	logger.WithFields(logrus.Fields{
-		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "db": cfg.DB,
+	fields := logrus.Fields{
+		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "tls_proxy": cfg.TLSProxy, "db": cfg.DB,
 		"heartbeat_interval": cfg.HeartbeatInterval.String(), "offline_after": cfg.OfflineTimeout().String(),
-	}).Info("smith-console listening")
+	}
+	if pin != "" {
+		// What agents put in heartbeat.pin_sha256.
+		fields["cert_sha256"] = pin
+	}
+	if tlsConfig == nil && !cfg.TLSProxy {
+		logger.WithField("addr", ln.Addr().String()).Warn("serving plain HTTP: credentials travel in clear")
+	}
+	logger.WithFields(fields).Info("smith-console listening")
 
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

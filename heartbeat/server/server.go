@@ -42,9 +42,22 @@ type Config struct {
 	Interval time.Duration
 	// SessionTTL is how long a console login lasts (default 12 h).
 	SessionTTL time.Duration
-	// SecureCookie marks the session cookie Secure (set it when serving
-	// TLS).
+	// SecureCookie marks the session cookie Secure and sends HSTS (set
+	// it when serving TLS, or behind a TLS-terminating proxy).
 	SecureCookie bool
+	// TrustProxy takes the client address from the last entry of
+	// X-Forwarded-For (the one the proxy in front added), for the login
+	// limiter and the logs. Set it only behind such a proxy.
+	TrustProxy bool
+
+	// LoginMaxFailures wrong passwords from one address within
+	// LoginLockout lock that address out for LoginLockout (defaults 5
+	// and 15 min). Both the web login and the CLI's bearer password
+	// count.
+	LoginMaxFailures int
+	LoginLockout     time.Duration
+	// Audit records logins and decommissions (default: the log only).
+	Audit *Audit
 
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
@@ -59,6 +72,7 @@ type Server struct {
 	fleet    [sha256.Size]byte
 	console  [sha256.Size]byte
 	sessions *sessions
+	limiter  *limiter
 	mux      *http.ServeMux
 }
 
@@ -86,11 +100,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
+	if cfg.LoginMaxFailures <= 0 {
+		cfg.LoginMaxFailures = 5
+	}
+	if cfg.LoginLockout <= 0 {
+		cfg.LoginLockout = 15 * time.Minute
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = NewAudit(nil, cfg.Log)
+	}
 	s := &Server{
 		cfg:      cfg,
 		fleet:    sha256.Sum256([]byte(cfg.FleetToken)),
 		console:  sha256.Sum256([]byte(cfg.ConsolePassword)),
 		sessions: newSessions(cfg.SessionTTL),
+		limiter:  newLimiter(cfg.LoginMaxFailures, cfg.LoginLockout),
 		mux:      http.NewServeMux(),
 	}
 	s.mux.HandleFunc(api.HeartbeatPath, s.heartbeat)
@@ -125,6 +149,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'")
 	h.Set("Cache-Control", "no-store")
+	if s.cfg.SecureCookie {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -156,10 +183,11 @@ func (s *Server) maintain() {
 		}).Warn("host offline")
 	}
 	s.sessions.prune(now)
+	s.limiter.prune(now)
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
-	log := s.cfg.Log.WithField("remote", r.RemoteAddr)
+	log := s.cfg.Log.WithField("remote", s.clientAddr(r))
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "POST a heartbeat")
@@ -188,7 +216,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	tasks := s.cfg.Registry.Heartbeat(&hb, remoteHost(r), now)
+	tasks := s.cfg.Registry.Heartbeat(&hb, s.clientAddr(r), now)
 	if tasks == nil {
 		tasks = []api.Task{}
 	}
@@ -225,9 +253,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, err.Error())
 		return
 	}
-	if !tokenMatches(in.Password, s.console) {
-		s.cfg.Log.WithField("remote", r.RemoteAddr).Warn("console login refused: wrong password")
-		writeError(w, http.StatusUnauthorized, "unauthorized", "wrong password")
+	if !s.checkPassword(w, r, in.Password, "login") {
 		return
 	}
 	id, expires, err := s.sessions.start(s.cfg.Now())
@@ -240,13 +266,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Name: sessionCookie, Value: id, Path: "/", Expires: expires,
 		HttpOnly: true, Secure: s.cfg.SecureCookie, SameSite: http.SameSiteStrictMode,
 	})
-	s.cfg.Log.WithField("remote", r.RemoteAddr).Info("console login")
+	s.cfg.Audit.Record(s.cfg.Now(), "login", s.clientAddr(r), nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.valid(c.Value, s.cfg.Now()) {
 		s.sessions.end(c.Value)
+		s.cfg.Audit.Record(s.cfg.Now(), "logout", s.clientAddr(r), nil)
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
@@ -259,19 +286,19 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 // (the CLI) or a live session cookie (the browser).
 func (s *Server) viewer(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok := false
 		if tok := bearer(r); tok != "" {
-			ok = tokenMatches(tok, s.console)
-		} else if c, err := r.Cookie(sessionCookie); err == nil {
-			ok = s.sessions.valid(c.Value, s.cfg.Now())
-		}
-		if !ok {
-			s.cfg.Log.WithField("remote", r.RemoteAddr).WithField("path", r.URL.Path).
-				Info("console API refused: not logged in")
-			writeError(w, http.StatusUnauthorized, "unauthorized", "log in or give the console password")
+			if s.checkPassword(w, r, tok, "api_password") {
+				next(w, r)
+			}
 			return
 		}
-		next(w, r)
+		if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.valid(c.Value, s.cfg.Now()) {
+			next(w, r)
+			return
+		}
+		s.cfg.Log.WithField("remote", s.clientAddr(r)).WithField("path", r.URL.Path).
+			Info("console API refused: not logged in")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "log in or give the console password")
 	})
 }
 
@@ -291,6 +318,58 @@ func (s *Server) host(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) count(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.cfg.Registry.Count(s.cfg.Now()))
+}
+
+// checkPassword admits the console password from the client's address
+// unless that address is locked out; it answers the refusals itself (401,
+// or 429 with Retry-After) and audits them. via names the door: "login"
+// or "api_password".
+func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, got, via string) bool {
+	now := s.cfg.Now()
+	addr := s.clientAddr(r)
+	if until := s.limiter.locked(addr, now); !until.IsZero() {
+		s.cfg.Audit.Record(now, via+"_locked_out", addr, nil)
+		lockedOut(w, addr, until, now)
+		return false
+	}
+	if tokenMatches(got, s.console) {
+		s.limiter.succeed(addr)
+		return true
+	}
+	s.cfg.Audit.Record(now, via+"_failed", addr, nil)
+	if until := s.limiter.fail(addr, now); !until.IsZero() {
+		s.cfg.Audit.Record(now, "lockout", addr, map[string]string{
+			"failures": fmt.Sprint(s.cfg.LoginMaxFailures), "until": until.UTC().Format(time.RFC3339)})
+		lockedOut(w, addr, until, now)
+		return false
+	}
+	writeError(w, http.StatusUnauthorized, "unauthorized", "wrong password")
+	return false
+}
+
+func lockedOut(w http.ResponseWriter, addr string, until, now time.Time) {
+	wait := until.Sub(now).Round(time.Second)
+	if wait < time.Second {
+		wait = time.Second
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)))
+	writeError(w, http.StatusTooManyRequests, "locked_out", fmt.Sprintf(
+		"too many wrong passwords from %s: locked out until %s (%s); every attempt meanwhile is refused",
+		addr, until.UTC().Format(time.RFC3339), wait))
+}
+
+// clientAddr is the address a request comes from: the TCP peer, or the
+// last X-Forwarded-For entry behind a trusted proxy.
+func (s *Server) clientAddr(r *http.Request) string {
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+				return last
+			}
+		}
+	}
+	return remoteHost(r)
 }
 
 func bearer(r *http.Request) string {

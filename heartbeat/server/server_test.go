@@ -62,13 +62,16 @@ type fixture struct {
 	reg   *store.Registry
 	srv   *Server
 	ts    *httptest.Server
+	// opts change the server's Config before each start.
+	opts []func(*Config)
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{
-		t:     t,
-		path:  filepath.Join(t.TempDir(), "hosts.db"),
+		opts: opts,
+		t:    t,
+		path: filepath.Join(t.TempDir(), "hosts.db"),
 		// The clock starts at the real time: the cookie jar of the login
 		// test checks the session cookie's Expires against the wall clock.
 		clock: &clock{now: time.Now().UTC().Truncate(time.Second)},
@@ -85,10 +88,14 @@ func (f *fixture) start() {
 		f.t.Fatal(err)
 	}
 	logger, hook := logtest.NewNullLogger()
-	srv, err := New(Config{
+	cfg := Config{
 		FleetToken: fleetToken, ConsolePassword: consolePw, Registry: reg,
 		Now: f.clock.Now, Log: logger,
-	})
+	}
+	for _, o := range f.opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -115,6 +115,23 @@ func (d *DB) save(records []encoded) error {
 	return nil
 }
 
+// swapMeta stores value under key in the meta bucket and returns what
+// was there before (nil when nothing).
+func (d *DB) swapMeta(key string, value []byte) ([]byte, error) {
+	var old []byte
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(metaBucket)
+		if v := b.Get([]byte(key)); v != nil {
+			old = append([]byte(nil), v...)
+		}
+		return b.Put([]byte(key), value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: meta %s: %w", d.path, key, err)
+	}
+	return old, nil
+}
+
 // Close closes the file.
 func (d *DB) Close() error {
 	if err := d.db.Close(); err != nil {

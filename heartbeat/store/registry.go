@@ -10,6 +10,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -273,6 +274,38 @@ func (r *Registry) Flush() error {
 		return errors.Join(encErr, err)
 	}
 	return encErr
+}
+
+// ScheduleChanges records the task intervals in force and returns, per
+// kind, "old -> new" where they differ from those the registry recorded
+// last time (empty on the first start), so the caller can audit them.
+func (r *Registry) ScheduleChanges() (map[string]string, error) {
+	now := make(map[string]string, len(api.TaskKinds))
+	for _, k := range api.TaskKinds {
+		now[string(k)] = r.policy.TaskIntervals[k].String()
+	}
+	raw, err := json.Marshal(now)
+	if err != nil {
+		return nil, fmt.Errorf("task schedule: %w", err)
+	}
+	oldRaw, err := r.db.swapMeta("task_schedule", raw)
+	if err != nil || oldRaw == nil {
+		return nil, err
+	}
+	var old map[string]string
+	if err := json.Unmarshal(oldRaw, &old); err != nil {
+		return nil, fmt.Errorf("task schedule stored: %w", err)
+	}
+	changes := map[string]string{}
+	for k, v := range now {
+		if prev, ok := old[k]; !ok || prev != v {
+			if !ok {
+				prev = "unset"
+			}
+			changes[k] = prev + " -> " + v
+		}
+	}
+	return changes, nil
 }
 
 // Close flushes and closes the file.

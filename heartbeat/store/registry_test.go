@@ -99,3 +99,28 @@ func TestOpenRefusesNoTimeout(t *testing.T) {
 		t.Fatal("zero offline timeout accepted")
 	}
 }
+
+func TestScheduleChangesAcrossStarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.db")
+	start := func(users time.Duration) map[string]string {
+		r, err := Open(path, Policy{OfflineAfter: time.Minute, TaskIntervals: map[api.TaskKind]time.Duration{api.TaskUsers: users}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		ch, err := r.ScheduleChanges()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	if ch := start(time.Hour); len(ch) != 0 {
+		t.Errorf("first start: %v", ch)
+	}
+	if ch := start(time.Hour); len(ch) != 0 {
+		t.Errorf("same schedule: %v", ch)
+	}
+	if ch := start(0); len(ch) != 1 || ch["users"] != "1h0m0s -> 0s" {
+		t.Errorf("users disabled: %v", ch)
+	}
+}
