@@ -168,6 +168,17 @@ type Heartbeat struct {
 	PinSHA256 string `toml:"pin_sha256"`
 	// Insecure allows a plain http:// URL to a host other than loopback.
 	Insecure bool `toml:"insecure"`
+	// CredentialFile keeps this host's own console credential, received
+	// at enrolment ("" : console.credential in agent.state_dir).
+	CredentialFile string `toml:"credential_file"`
+}
+
+// HeartbeatCredentialFile is where the host's console credential is kept.
+func (c *Config) HeartbeatCredentialFile() string {
+	if c.Heartbeat.CredentialFile != "" {
+		return c.Heartbeat.CredentialFile
+	}
+	return filepath.Join(c.Agent.StateDir, "console.credential")
 }
 
 // Metrics is the Prometheus endpoint.

@@ -7,10 +7,14 @@ package heartbeat
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +30,15 @@ import (
 
 // Options configure the client.
 type Options struct {
-	URL      string
-	Token    string
-	Interval time.Duration
-	Timeout  time.Duration
-	CAFile   string
+	URL string
+	// Token is the fleet enrolment secret: traded once for this host's
+	// own credential, which is kept in CredentialFile (mode 0600; ""
+	// keeps it in memory only) and is the bearer of every heartbeat.
+	Token          string
+	CredentialFile string
+	Interval       time.Duration
+	Timeout        time.Duration
+	CAFile         string
 	// PinSHA256 pins the console's certificate by its SHA-256
 	// fingerprint (api.Fingerprint), for a self-signed console.
 	PinSHA256 string
@@ -66,6 +74,8 @@ type Client struct {
 	o       Options
 	api     *api.Client
 	hostID  string
+	runID   string
+	cred    string // this host's credential; "" until enrolled
 	started time.Time
 	seq     uint64
 	// interval is the current one: configured, or as the console asks.
@@ -96,7 +106,11 @@ func New(o Options) (*Client, error) {
 		Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg, IdleConnTimeout: 90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
-	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now(),
+	var run [8]byte
+	if _, err := rand.Read(run[:]); err != nil {
+		return nil, fmt.Errorf("heartbeat run id: %w", err)
+	}
+	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), runID: hex.EncodeToString(run[:]), started: time.Now(),
 		interval: o.Interval, lastRun: make(map[api.TaskKind]time.Time), now: time.Now}, nil
 }
 
@@ -151,6 +165,7 @@ func (c *Client) Build() *api.Heartbeat {
 		IPs:                host.IPs,
 		SentAt:             time.Now().UTC(),
 		Seq:                c.seq,
+		RunID:              c.runID,
 		AgentVersion:       c.o.AgentVersion,
 		Kernel:             kernelRelease(),
 		UptimeSeconds:      hostUptime(),
@@ -199,9 +214,90 @@ func (c *Client) Lost() uint64 {
 	return c.lost
 }
 
+// credential returns this host's credential: in memory, else from
+// CredentialFile, else enrolled now with the fleet secret (and saved).
+func (c *Client) credential(ctx context.Context) (string, error) {
+	if c.cred != "" {
+		return c.cred, nil
+	}
+	if f := c.o.CredentialFile; f != "" {
+		raw, err := os.ReadFile(f)
+		switch {
+		case err == nil && strings.TrimSpace(string(raw)) != "":
+			c.cred = strings.TrimSpace(string(raw))
+			return c.cred, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("heartbeat credential: %w", err)
+		}
+	}
+	if c.o.Token == "" {
+		return "", errors.New("no host credential yet and no fleet enrolment secret (heartbeat.token) to enrol with")
+	}
+	e, err := c.api.Enrol(ctx, c.hostID, c.o.Host().Name)
+	if err != nil {
+		if api.HasCode(err, "already_enrolled") {
+			return "", fmt.Errorf("enrolment refused, host id %s (/etc/machine-id) is enrolled already: if this machine is a clone, give it its own machine-id; if it was reinstalled, decommission it on the console: %w", c.hostID, err)
+		}
+		return "", fmt.Errorf("enrolment: %w", err)
+	}
+	if f := c.o.CredentialFile; f != "" {
+		if err := writeSecret(f, e.Credential); err != nil {
+			return "", err
+		}
+	}
+	c.o.Log.WithField("host_id", c.hostID).Info("enrolled at the console: heartbeats now carry this host's own credential")
+	c.cred = e.Credential
+	return c.cred, nil
+}
+
+// writeSecret replaces path with text, mode 0600, atomically.
+func writeSecret(path, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("heartbeat credential: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".credential-*")
+	if err != nil {
+		return fmt.Errorf("heartbeat credential: %w", err)
+	}
+	_, err = tmp.WriteString(text + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("heartbeat credential %s: %w", path, err)
+	}
+	return nil
+}
+
+// forget drops a credential the console no longer knows (the host was
+// decommissioned), so the next heartbeat enrols again.
+func (c *Client) forget() {
+	c.cred = ""
+	if f := c.o.CredentialFile; f != "" {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.o.Log.WithError(err).Error("heartbeat credential not removed")
+		}
+	}
+}
+
 func (c *Client) beat(ctx context.Context) (time.Duration, error) {
+	cred, err := c.credential(ctx)
+	if err != nil {
+		return 0, err
+	}
 	hb := c.Build()
-	resp, err := c.api.Send(ctx, hb)
+	resp, err := c.api.WithToken(cred).Send(ctx, hb)
+	if api.HasCode(err, "unknown_credential") {
+		c.forget()
+		return 0, fmt.Errorf("the console does not know this host's credential (decommissioned?): enrolling again at the next heartbeat: %w", err)
+	}
 	if err != nil {
 		var se *api.StatusError
 		if errors.As(err, &se) && se.Code == "invalid_heartbeat" && len(hb.TaskResults) > 0 {

@@ -20,6 +20,8 @@ import (
 	"smith/agent/metrics"
 	"smith/agent/source"
 	"smith/heartbeat/api"
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
 )
 
 func writeTree(t *testing.T, root string, files map[string]string) {
@@ -105,8 +107,25 @@ type fakeConsole struct {
 	beats []api.Heartbeat
 }
 
+// fakeEnrol answers an enrolment with the fleet secret "fleet-token" with
+// the credential "cred-1", and reports whether r was one.
+func fakeEnrol(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path != api.EnrolPath {
+		return false
+	}
+	if r.Header.Get("Authorization") != "Bearer fleet-token" {
+		http.Error(w, "no", http.StatusUnauthorized)
+		return true
+	}
+	json.NewEncoder(w).Encode(api.Enrolment{HostID: "h", Credential: "cred-1"})
+	return true
+}
+
 func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != api.HeartbeatPath || r.Header.Get("Authorization") != "Bearer fleet-token" {
+	if fakeEnrol(w, r) {
+		return
+	}
+	if r.URL.Path != api.HeartbeatPath || r.Header.Get("Authorization") != "Bearer cred-1" {
 		http.Error(w, "no", http.StatusUnauthorized)
 		return
 	}
@@ -302,6 +321,9 @@ type refusingConsole struct {
 }
 
 func (f *refusingConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if fakeEnrol(w, r) {
+		return
+	}
 	var hb api.Heartbeat
 	json.NewDecoder(r.Body).Decode(&hb)
 	f.mu.Lock()
@@ -379,5 +401,63 @@ func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
 	o.Insecure = true
 	if _, err := New(o); err != nil {
 		t.Errorf("with insecure: %v", err)
+	}
+}
+
+// The agent enrols once with the fleet secret, keeps its credential
+// (0600) across restarts, enrols again after a decommission, and a second
+// machine with the same machine-id is refused with a clear error.
+func TestEnrolmentWithTheRealConsole(t *testing.T) {
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{OfflineAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	srv, err := server.New(server.Config{FleetToken: "fleet-token", ConsolePassword: "pw", Registry: reg, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	credFile := filepath.Join(t.TempDir(), "state", "console.credential")
+	agent := func(file string) *Client {
+		cl := newTestClient(t, ts.URL, 30*time.Second, nil)
+		cl.o.CredentialFile = file
+		return cl
+	}
+	ctx := context.Background()
+	first := agent(credFile)
+	if _, err := first.beat(ctx); err != nil {
+		t.Fatalf("first heartbeat: %v", err)
+	}
+	st, err := os.Stat(credFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credential file: %v %v", st, err)
+	}
+	saved, _ := os.ReadFile(credFile)
+	// A restart: the saved credential, no new enrolment (which the
+	// console would refuse).
+	if _, err := agent(credFile).beat(ctx); err != nil {
+		t.Errorf("after a restart: %v", err)
+	}
+	// A clone: same machine-id, no credential.
+	_, err = agent(filepath.Join(t.TempDir(), "clone.credential")).beat(ctx)
+	if err == nil || !strings.Contains(err.Error(), "machine-id") {
+		t.Errorf("clone: %v", err)
+	}
+	if h, _ := reg.Lookup(first.hostID, time.Now()); h.Conflicts != 1 {
+		t.Errorf("clone not recorded: %d conflicts", h.Conflicts)
+	}
+	// Decommissioned: refused once, then enrolled again with a new
+	// credential.
+	reg.Decommission(first.hostID, time.Now())
+	if _, err := first.beat(ctx); err == nil || !strings.Contains(err.Error(), "decommissioned") {
+		t.Errorf("after decommission: %v", err)
+	}
+	if _, err := first.beat(ctx); err != nil {
+		t.Errorf("re-enrolment: %v", err)
+	}
+	if again, _ := os.ReadFile(credFile); len(again) == 0 || string(again) == string(saved) {
+		t.Errorf("credential after re-enrolment: %q (was %q)", again, saved)
 	}
 }

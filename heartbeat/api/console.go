@@ -16,6 +16,17 @@ type Host struct {
 	LastSeen  time.Time `json:"last_seen"`
 	// RemoteAddr is the address the last heartbeat came from.
 	RemoteAddr string `json:"remote_addr"`
+	// EnrolledAt and EnrolledFrom: when and from which address the host
+	// received its credential (zero for a host registered before
+	// enrolment existed, which enrols at its agent's next start).
+	EnrolledAt   time.Time `json:"enrolled_at"`
+	EnrolledFrom string    `json:"enrolled_from,omitempty"`
+	// Conflicts counts refused claims on this host's identity: an
+	// enrolment for its host id, a heartbeat for it with another host's
+	// credential, or a second agent heartbeating with its credential
+	// (a cloned machine). LastConflict is the latest.
+	Conflicts    int       `json:"conflicts"`
+	LastConflict *Conflict `json:"last_conflict,omitempty"`
 
 	AgentVersion       string `json:"agent_version"`
 	ModuleVersion      string `json:"module_version"`
@@ -36,6 +47,14 @@ type Host struct {
 	// Tasks holds the latest result of each task kind, in TaskKinds
 	// order; only the single-host view fills it.
 	Tasks []TaskResult `json:"tasks,omitempty"`
+}
+
+// Conflict is one refused claim on a host's identity.
+type Conflict struct {
+	At       time.Time `json:"at"`
+	Remote   string    `json:"remote"`
+	Hostname string    `json:"hostname,omitempty"` // the name the claimant gave
+	Reason   string    `json:"reason"`
 }
 
 // Counts are fleet totals.

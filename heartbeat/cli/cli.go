@@ -32,6 +32,8 @@ Usage:
   smith-console count [flags]            total, online and offline hosts
   smith-console host [flags] <name-or-ip>
                                          one host (id, name or IP) with its latest task results
+  smith-console decommission [flags] <host-id>
+                                         forget a host and revoke its credential (exact host id)
   smith-console fingerprint <cert.pem>   print a certificate's SHA-256 pin (for heartbeat.pin_sha256)
   smith-console -version                 print the version
 
@@ -44,9 +46,11 @@ serve flags (each overrides the config file):
   Without a certificate the console serves plain HTTP on a loopback address
   only; elsewhere set tls_self_signed, tls_proxy or insecure in the config.
   -log-level LEVEL  debug, info, warn, error
-  Secrets come from the config or SMITH_FLEET_TOKEN / SMITH_CONSOLE_PASSWORD.
+  Secrets come from the config or SMITH_FLEET_TOKEN (the fleet enrolment
+  secret: agents trade it for their own host credential) and
+  SMITH_CONSOLE_PASSWORD.
 
-list, count and host flags (before the argument):
+list, count, host and decommission flags (before the argument):
   -server URL       console address (default $SMITH_CONSOLE_URL, else https://127.0.0.1:8443);
                     http:// only to loopback unless -insecure
   -password-file F  file holding the console password (default $SMITH_CONSOLE_PASSWORD)
@@ -93,7 +97,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		fmt.Fprintln(stdout, pin)
 		return exitOK
-	case "list", "count", "host":
+	case "list", "count", "host", "decommission":
 		return query(ctx, verb, rest, stdout, stderr, getenv)
 	default:
 		fmt.Fprintf(stderr, "smith-console: unknown command %q (try smith-console --help)\n", verb)
@@ -109,7 +113,11 @@ type consoleClient struct {
 }
 
 func (c *consoleClient) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path, out)
+}
+
+func (c *consoleClient) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", c.base+path, err)
 	}
@@ -149,7 +157,8 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 	switch {
 	case verb == "list" && len(rest) > 1,
 		verb == "count" && len(rest) != 0,
-		verb == "host" && len(rest) != 1:
+		verb == "host" && len(rest) != 1,
+		verb == "decommission" && len(rest) != 1:
 		fmt.Fprintf(stderr, "smith-console %s: wrong arguments %q (try smith-console --help)\n", verb, rest)
 		return exitUsage
 	}
@@ -203,6 +212,15 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 		if err == nil {
 			err = output(stdout, *asJSON, h, func(w io.Writer) { printHost(w, h, time.Now()) })
 		}
+	case "decommission":
+		var h api.Host
+		err = c.do(ctx, http.MethodDelete, api.HostsPath+"/"+url.PathEscape(rest[0]), &h)
+		if err == nil {
+			err = output(stdout, *asJSON, h, func(w io.Writer) {
+				fmt.Fprintf(w, "decommissioned %s (%s): its credential is revoked; its agent must enrol again to come back\n",
+					safe(h.Hostname), safe(h.HostID))
+			})
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-console %s: %s\n", verb, safe(err.Error()))
@@ -229,7 +247,17 @@ func output(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
 	return nil
 }
 
-func status(online bool) string {
+func status(h api.Host) string {
+	switch {
+	case h.Conflicts > 0:
+		return statusText(h.Online) + "!"
+	case h.LastSeen.IsZero():
+		return "enrolled"
+	}
+	return statusText(h.Online)
+}
+
+func statusText(online bool) string {
 	if online {
 		return "online"
 	}
@@ -241,6 +269,13 @@ func ago(t, now time.Time) string {
 		return "never"
 	}
 	return now.Sub(t).Round(time.Second).String() + " ago"
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func dash(s string) string {
@@ -255,25 +290,39 @@ func printList(w io.Writer, l api.HostList, now time.Time) {
 	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS\tSPOOL BYTES")
 	for _, h := range l.Hosts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%d\n",
-			status(h.Online), safe(h.Hostname), dash(strings.Join(safeAll(h.IPs), ",")), ago(h.LastSeen, now),
+			status(h), safe(h.Hostname), dash(strings.Join(safeAll(h.IPs), ",")), ago(h.LastSeen, now),
 			dash(safe(h.AgentVersion)), dash(safe(h.ModuleVersion)), dash(safe(h.Kernel)),
 			h.EventRate, h.DropsTotal, h.Counters.SpoolBytes)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d shown; fleet: total %d  online %d  offline %d\n",
 		len(l.Hosts), l.Counts.Total, l.Counts.Online, l.Counts.Offline)
+	for _, h := range l.Hosts {
+		if h.Conflicts > 0 {
+			fmt.Fprintf(w, "! %s: %d identity conflicts (smith-console host %s)\n", safe(h.Hostname), h.Conflicts, safe(h.HostID))
+		}
+	}
 }
 
 func printHost(w io.Writer, h api.Host, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("host", safe(h.Hostname))
-	row("status", status(h.Online))
+	row("status", status(h))
 	row("host id", safe(h.HostID))
 	row("ips", dash(strings.Join(safeAll(h.IPs), ", ")))
 	row("heartbeats from", dash(h.RemoteAddr))
-	row("last seen", fmt.Sprintf("%s (%s)", ago(h.LastSeen, now), h.LastSeen.UTC().Format(time.RFC3339)))
-	row("first seen", h.FirstSeen.UTC().Format(time.RFC3339))
+	row("last seen", fmt.Sprintf("%s (%s)", ago(h.LastSeen, now), when(h.LastSeen)))
+	row("first seen", when(h.FirstSeen))
+	if h.EnrolledAt.IsZero() {
+		row("enrolled", "no (registered before enrolment; enrols at its agent's next start)")
+	} else {
+		row("enrolled", fmt.Sprintf("%s from %s", when(h.EnrolledAt), dash(safe(h.EnrolledFrom))))
+	}
+	if h.Conflicts > 0 && h.LastConflict != nil {
+		c := h.LastConflict
+		row("IDENTITY CONFLICTS", fmt.Sprintf("%d, last %s from %s (%s): %s", h.Conflicts, when(c.At), safe(c.Remote), dash(safe(c.Hostname)), safe(c.Reason)))
+	}
 	row("kernel", dash(safe(h.Kernel)))
 	row("uptime", (time.Duration(h.UptimeSeconds) * time.Second).String())
 	row("agent", fmt.Sprintf("%s, up %s", dash(safe(h.AgentVersion)), time.Duration(h.AgentUptimeSeconds)*time.Second))

@@ -61,8 +61,11 @@ func liveConsole(t *testing.T) string {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); reg.Close() })
 
-	client := api.NewClient(ts.URL, fleetToken, ts.Client())
 	send := func(hb *api.Heartbeat) {
+		client, err := api.NewClient(ts.URL, fleetToken, ts.Client()).Enrolled(context.Background(), hb.HostID, hb.Hostname)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := client.Send(context.Background(), hb); err != nil {
 			t.Fatal(err)
 		}
@@ -127,6 +130,21 @@ func TestCLIVerbsAgainstLiveConsole(t *testing.T) {
 	var h api.Host
 	if err := json.Unmarshal([]byte(out), &h); code != 0 || err != nil || h.HostID != "id-web" || len(h.Tasks) != 1 {
 		t.Errorf("host -json: %d %v %+v", code, err, h)
+	}
+	if !strings.Contains(out, `"enrolled_at"`) {
+		t.Errorf("host -json lacks the enrolment: %s", out)
+	}
+
+	// Decommission takes the exact id; the host is gone afterwards.
+	if code, _, errOut := runCLI(t, e, "decommission", "db-1"); code != 1 || !strings.Contains(errOut, "exact host id") {
+		t.Errorf("decommission by name: %d %q", code, errOut)
+	}
+	code, out, errOut = runCLI(t, e, "decommission", "id-db")
+	if code != 0 || !strings.Contains(out, "decommissioned db-1 (id-db)") {
+		t.Errorf("decommission: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, e, "count"); code != 0 || out != "total 1  online 1  offline 0\n" {
+		t.Errorf("count after decommission: %d %q", code, out)
 	}
 }
 
@@ -297,8 +315,11 @@ func TestServeRestartKeepsHosts(t *testing.T) {
 	}
 
 	url, stop := start()
-	if _, err := api.NewClient(url, fleetToken, nil).Send(context.Background(),
-		&api.Heartbeat{HostID: "id-1", Hostname: "kept-1", Kernel: "6.12.9-amd64"}); err != nil {
+	enrolment, err := api.NewClient(url, fleetToken, nil).Enrol(context.Background(), "id-1", "kept-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(url, enrolment.Credential, nil).Send(context.Background(), &api.Heartbeat{HostID: "id-1", Hostname: "kept-1", Kernel: "6.12.9-amd64"}); err != nil {
 		t.Fatal(err)
 	}
 	if code := stop(); code != 0 {
@@ -314,6 +335,10 @@ func TestServeRestartKeepsHosts(t *testing.T) {
 	code, out, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, "host", "-server", url, "kept-1")
 	if code != 0 || !strings.Contains(out, "6.12.9-amd64") {
 		t.Errorf("after restart: %d %q %q", code, out, errOut)
+	}
+	// The credential survived the restart too.
+	if _, err := api.NewClient(url, enrolment.Credential, nil).Send(context.Background(), &api.Heartbeat{HostID: "id-1", Hostname: "kept-1"}); err != nil {
+		t.Errorf("heartbeat with the credential after a restart: %v", err)
 	}
 }
 
@@ -417,7 +442,11 @@ func TestServeSelfSignedCertificateIsPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent := api.NewClient(url, fleetToken, &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}})
+	agent, err := api.NewClient(url, fleetToken, &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}).
+		Enrolled(context.Background(), "id-tls", "tls-1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := agent.Send(context.Background(), &api.Heartbeat{HostID: "id-tls", Hostname: "tls-1"}); err != nil {
 		t.Fatalf("agent with the pin: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"smith/heartbeat/api"
+	"smith/heartbeat/store"
 )
 
 // Config is smith-console serve's configuration: a TOML file, then
@@ -31,11 +32,18 @@ type Config struct {
 	Insecure bool `toml:"insecure"`
 
 	// Secrets: better given by SMITH_FLEET_TOKEN and
-	// SMITH_CONSOLE_PASSWORD than written in a file.
+	// SMITH_CONSOLE_PASSWORD than written in a file. The fleet token is
+	// the enrolment secret: it only gets a new host its own credential.
 	FleetToken      string `toml:"fleet_token"`
 	ConsolePassword string `toml:"console_password"`
 
 	DB string `toml:"db"`
+
+	// EnrolRate hosts a second may enrol, EnrolBurst at once; MaxHosts
+	// bounds the registry.
+	EnrolRate  float64 `toml:"enrol_rate"`
+	EnrolBurst int     `toml:"enrol_burst"`
+	MaxHosts   int     `toml:"max_hosts"`
 
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// OfflineAfter of 0 means three missed heartbeat intervals.
@@ -106,6 +114,9 @@ func DefaultConfig() Config {
 		SessionTTL:        Duration{12 * time.Hour},
 		IdleTimeout:       Duration{2 * time.Minute},
 		LoginMaxFailures:  5,
+		EnrolRate:         50,
+		EnrolBurst:        500,
+		MaxHosts:          store.DefaultMaxHosts,
 		LoginLockout:      Duration{15 * time.Minute},
 		LogLevel:          "info",
 		LogFormat:         "text",
@@ -154,6 +165,10 @@ func (c *Config) Check() error {
 		return errors.New("config: tls_cert and tls_key go together: give both or neither")
 	case c.TLSProxy && (c.TLSCert != "" || c.TLSSelfSigned):
 		return errors.New("config: tls_proxy means the proxy does TLS: give no tls_cert and no tls_self_signed")
+	case c.EnrolRate <= 0 || c.EnrolBurst < 1:
+		return errors.New("config: enrol_rate must be positive and enrol_burst at least 1")
+	case c.MaxHosts < 1:
+		return errors.New("config: max_hosts must be at least 1")
 	case c.LoginMaxFailures < 1:
 		return errors.New("config: login_max_failures must be at least 1")
 	case c.LoginLockout.Duration <= 0:

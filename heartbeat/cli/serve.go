@@ -130,6 +130,7 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 	reg, err := store.Open(cfg.DB, store.Policy{
 		OfflineAfter:  cfg.OfflineTimeout(),
 		TaskIntervals: cfg.TaskIntervals(),
+		MaxHosts:      cfg.MaxHosts,
 	})
 	if err != nil {
 		return err
@@ -153,6 +154,8 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		LoginMaxFailures: cfg.LoginMaxFailures,
 		LoginLockout:     cfg.LoginLockout.Duration,
 		Audit:            audit,
+		EnrolRate:        cfg.EnrolRate,
+		EnrolBurst:       cfg.EnrolBurst,
 		Log:              logger,
 	})
 	if err != nil {

@@ -10,7 +10,10 @@
 // Each simulated agent keeps its own connection, starts at a random point
 // of the first interval (so requests are spread evenly, agents/interval per
 // second), answers the tasks it receives with results in its next
-// heartbeat, and counts any error. Run by `make bench-console`.
+// heartbeat, and counts any error. Its first request enrols it with the
+// fleet secret (a real agent does that once, at its first start); every
+// later one is a heartbeat with its own credential. Run by
+// `make bench-console`.
 package main
 
 import (
@@ -239,7 +242,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // agent is one simulated smith-agent with its own connection.
 type agent struct {
 	transport *http.Transport
-	client    *api.Client
+	client    *api.Client // the fleet secret until enrolled, then the host's credential
+	enrolled  bool
 	hb        api.Heartbeat
 	pending   []api.Task
 	started   time.Time
@@ -269,6 +273,13 @@ func newAgent(i int, opts Options) *agent {
 // beat sends one heartbeat carrying results for the tasks the previous
 // answer handed out, as a real agent does.
 func (a *agent) beat(ctx context.Context) error {
+	if !a.enrolled {
+		cl, err := a.client.Enrolled(ctx, a.hb.HostID, a.hb.Hostname)
+		if err != nil {
+			return err
+		}
+		a.client, a.enrolled = cl, true
+	}
 	now := time.Now()
 	a.hb.Seq++
 	a.hb.SentAt = now
@@ -361,7 +372,14 @@ func startConsole(bin, token, password string) (*consoleProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "-listen", addr, "-db", filepath.Join(dir, "console.db"), "-log-level", "warn")
+	// The whole simulated fleet enrols within its first interval: the
+	// enrolment rate limit is lifted for the run.
+	conf := filepath.Join(dir, "console.toml")
+	if err := os.WriteFile(conf, []byte("enrol_rate = 1000000.0\nenrol_burst = 1000000\n"), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "-config", conf, "-listen", addr, "-db", filepath.Join(dir, "console.db"), "-log-level", "warn")
 	cmd.Env = append(os.Environ(), "SMITH_FLEET_TOKEN="+token, "SMITH_CONSOLE_PASSWORD="+password)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

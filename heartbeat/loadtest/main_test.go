@@ -28,7 +28,7 @@ func TestSmallLoad(t *testing.T) {
 	defer reg.Close()
 	quiet := logrus.New()
 	quiet.SetLevel(logrus.ErrorLevel)
-	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet})
+	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

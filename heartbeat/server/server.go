@@ -58,6 +58,11 @@ type Config struct {
 	LoginLockout     time.Duration
 	// Audit records logins and decommissions (default: the log only).
 	Audit *Audit
+	// EnrolRate new hosts a second may enrol, EnrolBurst at once
+	// (defaults 50 and 500); beyond, 429 and the agent tries again at
+	// its next interval.
+	EnrolRate  float64
+	EnrolBurst int
 
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
@@ -73,6 +78,7 @@ type Server struct {
 	console  [sha256.Size]byte
 	sessions *sessions
 	limiter  *limiter
+	enrols   *bucket
 	mux      *http.ServeMux
 }
 
@@ -109,15 +115,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Audit == nil {
 		cfg.Audit = NewAudit(nil, cfg.Log)
 	}
+	if cfg.EnrolRate <= 0 {
+		cfg.EnrolRate = 50
+	}
+	if cfg.EnrolBurst <= 0 {
+		cfg.EnrolBurst = 500
+	}
 	s := &Server{
 		cfg:      cfg,
 		fleet:    sha256.Sum256([]byte(cfg.FleetToken)),
 		console:  sha256.Sum256([]byte(cfg.ConsolePassword)),
 		sessions: newSessions(cfg.SessionTTL),
 		limiter:  newLimiter(cfg.LoginMaxFailures, cfg.LoginLockout),
+		enrols:   newBucket(cfg.EnrolRate, cfg.EnrolBurst),
 		mux:      http.NewServeMux(),
 	}
 	s.mux.HandleFunc(api.HeartbeatPath, s.heartbeat)
+	s.mux.HandleFunc("POST "+api.EnrolPath, s.enrol)
+	s.mux.Handle("DELETE "+api.HostsPath+"/{key}", s.viewer(s.decommission))
 	s.mux.HandleFunc("POST "+api.LoginPath, s.login)
 	s.mux.HandleFunc("POST "+api.LogoutPath, s.logout)
 	s.mux.Handle("GET "+api.HostsPath, s.viewer(s.hosts))
@@ -193,10 +208,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "POST a heartbeat")
 		return
 	}
-	if !tokenMatches(bearer(r), s.fleet) {
-		log.Warn("heartbeat refused: missing or wrong fleet token")
-		w.Header().Set("WWW-Authenticate", `Bearer realm="smith-agents"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong fleet token")
+	cred := bearer(r)
+	if _, ok := s.cfg.Registry.Authenticate(cred); !ok {
+		s.refuseCredential(w, log)
 		return
 	}
 	var hb api.Heartbeat
@@ -216,7 +230,21 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
-	tasks := s.cfg.Registry.Heartbeat(&hb, s.clientAddr(r), now)
+	tasks, err := s.cfg.Registry.HeartbeatAs(cred, &hb, s.clientAddr(r), now)
+	switch {
+	case errors.Is(err, store.ErrUnknownCredential):
+		// Decommissioned between the two checks.
+		s.refuseCredential(w, log)
+		return
+	case errors.Is(err, store.ErrWrongHost):
+		log.WithField("host_id", hb.HostID).Warn("heartbeat refused: credential of another host")
+		writeError(w, http.StatusForbidden, "wrong_host", err.Error())
+		return
+	case errors.Is(err, store.ErrIdentityConflict):
+		log.WithField("host_id", hb.HostID).WithField("run_id", hb.RunID).Warn("heartbeat refused: identity conflict")
+		writeError(w, http.StatusConflict, "identity_conflict", err.Error())
+		return
+	}
 	if tasks == nil {
 		tasks = []api.Task{}
 	}
@@ -226,6 +254,78 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		IntervalSeconds: int(s.cfg.Interval / time.Second),
 		Tasks:           tasks,
 	})
+}
+
+func (s *Server) refuseCredential(w http.ResponseWriter, log logrus.FieldLogger) {
+	log.Warn("heartbeat refused: not an enrolled host's credential")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="smith-agents"`)
+	writeError(w, http.StatusUnauthorized, "unknown_credential",
+		"not the credential of an enrolled host (decommissioned, or never enrolled: an agent enrols at "+api.EnrolPath+" with the fleet secret)")
+}
+
+// enrol gives a new host its credential, for the fleet enrolment secret.
+func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
+	addr := s.clientAddr(r)
+	log := s.cfg.Log.WithField("remote", addr)
+	if !tokenMatches(bearer(r), s.fleet) {
+		log.Warn("enrolment refused: missing or wrong fleet secret")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="smith-agents"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong fleet enrolment secret")
+		return
+	}
+	var in api.EnrolRequest
+	if status, code, err := decodeJSON(w, r, &in); err != nil {
+		writeError(w, status, code, err.Error())
+		return
+	}
+	if err := in.Validate(); err != nil {
+		var ve *api.VersionError
+		if errors.As(err, &ve) {
+			writeError(w, http.StatusBadRequest, "unsupported_version", err.Error())
+		} else {
+			writeError(w, http.StatusBadRequest, "invalid_enrolment", err.Error())
+		}
+		return
+	}
+	now := s.cfg.Now()
+	if ok, wait := s.enrols.take(now); !ok {
+		secs := max(1, int((wait+time.Second-1)/time.Second))
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		writeError(w, http.StatusTooManyRequests, "enrol_rate_limited",
+			fmt.Sprintf("too many enrolments: at most %g a second; try again in %d s", s.cfg.EnrolRate, secs))
+		return
+	}
+	fields := map[string]string{"host_id": in.HostID, "hostname": in.Hostname}
+	cred, err := s.cfg.Registry.Enrol(in.HostID, in.Hostname, addr, now)
+	switch {
+	case errors.Is(err, store.ErrAlreadyEnrolled):
+		s.cfg.Audit.Record(now, "enrol_refused_enrolled", addr, fields)
+		writeError(w, http.StatusConflict, "already_enrolled", fmt.Sprintf("host id %q: %v", in.HostID, err))
+		return
+	case errors.Is(err, store.ErrRegistryFull):
+		log.Error("enrolment refused: registry full")
+		writeError(w, http.StatusForbidden, "registry_full", err.Error()+": decommission hosts that are gone")
+		return
+	case err != nil:
+		log.WithError(err).Error("enrolment failed")
+		writeError(w, http.StatusInternalServerError, "internal", "could not enrol the host")
+		return
+	}
+	s.cfg.Audit.Record(now, "enrol", addr, fields)
+	writeJSON(w, http.StatusOK, &api.Enrolment{HostID: in.HostID, Credential: cred})
+}
+
+// decommission forgets a host by its exact id and revokes its credential.
+func (s *Server) decommission(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	now := s.cfg.Now()
+	h, ok := s.cfg.Registry.Decommission(key, now)
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no host with id %q (decommission takes the exact host id)", key))
+		return
+	}
+	s.cfg.Audit.Record(now, "decommission", s.clientAddr(r), map[string]string{"host_id": h.HostID, "hostname": h.Hostname})
+	writeJSON(w, http.StatusOK, h)
 }
 
 // decodeJSON reads exactly one JSON value of at most api.MaxBodyBytes into

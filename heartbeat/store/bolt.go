@@ -95,9 +95,9 @@ func encode(r *Record) (encoded, error) {
 	return encoded{key: []byte(r.HostID), value: v}, nil
 }
 
-// save writes records in one transaction.
-func (d *DB) save(records []encoded) error {
-	if len(records) == 0 {
+// save writes records and deletes the hosts in gone, in one transaction.
+func (d *DB) save(records []encoded, gone [][]byte) error {
+	if len(records) == 0 && len(gone) == 0 {
 		return nil
 	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
@@ -105,6 +105,11 @@ func (d *DB) save(records []encoded) error {
 		for _, r := range records {
 			if err := b.Put(r.key, r.value); err != nil {
 				return fmt.Errorf("host %q: %w", r.key, err)
+			}
+		}
+		for _, id := range gone {
+			if err := b.Delete(id); err != nil {
+				return fmt.Errorf("host %q: %w", id, err)
 			}
 		}
 		return nil

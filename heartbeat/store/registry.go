@@ -10,9 +10,14 @@
 package store
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -34,7 +39,34 @@ type Record struct {
 	// last handed out.
 	Tasks  map[api.TaskKind]api.TaskResult `json:"tasks,omitempty"`
 	Issued map[api.TaskKind]time.Time      `json:"issued,omitempty"`
+
+	// Enrolment: when and from where the host received its credential,
+	// and the credential's SHA-256 (the credential itself is never
+	// kept). Empty for a host registered before enrolment existed.
+	EnrolledAt       time.Time `json:"enrolled_at"`
+	EnrolledFrom     string    `json:"enrolled_from,omitempty"`
+	CredentialSHA256 string    `json:"credential_sha256,omitempty"`
+	// RunID is the agent run heartbeating now; PastRuns the runs it
+	// replaced, newest last (at most maxPastRuns): one of those that
+	// heartbeats again is a second agent with this host's identity.
+	RunID    string   `json:"run_id,omitempty"`
+	PastRuns []string `json:"past_runs,omitempty"`
+	// Conflicts counts refused claims on this identity.
+	Conflicts    int           `json:"conflicts,omitempty"`
+	LastConflict *api.Conflict `json:"last_conflict,omitempty"`
 }
+
+// maxPastRuns bounds the agent runs remembered per host.
+const maxPastRuns = 8
+
+// Errors of Enrol and HeartbeatAs; the server turns each into its answer.
+var (
+	ErrAlreadyEnrolled   = errors.New("this host id is enrolled already: a second machine with the same machine-id? decommission the host on the console to enrol it again")
+	ErrRegistryFull      = errors.New("the registry holds its maximum number of hosts")
+	ErrUnknownCredential = errors.New("not the credential of an enrolled host (decommissioned, or never enrolled)")
+	ErrWrongHost         = errors.New("this credential belongs to another host: a host can only speak for itself")
+	ErrIdentityConflict  = errors.New("another agent heartbeats with this host's identity and credential (a cloned machine?): refused; see the host on the console")
+)
 
 // Policy is what the registry decides with.
 type Policy struct {
@@ -43,7 +75,13 @@ type Policy struct {
 	// TaskIntervals says how often each kind is due; a kind missing or
 	// at 0 is never handed out.
 	TaskIntervals map[api.TaskKind]time.Duration
+	// MaxHosts bounds the registry (0: DefaultMaxHosts); enrolments
+	// beyond it are refused.
+	MaxHosts int
 }
+
+// DefaultMaxHosts is the registry's size when the policy gives none.
+const DefaultMaxHosts = 200000
 
 // Registry is safe for concurrent use.
 type Registry struct {
@@ -52,14 +90,19 @@ type Registry struct {
 
 	mu      sync.Mutex
 	hosts   map[string]*Record
+	creds   map[string]string // credential SHA-256 -> host id
 	dirty   map[string]struct{}
-	offline map[string]bool // last state Sweep reported
+	deleted map[string]struct{} // decommissioned since the last Flush
+	offline map[string]bool     // last state Sweep reported
 }
 
 // Open loads the registry from the bbolt file at path.
 func Open(path string, p Policy) (*Registry, error) {
 	if p.OfflineAfter <= 0 {
 		return nil, fmt.Errorf("registry policy: offline timeout %v must be positive", p.OfflineAfter)
+	}
+	if p.MaxHosts <= 0 {
+		p.MaxHosts = DefaultMaxHosts
 	}
 	db, err := OpenDB(path)
 	if err != nil {
@@ -74,25 +117,152 @@ func Open(path string, p Policy) (*Registry, error) {
 		policy:  p,
 		db:      db,
 		hosts:   make(map[string]*Record, len(records)),
+		creds:   make(map[string]string, len(records)),
 		dirty:   make(map[string]struct{}),
+		deleted: make(map[string]struct{}),
 		offline: make(map[string]bool),
 	}
 	for _, rec := range records {
 		r.hosts[rec.HostID] = rec
+		if rec.CredentialSHA256 != "" {
+			r.creds[rec.CredentialSHA256] = rec.HostID
+		}
 	}
 	return r, nil
 }
 
-// Heartbeat records an accepted, validated heartbeat received at now from
-// remote, and returns the tasks due on that host (handing them out).
-func (r *Registry) Heartbeat(hb *api.Heartbeat, remote string, now time.Time) []api.Task {
+// credentialPrefix marks a host credential (so a leaked one is
+// recognisable in a log or a repository).
+const credentialPrefix = "smithhost1_"
+
+func credentialHash(cred string) string {
+	sum := sha256.Sum256([]byte(cred))
+	return hex.EncodeToString(sum[:])
+}
+
+// Enrol gives hostID (named hostname, asking from remote) its own
+// credential. A host id that has one already is refused with
+// ErrAlreadyEnrolled and the claim is recorded on that host as a
+// conflict; a full registry refuses new ids with ErrRegistryFull.
+func (r *Registry) Enrol(hostID, hostname, remote string, now time.Time) (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("host credential: %w", err)
+	}
+	cred := credentialPrefix + base64.RawURLEncoding.EncodeToString(b[:])
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	rec := r.hosts[hostID]
+	switch {
+	case rec != nil && rec.CredentialSHA256 != "":
+		r.conflictLocked(rec, now, remote, hostname, "enrolment for this enrolled host id")
+		return "", ErrAlreadyEnrolled
+	case rec == nil && len(r.hosts) >= r.policy.MaxHosts:
+		return "", ErrRegistryFull
+	case rec == nil:
+		rec = &Record{HostID: hostID, Last: api.Heartbeat{HostID: hostID, Hostname: hostname}}
+		r.hosts[hostID] = rec
+		delete(r.deleted, hostID)
+	}
+	rec.EnrolledAt, rec.EnrolledFrom = now, remote
+	rec.CredentialSHA256 = credentialHash(cred)
+	r.creds[rec.CredentialSHA256] = hostID
+	r.dirty[hostID] = struct{}{}
+	return cred, nil
+}
 
+func (r *Registry) conflictLocked(rec *Record, now time.Time, remote, hostname, reason string) {
+	rec.Conflicts++
+	rec.LastConflict = &api.Conflict{At: now, Remote: remote, Hostname: hostname, Reason: reason}
+	r.dirty[rec.HostID] = struct{}{}
+}
+
+// Authenticate returns the host id whose credential cred is.
+func (r *Registry) Authenticate(cred string) (string, bool) {
+	if cred == "" {
+		return "", false
+	}
+	h := credentialHash(cred)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.creds[h]
+	return id, ok
+}
+
+// HeartbeatAs records a validated heartbeat that came with credential
+// cred: it must be the credential of the host the heartbeat is about
+// (ErrUnknownCredential, ErrWrongHost), from the agent run that heartbeats
+// for that host now or a new one, not one a newer run replaced
+// (ErrIdentityConflict). Refused claims are recorded on the claimed host.
+func (r *Registry) HeartbeatAs(cred string, hb *api.Heartbeat, remote string, now time.Time) ([]api.Task, error) {
+	h := credentialHash(cred)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	owner, ok := r.creds[h]
+	if !ok {
+		return nil, ErrUnknownCredential
+	}
+	if owner != hb.HostID {
+		if claimed := r.hosts[hb.HostID]; claimed != nil {
+			r.conflictLocked(claimed, now, remote, hb.Hostname,
+				fmt.Sprintf("heartbeat for this host with the credential of %s (%s)", r.hosts[owner].Last.Hostname, owner))
+		}
+		return nil, ErrWrongHost
+	}
+	rec := r.hosts[owner]
+	if hb.RunID != "" && hb.RunID != rec.RunID {
+		if slices.Contains(rec.PastRuns, hb.RunID) {
+			r.conflictLocked(rec, now, remote, hb.Hostname,
+				fmt.Sprintf("two agents heartbeat with this host's credential: run %s came back after run %s replaced it", hb.RunID, rec.RunID))
+			return nil, ErrIdentityConflict
+		}
+		if rec.RunID != "" {
+			rec.PastRuns = append(rec.PastRuns, rec.RunID)
+			if n := len(rec.PastRuns); n > maxPastRuns {
+				rec.PastRuns = rec.PastRuns[n-maxPastRuns:]
+			}
+		}
+		rec.RunID = hb.RunID
+	}
+	return r.heartbeatLocked(hb, remote, now), nil
+}
+
+// Decommission forgets the host with exactly this id and revokes its
+// credential; its agent's heartbeats are refused from now on (it may
+// enrol again). It returns the host as it was.
+func (r *Registry) Decommission(hostID string, now time.Time) (api.Host, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec := r.hosts[hostID]
+	if rec == nil {
+		return api.Host{}, false
+	}
+	h := r.view(rec, now, false)
+	delete(r.hosts, hostID)
+	delete(r.creds, rec.CredentialSHA256)
+	delete(r.offline, hostID)
+	delete(r.dirty, hostID)
+	r.deleted[hostID] = struct{}{}
+	return h, true
+}
+
+// heartbeat records a heartbeat without any credential check (the
+// package's tests use it; the server goes through HeartbeatAs).
+func (r *Registry) heartbeat(hb *api.Heartbeat, remote string, now time.Time) []api.Task {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.heartbeatLocked(hb, remote, now)
+}
+
+func (r *Registry) heartbeatLocked(hb *api.Heartbeat, remote string, now time.Time) []api.Task {
 	rec := r.hosts[hb.HostID]
 	if rec == nil {
-		rec = &Record{HostID: hb.HostID, FirstSeen: now}
+		rec = &Record{HostID: hb.HostID}
 		r.hosts[hb.HostID] = rec
+		delete(r.deleted, hb.HostID)
+	}
+	if rec.FirstSeen.IsZero() {
+		rec.FirstSeen = now
 	} else {
 		rec.EventRate = eventRate(rec, hb, now)
 	}
@@ -240,7 +410,7 @@ func (r *Registry) Sweep(now time.Time) []api.Host {
 	defer r.mu.Unlock()
 	var gone []api.Host
 	for id, rec := range r.hosts {
-		if r.online(rec, now) || r.offline[id] {
+		if rec.LastSeen.IsZero() || r.online(rec, now) || r.offline[id] {
 			continue
 		}
 		r.offline[id] = true
@@ -263,12 +433,24 @@ func (r *Registry) Flush() error {
 		batch = append(batch, e)
 	}
 	clear(r.dirty)
+	gone := make([][]byte, 0, len(r.deleted))
+	for id := range r.deleted {
+		gone = append(gone, []byte(id))
+	}
+	clear(r.deleted)
 	r.mu.Unlock()
 
-	if err := r.db.save(batch); err != nil {
+	if err := r.db.save(batch, gone); err != nil {
 		r.mu.Lock()
 		for _, e := range batch {
-			r.dirty[string(e.key)] = struct{}{}
+			if _, ok := r.hosts[string(e.key)]; ok {
+				r.dirty[string(e.key)] = struct{}{}
+			}
+		}
+		for _, id := range gone {
+			if _, back := r.hosts[string(id)]; !back {
+				r.deleted[string(id)] = struct{}{}
+			}
 		}
 		r.mu.Unlock()
 		return errors.Join(encErr, err)
@@ -327,6 +509,10 @@ func (r *Registry) view(rec *Record, now time.Time, withTasks bool) api.Host {
 		FirstSeen:          rec.FirstSeen,
 		LastSeen:           rec.LastSeen,
 		RemoteAddr:         rec.RemoteAddr,
+		EnrolledAt:         rec.EnrolledAt,
+		EnrolledFrom:       rec.EnrolledFrom,
+		Conflicts:          rec.Conflicts,
+		LastConflict:       rec.LastConflict,
 		AgentVersion:       hb.AgentVersion,
 		ModuleVersion:      hb.ModuleVersion,
 		ABIVersion:         hb.ABIVersion,

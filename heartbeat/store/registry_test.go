@@ -26,17 +26,17 @@ func TestEventRateAcrossAgentRestart(t *testing.T) {
 	r := open(t, filepath.Join(t.TempDir(), "hosts.db"))
 	defer r.Close()
 	hb := api.Heartbeat{HostID: "h", Hostname: "h", AgentUptimeSeconds: 100, Counters: api.Counters{EventsRead: 1000}}
-	r.Heartbeat(&hb, "", t0)
+	r.heartbeat(&hb, "", t0)
 
 	hb.AgentUptimeSeconds, hb.Counters.EventsRead = 130, 1600
-	r.Heartbeat(&hb, "", t0.Add(30*time.Second))
+	r.heartbeat(&hb, "", t0.Add(30*time.Second))
 	if h, _ := r.Lookup("h", t0); h.EventRate != 20 {
 		t.Errorf("steady rate = %v, want 20", h.EventRate)
 	}
 
 	// Restarted agent: counters from zero, so the rate is over its uptime.
 	hb.AgentUptimeSeconds, hb.Counters.EventsRead = 10, 50
-	r.Heartbeat(&hb, "", t0.Add(60*time.Second))
+	r.heartbeat(&hb, "", t0.Add(60*time.Second))
 	if h, _ := r.Lookup("h", t0); h.EventRate != 5 {
 		t.Errorf("rate after restart = %v, want 5", h.EventRate)
 	}
@@ -48,7 +48,7 @@ func TestOnlyKnownTaskKindsAreKept(t *testing.T) {
 	hb := api.Heartbeat{HostID: "h", Hostname: "h", TaskResults: []api.TaskResult{
 		{Kind: api.TaskCrontabs, Items: 3}, {Kind: "made_up", Items: 9},
 	}}
-	r.Heartbeat(&hb, "", t0)
+	r.heartbeat(&hb, "", t0)
 	h, _ := r.Lookup("h", t0)
 	if len(h.Tasks) != 1 || h.Tasks[0].Kind != api.TaskCrontabs {
 		t.Errorf("tasks = %+v", h.Tasks)
@@ -69,7 +69,7 @@ func TestFlushWritesOnlyChangedHostsAndReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "hosts.db")
 	r := open(t, path)
 	for _, id := range []string{"a", "b"} {
-		r.Heartbeat(&api.Heartbeat{HostID: id, Hostname: id, Kernel: "k1"}, "", t0)
+		r.heartbeat(&api.Heartbeat{HostID: id, Hostname: id, Kernel: "k1"}, "", t0)
 	}
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestFlushWritesOnlyChangedHostsAndReloads(t *testing.T) {
 	if n := len(r.dirty); n != 0 {
 		t.Errorf("%d hosts dirty after flush", n)
 	}
-	r.Heartbeat(&api.Heartbeat{HostID: "a", Hostname: "a", Kernel: "k2"}, "", t0.Add(time.Second))
+	r.heartbeat(&api.Heartbeat{HostID: "a", Hostname: "a", Kernel: "k2"}, "", t0.Add(time.Second))
 	if n := len(r.dirty); n != 1 {
 		t.Errorf("%d hosts dirty after one heartbeat, want 1", n)
 	}

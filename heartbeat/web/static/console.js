@@ -55,8 +55,26 @@ function el(tag, text, cls) {
   return e;
 }
 
-function badge(online) {
-  return el("span", online ? "online" : "offline", "badge " + (online ? "online" : "offline"));
+function seen(h) {
+  return Date.parse(h.last_seen) > 0;
+}
+
+// status is "online", "offline", or "enrolled" for a host that has its
+// credential but has not sent a heartbeat yet.
+function status(h) {
+  if (!seen(h)) return "enrolled";
+  return h.online ? "online" : "offline";
+}
+
+function badge(st) {
+  return el("span", st, "badge " + st);
+}
+
+function conflictText(h) {
+  const c = h.last_conflict;
+  if (!h.conflicts || !c) return "none";
+  return h.conflicts + ", last " + ago(c.at) + " from " + c.remote +
+    (c.hostname ? " (" + c.hostname + ")" : "") + ": " + c.reason;
 }
 
 function ago(iso) {
@@ -107,9 +125,16 @@ async function showFleet() {
   for (const h of list.hosts) {
     const tr = document.createElement("tr");
     tr.dataset.host = h.hostname;
-    tr.dataset.status = h.online ? "online" : "offline";
+    tr.dataset.status = status(h);
+    tr.dataset.conflict = h.conflicts > 0 ? "true" : "false";
     tr.addEventListener("click", () => { location.hash = "#/host/" + encodeURIComponent(h.host_id); });
-    const status = el("td"); status.append(badge(h.online)); tr.append(status);
+    const st = el("td"); st.append(badge(status(h)));
+    if (h.conflicts > 0) {
+      const c = el("span", "identity conflict", "badge conflict");
+      c.title = conflictText(h);
+      st.append(" ", c);
+    }
+    tr.append(st);
     const name = el("td"); const a = el("a", h.hostname);
     a.href = "#/host/" + encodeURIComponent(h.host_id); name.append(a); tr.append(name);
     tr.append(el("td", h.ips.join(", ")));
@@ -141,15 +166,23 @@ async function showHost(id) {
   show("detail");
   $("detail-name").textContent = h.hostname;
   const st = $("detail-status");
-  st.textContent = h.online ? "online" : "offline";
-  st.className = "badge " + (h.online ? "online" : "offline");
+  st.textContent = status(h);
+  st.className = "badge " + status(h);
+  $("detail").dataset.host = h.host_id;
+  $("decommission").hidden = false;
+  $("decommission-confirm").hidden = true;
+  $("decommission-cancel").hidden = true;
 
   factRows($("detail-identity").tBodies[0], [
     ["Host id", h.host_id],
     ["IPs", h.ips.join(", ") || "-"],
     ["Heartbeats from", h.remote_addr],
     ["Last seen", ago(h.last_seen) + " (" + h.last_seen + ")"],
-    ["First seen", h.first_seen],
+    ["First seen", seen(h) ? h.first_seen : "never"],
+    ["Enrolled", Date.parse(h.enrolled_at) > 0
+      ? h.enrolled_at + (h.enrolled_from ? " from " + h.enrolled_from : "")
+      : "no (enrols at its agent's next start)"],
+    ["Identity conflicts", conflictText(h)],
     ["Kernel", h.kernel || "-"],
     ["Uptime", duration(h.uptime_s)],
     ["Agent", (h.agent_version || "-") + ", up " + duration(h.agent_uptime_s)],
@@ -188,6 +221,31 @@ async function showHost(id) {
   }
   $("detail-tasks").replaceChild(body, $("detail-tasks").tBodies[0]);
   $("detail-notasks").hidden = tasks.length > 0;
+}
+
+// decommission forgets the shown host and revokes its credential; the
+// first click asks, the second does it.
+async function decommission() {
+  const id = $("detail").dataset.host;
+  stop();
+  const resp = await fetch("/api/v1/hosts/" + encodeURIComponent(id), {
+    method: "DELETE", credentials: "same-origin",
+  }).catch((err) => ({ ok: false, status: 0, statusText: err.message }));
+  if (!resp.ok) {
+    let msg = resp.status + " " + resp.statusText;
+    try { msg = (await resp.json()).error || msg; } catch (_) { /* keep status text */ }
+    problem(new Error(msg));
+    schedule();
+    return;
+  }
+  location.hash = "";
+  route();
+}
+
+function askDecommission(ask) {
+  $("decommission").hidden = ask;
+  $("decommission-confirm").hidden = !ask;
+  $("decommission-cancel").hidden = !ask;
 }
 
 async function route() {
@@ -234,6 +292,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   $("back").addEventListener("click", (ev) => { ev.preventDefault(); location.hash = ""; });
+  $("decommission").addEventListener("click", () => askDecommission(true));
+  $("decommission-cancel").addEventListener("click", () => askDecommission(false));
+  $("decommission-confirm").addEventListener("click", decommission);
   $("filter").addEventListener("input", () => {
     clearTimeout(filterDelay);
     filterDelay = setTimeout(route, 200);
