@@ -173,6 +173,15 @@ type Heartbeat struct {
 	CredentialFile string `toml:"credential_file"`
 }
 
+// SpoolBound is the disk spool's bound in bytes, 0 when there is no spool
+// (only the Kafka sink spools); the heartbeat reports it.
+func (c *Config) SpoolBound() uint64 {
+	if !c.HasSink("kafka") || c.Spool.MaxBytes <= 0 {
+		return 0
+	}
+	return uint64(c.Spool.MaxBytes)
+}
+
 // HeartbeatCredentialFile is where the host's console credential is kept.
 func (c *Config) HeartbeatCredentialFile() string {
 	if c.Heartbeat.CredentialFile != "" {

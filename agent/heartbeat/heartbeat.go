@@ -46,10 +46,13 @@ type Options struct {
 	Insecure bool
 
 	AgentVersion string
-	Host         func() encode.Host
-	Module       func() source.Module // nil without a module
-	Counters     *metrics.Counters
-	LastError    func() string
+	// SpoolMaxBytes is the spool's bound (0 without a spool), reported so
+	// the console shows the spool's fill in percent.
+	SpoolMaxBytes uint64
+	Host          func() encode.Host
+	Module        func() source.Module // nil without a module
+	Counters      *metrics.Counters
+	LastError     func() string
 	// Ship sends task items as events; false when they could not be
 	// queued.
 	Ship  func([]encode.TaskItem) bool
@@ -172,12 +175,13 @@ func (c *Client) Build() *api.Heartbeat {
 		AgentUptimeSeconds: int64(time.Since(c.started).Seconds()),
 		IntervalSeconds:    int(c.interval / time.Second),
 		Counters: api.Counters{
-			EventsRead:  cnt.Read.Load(),
-			EventsSent:  cnt.Sent.Load(),
-			Drops:       cnt.Drops(),
-			SpoolBytes:  cnt.SpoolBytes.Load(),
-			SpoolEvents: cnt.SpoolEvents.Load(),
-			RingFill:    ring.Fill,
+			EventsRead:    cnt.Read.Load(),
+			EventsSent:    cnt.Sent.Load(),
+			Drops:         cnt.Drops(),
+			SpoolBytes:    cnt.SpoolBytes.Load(),
+			SpoolEvents:   cnt.SpoolEvents.Load(),
+			SpoolMaxBytes: c.o.SpoolMaxBytes,
+			RingFill:      ring.Fill,
 		},
 	}
 	if len(hb.IPs) > api.MaxIPs {

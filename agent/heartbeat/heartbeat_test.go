@@ -461,3 +461,12 @@ func TestEnrolmentWithTheRealConsole(t *testing.T) {
 		t.Errorf("credential after re-enrolment: %q (was %q)", again, saved)
 	}
 }
+
+func TestHeartbeatReportsTheSpoolBound(t *testing.T) {
+	cl := newTestClient(t, "http://127.0.0.1:1", 30*time.Second, nil)
+	cl.o.SpoolMaxBytes = 1 << 30
+	cl.o.Counters.SpoolBytes.Store(1 << 28)
+	if c := cl.Build().Counters; c.SpoolMaxBytes != 1<<30 || c.SpoolBytes != 1<<28 {
+		t.Errorf("counters %+v", c)
+	}
+}

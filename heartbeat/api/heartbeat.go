@@ -42,6 +42,9 @@ const (
 	// LogoutPath ends the session.
 	LoginPath  = "/api/v1/login"
 	LogoutPath = "/api/v1/logout"
+	// MetricsPath serves the console's own Prometheus series (console
+	// credential).
+	MetricsPath = "/metrics"
 	// HealthPath answers 200 "ok" without credentials, for load balancers.
 	HealthPath = "/healthz"
 )
@@ -126,6 +129,9 @@ type Counters struct {
 
 	SpoolBytes  uint64 `json:"spool_bytes"`  // bytes waiting in the disk spool
 	SpoolEvents uint64 `json:"spool_events"` // events waiting in the disk spool
+	// SpoolMaxBytes is the spool's bound (since 1.1; 0: no spool or
+	// unknown), so the console shows the spool's fill in percent.
+	SpoolMaxBytes uint64 `json:"spool_max_bytes,omitempty"`
 
 	// RingFill is the ring's fill level at send time, 0..1.
 	RingFill float64 `json:"ring_fill"`

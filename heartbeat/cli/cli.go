@@ -287,16 +287,19 @@ func dash(s string) string {
 
 func printList(w io.Writer, l api.HostList, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS\tSPOOL BYTES")
+	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS (RECENT)\tSPOOL BYTES")
 	for _, h := range l.Hosts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%d\n",
 			status(h), safe(h.Hostname), dash(strings.Join(safeAll(h.IPs), ",")), ago(h.LastSeen, now),
 			dash(safe(h.AgentVersion)), dash(safe(h.ModuleVersion)), dash(safe(h.Kernel)),
-			h.EventRate, h.DropsTotal, h.Counters.SpoolBytes)
+			h.EventRate, h.DropsRecentTotal, h.Counters.SpoolBytes)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d shown; fleet: total %d  online %d  offline %d\n",
 		len(l.Hosts), l.Counts.Total, l.Counts.Online, l.Counts.Offline)
+	for _, a := range l.Alerts {
+		fmt.Fprintf(w, "ALERT %s %s since %s: %s\n", a.Kind, safe(a.Hostname), ago(a.Since, now), safe(a.Detail))
+	}
 	for _, h := range l.Hosts {
 		if h.Conflicts > 0 {
 			fmt.Fprintf(w, "! %s: %d identity conflicts (smith-console host %s)\n", safe(h.Hostname), h.Conflicts, safe(h.HostID))
@@ -329,11 +332,22 @@ func printHost(w io.Writer, h api.Host, now time.Time) {
 	row("module", fmt.Sprintf("%s, abi %s, transport %s", dash(safe(h.ModuleVersion)), dash(safe(h.ABIVersion)), dash(safe(h.Transport))))
 	row("event rate", fmt.Sprintf("%.1f/s", h.EventRate))
 	row("events", fmt.Sprintf("read %d, sent %d", h.Counters.EventsRead, h.Counters.EventsSent))
-	row("drops", fmt.Sprintf("%d%s", h.DropsTotal, dropDetail(h.Counters.Drops)))
-	row("spool", fmt.Sprintf("%d bytes, %d events", h.Counters.SpoolBytes, h.Counters.SpoolEvents))
+	row("drops, last "+(time.Duration(h.DropWindowSeconds)*time.Second).String(), fmt.Sprintf("%d%s", h.DropsRecentTotal, dropDetail(h.DropsRecent)))
+	row("drops since agent start", fmt.Sprintf("%d%s", h.DropsTotal, dropDetail(h.Counters.Drops)))
+	spool := fmt.Sprintf("%d bytes, %d events", h.Counters.SpoolBytes, h.Counters.SpoolEvents)
+	if h.SpoolFillPct >= 0 {
+		spool += fmt.Sprintf(" (%.1f%% full)", h.SpoolFillPct)
+	}
+	row("spool", spool)
 	row("ring fill", fmt.Sprintf("%.1f%%", h.Counters.RingFill*100))
+	if h.VersionDrift {
+		row("version drift", "yes: not the fleet's most common agent or module version")
+	}
 	if h.LastError != "" {
 		row("last error", safe(h.LastError))
+	}
+	for _, a := range h.Alerts {
+		row("ALERT "+a.Kind, fmt.Sprintf("since %s: %s", ago(a.Since, now), safe(a.Detail)))
 	}
 	tw.Flush()
 	if len(h.Tasks) == 0 {

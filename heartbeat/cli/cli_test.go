@@ -117,7 +117,8 @@ func TestCLIVerbsAgainstLiveConsole(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, e, "host", "10.0.0.5")
-	for _, want := range []string{"web-1", "online", "id-web", "ring_full 4", "packages", "412 packages (dpkg)"} {
+	for _, want := range []string{"web-1", "online", "id-web", "ring_full 4", "packages", "412 packages (dpkg)",
+		"drops, last 5m0s", "drops since agent start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("host output lacks %q:\n%s", want, out)
 		}
@@ -234,6 +235,8 @@ users = "1h"
 		"plain on an IP":    {`listen = "10.0.0.1:8080"`, "in clear"},
 		"proxy and cert":    {"tls_proxy = true\ntls_self_signed = true", "tls_proxy"},
 		"no lockout":        {`login_lockout = "0s"`, "login_lockout"},
+		"plain webhook":     {`alert_webhook = "http://hooks.example/smith"`, "alert_webhook"},
+		"short drop window": {`drop_window = "1s"`, "drop_window"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := write(strings.ReplaceAll(name, " ", "_")+".toml", tc.text)

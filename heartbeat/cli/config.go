@@ -41,6 +41,11 @@ type Config struct {
 
 	// EnrolRate hosts a second may enrol, EnrolBurst at once; MaxHosts
 	// bounds the registry.
+	// AlertWebhook receives every alert event as JSON ("" : none);
+	// DropWindow is how far back drop rates and the drops alert look.
+	AlertWebhook string   `toml:"alert_webhook"`
+	DropWindow   Duration `toml:"drop_window"`
+
 	EnrolRate  float64 `toml:"enrol_rate"`
 	EnrolBurst int     `toml:"enrol_burst"`
 	MaxHosts   int     `toml:"max_hosts"`
@@ -115,6 +120,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       Duration{2 * time.Minute},
 		LoginMaxFailures:  5,
 		EnrolRate:         50,
+		DropWindow:        Duration{store.DefaultDropWindow},
 		EnrolBurst:        500,
 		MaxHosts:          store.DefaultMaxHosts,
 		LoginLockout:      Duration{15 * time.Minute},
@@ -167,6 +173,8 @@ func (c *Config) Check() error {
 		return errors.New("config: tls_proxy means the proxy does TLS: give no tls_cert and no tls_self_signed")
 	case c.EnrolRate <= 0 || c.EnrolBurst < 1:
 		return errors.New("config: enrol_rate must be positive and enrol_burst at least 1")
+	case c.DropWindow.Duration < c.HeartbeatInterval.Duration:
+		return fmt.Errorf("config: drop_window %v is shorter than heartbeat_interval %v", c.DropWindow, c.HeartbeatInterval)
 	case c.MaxHosts < 1:
 		return errors.New("config: max_hosts must be at least 1")
 	case c.LoginMaxFailures < 1:
@@ -196,6 +204,11 @@ func (c *Config) Check() error {
 	for kind := range c.Tasks {
 		if !api.TaskKind(kind).Known() {
 			return fmt.Errorf("config: [tasks] %q is not a task kind (known: %s)", kind, kindList())
+		}
+	}
+	if c.AlertWebhook != "" {
+		if err := api.CheckConsoleURL(c.AlertWebhook, c.Insecure); err != nil {
+			return fmt.Errorf("config: alert_webhook: %w", err)
 		}
 	}
 	if !c.ServesTLS() && !c.TLSProxy && !c.Insecure && !api.ListenIsLoopback(c.Listen) {

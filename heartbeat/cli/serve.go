@@ -131,6 +131,7 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		OfflineAfter:  cfg.OfflineTimeout(),
 		TaskIntervals: cfg.TaskIntervals(),
 		MaxHosts:      cfg.MaxHosts,
+		DropWindow:    cfg.DropWindow.Duration,
 	})
 	if err != nil {
 		return err
@@ -142,6 +143,10 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 	}
 	if len(changes) > 0 {
 		audit.Record(time.Now(), "tasks_changed", "", changes)
+	}
+	var webhook *server.Webhook
+	if cfg.AlertWebhook != "" {
+		webhook = server.NewWebhook(cfg.AlertWebhook, nil, logger)
 	}
 	srv, err := server.New(server.Config{
 		FleetToken:       cfg.FleetToken,
@@ -156,6 +161,7 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		Audit:            audit,
 		EnrolRate:        cfg.EnrolRate,
 		EnrolBurst:       cfg.EnrolBurst,
+		Webhook:          webhook,
 		Log:              logger,
 	})
 	if err != nil {
@@ -202,6 +208,13 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		defer wg.Done()
 		srv.Maintain(maintainCtx, cfg.FlushInterval.Duration)
 	}()
+	if webhook != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			webhook.Run(maintainCtx)
+		}()
+	}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 

@@ -63,6 +63,9 @@ type Config struct {
 	// its next interval.
 	EnrolRate  float64
 	EnrolBurst int
+	// Webhook, when set, receives every alert event (the caller runs
+	// it).
+	Webhook *Webhook
 
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
@@ -79,6 +82,7 @@ type Server struct {
 	sessions *sessions
 	limiter  *limiter
 	enrols   *bucket
+	metrics  *metrics
 	mux      *http.ServeMux
 }
 
@@ -130,8 +134,10 @@ func New(cfg Config) (*Server, error) {
 		enrols:   newBucket(cfg.EnrolRate, cfg.EnrolBurst),
 		mux:      http.NewServeMux(),
 	}
-	s.mux.HandleFunc(api.HeartbeatPath, s.heartbeat)
-	s.mux.HandleFunc("POST "+api.EnrolPath, s.enrol)
+	s.metrics = newMetrics(s)
+	s.mux.HandleFunc(api.HeartbeatPath, counted(s.metrics.heartbeats, s.heartbeat))
+	s.mux.HandleFunc("POST "+api.EnrolPath, counted(s.metrics.enrolments, s.enrol))
+	s.mux.Handle("GET "+api.MetricsPath, s.viewer(s.metrics.handler(s)))
 	s.mux.Handle("DELETE "+api.HostsPath+"/{key}", s.viewer(s.decommission))
 	s.mux.HandleFunc("POST "+api.LoginPath, s.login)
 	s.mux.HandleFunc("POST "+api.LogoutPath, s.logout)
@@ -197,6 +203,18 @@ func (s *Server) maintain() {
 			"last_seen": h.LastSeen.UTC().Format(time.RFC3339),
 		}).Warn("host offline")
 	}
+	for _, ev := range s.cfg.Registry.Evaluate(now) {
+		s.metrics.alerts.WithLabelValues(ev.Kind, ev.State).Inc()
+		log := s.cfg.Log.WithFields(logrus.Fields{"alert": ev.Kind, "host": ev.Hostname, "host_id": ev.HostID, "detail": ev.Detail})
+		if ev.State == "firing" {
+			log.Warn("alert firing")
+		} else {
+			log.Info("alert resolved")
+		}
+		if s.cfg.Webhook != nil {
+			s.cfg.Webhook.Notify(ev)
+		}
+	}
 	s.sessions.prune(now)
 	s.limiter.prune(now)
 }
@@ -230,7 +248,9 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.cfg.Now()
+	began := time.Now()
 	tasks, err := s.cfg.Registry.HeartbeatAs(cred, &hb, s.clientAddr(r), now)
+	s.metrics.latency.Observe(time.Since(began).Seconds())
 	switch {
 	case errors.Is(err, store.ErrUnknownCredential):
 		// Decommissioned between the two checks.
@@ -428,14 +448,17 @@ func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, got, via 
 	now := s.cfg.Now()
 	addr := s.clientAddr(r)
 	if until := s.limiter.locked(addr, now); !until.IsZero() {
+		s.metrics.logins.WithLabelValues("locked_out").Inc()
 		s.cfg.Audit.Record(now, via+"_locked_out", addr, nil)
 		lockedOut(w, addr, until, now)
 		return false
 	}
 	if tokenMatches(got, s.console) {
 		s.limiter.succeed(addr)
+		s.metrics.logins.WithLabelValues("ok").Inc()
 		return true
 	}
+	s.metrics.logins.WithLabelValues("failed").Inc()
 	s.cfg.Audit.Record(now, via+"_failed", addr, nil)
 	if until := s.limiter.fail(addr, now); !until.IsZero() {
 		s.cfg.Audit.Record(now, "lockout", addr, map[string]string{

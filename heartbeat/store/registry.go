@@ -54,6 +54,13 @@ type Record struct {
 	// Conflicts counts refused claims on this identity.
 	Conflicts    int           `json:"conflicts,omitempty"`
 	LastConflict *api.Conflict `json:"last_conflict,omitempty"`
+
+	// DropSamples are the drops the heartbeats within the drop window
+	// added (newest last); ModuleSeen that a module was loaded once;
+	// Alerts the alerts firing, by kind.
+	DropSamples []DropSample         `json:"drop_samples,omitempty"`
+	ModuleSeen  bool                 `json:"module_seen,omitempty"`
+	Alerts      map[string]api.Alert `json:"alerts,omitempty"`
 }
 
 // maxPastRuns bounds the agent runs remembered per host.
@@ -78,6 +85,9 @@ type Policy struct {
 	// MaxHosts bounds the registry (0: DefaultMaxHosts); enrolments
 	// beyond it are refused.
 	MaxHosts int
+	// DropWindow is how far back drop rates and the drops alert look
+	// (0: DefaultDropWindow).
+	DropWindow time.Duration
 }
 
 // DefaultMaxHosts is the registry's size when the policy gives none.
@@ -94,6 +104,9 @@ type Registry struct {
 	dirty   map[string]struct{}
 	deleted map[string]struct{} // decommissioned since the last Flush
 	offline map[string]bool     // last state Sweep reported
+	// The fleet's most common agent and module versions, as of the last
+	// Evaluate.
+	agentMode, moduleMode string
 }
 
 // Open loads the registry from the bbolt file at path.
@@ -103,6 +116,9 @@ func Open(path string, p Policy) (*Registry, error) {
 	}
 	if p.MaxHosts <= 0 {
 		p.MaxHosts = DefaultMaxHosts
+	}
+	if p.DropWindow <= 0 {
+		p.DropWindow = DefaultDropWindow
 	}
 	db, err := OpenDB(path)
 	if err != nil {
@@ -261,11 +277,13 @@ func (r *Registry) heartbeatLocked(hb *api.Heartbeat, remote string, now time.Ti
 		r.hosts[hb.HostID] = rec
 		delete(r.deleted, hb.HostID)
 	}
-	if rec.FirstSeen.IsZero() {
+	first := rec.FirstSeen.IsZero()
+	if first {
 		rec.FirstSeen = now
 	} else {
 		rec.EventRate = eventRate(rec, hb, now)
 	}
+	r.recordDrops(rec, hb, now, first)
 	rec.LastSeen = now
 	rec.RemoteAddr = remote
 	rec.Last = *hb
@@ -327,7 +345,7 @@ func (r *Registry) List(prefix string, now time.Time) api.HostList {
 	prefix = strings.ToLower(prefix)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := api.HostList{Hosts: []api.Host{}}
+	out := api.HostList{Hosts: []api.Host{}, Alerts: r.alertsLocked(), AgentVersion: r.agentMode, ModuleVersion: r.moduleMode}
 	for _, rec := range r.hosts {
 		h := r.view(rec, now, false)
 		out.Counts.Add(h.Online)
@@ -528,6 +546,7 @@ func (r *Registry) view(rec *Record, now time.Time, withTasks bool) api.Host {
 	if h.IPs == nil {
 		h.IPs = []string{}
 	}
+	r.signals(rec, &h, now)
 	for _, n := range hb.Counters.Drops {
 		h.DropsTotal += n
 	}

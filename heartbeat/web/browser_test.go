@@ -102,6 +102,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
+	// Alerts are evaluated by the maintenance loop, as in smith-console.
+	maintainCtx, stopMaintain := context.WithCancel(context.Background())
+	maintained := make(chan struct{})
+	go func() { srv.Maintain(maintainCtx, 100*time.Millisecond); close(maintained) }()
+	defer func() { stopMaintain(); <-maintained }()
 
 	fleet := api.NewClient(ts.URL, "fleet", ts.Client())
 	agents := map[string]*api.Client{}
@@ -259,8 +264,32 @@ func TestConsoleInBrowser(t *testing.T) {
 	clk.Advance(100 * time.Second)
 	beat("id-web-1", "web-1", "10.0.0.11", "6.1.0-28-amd64")
 	beat("id-web-2", "web-2", "10.0.0.12", "6.12.9-amd64")
+	// web-2 drops 25 events: its totals since the agent started were 10
+	// (too old to alert on), the 25 are recent.
+	if _, err := agents["id-web-2"].Send(context.Background(), &api.Heartbeat{
+		HostID: "id-web-2", Hostname: "web-2", IPs: []string{"10.0.0.12"}, AgentVersion: "1.0.0",
+		ModuleVersion: "1.0.0", ABIVersion: "1.0", Kernel: "6.12.9-amd64", AgentUptimeSeconds: 3700,
+		Counters: api.Counters{Drops: map[string]uint64{"ring_full": 35}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	do("db-1 turns offline",
 		waitFor(`document.querySelector('#hosts tr[data-host="db-1"]')?.dataset.status === "offline"`, 20*time.Second))
+	do("drop and offline alerts",
+		waitFor(`document.querySelector('#alerts-list li[data-kind="drops"][data-host="web-2"]') !== null &&
+			document.querySelector('#alerts-list li[data-kind="offline"][data-host="db-1"]') !== null`, 20*time.Second))
+	if got := text("#alerts-count"); got != "2" {
+		t.Errorf("%s alerts firing, want 2: %q", got, text("#alerts"))
+	}
+	if a := text(`#alerts-list li[data-kind="drops"]`); !strings.Contains(a, "25 events dropped") || !strings.Contains(a, "ring_full 25") {
+		t.Errorf("drops alert = %q", a)
+	}
+	if row := text(`#hosts tr[data-host="web-2"]`); !strings.Contains(row, "drops") || !strings.Contains(row, "25") {
+		t.Errorf("web-2 row = %q, want its drops alert and 25 recent drops", row)
+	}
+	if row := text(`#hosts tr[data-host="web-1"]`); strings.Contains(row, "drops") {
+		t.Errorf("web-1 alerts on old drops: %q", row)
+	}
 	if got := counts(); got != "4 2 2" {
 		t.Errorf("counts after silence = %s, want 4 2 2", got)
 	}

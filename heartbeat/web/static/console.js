@@ -108,6 +108,37 @@ function rate(r) {
   return r >= 100 ? Math.round(r).toLocaleString() : r.toFixed(1);
 }
 
+function spoolText(h) {
+  const b = bytes(h.counters.spool_bytes);
+  return h.spool_fill_pct >= 0 ? b + " (" + h.spool_fill_pct.toFixed(1) + " %)" : b;
+}
+
+function alertName(kind) {
+  return kind.replaceAll("_", " ");
+}
+
+function dropList(drops) {
+  return Object.entries(drops || {}).filter(([, n]) => n > 0)
+    .map(([r, n]) => r + " " + n.toLocaleString()).join(", ");
+}
+
+function showAlerts(alerts) {
+  const list = $("alerts-list");
+  list.replaceChildren();
+  for (const a of alerts) {
+    const li = document.createElement("li");
+    li.dataset.kind = a.kind;
+    li.dataset.host = a.hostname;
+    li.append(el("span", alertName(a.kind), "badge alert"), " ");
+    const link = el("a", a.hostname);
+    link.href = "#/host/" + encodeURIComponent(a.host_id);
+    li.append(link, " ", el("span", "since " + ago(a.since), "muted"), " ", el("span", a.detail));
+    list.append(li);
+  }
+  $("alerts").hidden = alerts.length === 0;
+  $("alerts-count").textContent = alerts.length;
+}
+
 function moduleText(h) {
   if (!h.module_version) return "not loaded";
   return h.module_version + (h.abi_version ? " / " + h.abi_version : "");
@@ -120,6 +151,7 @@ async function showFleet() {
   $("count-total").textContent = list.counts.total;
   $("count-online").textContent = list.counts.online;
   $("count-offline").textContent = list.counts.offline;
+  showAlerts(list.alerts || []);
 
   const body = document.createElement("tbody");
   for (const h of list.hosts) {
@@ -134,17 +166,31 @@ async function showFleet() {
       c.title = conflictText(h);
       st.append(" ", c);
     }
+    for (const a of h.alerts || []) {
+      if (a.kind === "offline") continue;
+      const b = el("span", alertName(a.kind), "badge alert");
+      b.title = a.detail;
+      st.append(" ", b);
+    }
+    tr.dataset.alerts = (h.alerts || []).map((a) => a.kind).join(" ");
     tr.append(st);
     const name = el("td"); const a = el("a", h.hostname);
     a.href = "#/host/" + encodeURIComponent(h.host_id); name.append(a); tr.append(name);
     tr.append(el("td", h.ips.join(", ")));
     const seen = el("td", ago(h.last_seen)); seen.title = h.last_seen; tr.append(seen);
-    tr.append(el("td", h.agent_version || "-"));
+    const agent = el("td", h.agent_version || "-");
+    if (h.version_drift) {
+      agent.append(" ", el("span", "drift", "badge drift"));
+      agent.title = "the fleet runs " + list.agent_version + (list.module_version ? ", module " + list.module_version : "");
+    }
+    tr.append(agent);
     tr.append(el("td", moduleText(h)));
     tr.append(el("td", h.kernel || "-"));
     tr.append(el("td", rate(h.event_rate), "num"));
-    tr.append(el("td", h.drops_total.toLocaleString(), "num" + (h.drops_total ? " warn" : "")));
-    tr.append(el("td", bytes(h.counters.spool_bytes), "num"));
+    const drops = el("td", h.drops_recent_total.toLocaleString(), "num" + (h.drops_recent_total ? " warn" : ""));
+    drops.title = "last " + Math.round(h.drop_window_s / 60) + " min; " + h.drops_total.toLocaleString() + " since the agent started";
+    tr.append(drops);
+    tr.append(el("td", spoolText(h), "num"));
     body.append(tr);
   }
   $("hosts").replaceChild(body, $("hosts").tBodies[0]);
@@ -190,15 +236,20 @@ async function showHost(id) {
     ["Heartbeat interval", h.interval_s ? h.interval_s + " s" : "-"],
   ]);
   const c = h.counters;
-  const drops = Object.entries(c.drops || {}).filter(([, n]) => n > 0)
-    .map(([r, n]) => r + " " + n.toLocaleString()).join(", ");
+  const drops = dropList(c.drops), recent = dropList(h.drops_recent);
+  const win = Math.round(h.drop_window_s / 60) + " min";
   factRows($("detail-health").tBodies[0], [
+    ["Alerts", (h.alerts || []).map((a) => alertName(a.kind) + " since " + ago(a.since) + ": " + a.detail).join("; ") || "none"],
     ["Event rate", rate(h.event_rate) + " /s"],
     ["Events read", c.events_read.toLocaleString()],
     ["Events sent", c.events_sent.toLocaleString()],
-    ["Drops", h.drops_total.toLocaleString() + (drops ? " (" + drops + ")" : "")],
-    ["Spool", bytes(c.spool_bytes) + ", " + c.spool_events.toLocaleString() + " events"],
+    ["Drops, last " + win, h.drops_recent_total.toLocaleString() + (recent ? " (" + recent + ")" : "") +
+      (h.drops_recent_total ? ", " + (h.drops_recent_total / h.drop_window_s).toFixed(2) + " /s" : "")],
+    ["Drops since agent start", h.drops_total.toLocaleString() + (drops ? " (" + drops + ")" : "")],
+    ["Spool", spoolText(h) + ", " + c.spool_events.toLocaleString() + " events"],
     ["Ring fill", (c.ring_fill * 100).toFixed(1) + " %"],
+    ["Module", h.module_loaded ? "loaded" : "not loaded"],
+    ["Version drift", h.version_drift ? "yes: not the fleet's most common version" : "no"],
   ]);
   $("detail-error").textContent = h.last_error ? "Last error: " + h.last_error : "";
 
