@@ -11,6 +11,7 @@ PACKAGES=(
 	# the VM harness
 	qemu-system-x86 busybox-static cpio debian-archive-keyring xz-utils zstd
 	chromium  # the console's browser test (heartbeat/web)
+	systemd  # systemd-analyze scores the units' hardening (heartbeat/cli)
 	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
 )
 
