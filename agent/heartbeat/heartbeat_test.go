@@ -218,19 +218,24 @@ func quietLog() *logrus.Logger {
 }
 
 // newTestClient is a client of the console at url whose tasks come from
-// testTasks (status facts from status when given).
-func newTestClient(t *testing.T, url string, interval time.Duration, status func() (m, a [][2]string)) *Client {
+// testTasks (status facts from status when given); opts change the
+// options before New.
+func newTestClient(t *testing.T, url string, interval time.Duration, status func() (m, a [][2]string), opts ...func(*Options)) *Client {
 	t.Helper()
 	tk := testTasks(t)
 	if status != nil {
 		tk.Status = status
 	}
-	cl, err := New(Options{
+	o := Options{
 		URL: url, Token: "fleet-token", Interval: interval, Timeout: 5 * time.Second,
 		AgentVersion: "1.2.3", Host: func() encode.Host { return encode.Host{Name: "web-1"} },
 		Counters: &metrics.Counters{}, Tasks: tk, Log: quietLog(),
 		Ship: func([]encode.TaskItem) bool { return true },
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	cl, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,13 +377,7 @@ func TestPinnedCertificate(t *testing.T) {
 	defer srv.Close()
 	pin := api.Fingerprint(srv.Certificate().Raw)
 	newClient := func(pin string) *Client {
-		cl, err := New(Options{URL: srv.URL, Token: "fleet-token", Interval: 30 * time.Second, Timeout: 5 * time.Second,
-			PinSHA256: pin, Host: func() encode.Host { return encode.Host{Name: "web-1"} },
-			Counters: &metrics.Counters{}, Tasks: testTasks(t), Log: quietLog(), Ship: func([]encode.TaskItem) bool { return true }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cl
+		return newTestClient(t, srv.URL, 30*time.Second, nil, func(o *Options) { o.PinSHA256 = pin })
 	}
 	if _, err := newClient(pin).beat(context.Background()); err != nil {
 		t.Errorf("pinned certificate refused: %v", err)

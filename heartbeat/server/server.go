@@ -239,12 +239,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := hb.Validate(); err != nil {
 		log.WithError(err).WithField("host", hb.Hostname).Warn("heartbeat refused")
-		var ve *api.VersionError
-		if errors.As(err, &ve) {
-			writeError(w, http.StatusBadRequest, "unsupported_version", err.Error())
-		} else {
-			writeError(w, http.StatusBadRequest, "invalid_heartbeat", err.Error())
-		}
+		refuseInvalid(w, err, "invalid_heartbeat")
 		return
 	}
 	now := s.cfg.Now()
@@ -276,6 +271,16 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// refuseInvalid answers a request that failed validation: 400 with
+// unsupported_version for another major version, else code.
+func refuseInvalid(w http.ResponseWriter, err error, code string) {
+	var ve *api.VersionError
+	if errors.As(err, &ve) {
+		code = "unsupported_version"
+	}
+	writeError(w, http.StatusBadRequest, code, err.Error())
+}
+
 func (s *Server) refuseCredential(w http.ResponseWriter, log logrus.FieldLogger) {
 	log.Warn("heartbeat refused: not an enrolled host's credential")
 	w.Header().Set("WWW-Authenticate", `Bearer realm="smith-agents"`)
@@ -299,12 +304,7 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := in.Validate(); err != nil {
-		var ve *api.VersionError
-		if errors.As(err, &ve) {
-			writeError(w, http.StatusBadRequest, "unsupported_version", err.Error())
-		} else {
-			writeError(w, http.StatusBadRequest, "invalid_enrolment", err.Error())
-		}
+		refuseInvalid(w, err, "invalid_enrolment")
 		return
 	}
 	now := s.cfg.Now()

@@ -2,6 +2,7 @@ package store
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,18 +15,6 @@ func kindsOf(events []api.AlertEvent) []string {
 		out = append(out, e.State+" "+e.HostID+" "+e.Kind)
 	}
 	return out
-}
-
-func same(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Drops are judged over the window, not as totals: an old burst stops
@@ -51,7 +40,7 @@ func TestDropsAlertOverTheWindowNotTotals(t *testing.T) {
 	}
 	beat(30*time.Second, 40) // a burst of 40
 	ev := r.Evaluate(now)
-	if !same(kindsOf(ev), []string{"firing h drops"}) || ev[0].Detail != "40 events dropped in the last 5m0s (ring_full 40)" {
+	if !slices.Equal(kindsOf(ev), []string{"firing h drops"}) || ev[0].Detail != "40 events dropped in the last 5m0s (ring_full 40)" {
 		t.Fatalf("after a burst: %+v", ev)
 	}
 	h, _ := r.Lookup("h", now)
@@ -67,7 +56,7 @@ func TestDropsAlertOverTheWindowNotTotals(t *testing.T) {
 		t.Errorf("4m30s after the burst: %v", kindsOf(ev))
 	}
 	beat(30*time.Second, 40)
-	if ev := r.Evaluate(now); !same(kindsOf(ev), []string{"resolved h drops"}) {
+	if ev := r.Evaluate(now); !slices.Equal(kindsOf(ev), []string{"resolved h drops"}) {
 		t.Errorf("5 min after the burst: %v", kindsOf(ev))
 	}
 	if h, _ := r.Lookup("h", now); h.DropsRecentTotal != 0 || h.DropsTotal != 40 || len(h.Alerts) != 0 {
@@ -76,7 +65,7 @@ func TestDropsAlertOverTheWindowNotTotals(t *testing.T) {
 	// The agent restarts with fresh counters: 3 new drops are recent.
 	hb.AgentUptimeSeconds = 0
 	beat(30*time.Second, 3)
-	if ev := r.Evaluate(now); !same(kindsOf(ev), []string{"firing h drops"}) {
+	if ev := r.Evaluate(now); !slices.Equal(kindsOf(ev), []string{"firing h drops"}) {
 		t.Errorf("after a restart with drops: %v", kindsOf(ev))
 	}
 }
@@ -114,7 +103,7 @@ func TestModuleUnloadedOfflineAndDrift(t *testing.T) {
 	}
 	r.heartbeat(&api.Heartbeat{HostID: "b", Hostname: "b", AgentVersion: "1.1"}, "", t1)
 	got := kindsOf(r.Evaluate(t1))
-	if !same(got, []string{"firing b module_unloaded", "firing c offline"}) {
+	if !slices.Equal(got, []string{"firing b module_unloaded", "firing c offline"}) {
 		t.Errorf("alerts: %v", got)
 	}
 	if l := r.List("", t1); len(l.Alerts) != 2 {
@@ -125,7 +114,7 @@ func TestModuleUnloadedOfflineAndDrift(t *testing.T) {
 	for _, id := range []string{"b", "c"} {
 		r.heartbeat(&api.Heartbeat{HostID: id, Hostname: id, AgentVersion: "1.1", ModuleVersion: "1.0"}, "", t2)
 	}
-	if got := kindsOf(r.Evaluate(t2)); !same(got, []string{"resolved b module_unloaded", "resolved c offline"}) {
+	if got := kindsOf(r.Evaluate(t2)); !slices.Equal(got, []string{"resolved b module_unloaded", "resolved c offline"}) {
 		t.Errorf("resolved: %v", got)
 	}
 }
