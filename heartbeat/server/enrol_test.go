@@ -114,6 +114,30 @@ func TestEnrolmentAndHostCredentials(t *testing.T) {
 	}
 }
 
+// Guessing the fleet secret locks the address out of enrolment only: the
+// console password still works from there.
+func TestWrongFleetSecretsLockEnrolmentOut(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.LoginMaxFailures = 3; c.LoginLockout = time.Minute })
+	for i := 0; i < 2; i++ {
+		if _, err := f.enrol("guess", "a", "a"); !api.IsUnauthorized(err) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	if _, err := f.enrol("guess", "a", "a"); !api.HasCode(err, "locked_out") {
+		t.Fatalf("third guess: %v", err)
+	}
+	if _, err := f.enrol(fleetToken, "a", "a"); !api.HasCode(err, "locked_out") {
+		t.Errorf("right secret while locked out: %v", err)
+	}
+	if code := f.get(api.CountPath, nil); code != 200 {
+		t.Errorf("console password from the same address: %d", code)
+	}
+	f.clock.Advance(time.Minute)
+	if _, err := f.enrol(fleetToken, "a", "a"); err != nil {
+		t.Errorf("after the lockout: %v", err)
+	}
+}
+
 func TestEnrolmentIsRateLimited(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.EnrolRate = 1; c.EnrolBurst = 2 })
 	for i, id := range []string{"a", "b"} {

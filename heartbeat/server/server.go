@@ -81,9 +81,13 @@ type Server struct {
 	console  [sha256.Size]byte
 	sessions *sessions
 	limiter  *limiter
-	enrols   *bucket
-	metrics  *metrics
-	mux      *http.ServeMux
+	// secrets counts wrong fleet secrets per address, apart from the
+	// console password's limiter: misconfigured agents behind the
+	// operators' address must not lock the operators out.
+	secrets *limiter
+	enrols  *bucket
+	metrics *metrics
+	mux     *http.ServeMux
 }
 
 // New checks cfg and builds a Server.
@@ -131,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 		console:  sha256.Sum256([]byte(cfg.ConsolePassword)),
 		sessions: newSessions(cfg.SessionTTL),
 		limiter:  newLimiter(cfg.LoginMaxFailures, cfg.LoginLockout),
+		secrets:  newLimiter(cfg.LoginMaxFailures, cfg.LoginLockout),
 		enrols:   newBucket(cfg.EnrolRate, cfg.EnrolBurst),
 		mux:      http.NewServeMux(),
 	}
@@ -217,6 +222,7 @@ func (s *Server) maintain() {
 	}
 	s.sessions.prune(now)
 	s.limiter.prune(now)
+	s.secrets.prune(now)
 }
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
@@ -292,8 +298,19 @@ func (s *Server) refuseCredential(w http.ResponseWriter, log logrus.FieldLogger)
 func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 	addr := s.clientAddr(r)
 	log := s.cfg.Log.WithField("remote", addr)
+	now := s.cfg.Now()
+	if until := s.secrets.locked(addr, now); !until.IsZero() {
+		log.Warn("enrolment refused: address locked out after wrong fleet secrets")
+		lockedOut(w, addr, until, now)
+		return
+	}
 	if !tokenMatches(bearer(r), s.fleet) {
 		log.Warn("enrolment refused: missing or wrong fleet secret")
+		if until := s.secrets.fail(addr, now); !until.IsZero() {
+			s.cfg.Audit.Record(now, "enrol_lockout", addr, nil)
+			lockedOut(w, addr, until, now)
+			return
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="smith-agents"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong fleet enrolment secret")
 		return
@@ -307,7 +324,6 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request) {
 		refuseInvalid(w, err, "invalid_enrolment")
 		return
 	}
-	now := s.cfg.Now()
 	if ok, wait := s.enrols.take(now); !ok {
 		secs := max(1, int((wait+time.Second-1)/time.Second))
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
