@@ -12,6 +12,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio debian-archive-keyring xz-utils zstd
 	chromium  # the console's browser test (heartbeat/web)
 	systemd  # systemd-analyze scores the units' hardening (heartbeat/cli)
+	redis-server  # the console replicas test (heartbeat/server)
 	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
 )
 

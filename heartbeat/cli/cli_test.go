@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"smith/heartbeat/api"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
+	"smith/heartbeat/store/redistest"
 )
 
 const (
@@ -477,5 +479,32 @@ func TestServeSelfSignedCertificateIsPinned(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Error("HTTPS answer without HSTS")
+	}
+}
+
+// serve with redis_url keeps the registry in Redis: a second console on
+// the same Redis (another port, another db file) knows the host.
+func TestServeWithRedis(t *testing.T) {
+	url := redistest.Start(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "console.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("redis_url = %q\nredis_prefix = \"cli:\"\n", url)), 0o600)
+	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
+	first, stopFirst := startServe(t, e, "http", nil, "-config", conf, "-db", filepath.Join(dir, "a", "console.db"), "-log-level", "warn")
+	agent, err := api.NewClient(first, fleetToken, nil).Enrolled(context.Background(), "id-r", "redis-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Send(context.Background(), &api.Heartbeat{HostID: "id-r", Hostname: "redis-1", Kernel: "6.1.0-r"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := stopFirst(); code != 0 {
+		t.Fatalf("first console exit %d", code)
+	}
+	second, stopSecond := startServe(t, e, "http", nil, "-config", conf, "-db", filepath.Join(dir, "b", "console.db"), "-log-level", "warn")
+	defer stopSecond()
+	code, out, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, "host", "-server", second, "redis-1")
+	if code != 0 || !strings.Contains(out, "6.1.0-r") {
+		t.Errorf("second console: %d %q %q", code, out, errOut)
 	}
 }

@@ -38,6 +38,11 @@ type Config struct {
 	ConsolePassword string `toml:"console_password"`
 
 	DB string `toml:"db"`
+	// RedisURL, when set, keeps the registry and the sessions in Redis
+	// instead of db, so several console replicas serve one fleet;
+	// RedisPrefix starts every key (one Redis can hold several fleets).
+	RedisURL    string `toml:"redis_url"`
+	RedisPrefix string `toml:"redis_prefix"`
 
 	// EnrolRate hosts a second may enrol, EnrolBurst at once; MaxHosts
 	// bounds the registry.
@@ -114,6 +119,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            ":8443",
 		DB:                "/var/lib/smith/console.db",
+		RedisPrefix:       "smith:",
 		HeartbeatInterval: Duration{30 * time.Second},
 		FlushInterval:     Duration{time.Second},
 		SessionTTL:        Duration{12 * time.Hour},

@@ -127,12 +127,25 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		defer f.Close()
 		audit = server.NewAudit(f, logger)
 	}
-	reg, err := store.Open(cfg.DB, store.Policy{
+	policy := store.Policy{
 		OfflineAfter:  cfg.OfflineTimeout(),
 		TaskIntervals: cfg.TaskIntervals(),
 		MaxHosts:      cfg.MaxHosts,
 		DropWindow:    cfg.DropWindow.Duration,
-	})
+	}
+	var reg *store.Registry
+	var sessions server.Sessions
+	var rd *store.Redis
+	var err error
+	if cfg.RedisURL != "" {
+		if rd, err = store.OpenRedis(cfg.RedisURL, cfg.RedisPrefix); err != nil {
+			return err
+		}
+		sessions = rd.Sessions(cfg.SessionTTL.Duration)
+		reg, err = store.OpenWith(rd, policy)
+	} else {
+		reg, err = store.Open(cfg.DB, policy)
+	}
 	if err != nil {
 		return err
 	}
@@ -162,6 +175,7 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		EnrolRate:        cfg.EnrolRate,
 		EnrolBurst:       cfg.EnrolBurst,
 		Webhook:          webhook,
+		Sessions:         sessions,
 		Log:              logger,
 	})
 	if err != nil {
@@ -192,6 +206,9 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "tls_proxy": cfg.TLSProxy, "db": cfg.DB,
 		"heartbeat_interval": cfg.HeartbeatInterval.String(), "offline_after": cfg.OfflineTimeout().String(),
 	}
+	if rd != nil {
+		fields["db"] = "redis, keys " + cfg.RedisPrefix + "*"
+	}
 	if pin != "" {
 		// What agents put in heartbeat.pin_sha256.
 		fields["cert_sha256"] = pin
@@ -208,6 +225,13 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		defer wg.Done()
 		srv.Maintain(maintainCtx, cfg.FlushInterval.Duration)
 	}()
+	if rd != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reg.Follow(maintainCtx, func(err error) { logger.WithError(err).Error("redis: another replica's change not read") })
+		}()
+	}
 	if webhook != nil {
 		wg.Add(1)
 		go func() {

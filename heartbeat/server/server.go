@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -66,6 +67,9 @@ type Config struct {
 	// Webhook, when set, receives every alert event (the caller runs
 	// it).
 	Webhook *Webhook
+	// Sessions keeps logins (default: in memory; replicas share
+	// store.RedisSessions).
+	Sessions Sessions
 
 	// Now is the clock (default time.Now); tests inject one.
 	Now func() time.Time
@@ -79,7 +83,7 @@ type Server struct {
 	cfg      Config
 	fleet    [sha256.Size]byte
 	console  [sha256.Size]byte
-	sessions *sessions
+	sessions Sessions
 	limiter  *limiter
 	// secrets counts wrong fleet secrets per address, apart from the
 	// console password's limiter: misconfigured agents behind the
@@ -88,6 +92,8 @@ type Server struct {
 	enrols  *bucket
 	metrics *metrics
 	mux     *http.ServeMux
+	// period is Maintain's; a replica leads alerting for 3 periods.
+	period atomic.Int64
 }
 
 // New checks cfg and builds a Server.
@@ -123,6 +129,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Audit == nil {
 		cfg.Audit = NewAudit(nil, cfg.Log)
 	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = newSessions(cfg.SessionTTL)
+	}
 	if cfg.EnrolRate <= 0 {
 		cfg.EnrolRate = 50
 	}
@@ -133,7 +142,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		fleet:    sha256.Sum256([]byte(cfg.FleetToken)),
 		console:  sha256.Sum256([]byte(cfg.ConsolePassword)),
-		sessions: newSessions(cfg.SessionTTL),
+		sessions: cfg.Sessions,
 		limiter:  newLimiter(cfg.LoginMaxFailures, cfg.LoginLockout),
 		secrets:  newLimiter(cfg.LoginMaxFailures, cfg.LoginLockout),
 		enrols:   newBucket(cfg.EnrolRate, cfg.EnrolBurst),
@@ -185,6 +194,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every period, until ctx ends. The caller closes the registry afterwards
 // (which flushes once more).
 func (s *Server) Maintain(ctx context.Context, period time.Duration) {
+	s.period.Store(int64(period))
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -201,6 +211,15 @@ func (s *Server) maintain() {
 	now := s.cfg.Now()
 	if err := s.cfg.Registry.Flush(); err != nil {
 		s.cfg.Log.WithError(err).Error("registry not saved; retrying next period")
+	}
+	if !s.cfg.Registry.Leads(3 * max(time.Duration(s.period.Load()), time.Second)) {
+		// Another replica evaluates and logs; its results arrive
+		// with its records.
+		s.cfg.Registry.RefreshVersions()
+		s.sessions.Prune(now)
+		s.limiter.prune(now)
+		s.secrets.prune(now)
+		return
 	}
 	for _, h := range s.cfg.Registry.Sweep(now) {
 		s.cfg.Log.WithFields(logrus.Fields{
@@ -220,7 +239,7 @@ func (s *Server) maintain() {
 			s.cfg.Webhook.Notify(ev)
 		}
 	}
-	s.sessions.prune(now)
+	s.sessions.Prune(now)
 	s.limiter.prune(now)
 	s.secrets.prune(now)
 }
@@ -392,7 +411,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !s.checkPassword(w, r, in.Password, "login") {
 		return
 	}
-	id, expires, err := s.sessions.start(s.cfg.Now())
+	id, expires, err := s.sessions.Start(s.cfg.Now())
 	if err != nil {
 		s.cfg.Log.WithError(err).Error("console login: no session")
 		writeError(w, http.StatusInternalServerError, "internal", "could not start a session")
@@ -407,8 +426,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.valid(c.Value, s.cfg.Now()) {
-		s.sessions.end(c.Value)
+	if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.Valid(c.Value, s.cfg.Now()) {
+		s.sessions.End(c.Value)
 		s.cfg.Audit.Record(s.cfg.Now(), "logout", s.clientAddr(r), nil)
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -428,7 +447,7 @@ func (s *Server) viewer(next http.HandlerFunc) http.Handler {
 			}
 			return
 		}
-		if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.valid(c.Value, s.cfg.Now()) {
+		if c, err := r.Cookie(sessionCookie); err == nil && s.sessions.Valid(c.Value, s.cfg.Now()) {
 			next(w, r)
 			return
 		}

@@ -82,29 +82,29 @@ func (d *DB) Load() ([]*Record, error) {
 	return out, nil
 }
 
-// encoded is one record ready to write: its key and JSON.
-type encoded struct {
-	key, value []byte
+// Encoded is one record ready to write: its key (the host id) and JSON.
+type Encoded struct {
+	Key, Value []byte
 }
 
-func encode(r *Record) (encoded, error) {
+func encode(r *Record) (Encoded, error) {
 	v, err := json.Marshal(r)
 	if err != nil {
-		return encoded{}, fmt.Errorf("encode host %q: %w", r.HostID, err)
+		return Encoded{}, fmt.Errorf("encode host %q: %w", r.HostID, err)
 	}
-	return encoded{key: []byte(r.HostID), value: v}, nil
+	return Encoded{Key: []byte(r.HostID), Value: v}, nil
 }
 
-// save writes records and deletes the hosts in gone, in one transaction.
-func (d *DB) save(records []encoded, gone [][]byte) error {
+// Save writes records and deletes the hosts in gone, in one transaction.
+func (d *DB) Save(records []Encoded, gone [][]byte) error {
 	if len(records) == 0 && len(gone) == 0 {
 		return nil
 	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(hostsBucket)
 		for _, r := range records {
-			if err := b.Put(r.key, r.value); err != nil {
-				return fmt.Errorf("host %q: %w", r.key, err)
+			if err := b.Put(r.Key, r.Value); err != nil {
+				return fmt.Errorf("host %q: %w", r.Key, err)
 			}
 		}
 		for _, id := range gone {
@@ -120,9 +120,9 @@ func (d *DB) save(records []encoded, gone [][]byte) error {
 	return nil
 }
 
-// swapMeta stores value under key in the meta bucket and returns what
+// SwapMeta stores value under key in the meta bucket and returns what
 // was there before (nil when nothing).
-func (d *DB) swapMeta(key string, value []byte) ([]byte, error) {
+func (d *DB) SwapMeta(key string, value []byte) ([]byte, error) {
 	var old []byte
 	err := d.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(metaBucket)

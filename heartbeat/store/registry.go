@@ -10,6 +10,7 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -93,10 +94,22 @@ type Policy struct {
 // DefaultMaxHosts is the registry's size when the policy gives none.
 const DefaultMaxHosts = 200000
 
+// Backend is where a Registry keeps its records: a bbolt file (DB, one
+// console) or Redis (Redis, several console replicas sharing a fleet).
+type Backend interface {
+	// Load returns every stored record.
+	Load() ([]*Record, error)
+	// Save writes records and deletes the hosts in gone, at once.
+	Save(records []Encoded, gone [][]byte) error
+	// SwapMeta stores value under key and returns the previous value.
+	SwapMeta(key string, value []byte) ([]byte, error)
+	Close() error
+}
+
 // Registry is safe for concurrent use.
 type Registry struct {
 	policy Policy
-	db     *DB
+	db     Backend
 
 	mu      sync.Mutex
 	hosts   map[string]*Record
@@ -114,15 +127,25 @@ func Open(path string, p Policy) (*Registry, error) {
 	if p.OfflineAfter <= 0 {
 		return nil, fmt.Errorf("registry policy: offline timeout %v must be positive", p.OfflineAfter)
 	}
+	db, err := OpenDB(path)
+	if err != nil {
+		return nil, err
+	}
+	return OpenWith(db, p)
+}
+
+// OpenWith loads the registry from backend db, which it closes on failure
+// and in Close.
+func OpenWith(db Backend, p Policy) (*Registry, error) {
+	if p.OfflineAfter <= 0 {
+		db.Close()
+		return nil, fmt.Errorf("registry policy: offline timeout %v must be positive", p.OfflineAfter)
+	}
 	if p.MaxHosts <= 0 {
 		p.MaxHosts = DefaultMaxHosts
 	}
 	if p.DropWindow <= 0 {
 		p.DropWindow = DefaultDropWindow
-	}
-	db, err := OpenDB(path)
-	if err != nil {
-		return nil, err
 	}
 	records, err := db.Load()
 	if err != nil {
@@ -440,7 +463,7 @@ func (r *Registry) Sweep(now time.Time) []api.Host {
 // Flush writes the hosts changed since the previous Flush.
 func (r *Registry) Flush() error {
 	r.mu.Lock()
-	batch := make([]encoded, 0, len(r.dirty))
+	batch := make([]Encoded, 0, len(r.dirty))
 	var encErr error
 	for id := range r.dirty {
 		e, err := encode(r.hosts[id])
@@ -458,11 +481,11 @@ func (r *Registry) Flush() error {
 	clear(r.deleted)
 	r.mu.Unlock()
 
-	if err := r.db.save(batch, gone); err != nil {
+	if err := r.db.Save(batch, gone); err != nil {
 		r.mu.Lock()
 		for _, e := range batch {
-			if _, ok := r.hosts[string(e.key)]; ok {
-				r.dirty[string(e.key)] = struct{}{}
+			if _, ok := r.hosts[string(e.Key)]; ok {
+				r.dirty[string(e.Key)] = struct{}{}
 			}
 		}
 		for _, id := range gone {
@@ -488,7 +511,7 @@ func (r *Registry) ScheduleChanges() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task schedule: %w", err)
 	}
-	oldRaw, err := r.db.swapMeta("task_schedule", raw)
+	oldRaw, err := r.db.SwapMeta("task_schedule", raw)
 	if err != nil || oldRaw == nil {
 		return nil, err
 	}
@@ -558,4 +581,59 @@ func (r *Registry) view(rec *Record, now time.Time, withTasks bool) api.Host {
 		}
 	}
 	return h
+}
+
+// Follow applies, until ctx ends, the changes other console replicas make
+// to a shared backend (Redis); fail receives errors reading them. With a
+// backend of one console (bbolt) it returns at once.
+func (r *Registry) Follow(ctx context.Context, fail func(error)) {
+	rd, ok := r.db.(*Redis)
+	if !ok {
+		return
+	}
+	for {
+		rd.follow(ctx, r.applyRemote, fail)
+		// The subscription ended (Redis restarted or unreachable):
+		// subscribe again, which reloads everything.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// applyRemote takes another replica's version of a host (nil: removed).
+// A local version with newer, unsaved changes wins until it is saved.
+func (r *Registry) applyRemote(id string, rec *Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.hosts[id]
+	if old != nil {
+		if _, mine := r.dirty[id]; mine && rec != nil && old.LastSeen.After(rec.LastSeen) {
+			return
+		}
+		delete(r.creds, old.CredentialSHA256)
+	}
+	if rec == nil {
+		delete(r.hosts, id)
+		delete(r.dirty, id)
+		delete(r.offline, id)
+		return
+	}
+	r.hosts[id] = rec
+	delete(r.dirty, id)
+	if rec.CredentialSHA256 != "" {
+		r.creds[rec.CredentialSHA256] = id
+	}
+}
+
+// Leads reports whether this console is the one that evaluates alerts:
+// always with bbolt; with Redis, the replica holding the leader lock,
+// taken or extended here for ttl.
+func (r *Registry) Leads(ttl time.Duration) bool {
+	if rd, ok := r.db.(*Redis); ok {
+		return rd.lead(ttl)
+	}
+	return true
 }

@@ -81,15 +81,9 @@ func (r *Registry) recentDrops(rec *Record, now time.Time) (map[string]uint64, u
 func (r *Registry) Evaluate(now time.Time) []api.AlertEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	agents, modules := map[string]int{}, map[string]int{}
+	r.refreshVersionsLocked()
 	var events []api.AlertEvent
 	for id, rec := range r.hosts {
-		if !rec.LastSeen.IsZero() {
-			agents[rec.Last.AgentVersion]++
-			if rec.Last.ModuleVersion != "" {
-				modules[rec.Last.ModuleVersion]++
-			}
-		}
 		want := r.conditions(rec, now)
 		for kind, detail := range want {
 			if a, firing := rec.Alerts[kind]; firing {
@@ -113,7 +107,6 @@ func (r *Registry) Evaluate(now time.Time) []api.AlertEvent {
 			}
 		}
 	}
-	r.agentMode, r.moduleMode = mode(agents), mode(modules)
 	sort.Slice(events, func(i, j int) bool {
 		if events[i].HostID != events[j].HostID {
 			return events[i].HostID < events[j].HostID
@@ -121,6 +114,28 @@ func (r *Registry) Evaluate(now time.Time) []api.AlertEvent {
 		return events[i].Kind < events[j].Kind
 	})
 	return events
+}
+
+// RefreshVersions recomputes the fleet's most common versions only: what
+// a replica that does not lead does instead of Evaluate (the leader's
+// alerts arrive with its records).
+func (r *Registry) RefreshVersions() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshVersionsLocked()
+}
+
+func (r *Registry) refreshVersionsLocked() {
+	agents, modules := map[string]int{}, map[string]int{}
+	for _, rec := range r.hosts {
+		if !rec.LastSeen.IsZero() {
+			agents[rec.Last.AgentVersion]++
+			if rec.Last.ModuleVersion != "" {
+				modules[rec.Last.ModuleVersion]++
+			}
+		}
+	}
+	r.agentMode, r.moduleMode = mode(agents), mode(modules)
 }
 
 // conditions are the alerts that should fire on rec at now, with their
