@@ -97,6 +97,11 @@ func TestReplicasShareTheFleetThroughRedis(t *testing.T) {
 	}
 	agent := api.NewClient(a.ts.URL, e.Credential, nil)
 	hb := heartbeat("id-1", "web-1", "10.0.0.1")
+	// The first heartbeat may reach the other replica at once, before
+	// any flush: b finds the new credential in Redis.
+	if _, err := api.NewClient(b.ts.URL, e.Credential, nil).Send(context.Background(), hb); err != nil {
+		t.Fatalf("first heartbeat on b right after enrolling on a: %v", err)
+	}
 	if _, err := agent.Send(context.Background(), hb); err != nil {
 		t.Fatal(err)
 	}

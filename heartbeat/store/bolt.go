@@ -82,9 +82,11 @@ func (d *DB) Load() ([]*Record, error) {
 	return out, nil
 }
 
-// Encoded is one record ready to write: its key (the host id) and JSON.
+// Encoded is one record ready to write: its key (the host id), JSON, and
+// the SHA-256 of its credential (a shared backend indexes it).
 type Encoded struct {
 	Key, Value []byte
+	Credential string
 }
 
 func encode(r *Record) (Encoded, error) {
@@ -92,7 +94,7 @@ func encode(r *Record) (Encoded, error) {
 	if err != nil {
 		return Encoded{}, fmt.Errorf("encode host %q: %w", r.HostID, err)
 	}
-	return Encoded{Key: []byte(r.HostID), Value: v}, nil
+	return Encoded{Key: []byte(r.HostID), Value: v, Credential: r.CredentialSHA256}, nil
 }
 
 // Save writes records and deletes the hosts in gone, in one transaction.

@@ -25,7 +25,8 @@ import (
 // once.
 //
 // Keys, under the prefix: host:<id> (a record, JSON), hosts (the set of
-// ids), meta:<key>, session:<id>, leader; channel: changes.
+// ids), cred:<sha256> (the host id of a credential, checked against the
+// record when read), meta:<key>, session:<id>, leader; channel: changes.
 type Redis struct {
 	c       *redis.Client
 	prefix  string
@@ -112,6 +113,9 @@ func (r *Redis) Save(records []Encoded, gone [][]byte) error {
 		for _, e := range records {
 			p.Set(ctx, r.key("host", string(e.Key)), e.Value, 0)
 			p.SAdd(ctx, r.key("hosts"), string(e.Key))
+			if e.Credential != "" {
+				p.Set(ctx, r.key("cred", e.Credential), string(e.Key), 0)
+			}
 			msg.WriteString(" +" + string(e.Key))
 		}
 		for _, id := range gone {
@@ -126,6 +130,26 @@ func (r *Redis) Save(records []Encoded, gone [][]byte) error {
 		return fmt.Errorf("save registry to redis: %w", err)
 	}
 	return nil
+}
+
+// byCredential reads the host whose credential has SHA-256 hash, nil when
+// none: a credential index entry left by a decommissioned or re-enrolled
+// host does not match its record and counts as none.
+func (r *Redis) byCredential(hash string) (*Record, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	id, err := r.c.Get(ctx, r.key("cred", hash)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redis credential lookup: %w", err)
+	}
+	recs, err := r.get(ctx, []string{id})
+	if err != nil || len(recs) == 0 || recs[0].CredentialSHA256 != hash {
+		return nil, err
+	}
+	return recs[0], nil
 }
 
 // SwapMeta stores value under key and returns the previous value.

@@ -189,15 +189,33 @@ func (r *Registry) Enrol(hostID, hostname, remote string, now time.Time) (string
 		return "", fmt.Errorf("host credential: %w", err)
 	}
 	cred := credentialPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	if err := r.enrol(cred, hostID, hostname, remote, now); err != nil {
+		return "", err
+	}
+	// A shared backend gets the new host at once, not at the next flush:
+	// the agent's next request may reach another replica. On failure the
+	// flush tries again.
+	if _, shared := r.db.(*Redis); shared {
+		r.mu.Lock()
+		e, err := encode(r.hosts[hostID])
+		r.mu.Unlock()
+		if err == nil {
+			r.db.Save([]Encoded{e}, nil)
+		}
+	}
+	return cred, nil
+}
+
+func (r *Registry) enrol(cred, hostID, hostname, remote string, now time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rec := r.hosts[hostID]
 	switch {
 	case rec != nil && rec.CredentialSHA256 != "":
 		r.conflictLocked(rec, now, remote, hostname, "enrolment for this enrolled host id")
-		return "", ErrAlreadyEnrolled
+		return ErrAlreadyEnrolled
 	case rec == nil && len(r.hosts) >= r.policy.MaxHosts:
-		return "", ErrRegistryFull
+		return ErrRegistryFull
 	case rec == nil:
 		rec = &Record{HostID: hostID, Last: api.Heartbeat{HostID: hostID, Hostname: hostname}}
 		r.hosts[hostID] = rec
@@ -207,7 +225,7 @@ func (r *Registry) Enrol(hostID, hostname, remote string, now time.Time) (string
 	rec.CredentialSHA256 = credentialHash(cred)
 	r.creds[rec.CredentialSHA256] = hostID
 	r.dirty[hostID] = struct{}{}
-	return cred, nil
+	return nil
 }
 
 func (r *Registry) conflictLocked(rec *Record, now time.Time, remote, hostname, reason string) {
@@ -221,11 +239,29 @@ func (r *Registry) Authenticate(cred string) (string, bool) {
 	if cred == "" {
 		return "", false
 	}
-	h := credentialHash(cred)
+	return r.owner(credentialHash(cred))
+}
+
+// owner is the host id of the credential with SHA-256 h. With a shared
+// backend, a credential this replica does not know yet (the host enrolled
+// on another replica a moment ago) is looked up there.
+func (r *Registry) owner(h string) (string, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	id, ok := r.creds[h]
-	return id, ok
+	r.mu.Unlock()
+	if ok {
+		return id, true
+	}
+	rd, shared := r.db.(*Redis)
+	if !shared {
+		return "", false
+	}
+	rec, err := rd.byCredential(h)
+	if err != nil || rec == nil {
+		return "", false
+	}
+	r.applyRemote(rec.HostID, rec)
+	return rec.HostID, true
 }
 
 // HeartbeatAs records a validated heartbeat that came with credential
@@ -235,6 +271,9 @@ func (r *Registry) Authenticate(cred string) (string, bool) {
 // (ErrIdentityConflict). Refused claims are recorded on the claimed host.
 func (r *Registry) HeartbeatAs(cred string, hb *api.Heartbeat, remote string, now time.Time) ([]api.Task, error) {
 	h := credentialHash(cred)
+	if _, ok := r.owner(h); !ok {
+		return nil, ErrUnknownCredential
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	owner, ok := r.creds[h]
