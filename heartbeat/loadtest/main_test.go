@@ -38,7 +38,7 @@ func TestSmallLoad(t *testing.T) {
 
 	const agents = 50
 	res, err := Run(context.Background(), Options{
-		Agents: agents, Interval: 500 * time.Millisecond, Duration: 1200 * time.Millisecond,
+		Agents: agents, Interval: 500 * time.Millisecond, Duration: 2500 * time.Millisecond,
 		URL: ts.URL, Token: "f", Password: "c",
 	}, nil)
 	if err != nil {
@@ -101,7 +101,7 @@ func TestSmallLoadOnReplicas(t *testing.T) {
 	}
 	const agents = 40
 	res, err := Run(context.Background(), Options{
-		Agents: agents, Interval: 500 * time.Millisecond, Duration: 1500 * time.Millisecond,
+		Agents: agents, Interval: 500 * time.Millisecond, Duration: 2500 * time.Millisecond,
 		URL: urls[0], MoreURLs: urls[1:], Token: "f", Password: "c",
 	}, nil)
 	if err != nil {

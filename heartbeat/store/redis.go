@@ -25,8 +25,9 @@ import (
 // once.
 //
 // Keys, under the prefix: host:<id> (a record, JSON), hosts (the set of
-// ids), cred:<sha256> (the host id of a credential, checked against the
-// record when read), meta:<key>, session:<id>, leader; channel: changes.
+// ids), seen:<id> (its Seen part, written alone by routine heartbeats),
+// cred:<sha256> (the host id of a credential, checked against the record
+// when read), meta:<key>, session:<id>, leader; channel: changes.
 type Redis struct {
 	c       *redis.Client
 	prefix  string
@@ -69,7 +70,48 @@ func (r *Redis) Load() ([]*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load registry from redis: %w", err)
 	}
-	return r.get(ctx, ids)
+	recs, err := r.get(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	seen, err := r.getSeen(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	raw := make(map[string][]byte, len(seen))
+	for _, s := range seen {
+		b, _ := json.Marshal(s)
+		raw[s.HostID] = b
+	}
+	return recs, mergeSeen(recs, raw)
+}
+
+// getSeen reads the Seen parts of ids (those that have one).
+func (r *Redis) getSeen(ctx context.Context, ids []string) ([]*Seen, error) {
+	var out []*Seen
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		keys := make([]string, len(chunk))
+		for i, id := range chunk {
+			keys[i] = r.key("seen", id)
+		}
+		vals, err := r.c.MGet(ctx, keys...).Result()
+		if err != nil {
+			return nil, fmt.Errorf("load last seen from redis: %w", err)
+		}
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue
+			}
+			s := new(Seen)
+			if err := json.Unmarshal([]byte(str), s); err != nil {
+				return nil, fmt.Errorf("host %q last seen in redis: %w", chunk[i], err)
+			}
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }
 
 func (r *Redis) get(ctx context.Context, ids []string) ([]*Record, error) {
@@ -99,10 +141,10 @@ func (r *Redis) get(ctx context.Context, ids []string) ([]*Record, error) {
 	return out, nil
 }
 
-// Save writes records and deletes the hosts in gone in one transaction,
-// then tells the other replicas.
-func (r *Redis) Save(records []Encoded, gone [][]byte) error {
-	if len(records) == 0 && len(gone) == 0 {
+// Save writes the records and the Seen parts and deletes the hosts in
+// gone in one transaction, then tells the other replicas.
+func (r *Redis) Save(records, seen []Encoded, gone [][]byte) error {
+	if len(records) == 0 && len(seen) == 0 && len(gone) == 0 {
 		return nil
 	}
 	ctx, cancel := r.ctx()
@@ -118,8 +160,12 @@ func (r *Redis) Save(records []Encoded, gone [][]byte) error {
 			}
 			msg.WriteString(" +" + string(e.Key))
 		}
+		for _, e := range seen {
+			p.Set(ctx, r.key("seen", string(e.Key)), e.Value, 0)
+			msg.WriteString(" ~" + string(e.Key))
+		}
 		for _, id := range gone {
-			p.Del(ctx, r.key("host", string(id)))
+			p.Del(ctx, r.key("host", string(id)), r.key("seen", string(id)))
 			p.SRem(ctx, r.key("hosts"), string(id))
 			msg.WriteString(" -" + string(id))
 		}
@@ -168,7 +214,7 @@ func (r *Redis) SwapMeta(key string, value []byte) ([]byte, error) {
 
 // follow calls apply for every host another replica changed (a nil
 // record: it was removed) until ctx ends.
-func (r *Redis) follow(ctx context.Context, apply func(id string, rec *Record), fail func(error)) {
+func (r *Redis) follow(ctx context.Context, apply func(id string, rec *Record), applySeen func(*Seen), fail func(error)) {
 	sub := r.c.Subscribe(ctx, r.key("changes"))
 	defer sub.Close()
 	// Once subscribed, read everything again: what changed between the
@@ -199,19 +245,26 @@ func (r *Redis) follow(ctx context.Context, apply func(id string, rec *Record), 
 			if len(fields) == 0 || fields[0] == r.replica {
 				continue
 			}
-			var put []string
+			var put, touched []string
 			for _, f := range fields[1:] {
 				if len(f) < 2 {
 					continue
 				}
-				if f[0] == '-' {
+				switch f[0] {
+				case '-':
 					apply(f[1:], nil)
-				} else {
+				case '~':
+					touched = append(touched, f[1:])
+				default:
 					put = append(put, f[1:])
 				}
 			}
 			gctx, cancel := r.ctx()
 			recs, err := r.get(gctx, put)
+			var seen []*Seen
+			if err == nil {
+				seen, err = r.getSeen(gctx, touched)
+			}
 			cancel()
 			if err != nil {
 				fail(err)
@@ -219,6 +272,9 @@ func (r *Redis) follow(ctx context.Context, apply func(id string, rec *Record), 
 			}
 			for _, rec := range recs {
 				apply(rec.HostID, rec)
+			}
+			for _, s := range seen {
+				applySeen(s)
 			}
 		}
 	}

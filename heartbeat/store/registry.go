@@ -99,8 +99,9 @@ const DefaultMaxHosts = 200000
 type Backend interface {
 	// Load returns every stored record.
 	Load() ([]*Record, error)
-	// Save writes records and deletes the hosts in gone, at once.
-	Save(records []Encoded, gone [][]byte) error
+	// Save writes at once the whole records, the Seen parts of the
+	// hosts that only heartbeat (seen), and deletes the hosts in gone.
+	Save(records, seen []Encoded, gone [][]byte) error
 	// SwapMeta stores value under key and returns the previous value.
 	SwapMeta(key string, value []byte) ([]byte, error)
 	Close() error
@@ -115,6 +116,7 @@ type Registry struct {
 	hosts   map[string]*Record
 	creds   map[string]string // credential SHA-256 -> host id
 	dirty   map[string]struct{}
+	touched map[string]struct{} // only their Seen part changed
 	deleted map[string]struct{} // decommissioned since the last Flush
 	offline map[string]bool     // last state Sweep reported
 	// The fleet's most common agent and module versions, as of the last
@@ -158,6 +160,7 @@ func OpenWith(db Backend, p Policy) (*Registry, error) {
 		hosts:   make(map[string]*Record, len(records)),
 		creds:   make(map[string]string, len(records)),
 		dirty:   make(map[string]struct{}),
+		touched: make(map[string]struct{}),
 		deleted: make(map[string]struct{}),
 		offline: make(map[string]bool),
 	}
@@ -200,7 +203,7 @@ func (r *Registry) Enrol(hostID, hostname, remote string, now time.Time) (string
 		e, err := encode(r.hosts[hostID])
 		r.mu.Unlock()
 		if err == nil {
-			r.db.Save([]Encoded{e}, nil)
+			r.db.Save([]Encoded{e}, nil, nil)
 		}
 	}
 	return cred, nil
@@ -301,6 +304,7 @@ func (r *Registry) HeartbeatAs(cred string, hb *api.Heartbeat, remote string, no
 			}
 		}
 		rec.RunID = hb.RunID
+		r.dirty[owner] = struct{}{}
 	}
 	return r.heartbeatLocked(hb, remote, now), nil
 }
@@ -320,6 +324,7 @@ func (r *Registry) Decommission(hostID string, now time.Time) (api.Host, bool) {
 	delete(r.creds, rec.CredentialSHA256)
 	delete(r.offline, hostID)
 	delete(r.dirty, hostID)
+	delete(r.touched, hostID)
 	r.deleted[hostID] = struct{}{}
 	return h, true
 }
@@ -339,13 +344,16 @@ func (r *Registry) heartbeatLocked(hb *api.Heartbeat, remote string, now time.Ti
 		r.hosts[hb.HostID] = rec
 		delete(r.deleted, hb.HostID)
 	}
+	hot := routine(rec, hb, remote)
 	first := rec.FirstSeen.IsZero()
 	if first {
 		rec.FirstSeen = now
 	} else {
 		rec.EventRate = eventRate(rec, hb, now)
 	}
-	r.recordDrops(rec, hb, now, first)
+	if r.recordDrops(rec, hb, now, first) {
+		hot = false
+	}
 	rec.LastSeen = now
 	rec.RemoteAddr = remote
 	rec.Last = *hb
@@ -378,7 +386,11 @@ func (r *Registry) heartbeatLocked(hb *api.Heartbeat, remote string, now time.Ti
 		rec.Issued[kind] = now
 		due = append(due, api.Task{ID: fmt.Sprintf("%s-%d", kind, now.Unix()), Kind: kind})
 	}
-	r.dirty[hb.HostID] = struct{}{}
+	if hot && len(due) == 0 {
+		r.touched[hb.HostID] = struct{}{}
+	} else {
+		r.dirty[hb.HostID] = struct{}{}
+	}
 	return due
 }
 
@@ -502,8 +514,23 @@ func (r *Registry) Sweep(now time.Time) []api.Host {
 // Flush writes the hosts changed since the previous Flush.
 func (r *Registry) Flush() error {
 	r.mu.Lock()
-	batch := make([]Encoded, 0, len(r.dirty))
 	var encErr error
+	seen := make([]Encoded, 0, len(r.touched))
+	for id := range r.touched {
+		if _, whole := r.dirty[id]; whole {
+			continue
+		}
+		if rec := r.hosts[id]; rec != nil {
+			e, err := encodeSeen(rec)
+			if err != nil {
+				encErr = errors.Join(encErr, err)
+				continue
+			}
+			seen = append(seen, e)
+		}
+	}
+	clear(r.touched)
+	batch := make([]Encoded, 0, len(r.dirty))
 	for id := range r.dirty {
 		e, err := encode(r.hosts[id])
 		if err != nil {
@@ -520,11 +547,16 @@ func (r *Registry) Flush() error {
 	clear(r.deleted)
 	r.mu.Unlock()
 
-	if err := r.db.Save(batch, gone); err != nil {
+	if err := r.db.Save(batch, seen, gone); err != nil {
 		r.mu.Lock()
 		for _, e := range batch {
 			if _, ok := r.hosts[string(e.Key)]; ok {
 				r.dirty[string(e.Key)] = struct{}{}
+			}
+		}
+		for _, e := range seen {
+			if _, ok := r.hosts[string(e.Key)]; ok {
+				r.touched[string(e.Key)] = struct{}{}
 			}
 		}
 		for _, id := range gone {
@@ -631,7 +663,7 @@ func (r *Registry) Follow(ctx context.Context, fail func(error)) {
 		return
 	}
 	for {
-		rd.follow(ctx, r.applyRemote, fail)
+		rd.follow(ctx, r.applyRemote, r.applySeen, fail)
 		// The subscription ended (Redis restarted or unreachable):
 		// subscribe again, which reloads everything.
 		select {
@@ -657,11 +689,13 @@ func (r *Registry) applyRemote(id string, rec *Record) {
 	if rec == nil {
 		delete(r.hosts, id)
 		delete(r.dirty, id)
+		delete(r.touched, id)
 		delete(r.offline, id)
 		return
 	}
 	r.hosts[id] = rec
 	delete(r.dirty, id)
+	delete(r.touched, id)
 	if rec.CredentialSHA256 != "" {
 		r.creds[rec.CredentialSHA256] = id
 	}
@@ -675,4 +709,13 @@ func (r *Registry) Leads(ttl time.Duration) bool {
 		return rd.lead(ttl)
 	}
 	return true
+}
+
+// applySeen takes another replica's Seen part of a host.
+func (r *Registry) applySeen(s *Seen) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rec := r.hosts[s.HostID]; rec != nil {
+		s.merge(rec)
+	}
 }

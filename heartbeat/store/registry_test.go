@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"smith/heartbeat/api"
 )
 
@@ -122,5 +124,63 @@ func TestScheduleChangesAcrossStarts(t *testing.T) {
 	}
 	if ch := start(0); len(ch) != 1 || ch["users"] != "1h0m0s -> 0s" {
 		t.Errorf("users disabled: %v", ch)
+	}
+}
+
+// A routine heartbeat (only time and counters changed) writes the host's
+// small Seen part, not its whole record; a restart restores both.
+func TestRoutineHeartbeatWritesOnlyLastSeen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts.db")
+	r := open(t, path)
+	hb := api.Heartbeat{HostID: "a", Hostname: "a", Kernel: "k1", AgentUptimeSeconds: 10,
+		TaskResults: []api.TaskResult{{Kind: api.TaskUsers, Summary: strings.Repeat("u", 900)}}}
+	r.heartbeat(&hb, "10.0.0.1", t0)
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() (record, seen []byte) {
+		t.Helper()
+		db := r.db.(*DB)
+		db.db.View(func(tx *bolt.Tx) error {
+			record = append([]byte(nil), tx.Bucket(hostsBucket).Get([]byte("a"))...)
+			seen = append([]byte(nil), tx.Bucket(seenBucket).Get([]byte("a"))...)
+			return nil
+		})
+		return record, seen
+	}
+	before, _ := stored()
+
+	hb.TaskResults = nil
+	hb.AgentUptimeSeconds, hb.Counters.EventsRead, hb.Seq = 40, 3000, 2
+	r.heartbeat(&hb, "10.0.0.1", t0.Add(30*time.Second))
+	if len(r.dirty) != 0 || len(r.touched) != 1 {
+		t.Fatalf("routine heartbeat: %d dirty, %d touched", len(r.dirty), len(r.touched))
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	after, seen := stored()
+	if string(after) != string(before) || len(seen) == 0 || len(seen) > len(before)/3 {
+		t.Errorf("record rewritten (%v) or seen part of %d bytes for a record of %d", string(after) != string(before), len(seen), len(before))
+	}
+	// Another kernel is not routine: the whole record.
+	hb.Kernel = "k2"
+	r.heartbeat(&hb, "10.0.0.1", t0.Add(60*time.Second))
+	if len(r.dirty) != 1 {
+		t.Errorf("kernel change: %d dirty", len(r.dirty))
+	}
+	hb.Kernel = "k1"
+	r.Flush()
+	r.heartbeat(&hb, "10.0.0.1", t0.Add(90*time.Second))
+	hb.Counters.EventsRead = 4000
+	r.heartbeat(&hb, "10.0.0.1", t0.Add(120*time.Second))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = open(t, path)
+	defer r.Close()
+	h, _ := r.Lookup("a", t0.Add(120*time.Second))
+	if !h.LastSeen.Equal(t0.Add(120*time.Second)) || h.Counters.EventsRead != 4000 || h.Kernel != "k1" || len(h.Tasks) != 1 {
+		t.Errorf("after restart: last seen %v, events %d, kernel %s, %d tasks", h.LastSeen, h.Counters.EventsRead, h.Kernel, len(h.Tasks))
 	}
 }

@@ -23,7 +23,7 @@ const DefaultDropWindow = 5 * time.Minute
 // heartbeat, when the agent started within the window) the totals are
 // all new; an older agent's totals on a first heartbeat cannot be dated
 // and are not counted as recent.
-func (r *Registry) recordDrops(rec *Record, hb *api.Heartbeat, now time.Time, first bool) {
+func (r *Registry) recordDrops(rec *Record, hb *api.Heartbeat, now time.Time, first bool) (changed bool) {
 	base := rec.Last.Counters.Drops
 	switch {
 	case first && time.Duration(hb.AgentUptimeSeconds)*time.Second > r.policy.DropWindow:
@@ -50,13 +50,17 @@ func (r *Registry) recordDrops(rec *Record, hb *api.Heartbeat, now time.Time, fi
 			keep = append(keep, s)
 		}
 	}
+	changed = len(keep) != len(rec.DropSamples)
 	rec.DropSamples = keep
 	if delta != nil {
 		rec.DropSamples = append(rec.DropSamples, DropSample{At: now, Drops: delta})
+		changed = true
 	}
-	if hb.ModuleVersion != "" {
+	if hb.ModuleVersion != "" && !rec.ModuleSeen {
 		rec.ModuleSeen = true
+		changed = true
 	}
+	return changed
 }
 
 // recentDrops sums the drop samples within the window before now.
