@@ -88,57 +88,40 @@ func (r *Redis) Load() ([]*Record, error) {
 
 // getSeen reads the Seen parts of ids (those that have one).
 func (r *Redis) getSeen(ctx context.Context, ids []string) ([]*Seen, error) {
-	var out []*Seen
+	return mget[Seen](ctx, r, "seen", ids)
+}
+
+// mget reads the JSON values at kind:<id> for ids, a thousand keys a
+// round trip, skipping ids without one (deleted meanwhile).
+func mget[T any](ctx context.Context, r *Redis, kind string, ids []string) ([]*T, error) {
+	var out []*T
 	for start := 0; start < len(ids); start += 1000 {
 		chunk := ids[start:min(start+1000, len(ids))]
 		keys := make([]string, len(chunk))
 		for i, id := range chunk {
-			keys[i] = r.key("seen", id)
+			keys[i] = r.key(kind, id)
 		}
 		vals, err := r.c.MGet(ctx, keys...).Result()
 		if err != nil {
-			return nil, fmt.Errorf("load last seen from redis: %w", err)
+			return nil, fmt.Errorf("read %s from redis: %w", kind, err)
 		}
 		for i, v := range vals {
 			str, ok := v.(string)
 			if !ok {
 				continue
 			}
-			s := new(Seen)
-			if err := json.Unmarshal([]byte(str), s); err != nil {
-				return nil, fmt.Errorf("host %q last seen in redis: %w", chunk[i], err)
+			x := new(T)
+			if err := json.Unmarshal([]byte(str), x); err != nil {
+				return nil, fmt.Errorf("%s %q in redis: %w", kind, chunk[i], err)
 			}
-			out = append(out, s)
+			out = append(out, x)
 		}
 	}
 	return out, nil
 }
 
 func (r *Redis) get(ctx context.Context, ids []string) ([]*Record, error) {
-	var out []*Record
-	for start := 0; start < len(ids); start += 1000 {
-		chunk := ids[start:min(start+1000, len(ids))]
-		keys := make([]string, len(chunk))
-		for i, id := range chunk {
-			keys[i] = r.key("host", id)
-		}
-		vals, err := r.c.MGet(ctx, keys...).Result()
-		if err != nil {
-			return nil, fmt.Errorf("load hosts from redis: %w", err)
-		}
-		for i, v := range vals {
-			s, ok := v.(string)
-			if !ok {
-				continue // deleted meanwhile
-			}
-			rec := new(Record)
-			if err := json.Unmarshal([]byte(s), rec); err != nil {
-				return nil, fmt.Errorf("host %q in redis: %w", chunk[i], err)
-			}
-			out = append(out, rec)
-		}
-	}
-	return out, nil
+	return mget[Record](ctx, r, "host", ids)
 }
 
 // Save writes the records and the Seen parts and deletes the hosts in
