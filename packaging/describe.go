@@ -102,7 +102,7 @@ func description(arch string, moduleFiles []string) []pkgDesc {
 		files: append([]pkgFile{
 			{src: "smith-console", dst: "/usr/bin/smith-console", mode: 0o755, gen: true},
 			{src: "smith-console.service", dst: "/usr/lib/systemd/system/smith-console.service", mode: 0o644, gen: true},
-			{src: "packaging/console.toml", dst: "/etc/smith/console.toml", mode: 0o640, kind: files.TypeConfigNoReplace, owner: "smith-console"},
+			{src: "heartbeat/smith-console.toml", dst: "/etc/smith/smith-console.toml", mode: 0o640, kind: files.TypeConfigNoReplace, owner: "smith-console"},
 			{dst: "/var/lib/smith-console", mode: 0o750, kind: files.TypeDir, owner: "smith-console"},
 			{src: "docs/CONSOLE.md", dst: "/usr/share/doc/smith-console/CONSOLE.md", mode: 0o644},
 			{src: "docs/HEARTBEAT.md", dst: "/usr/share/doc/smith-console/HEARTBEAT.md", mode: 0o644},

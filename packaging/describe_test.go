@@ -59,7 +59,7 @@ func TestDescriptionSources(t *testing.T) {
 // the operator sets, are missing.
 func TestConsoleConfigTemplate(t *testing.T) {
 	env := map[string]string{"SMITH_FLEET_TOKEN": "fleet", "SMITH_CONSOLE_PASSWORD": "password"}
-	c, err := cli.LoadConfig("console.toml", func(k string) string { return env[k] })
+	c, err := cli.LoadConfig("../heartbeat/smith-console.toml", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestConsoleConfigTemplate(t *testing.T) {
 	if c.DB != "/var/lib/smith-console/console.db" {
 		t.Errorf("db = %q", c.DB)
 	}
-	c, err = cli.LoadConfig("console.toml", func(string) string { return "" })
+	c, err = cli.LoadConfig("../heartbeat/smith-console.toml", func(string) string { return "" })
 	if err == nil {
 		err = c.Check()
 	}

@@ -74,7 +74,7 @@ for dir in "$v1dir" "$v2dir"; do
 		check "smith-agent has $s" has "$info" " $s "
 	done
 	check "smith-agent conffiles" [ "$(dpkg-deb --ctrl-tarfile "$agent" | tar -xO ./conffiles)" = /etc/smith/smith-agent.toml ]
-	check "smith-console conffiles" [ "$(dpkg-deb --ctrl-tarfile "$console" | tar -xO ./conffiles)" = /etc/smith/console.toml ]
+	check "smith-console conffiles" [ "$(dpkg-deb --ctrl-tarfile "$console" | tar -xO ./conffiles)" = /etc/smith/smith-console.toml ]
 
 	c=$(dpkg-deb --contents "$dkms")
 	for f in dkms.conf Makefile main.c smith_abi.h hooktest/kmod/smith_hooktest.c; do
@@ -95,7 +95,7 @@ for dir in "$v1dir" "$v2dir"; do
 	check "agent unit names no /usr/local" lacks "$unit" /usr/local
 
 	c=$(dpkg-deb --contents "$console")
-	check "console config 0640 root:smith-console" grep -qE '^-rw-r----- root/smith-console .* \./etc/smith/console.toml$' <<<"$c"
+	check "console config 0640 root:smith-console" grep -qE '^-rw-r----- root/smith-console .* \./etc/smith/smith-console.toml$' <<<"$c"
 	unit=$(dpkg-deb --fsys-tarfile "$console" | tar -xO ./usr/lib/systemd/system/smith-console.service)
 	check "console unit runs as smith-console" hasline "$unit" "User=smith-console"
 
@@ -130,7 +130,7 @@ for dir in "$v1dir" "$v2dir"; do
 	check "smith-agent.rpm lists the binary" hasline "$(rpm -qp --list "$ragent")" /usr/bin/smith-agent
 	flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILENAMES}\n]' "$ragent" "$rconsole")
 	check "agent config is %config(noreplace) 0600" hasline "$flags" "cn -rw------- /etc/smith/smith-agent.toml"
-	check "console config is %config(noreplace) 0640" hasline "$flags" "cn -rw-r----- /etc/smith/console.toml"
+	check "console config is %config(noreplace) 0640" hasline "$flags" "cn -rw-r----- /etc/smith/smith-console.toml"
 done
 v1=$(dpkg-deb -f "$(one "$v1dir/smith-dkms_*_all.deb")" Version)
 v2=$(dpkg-deb -f "$(one "$v2dir/smith-dkms_*_all.deb")" Version)
@@ -223,7 +223,7 @@ in_order install "systemctl enable smith-module.service" "systemctl start smith-
 check "install: the console is not started (no secrets yet)" [ ! -e "$root/run/smith-test/active-smith-console.service" ]
 check "install: the console says what to set" has "$out" "set fleet_token and console_password"
 check "install: user smith-console" in_root getent passwd smith-console
-check "install: console.toml root:smith-console 0640" [ "$(in_root stat -c '%U:%G %a' /etc/smith/console.toml)" = "root:smith-console 640" ]
+check "install: smith-console.toml root:smith-console 0640" [ "$(in_root stat -c '%U:%G %a' /etc/smith/smith-console.toml)" = "root:smith-console 640" ]
 check "install: agent config 0600" [ "$(in_root stat -c '%a' /etc/smith/smith-agent.toml)" = 600 ]
 check "install: the packaged agent config is valid" in_root smith-agent -check-config -config /etc/smith/smith-agent.toml
 echo "# changed by the operator" >>"$root/etc/smith/smith-agent.toml"

@@ -12,6 +12,8 @@ PACKAGES=(
 	# the VM harness (qemu-system-arm has qemu-system-aarch64)
 	qemu-system-x86 qemu-system-arm busybox-static cpio debian-archive-keyring xz-utils zstd
 	chromium  # the console's browser test (heartbeat/web)
+	systemd  # systemd-analyze scores the units' hardening (heartbeat/cli)
+	redis-server  # the console replicas test (heartbeat/server)
 	libc6-dev  # static C programs of the benchmarks (benchmark/guest, libc.a)
 	# make test-packages: package checks and the throwaway Debian root
 	lintian rpm mmdebstrap

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
+
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"smith/heartbeat/api"
 )
 
 // DefaultPath is where the service looks for its configuration.
@@ -185,6 +187,31 @@ type Heartbeat struct {
 	Interval  Duration `toml:"interval"`
 	Timeout   Duration `toml:"timeout"`
 	CAFile    string   `toml:"ca_file"`
+	// PinSHA256 pins the console certificate by its SHA-256 fingerprint
+	// (smith-console fingerprint); instead of ca_file.
+	PinSHA256 string `toml:"pin_sha256"`
+	// Insecure allows a plain http:// URL to a host other than loopback.
+	Insecure bool `toml:"insecure"`
+	// CredentialFile keeps this host's own console credential, received
+	// at enrolment ("" : console.credential in agent.state_dir).
+	CredentialFile string `toml:"credential_file"`
+}
+
+// SpoolBound is the disk spool's bound in bytes, 0 when there is no spool
+// (only the Kafka sink spools); the heartbeat reports it.
+func (c *Config) SpoolBound() uint64 {
+	if !c.HasSink("kafka") || c.Spool.MaxBytes <= 0 {
+		return 0
+	}
+	return uint64(c.Spool.MaxBytes)
+}
+
+// HeartbeatCredentialFile is where the host's console credential is kept.
+func (c *Config) HeartbeatCredentialFile() string {
+	if c.Heartbeat.CredentialFile != "" {
+		return c.Heartbeat.CredentialFile
+	}
+	return filepath.Join(c.Agent.StateDir, "console.credential")
 }
 
 // Metrics is the Prometheus endpoint.
@@ -364,9 +391,16 @@ func (c *Config) finish() error {
 		}
 	}
 	if c.Heartbeat.URL != "" {
-		u, err := url.Parse(c.Heartbeat.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("heartbeat.url %q: want http(s)://host[:port]", c.Heartbeat.URL)
+		if err := api.CheckConsoleURL(c.Heartbeat.URL, c.Heartbeat.Insecure); err != nil {
+			bad("heartbeat.url: %v", err)
+		}
+		if c.Heartbeat.PinSHA256 != "" {
+			if _, err := api.NormalizePin(c.Heartbeat.PinSHA256); err != nil {
+				bad("heartbeat.pin_sha256: %v", err)
+			}
+			if c.Heartbeat.CAFile != "" {
+				bad("heartbeat: give ca_file or pin_sha256, not both")
+			}
 		}
 		if c.Heartbeat.Interval < Duration(time.Second) {
 			bad("heartbeat.interval must be at least 1s")

@@ -81,6 +81,9 @@ func TestErrorsAreOneLine(t *testing.T) {
 		"bad broker":       {"[kafka]\nbrokers = [\"nohost\"]\n", "host:port"},
 		"file needs path":  {"[source]\nkind = \"file\"\n", "source.file"},
 		"heartbeat url":    {"[heartbeat]\nurl = \"ftp://x\"\n", "heartbeat.url"},
+		"plain http":       {"[heartbeat]\nurl = \"http://console.example:8080\"\n", "in clear"},
+		"bad pin":          {"[heartbeat]\nurl = \"https://c:8443\"\npin_sha256 = \"abc\"\n", "heartbeat.pin_sha256"},
+		"pin and ca":       {"[heartbeat]\nurl = \"https://c:8443\"\nca_file = \"/x\"\npin_sha256 = \"" + strings.Repeat("ab", 32) + "\"\n", "not both"},
 	} {
 		_, err := Load(write(t, tc.text))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
@@ -89,5 +92,22 @@ func TestErrorsAreOneLine(t *testing.T) {
 	}
 	if _, err := Load("/nonexistent/smith.toml"); err == nil || !strings.Contains(err.Error(), "/nonexistent/smith.toml") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestPlainHTTPOnlyToLoopbackOrWhenInsecure(t *testing.T) {
+	for text, ok := range map[string]bool{
+		"url = \"http://127.0.0.1:8080\"\n":                        true,
+		"url = \"http://localhost:8080\"\n":                        true,
+		"url = \"http://[::1]:8080\"\n":                            true,
+		"url = \"https://console.example:8443\"\n":                 true,
+		"url = \"http://console.example:8080\"\ninsecure = true\n": true,
+		"url = \"http://console.example:8080\"\n":                  false,
+		"url = \"http://10.0.0.1:8080\"\n":                         false,
+	} {
+		_, err := Load(write(t, "[heartbeat]\n"+text))
+		if (err == nil) != ok {
+			t.Errorf("%q: error %v, want ok=%v", text, err, ok)
+		}
 	}
 }

@@ -7,11 +7,14 @@ package heartbeat
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -27,17 +30,29 @@ import (
 
 // Options configure the client.
 type Options struct {
-	URL      string
-	Token    string
-	Interval time.Duration
-	Timeout  time.Duration
-	CAFile   string
+	URL string
+	// Token is the fleet enrolment secret: traded once for this host's
+	// own credential, which is kept in CredentialFile (mode 0600; ""
+	// keeps it in memory only) and is the bearer of every heartbeat.
+	Token          string
+	CredentialFile string
+	Interval       time.Duration
+	Timeout        time.Duration
+	CAFile         string
+	// PinSHA256 pins the console's certificate by its SHA-256
+	// fingerprint (api.Fingerprint), for a self-signed console.
+	PinSHA256 string
+	// Insecure allows plain http:// to a host other than loopback.
+	Insecure bool
 
 	AgentVersion string
-	Host         func() encode.Host
-	Module       func() source.Module // nil without a module
-	Counters     *metrics.Counters
-	LastError    func() string
+	// SpoolMaxBytes is the spool's bound (0 without a spool), reported so
+	// the console shows the spool's fill in percent.
+	SpoolMaxBytes uint64
+	Host          func() encode.Host
+	Module        func() source.Module // nil without a module
+	Counters      *metrics.Counters
+	LastError     func() string
 	// Ship sends task items as events; false when they could not be
 	// queued.
 	Ship  func([]encode.TaskItem) bool
@@ -45,35 +60,61 @@ type Options struct {
 	Log   logrus.FieldLogger
 }
 
+// Bounds on what a console answer can make the agent do: whatever the
+// console (or whoever speaks for it) answers, the agent beats no faster
+// than every MinInterval (or its own configured interval, when that is
+// shorter) and no slower than every MaxInterval, runs at most one task of
+// a kind per answer and a kind at most once per MinTaskGap, and refuses
+// task ids longer than api.MaxIDLen.
+const (
+	MinInterval = 10 * time.Second
+	MaxInterval = 10 * time.Minute
+	MinTaskGap  = time.Minute
+)
+
 // Client posts heartbeats.
 type Client struct {
 	o       Options
 	api     *api.Client
 	hostID  string
+	runID   string
+	cred    string // this host's credential; "" until enrolled
 	started time.Time
 	seq     uint64
 	// interval is the current one: configured, or as the console asks.
 	interval time.Duration
 
+	// lastRun is when each task kind last started (Run's goroutine
+	// only).
+	lastRun map[api.TaskKind]time.Time
+	now     func() time.Time
+
 	mu      sync.Mutex
 	results []api.TaskResult // finished since the last heartbeat
+	// lost counts task results dropped because the console refused the
+	// heartbeat carrying them as invalid.
+	lost uint64
 }
 
 // New returns a client; it does not contact the console yet.
 func New(o Options) (*Client, error) {
-	hc := &http.Client{Timeout: o.Timeout}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("heartbeat.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("heartbeat.ca_file %s: no PEM certificate", o.CAFile)
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	if err := api.CheckConsoleURL(o.URL, o.Insecure); err != nil {
+		return nil, fmt.Errorf("heartbeat.url: %w", err)
 	}
-	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), started: time.Now(), interval: o.Interval}, nil
+	tlsCfg, err := api.ClientTLS(o.CAFile, o.PinSHA256)
+	if err != nil {
+		return nil, fmt.Errorf("heartbeat TLS: %w", err)
+	}
+	hc := &http.Client{Timeout: o.Timeout, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsCfg, IdleConnTimeout: 90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+	var run [8]byte
+	if _, err := rand.Read(run[:]); err != nil {
+		return nil, fmt.Errorf("heartbeat run id: %w", err)
+	}
+	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), runID: hex.EncodeToString(run[:]), started: time.Now(),
+		interval: o.Interval, lastRun: make(map[api.TaskKind]time.Time), now: time.Now}, nil
 }
 
 // HostID is the stable identity of the host: /etc/machine-id, else the
@@ -98,9 +139,11 @@ func (c *Client) Run(ctx context.Context) {
 				return
 			}
 			c.o.Log.WithError(err).Warn("heartbeat failed")
-		} else if next > 0 && next != c.interval {
-			c.o.Log.Infof("console asks for a heartbeat every %s", next)
-			c.interval = next
+		} else if next > 0 {
+			if adopted := c.adopt(next); adopted != c.interval {
+				c.o.Log.Infof("console asks for a heartbeat every %s: beating every %s", next, adopted)
+				c.interval = adopted
+			}
 		}
 		t := time.NewTimer(c.interval)
 		select {
@@ -125,18 +168,20 @@ func (c *Client) Build() *api.Heartbeat {
 		IPs:                host.IPs,
 		SentAt:             time.Now().UTC(),
 		Seq:                c.seq,
+		RunID:              c.runID,
 		AgentVersion:       c.o.AgentVersion,
 		Kernel:             kernelRelease(),
 		UptimeSeconds:      hostUptime(),
 		AgentUptimeSeconds: int64(time.Since(c.started).Seconds()),
 		IntervalSeconds:    int(c.interval / time.Second),
 		Counters: api.Counters{
-			EventsRead:  cnt.Read.Load(),
-			EventsSent:  cnt.Sent.Load(),
-			Drops:       cnt.Drops(),
-			SpoolBytes:  cnt.SpoolBytes.Load(),
-			SpoolEvents: cnt.SpoolEvents.Load(),
-			RingFill:    ring.Fill,
+			EventsRead:    cnt.Read.Load(),
+			EventsSent:    cnt.Sent.Load(),
+			Drops:         cnt.Drops(),
+			SpoolBytes:    cnt.SpoolBytes.Load(),
+			SpoolEvents:   cnt.SpoolEvents.Load(),
+			SpoolMaxBytes: c.o.SpoolMaxBytes,
+			RingFill:      ring.Fill,
 		},
 	}
 	if len(hb.IPs) > api.MaxIPs {
@@ -147,7 +192,7 @@ func (c *Client) Build() *api.Heartbeat {
 		hb.ModuleVersion, hb.ABIVersion, hb.Transport = m.Version, m.ABI, m.Transport
 	}
 	if c.o.LastError != nil {
-		hb.LastError = truncate(c.o.LastError(), api.MaxErrorLen)
+		hb.LastError = api.Clip(c.o.LastError(), api.MaxErrorLen)
 	}
 	c.mu.Lock()
 	// The oldest first; beat drops exactly these once they are delivered.
@@ -157,20 +202,164 @@ func (c *Client) Build() *api.Heartbeat {
 	return hb
 }
 
-func (c *Client) beat(ctx context.Context) (time.Duration, error) {
-	hb := c.Build()
-	resp, err := c.api.Send(ctx, hb)
+// adopt bounds the interval a console asks for: never under MinInterval
+// (or the configured interval when the operator chose a shorter one),
+// never over MaxInterval.
+func (c *Client) adopt(asked time.Duration) time.Duration {
+	low := min(MinInterval, c.o.Interval)
+	return max(low, min(asked, MaxInterval))
+}
+
+// Lost is how many task results were dropped because the console refused
+// the heartbeat carrying them as invalid.
+func (c *Client) Lost() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
+// credential returns this host's credential: in memory, else from
+// CredentialFile, else enrolled now with the fleet secret (and saved).
+func (c *Client) credential(ctx context.Context) (string, error) {
+	if c.cred != "" {
+		return c.cred, nil
+	}
+	if f := c.o.CredentialFile; f != "" {
+		raw, err := os.ReadFile(f)
+		switch {
+		case err == nil && strings.TrimSpace(string(raw)) != "":
+			c.cred = strings.TrimSpace(string(raw))
+			return c.cred, nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("heartbeat credential: %w", err)
+		}
+	}
+	if c.o.Token == "" {
+		return "", errors.New("no host credential yet and no fleet enrolment secret (heartbeat.token) to enrol with")
+	}
+	e, err := c.api.Enrol(ctx, c.hostID, c.o.Host().Name)
 	if err != nil {
+		if api.HasCode(err, "already_enrolled") {
+			return "", fmt.Errorf("enrolment refused, host id %s (/etc/machine-id) is enrolled already: if this machine is a clone, give it its own machine-id; if it was reinstalled, decommission it on the console: %w", c.hostID, err)
+		}
+		return "", fmt.Errorf("enrolment: %w", err)
+	}
+	if f := c.o.CredentialFile; f != "" {
+		if err := writeSecret(f, e.Credential); err != nil {
+			return "", err
+		}
+	}
+	c.o.Log.WithField("host_id", c.hostID).Info("enrolled at the console: heartbeats now carry this host's own credential")
+	c.cred = e.Credential
+	return c.cred, nil
+}
+
+// writeSecret replaces path with text, mode 0600, atomically.
+func writeSecret(path, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("heartbeat credential: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".credential-*")
+	if err != nil {
+		return fmt.Errorf("heartbeat credential: %w", err)
+	}
+	_, err = tmp.WriteString(text + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("heartbeat credential %s: %w", path, err)
+	}
+	return nil
+}
+
+// forget drops a credential the console no longer knows (the host was
+// decommissioned), so the next heartbeat enrols again.
+func (c *Client) forget() {
+	c.cred = ""
+	if f := c.o.CredentialFile; f != "" {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			c.o.Log.WithError(err).Error("heartbeat credential not removed")
+		}
+	}
+}
+
+func (c *Client) beat(ctx context.Context) (time.Duration, error) {
+	cred, err := c.credential(ctx)
+	if err != nil {
+		return 0, err
+	}
+	hb := c.Build()
+	resp, err := c.api.WithToken(cred).Send(ctx, hb)
+	if api.HasCode(err, "unknown_credential") {
+		c.forget()
+		return 0, fmt.Errorf("the console does not know this host's credential (decommissioned?): enrolling again at the next heartbeat: %w", err)
+	}
+	if err != nil {
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Code == "invalid_heartbeat" && len(hb.TaskResults) > 0 {
+			// Sent again unchanged they would be refused for ever and
+			// the host would go dark: drop them, counted and logged.
+			c.mu.Lock()
+			c.results = c.results[len(hb.TaskResults):]
+			c.lost += uint64(len(hb.TaskResults))
+			c.mu.Unlock()
+			c.o.Log.WithError(err).Errorf("console refused the heartbeat: %d task results dropped", len(hb.TaskResults))
+		}
 		return 0, err
 	}
 	// Delivered: the console has these results now.
 	c.mu.Lock()
 	c.results = c.results[len(hb.TaskResults):]
 	c.mu.Unlock()
-	for _, t := range resp.Tasks {
+	for _, t := range c.accept(resp.Tasks) {
 		c.runTask(ctx, t)
 	}
 	return time.Duration(resp.IntervalSeconds) * time.Second, nil
+}
+
+// accept keeps the tasks of an answer the agent will run: the first of
+// each kind, with an id of at most api.MaxIDLen bytes, of a kind that
+// did not start within MinTaskGap. The rest are logged and skipped.
+func (c *Client) accept(tasks []api.Task) []api.Task {
+	var out []api.Task
+	seen := make(map[api.TaskKind]bool)
+	now := c.now()
+	for kind, last := range c.lastRun {
+		if now.Sub(last) >= MinTaskGap {
+			delete(c.lastRun, kind)
+		}
+	}
+	for _, t := range tasks {
+		why := ""
+		switch last, ran := c.lastRun[t.Kind]; {
+		case t.ID == "" || len(t.ID) > api.MaxIDLen:
+			why = fmt.Sprintf("task id of %d bytes (1..%d allowed)", len(t.ID), api.MaxIDLen)
+		case len(t.Kind) > api.MaxTaskKindLength:
+			why = fmt.Sprintf("task kind of %d bytes (at most %d)", len(t.Kind), api.MaxTaskKindLength)
+		case seen[t.Kind]:
+			why = "a second task of the same kind in one answer"
+		case ran && now.Sub(last) < MinTaskGap:
+			why = fmt.Sprintf("the same kind started %s ago (at most once per %s)", now.Sub(last).Round(time.Second), MinTaskGap)
+		case len(seen) == len(api.TaskKinds)+1:
+			why = "more task kinds in one answer than exist"
+		}
+		if why != "" {
+			c.o.Log.WithField("task_kind", api.Clip(string(t.Kind), api.MaxTaskKindLength)).Warnf("console task skipped: %s", why)
+			continue
+		}
+		seen[t.Kind] = true
+		c.lastRun[t.Kind] = now
+		out = append(out, t)
+	}
+	return out
 }
 
 func (c *Client) runTask(ctx context.Context, t api.Task) {
@@ -187,22 +376,15 @@ func (c *Client) runTask(ctx context.Context, t api.Task) {
 	}
 	res.FinishedAt = time.Now().UTC()
 	res.Items = len(items)
-	res.Summary = truncate(summary, api.MaxSummaryLen)
+	res.Summary = api.Clip(summary, api.MaxSummaryLen)
 	res.Facts = facts
 	if err != nil {
-		res.Error = truncate(err.Error(), api.MaxErrorLen)
+		res.Error = api.Clip(err.Error(), api.MaxErrorLen)
 		c.o.Log.WithError(err).Warnf("task %s (%s) failed", t.ID, t.Kind)
 	}
 	c.mu.Lock()
 	c.results = append(c.results, res)
 	c.mu.Unlock()
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func kernelRelease() string {

@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,8 @@ import (
 	"smith/agent/metrics"
 	"smith/agent/source"
 	"smith/heartbeat/api"
+	"smith/heartbeat/server"
+	"smith/heartbeat/store"
 )
 
 func writeTree(t *testing.T, root string, files map[string]string) {
@@ -104,8 +107,25 @@ type fakeConsole struct {
 	beats []api.Heartbeat
 }
 
+// fakeEnrol answers an enrolment with the fleet secret "fleet-token" with
+// the credential "cred-1", and reports whether r was one.
+func fakeEnrol(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.Path != api.EnrolPath {
+		return false
+	}
+	if r.Header.Get("Authorization") != "Bearer fleet-token" {
+		http.Error(w, "no", http.StatusUnauthorized)
+		return true
+	}
+	json.NewEncoder(w).Encode(api.Enrolment{HostID: "h", Credential: "cred-1"})
+	return true
+}
+
 func (f *fakeConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != api.HeartbeatPath || r.Header.Get("Authorization") != "Bearer fleet-token" {
+	if fakeEnrol(w, r) {
+		return
+	}
+	if r.URL.Path != api.HeartbeatPath || r.Header.Get("Authorization") != "Bearer cred-1" {
 		http.Error(w, "no", http.StatusUnauthorized)
 		return
 	}
@@ -188,5 +208,264 @@ func TestClientPostsHeartbeatsAndRunsTasks(t *testing.T) {
 	defer mu.Unlock()
 	if len(shipped) != 2 || shipped[0].TaskID != "t-1" || shipped[0].Kind != "users" || fields(shipped[0])["name"] != "root" {
 		t.Errorf("shipped items: %+v", shipped)
+	}
+}
+
+func quietLog() *logrus.Logger {
+	log := logrus.New()
+	log.Out = io.Discard
+	return log
+}
+
+// newTestClient is a client of the console at url whose tasks come from
+// testTasks (status facts from status when given); opts change the
+// options before New.
+func newTestClient(t *testing.T, url string, interval time.Duration, status func() (m, a [][2]string), opts ...func(*Options)) *Client {
+	t.Helper()
+	tk := testTasks(t)
+	if status != nil {
+		tk.Status = status
+	}
+	o := Options{
+		URL: url, Token: "fleet-token", Interval: interval, Timeout: 5 * time.Second,
+		AgentVersion: "1.2.3", Host: func() encode.Host { return encode.Host{Name: "web-1"} },
+		Counters: &metrics.Counters{}, Tasks: tk, Log: quietLog(),
+		Ship: func([]encode.TaskItem) bool { return true },
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	cl, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func TestIntervalAskedByTheConsoleIsBounded(t *testing.T) {
+	cl := newTestClient(t, "http://127.0.0.1:1", 30*time.Second, nil)
+	for asked, want := range map[time.Duration]time.Duration{
+		time.Second:      MinInterval,
+		time.Millisecond: MinInterval,
+		time.Minute:      time.Minute,
+		24 * time.Hour:   MaxInterval,
+	} {
+		if got := cl.adopt(asked); got != want {
+			t.Errorf("console asks %v: agent beats every %v, want %v", asked, got, want)
+		}
+	}
+	// An operator's own shorter interval (a test, a lab) is the floor.
+	fast := newTestClient(t, "http://127.0.0.1:1", 2*time.Second, nil)
+	if got := fast.adopt(time.Second); got != 2*time.Second {
+		t.Errorf("configured 2s, console asks 1s: %v", got)
+	}
+}
+
+func TestTasksOfAnAnswerAreBounded(t *testing.T) {
+	cl := newTestClient(t, "http://127.0.0.1:1", 30*time.Second, nil)
+	now := time.Unix(1_000_000, 0)
+	cl.now = func() time.Time { return now }
+	tasks := []api.Task{
+		{ID: "u-1", Kind: api.TaskUsers},
+		{ID: "u-2", Kind: api.TaskUsers},
+		{ID: strings.Repeat("x", api.MaxIDLen+1), Kind: api.TaskCrontabs},
+		{ID: "", Kind: api.TaskPackages},
+		{ID: "s-1", Kind: api.TaskListeningSockets},
+	}
+	for i := 0; i < 20; i++ {
+		tasks = append(tasks, api.Task{ID: fmt.Sprintf("m-%d", i), Kind: api.TaskKind(fmt.Sprintf("mystery-%d", i))})
+	}
+	got := cl.accept(tasks)
+	if len(got) != len(api.TaskKinds)+1 || got[0].ID != "u-1" || got[1].ID != "s-1" {
+		t.Fatalf("accepted %+v", got)
+	}
+	// The same kinds again before MinTaskGap: nothing runs.
+	now = now.Add(MinTaskGap - time.Second)
+	if again := cl.accept([]api.Task{{ID: "u-3", Kind: api.TaskUsers}}); len(again) != 0 {
+		t.Errorf("users ran again after %v: %+v", MinTaskGap-time.Second, again)
+	}
+	now = now.Add(time.Second)
+	if again := cl.accept([]api.Task{{ID: "u-4", Kind: api.TaskUsers}}); len(again) != 1 {
+		t.Errorf("users refused after %v: %+v", MinTaskGap, again)
+	}
+	if len(cl.lastRun) != 1 {
+		t.Errorf("lastRun keeps %d kinds after the gap, want 1", len(cl.lastRun))
+	}
+}
+
+// A summary cut by the agent must stay valid once it went through JSON:
+// a character split at the limit becomes U+FFFD (3 bytes) and would make
+// the console refuse every heartbeat of the host.
+func TestLongMultibyteSummaryStaysValid(t *testing.T) {
+	long := strings.Repeat("é", api.MaxSummaryLen)
+	cl := newTestClient(t, "http://127.0.0.1:1", 30*time.Second, func() (m, a [][2]string) {
+		return [][2]string{{"loaded", long}}, nil
+	})
+	cl.runTask(context.Background(), api.Task{ID: "m-1", Kind: api.TaskModuleStatus})
+	raw, err := json.Marshal(cl.Build())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent api.Heartbeat
+	if err := json.Unmarshal(raw, &sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := sent.Validate(); err != nil {
+		t.Fatalf("the console would refuse the heartbeat: %v", err)
+	}
+	if r := sent.TaskResults[0]; len(r.Summary) < api.MaxSummaryLen-2 {
+		t.Errorf("summary cut to %d bytes, want the most that fits", len(r.Summary))
+	}
+}
+
+// refusingConsole answers invalid_heartbeat to any heartbeat carrying task
+// results and hands out one users task on the first one.
+type refusingConsole struct {
+	mu    sync.Mutex
+	beats []api.Heartbeat
+}
+
+func (f *refusingConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if fakeEnrol(w, r) {
+		return
+	}
+	var hb api.Heartbeat
+	json.NewDecoder(r.Body).Decode(&hb)
+	f.mu.Lock()
+	f.beats = append(f.beats, hb)
+	n := len(f.beats)
+	f.mu.Unlock()
+	if len(hb.TaskResults) > 0 {
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(api.Error{Code: "invalid_heartbeat", Message: "task_results[0]: summary too long"})
+		return
+	}
+	resp := api.Response{Version: api.Version, IntervalSeconds: 30}
+	if n == 1 {
+		resp.Tasks = []api.Task{{ID: "u-1", Kind: api.TaskUsers}}
+	}
+	json.NewEncoder(w).Encode(resp)
+}
+
+func TestRefusedResultsAreDroppedNotRetriedForEver(t *testing.T) {
+	fc := &refusingConsole{}
+	srv := httptest.NewServer(fc)
+	defer srv.Close()
+	cl := newTestClient(t, srv.URL, 30*time.Second, nil)
+	ctx := context.Background()
+	if _, err := cl.beat(ctx); err != nil {
+		t.Fatalf("first heartbeat: %v", err)
+	}
+	if _, err := cl.beat(ctx); err == nil {
+		t.Fatal("the heartbeat with the result was not refused")
+	}
+	if _, err := cl.beat(ctx); err != nil {
+		t.Fatalf("third heartbeat still refused: %v", err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if len(fc.beats) != 3 || len(fc.beats[1].TaskResults) != 1 || len(fc.beats[2].TaskResults) != 0 {
+		t.Errorf("heartbeats: %+v", fc.beats)
+	}
+	if cl.Lost() != 1 {
+		t.Errorf("Lost() = %d, want 1", cl.Lost())
+	}
+}
+
+func TestPinnedCertificate(t *testing.T) {
+	srv := httptest.NewTLSServer(&fakeConsole{})
+	defer srv.Close()
+	pin := api.Fingerprint(srv.Certificate().Raw)
+	newClient := func(pin string) *Client {
+		return newTestClient(t, srv.URL, 30*time.Second, nil, func(o *Options) { o.PinSHA256 = pin })
+	}
+	if _, err := newClient(pin).beat(context.Background()); err != nil {
+		t.Errorf("pinned certificate refused: %v", err)
+	}
+	_, err := newClient(strings.Repeat("0", 64)).beat(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "does not match the pinned") {
+		t.Errorf("other certificate: %v", err)
+	}
+	// Without a pin or CA the test server's certificate is unknown.
+	if _, err := newClient("").beat(context.Background()); err == nil {
+		t.Error("unverified certificate accepted")
+	}
+}
+
+func TestPlainHTTPToAnotherHostIsRefused(t *testing.T) {
+	o := Options{URL: "http://console.example:8080", Interval: time.Minute}
+	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "in clear") {
+		t.Errorf("plain http to another host: %v", err)
+	}
+	o.Insecure = true
+	if _, err := New(o); err != nil {
+		t.Errorf("with insecure: %v", err)
+	}
+}
+
+// The agent enrols once with the fleet secret, keeps its credential
+// (0600) across restarts, enrols again after a decommission, and a second
+// machine with the same machine-id is refused with a clear error.
+func TestEnrolmentWithTheRealConsole(t *testing.T) {
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{OfflineAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	srv, err := server.New(server.Config{FleetToken: "fleet-token", ConsolePassword: "pw", Registry: reg, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	credFile := filepath.Join(t.TempDir(), "state", "console.credential")
+	agent := func(file string) *Client {
+		cl := newTestClient(t, ts.URL, 30*time.Second, nil)
+		cl.o.CredentialFile = file
+		return cl
+	}
+	ctx := context.Background()
+	first := agent(credFile)
+	if _, err := first.beat(ctx); err != nil {
+		t.Fatalf("first heartbeat: %v", err)
+	}
+	st, err := os.Stat(credFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credential file: %v %v", st, err)
+	}
+	saved, _ := os.ReadFile(credFile)
+	// A restart: the saved credential, no new enrolment (which the
+	// console would refuse).
+	if _, err := agent(credFile).beat(ctx); err != nil {
+		t.Errorf("after a restart: %v", err)
+	}
+	// A clone: same machine-id, no credential.
+	_, err = agent(filepath.Join(t.TempDir(), "clone.credential")).beat(ctx)
+	if err == nil || !strings.Contains(err.Error(), "machine-id") {
+		t.Errorf("clone: %v", err)
+	}
+	if h, _ := reg.Lookup(first.hostID, time.Now()); h.Conflicts != 1 {
+		t.Errorf("clone not recorded: %d conflicts", h.Conflicts)
+	}
+	// Decommissioned: refused once, then enrolled again with a new
+	// credential.
+	reg.Decommission(first.hostID, time.Now())
+	if _, err := first.beat(ctx); err == nil || !strings.Contains(err.Error(), "decommissioned") {
+		t.Errorf("after decommission: %v", err)
+	}
+	if _, err := first.beat(ctx); err != nil {
+		t.Errorf("re-enrolment: %v", err)
+	}
+	if again, _ := os.ReadFile(credFile); len(again) == 0 || string(again) == string(saved) {
+		t.Errorf("credential after re-enrolment: %q (was %q)", again, saved)
+	}
+}
+
+func TestHeartbeatReportsTheSpoolBound(t *testing.T) {
+	cl := newTestClient(t, "http://127.0.0.1:1", 30*time.Second, nil)
+	cl.o.SpoolMaxBytes = 1 << 30
+	cl.o.Counters.SpoolBytes.Store(1 << 28)
+	if c := cl.Build().Counters; c.SpoolMaxBytes != 1<<30 || c.SpoolBytes != 1<<28 {
+		t.Errorf("counters %+v", c)
 	}
 }

@@ -75,7 +75,7 @@ func itemOf(kv ...string) encode.TaskItem {
 func summarize(items []string) string {
 	s := strings.Join(items, ", ")
 	if len(s) > api.MaxSummaryLen {
-		s = s[:api.MaxSummaryLen-3] + "..."
+		s = api.Clip(s, api.MaxSummaryLen-3) + "..."
 	}
 	return s
 }

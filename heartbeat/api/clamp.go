@@ -2,6 +2,7 @@ package api
 
 import (
 	"sort"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -12,12 +13,12 @@ import (
 // only the newest MaxTaskResults task results are kept. Identity fields
 // (host_id, hostname, IPs' syntax) are not touched: those must be right.
 func (h *Heartbeat) Clamp() {
-	h.AgentVersion = clip(h.AgentVersion, MaxStringLen)
-	h.ModuleVersion = clip(h.ModuleVersion, MaxStringLen)
-	h.ABIVersion = clip(h.ABIVersion, MaxStringLen)
-	h.Transport = clip(h.Transport, MaxStringLen)
-	h.Kernel = clip(h.Kernel, MaxStringLen)
-	h.LastError = clip(h.LastError, MaxErrorLen)
+	h.AgentVersion = Clip(h.AgentVersion, MaxStringLen)
+	h.ModuleVersion = Clip(h.ModuleVersion, MaxStringLen)
+	h.ABIVersion = Clip(h.ABIVersion, MaxStringLen)
+	h.Transport = Clip(h.Transport, MaxStringLen)
+	h.Kernel = Clip(h.Kernel, MaxStringLen)
+	h.LastError = Clip(h.LastError, MaxErrorLen)
 	if len(h.IPs) > MaxIPs {
 		h.IPs = h.IPs[:MaxIPs]
 	}
@@ -27,15 +28,20 @@ func (h *Heartbeat) Clamp() {
 	}
 	for i := range h.TaskResults {
 		r := &h.TaskResults[i]
-		r.ID = clip(r.ID, MaxIDLen)
-		r.Error = clip(r.Error, MaxErrorLen)
-		r.Summary = clip(r.Summary, MaxSummaryLen)
-		r.Facts = clipMap(r.Facts, MaxFacts, MaxFactLen, func(v string) string { return clip(v, MaxFactLen) })
+		r.ID = Clip(r.ID, MaxIDLen)
+		r.Error = Clip(r.Error, MaxErrorLen)
+		r.Summary = Clip(r.Summary, MaxSummaryLen)
+		r.Facts = clipMap(r.Facts, MaxFacts, MaxFactLen, func(v string) string { return Clip(v, MaxFactLen) })
 	}
 }
 
-// clip cuts s to at most max bytes without splitting a UTF-8 sequence.
-func clip(s string, max int) string {
+// Clip returns s as valid UTF-8 of at most max bytes: invalid bytes are
+// removed (JSON would turn each into a 3-byte U+FFFD, pushing a string
+// that fitted over its limit) and the cut never splits a character.
+func Clip(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "")
+	}
 	if len(s) <= max {
 		return s
 	}
@@ -51,7 +57,7 @@ func clip(s string, max int) string {
 func clipMap[V any](m map[string]V, max, keyMax int, value func(V) V) map[string]V {
 	over := len(m) > max
 	for k := range m {
-		if len(k) > keyMax || k == "" {
+		if len(k) > keyMax || k == "" || !utf8.ValidString(k) {
 			over = true
 			break
 		}
@@ -72,7 +78,7 @@ func clipMap[V any](m map[string]V, max, keyMax int, value func(V) V) map[string
 		if len(out) == max {
 			break
 		}
-		ck := clip(k, keyMax)
+		ck := Clip(k, keyMax)
 		if _, dup := out[ck]; dup || ck == "" {
 			continue
 		}

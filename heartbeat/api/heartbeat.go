@@ -19,7 +19,7 @@ import (
 // Protocol version spoken by this package, "MAJOR.MINOR".
 const (
 	VersionMajor = 1
-	VersionMinor = 0
+	VersionMinor = 1
 )
 
 // Version is the value agents put in Heartbeat.Version.
@@ -27,8 +27,12 @@ var Version = fmt.Sprintf("%d.%d", VersionMajor, VersionMinor)
 
 // HTTP surface of the console.
 const (
-	// HeartbeatPath takes a POSTed Heartbeat, answers a Response.
+	// HeartbeatPath takes a POSTed Heartbeat, answers a Response; the
+	// bearer is the host's own credential.
 	HeartbeatPath = "/api/v1/heartbeat"
+	// EnrolPath takes a POSTed EnrolRequest with the fleet enrolment
+	// secret as bearer and answers an Enrolment: the host's credential.
+	EnrolPath = "/api/v1/enrol"
 	// HostsPath lists hosts (GET, optional ?prefix=); HostsPath + "/" + key
 	// returns one host by id, name or IP.
 	HostsPath = "/api/v1/hosts"
@@ -38,6 +42,9 @@ const (
 	// LogoutPath ends the session.
 	LoginPath  = "/api/v1/login"
 	LogoutPath = "/api/v1/logout"
+	// MetricsPath serves the console's own Prometheus series (console
+	// credential).
+	MetricsPath = "/metrics"
 	// HealthPath answers 200 "ok" without credentials, for load balancers.
 	HealthPath = "/healthz"
 )
@@ -75,6 +82,10 @@ type Heartbeat struct {
 	// heartbeats since the agent started (1, 2, ...).
 	SentAt time.Time `json:"sent_at"`
 	Seq    uint64    `json:"seq"`
+	// RunID is random per agent start (since 1.1): a run that was
+	// replaced by another and heartbeats again is a second agent with
+	// the same identity, which the console refuses and shows.
+	RunID string `json:"run_id,omitempty"`
 
 	// Versions: the agent's build, the loaded module's version string
 	// (empty when no module is loaded) and the ring ABI "MAJOR.MINOR".
@@ -118,9 +129,35 @@ type Counters struct {
 
 	SpoolBytes  uint64 `json:"spool_bytes"`  // bytes waiting in the disk spool
 	SpoolEvents uint64 `json:"spool_events"` // events waiting in the disk spool
+	// SpoolMaxBytes is the spool's bound (since 1.1; 0: no spool or
+	// unknown), so the console shows the spool's fill in percent.
+	SpoolMaxBytes uint64 `json:"spool_max_bytes,omitempty"`
 
 	// RingFill is the ring's fill level at send time, 0..1.
 	RingFill float64 `json:"ring_fill"`
+}
+
+// EnrolRequest is what an agent without a credential POSTs to EnrolPath.
+type EnrolRequest struct {
+	Version  string `json:"version"`
+	HostID   string `json:"host_id"`
+	Hostname string `json:"hostname"`
+}
+
+// Enrolment answers an accepted EnrolRequest: the host's own credential,
+// the bearer of its heartbeats from now on. The console keeps only its
+// SHA-256; the agent stores it (mode 0600) and never sends it elsewhere.
+type Enrolment struct {
+	HostID     string `json:"host_id"`
+	Credential string `json:"credential"`
+}
+
+// Validate checks an enrolment request's identity fields.
+func (e *EnrolRequest) Validate() error {
+	if major, _, err := ParseVersion(e.Version); err != nil || major != VersionMajor {
+		return &VersionError{Got: e.Version}
+	}
+	return checkIdentity(e.HostID, e.Hostname)
 }
 
 // Response answers an accepted heartbeat (HTTP 200).

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"reflect"
@@ -130,5 +131,27 @@ func TestClampMakesAnOversizedHeartbeatValid(t *testing.T) {
 	ok.Clamp()
 	if !reflect.DeepEqual(ok, validHeartbeat()) {
 		t.Errorf("Clamp changed a valid heartbeat: %+v", ok)
+	}
+}
+
+// An invalid byte at the limit passes a length check in Go but becomes
+// U+FFFD (3 bytes) in JSON; Clamp removes it so the console accepts.
+func TestClampRemovesInvalidUTF8(t *testing.T) {
+	h := Heartbeat{Version: Version, HostID: "h", Hostname: "n",
+		TaskResults: []TaskResult{{ID: "t", Kind: TaskUsers, Summary: strings.Repeat("a", MaxSummaryLen-1) + "\xc3"}}}
+	h.Clamp()
+	raw, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent Heartbeat
+	if err := json.Unmarshal(raw, &sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := sent.Validate(); err != nil {
+		t.Fatalf("after Clamp and JSON: %v", err)
+	}
+	if got := Clip("ab\xffcé", 4); got != "abc" {
+		t.Errorf("Clip = %q, want %q", got, "abc")
 	}
 }

@@ -16,16 +16,10 @@ func (h *Heartbeat) Validate() error {
 	if major != VersionMajor {
 		return &VersionError{Got: h.Version}
 	}
-	if h.HostID == "" {
-		return fmt.Errorf("host_id is empty")
-	}
-	if h.Hostname == "" {
-		return fmt.Errorf("hostname is empty")
-	}
-	if err := checkLen("host_id", h.HostID, MaxIDLen); err != nil {
+	if err := checkIdentity(h.HostID, h.Hostname); err != nil {
 		return err
 	}
-	if err := checkLen("hostname", h.Hostname, MaxNameLen); err != nil {
+	if err := checkLen("run_id", h.RunID, MaxIDLen); err != nil {
 		return err
 	}
 	if len(h.IPs) > MaxIPs {
@@ -109,6 +103,19 @@ func (r *TaskResult) validate() error {
 		}
 	}
 	return nil
+}
+
+func checkIdentity(hostID, hostname string) error {
+	if hostID == "" {
+		return fmt.Errorf("host_id is empty")
+	}
+	if hostname == "" {
+		return fmt.Errorf("hostname is empty")
+	}
+	if err := checkLen("host_id", hostID, MaxIDLen); err != nil {
+		return err
+	}
+	return checkLen("hostname", hostname, MaxNameLen)
 }
 
 func checkLen(name, v string, max int) error {

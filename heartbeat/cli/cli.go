@@ -5,8 +5,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -34,21 +32,32 @@ Usage:
   smith-console count [flags]            total, online and offline hosts
   smith-console host [flags] <name-or-ip>
                                          one host (id, name or IP) with its latest task results
+  smith-console decommission [flags] <host-id>
+                                         forget a host and revoke its credential (exact host id)
+  smith-console fingerprint <cert.pem>   print a certificate's SHA-256 pin (for heartbeat.pin_sha256)
   smith-console -version                 print the version
 
 serve flags (each overrides the config file):
   -config FILE      TOML config (see docs/CONSOLE.md)
-  -listen ADDR      listen address (default :8080)
+  -listen ADDR      listen address (default :8443)
   -db FILE          host registry file (default /var/lib/smith/console.db)
   -tls-cert FILE    serve HTTPS with this certificate ...
   -tls-key FILE     ... and key
+  Without a certificate the console serves plain HTTP on a loopback address
+  only; elsewhere set tls_self_signed, tls_proxy or insecure in the config.
   -log-level LEVEL  debug, info, warn, error
-  Secrets come from the config or SMITH_FLEET_TOKEN / SMITH_CONSOLE_PASSWORD.
+  Secrets come from the config or SMITH_FLEET_TOKEN (the fleet enrolment
+  secret: agents trade it for their own host credential) and
+  SMITH_CONSOLE_PASSWORD.
 
-list, count and host flags (before the argument):
-  -server URL       console address (default $SMITH_CONSOLE_URL, else http://127.0.0.1:8080)
+list, count, host and decommission flags (before the argument):
+  -server URL       console address (default $SMITH_CONSOLE_URL, else https://127.0.0.1:8443);
+                    http:// only to loopback unless -insecure
   -password-file F  file holding the console password (default $SMITH_CONSOLE_PASSWORD)
   -ca FILE          PEM CA certificates to verify an HTTPS console
+  -pin SHA256       accept exactly the console certificate with this fingerprint
+                    (default $SMITH_CONSOLE_PIN), for a self-signed console
+  -insecure         allow plain http:// to a host other than loopback
   -json             print the API's JSON instead of a table
 `
 
@@ -76,7 +85,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	case "serve":
 		return serve(ctx, rest, stderr, getenv)
-	case "list", "count", "host":
+	case "fingerprint":
+		if len(rest) != 1 {
+			fmt.Fprintln(stderr, "smith-console fingerprint: want one certificate file (try smith-console --help)")
+			return exitUsage
+		}
+		pin, err := fingerprint(rest[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "smith-console fingerprint: %v\n", err)
+			return exitFail
+		}
+		fmt.Fprintln(stdout, pin)
+		return exitOK
+	case "list", "count", "host", "decommission":
 		return query(ctx, verb, rest, stdout, stderr, getenv)
 	default:
 		fmt.Fprintf(stderr, "smith-console: unknown command %q (try smith-console --help)\n", verb)
@@ -92,7 +113,11 @@ type consoleClient struct {
 }
 
 func (c *consoleClient) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path, out)
+}
+
+func (c *consoleClient) do(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", c.base+path, err)
 	}
@@ -117,11 +142,13 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	defServer := getenv("SMITH_CONSOLE_URL")
 	if defServer == "" {
-		defServer = "http://127.0.0.1:8080"
+		defServer = "https://127.0.0.1:8443"
 	}
 	server := fs.String("server", defServer, "console address")
 	pwFile := fs.String("password-file", "", "file holding the console password")
 	caFile := fs.String("ca", "", "PEM CA certificates for an HTTPS console")
+	pin := fs.String("pin", getenv("SMITH_CONSOLE_PIN"), "SHA-256 fingerprint of the console certificate")
+	insecure := fs.Bool("insecure", false, "allow plain http:// to another host")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -130,7 +157,8 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 	switch {
 	case verb == "list" && len(rest) > 1,
 		verb == "count" && len(rest) != 0,
-		verb == "host" && len(rest) != 1:
+		verb == "host" && len(rest) != 1,
+		verb == "decommission" && len(rest) != 1:
 		fmt.Fprintf(stderr, "smith-console %s: wrong arguments %q (try smith-console --help)\n", verb, rest)
 		return exitUsage
 	}
@@ -148,7 +176,11 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 		fmt.Fprintln(stderr, "smith-console: no console password: set SMITH_CONSOLE_PASSWORD or -password-file")
 		return exitUsage
 	}
-	hc, err := httpClient(*caFile)
+	if err := api.CheckConsoleURL(*server, *insecure); err != nil {
+		fmt.Fprintf(stderr, "smith-console: -server: %v\n", err)
+		return exitUsage
+	}
+	hc, err := httpClient(*caFile, *pin)
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-console: %v\n", err)
 		return exitUsage
@@ -180,29 +212,29 @@ func query(ctx context.Context, verb string, args []string, stdout, stderr io.Wr
 		if err == nil {
 			err = output(stdout, *asJSON, h, func(w io.Writer) { printHost(w, h, time.Now()) })
 		}
+	case "decommission":
+		var h api.Host
+		err = c.do(ctx, http.MethodDelete, api.HostsPath+"/"+url.PathEscape(rest[0]), &h)
+		if err == nil {
+			err = output(stdout, *asJSON, h, func(w io.Writer) {
+				fmt.Fprintf(w, "decommissioned %s (%s): its credential is revoked; its agent must enrol again to come back\n",
+					safe(h.Hostname), safe(h.HostID))
+			})
+		}
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "smith-console %s: %v\n", verb, err)
+		fmt.Fprintf(stderr, "smith-console %s: %s\n", verb, safe(err.Error()))
 		return exitFail
 	}
 	return exitOK
 }
 
-func httpClient(caFile string) (*http.Client, error) {
-	hc := &http.Client{Timeout: 30 * time.Second}
-	if caFile == "" {
-		return hc, nil
-	}
-	pem, err := os.ReadFile(caFile)
+func httpClient(caFile, pin string) (*http.Client, error) {
+	tlsCfg, err := api.ClientTLS(caFile, pin)
 	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
+		return nil, err
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
-	}
-	hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	return hc, nil
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}, nil
 }
 
 func output(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
@@ -215,7 +247,17 @@ func output(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
 	return nil
 }
 
-func status(online bool) string {
+func status(h api.Host) string {
+	switch {
+	case h.Conflicts > 0:
+		return statusText(h.Online) + "!"
+	case h.LastSeen.IsZero():
+		return "enrolled"
+	}
+	return statusText(h.Online)
+}
+
+func statusText(online bool) string {
 	if online {
 		return "online"
 	}
@@ -229,6 +271,13 @@ func ago(t, now time.Time) string {
 	return now.Sub(t).Round(time.Second).String() + " ago"
 }
 
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -238,39 +287,67 @@ func dash(s string) string {
 
 func printList(w io.Writer, l api.HostList, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS\tSPOOL BYTES")
+	fmt.Fprintln(tw, "STATUS\tHOST\tIPS\tLAST SEEN\tAGENT\tMODULE\tKERNEL\tEVENTS/S\tDROPS (RECENT)\tSPOOL BYTES")
 	for _, h := range l.Hosts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t%d\t%d\n",
-			status(h.Online), h.Hostname, dash(strings.Join(h.IPs, ",")), ago(h.LastSeen, now),
-			dash(h.AgentVersion), dash(h.ModuleVersion), dash(h.Kernel),
-			h.EventRate, h.DropsTotal, h.Counters.SpoolBytes)
+			status(h), safe(h.Hostname), dash(strings.Join(safeAll(h.IPs), ",")), ago(h.LastSeen, now),
+			dash(safe(h.AgentVersion)), dash(safe(h.ModuleVersion)), dash(safe(h.Kernel)),
+			h.EventRate, h.DropsRecentTotal, h.Counters.SpoolBytes)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d shown; fleet: total %d  online %d  offline %d\n",
 		len(l.Hosts), l.Counts.Total, l.Counts.Online, l.Counts.Offline)
+	for _, a := range l.Alerts {
+		fmt.Fprintf(w, "ALERT %s %s since %s: %s\n", a.Kind, safe(a.Hostname), ago(a.Since, now), safe(a.Detail))
+	}
+	for _, h := range l.Hosts {
+		if h.Conflicts > 0 {
+			fmt.Fprintf(w, "! %s: %d identity conflicts (smith-console host %s)\n", safe(h.Hostname), h.Conflicts, safe(h.HostID))
+		}
+	}
 }
 
 func printHost(w io.Writer, h api.Host, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("host", h.Hostname)
-	row("status", status(h.Online))
-	row("host id", h.HostID)
-	row("ips", dash(strings.Join(h.IPs, ", ")))
+	row("host", safe(h.Hostname))
+	row("status", status(h))
+	row("host id", safe(h.HostID))
+	row("ips", dash(strings.Join(safeAll(h.IPs), ", ")))
 	row("heartbeats from", dash(h.RemoteAddr))
-	row("last seen", fmt.Sprintf("%s (%s)", ago(h.LastSeen, now), h.LastSeen.UTC().Format(time.RFC3339)))
-	row("first seen", h.FirstSeen.UTC().Format(time.RFC3339))
-	row("kernel", dash(h.Kernel))
+	row("last seen", fmt.Sprintf("%s (%s)", ago(h.LastSeen, now), when(h.LastSeen)))
+	row("first seen", when(h.FirstSeen))
+	if h.EnrolledAt.IsZero() {
+		row("enrolled", "no (registered before enrolment; enrols at its agent's next start)")
+	} else {
+		row("enrolled", fmt.Sprintf("%s from %s", when(h.EnrolledAt), dash(safe(h.EnrolledFrom))))
+	}
+	if h.Conflicts > 0 && h.LastConflict != nil {
+		c := h.LastConflict
+		row("IDENTITY CONFLICTS", fmt.Sprintf("%d, last %s from %s (%s): %s", h.Conflicts, when(c.At), safe(c.Remote), dash(safe(c.Hostname)), safe(c.Reason)))
+	}
+	row("kernel", dash(safe(h.Kernel)))
 	row("uptime", (time.Duration(h.UptimeSeconds) * time.Second).String())
-	row("agent", fmt.Sprintf("%s, up %s", dash(h.AgentVersion), time.Duration(h.AgentUptimeSeconds)*time.Second))
-	row("module", fmt.Sprintf("%s, abi %s, transport %s", dash(h.ModuleVersion), dash(h.ABIVersion), dash(h.Transport)))
+	row("agent", fmt.Sprintf("%s, up %s", dash(safe(h.AgentVersion)), time.Duration(h.AgentUptimeSeconds)*time.Second))
+	row("module", fmt.Sprintf("%s, abi %s, transport %s", dash(safe(h.ModuleVersion)), dash(safe(h.ABIVersion)), dash(safe(h.Transport))))
 	row("event rate", fmt.Sprintf("%.1f/s", h.EventRate))
 	row("events", fmt.Sprintf("read %d, sent %d", h.Counters.EventsRead, h.Counters.EventsSent))
-	row("drops", fmt.Sprintf("%d%s", h.DropsTotal, dropDetail(h.Counters.Drops)))
-	row("spool", fmt.Sprintf("%d bytes, %d events", h.Counters.SpoolBytes, h.Counters.SpoolEvents))
+	row("drops, last "+(time.Duration(h.DropWindowSeconds)*time.Second).String(), fmt.Sprintf("%d%s", h.DropsRecentTotal, dropDetail(h.DropsRecent)))
+	row("drops since agent start", fmt.Sprintf("%d%s", h.DropsTotal, dropDetail(h.Counters.Drops)))
+	spool := fmt.Sprintf("%d bytes, %d events", h.Counters.SpoolBytes, h.Counters.SpoolEvents)
+	if h.SpoolFillPct >= 0 {
+		spool += fmt.Sprintf(" (%.1f%% full)", h.SpoolFillPct)
+	}
+	row("spool", spool)
 	row("ring fill", fmt.Sprintf("%.1f%%", h.Counters.RingFill*100))
+	if h.VersionDrift {
+		row("version drift", "yes: not the fleet's most common agent or module version")
+	}
 	if h.LastError != "" {
-		row("last error", h.LastError)
+		row("last error", safe(h.LastError))
+	}
+	for _, a := range h.Alerts {
+		row("ALERT "+a.Kind, fmt.Sprintf("since %s: %s", ago(a.Since, now), safe(a.Detail)))
 	}
 	tw.Flush()
 	if len(h.Tasks) == 0 {
@@ -285,7 +362,7 @@ func printHost(w io.Writer, h api.Host, now time.Time) {
 		if t.Error != "" {
 			result, summary = "failed", t.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.Kind, ago(t.FinishedAt, now), result, t.Items, summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", safe(string(t.Kind)), ago(t.FinishedAt, now), result, t.Items, safe(summary))
 	}
 	tw.Flush()
 }
@@ -294,7 +371,7 @@ func dropDetail(drops map[string]uint64) string {
 	var parts []string
 	for reason, n := range drops {
 		if n > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", reason, n))
+			parts = append(parts, fmt.Sprintf("%s %d", safe(reason), n))
 		}
 	}
 	if len(parts) == 0 {

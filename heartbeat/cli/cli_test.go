@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +20,7 @@ import (
 	"smith/heartbeat/api"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
+	"smith/heartbeat/store/redistest"
 )
 
 const (
@@ -60,8 +63,11 @@ func liveConsole(t *testing.T) string {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); reg.Close() })
 
-	client := api.NewClient(ts.URL, fleetToken, ts.Client())
 	send := func(hb *api.Heartbeat) {
+		client, err := api.NewClient(ts.URL, fleetToken, ts.Client()).Enrolled(context.Background(), hb.HostID, hb.Hostname)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := client.Send(context.Background(), hb); err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +119,8 @@ func TestCLIVerbsAgainstLiveConsole(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, e, "host", "10.0.0.5")
-	for _, want := range []string{"web-1", "online", "id-web", "ring_full 4", "packages", "412 packages (dpkg)"} {
+	for _, want := range []string{"web-1", "online", "id-web", "ring_full 4", "packages", "412 packages (dpkg)",
+		"drops, last 5m0s", "drops since agent start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("host output lacks %q:\n%s", want, out)
 		}
@@ -126,6 +133,21 @@ func TestCLIVerbsAgainstLiveConsole(t *testing.T) {
 	var h api.Host
 	if err := json.Unmarshal([]byte(out), &h); code != 0 || err != nil || h.HostID != "id-web" || len(h.Tasks) != 1 {
 		t.Errorf("host -json: %d %v %+v", code, err, h)
+	}
+	if !strings.Contains(out, `"enrolled_at"`) {
+		t.Errorf("host -json lacks the enrolment: %s", out)
+	}
+
+	// Decommission takes the exact id; the host is gone afterwards.
+	if code, _, errOut := runCLI(t, e, "decommission", "db-1"); code != 1 || !strings.Contains(errOut, "exact host id") {
+		t.Errorf("decommission by name: %d %q", code, errOut)
+	}
+	code, out, errOut = runCLI(t, e, "decommission", "id-db")
+	if code != 0 || !strings.Contains(out, "decommissioned db-1 (id-db)") {
+		t.Errorf("decommission: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := runCLI(t, e, "count"); code != 0 || out != "total 1  online 1  offline 0\n" {
+		t.Errorf("count after decommission: %d %q", code, out)
 	}
 }
 
@@ -211,6 +233,12 @@ users = "1h"
 		"bad log format":    {`log_format = "xml"`, "log_format"},
 		"no idle timeout":   {`idle_timeout = "0s"`, "idle_timeout"},
 		"not TOML":          {`listen = `, "config"},
+		"plain everywhere":  {`listen = ":8080"`, "in clear"},
+		"plain on an IP":    {`listen = "10.0.0.1:8080"`, "in clear"},
+		"proxy and cert":    {"tls_proxy = true\ntls_self_signed = true", "tls_proxy"},
+		"no lockout":        {`login_lockout = "0s"`, "login_lockout"},
+		"plain webhook":     {`alert_webhook = "http://hooks.example/smith"`, "alert_webhook"},
+		"short drop window": {`drop_window = "1s"`, "drop_window"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := write(strings.ReplaceAll(name, " ", "_")+".toml", tc.text)
@@ -243,6 +271,42 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// startServe runs the serve verb with args on a free loopback port and
+// waits until it answers /healthz over scheme with hc (nil: plain
+// default client); stop cancels it and returns its exit code.
+func startServe(t *testing.T, e map[string]string, scheme string, hc *http.Client, args ...string) (url string, stop func() int) {
+	t.Helper()
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- Run(ctx, append([]string{"serve", "-listen", addr}, args...), &logs, &logs, env(e))
+	}()
+	url = scheme + "://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := hc.Get(url + api.HealthPath)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d before listening: %s", code, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not listening on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return url, func() int { cancel(); return <-done }
+}
+
 // TestServeRestartKeepsHosts runs the serve verb as main does, posts a
 // heartbeat, stops it with the context (SIGTERM), starts it again on the
 // same registry file and finds the host.
@@ -251,38 +315,16 @@ func TestServeRestartKeepsHosts(t *testing.T) {
 	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
 	db := filepath.Join(dir, "state", "console.db")
 
-	start := func() (url string, stop func() int) {
-		addr := freeAddr(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan int, 1)
-		var logs bytes.Buffer
-		go func() {
-			done <- Run(ctx, []string{"serve", "-listen", addr, "-db", db, "-log-level", "warn"}, &logs, &logs, env(e))
-		}()
-		url = "http://" + addr
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := http.Get(url + api.HealthPath)
-			if err == nil {
-				resp.Body.Close()
-				break
-			}
-			select {
-			case code := <-done:
-				t.Fatalf("serve exited %d before listening", code)
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("serve not listening on %s: %v", addr, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return url, func() int { cancel(); return <-done }
+	start := func() (string, func() int) {
+		return startServe(t, e, "http", nil, "-db", db, "-log-level", "warn")
 	}
 
 	url, stop := start()
-	if _, err := api.NewClient(url, fleetToken, nil).Send(context.Background(),
-		&api.Heartbeat{HostID: "id-1", Hostname: "kept-1", Kernel: "6.12.9-amd64"}); err != nil {
+	enrolment, err := api.NewClient(url, fleetToken, nil).Enrol(context.Background(), "id-1", "kept-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(url, enrolment.Credential, nil).Send(context.Background(), &api.Heartbeat{HostID: "id-1", Hostname: "kept-1", Kernel: "6.12.9-amd64"}); err != nil {
 		t.Fatal(err)
 	}
 	if code := stop(); code != 0 {
@@ -298,6 +340,10 @@ func TestServeRestartKeepsHosts(t *testing.T) {
 	code, out, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, "host", "-server", url, "kept-1")
 	if code != 0 || !strings.Contains(out, "6.12.9-amd64") {
 		t.Errorf("after restart: %d %q %q", code, out, errOut)
+	}
+	// The credential survived the restart too.
+	if _, err := api.NewClient(url, enrolment.Credential, nil).Send(context.Background(), &api.Heartbeat{HostID: "id-1", Hostname: "kept-1"}); err != nil {
+		t.Errorf("heartbeat with the credential after a restart: %v", err)
 	}
 }
 
@@ -319,5 +365,146 @@ func TestServeRefusesBadStart(t *testing.T) {
 				t.Errorf("exit %d %q, want %d with %q", code, errOut, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// A host's strings reach the operator's terminal escaped: no escape
+// sequence, carriage return, bidi override or stray byte gets through.
+func TestHostStringsAreEscaped(t *testing.T) {
+	evil := "web\x1b[2J\x1b]0;pwned\x07\r\u202eevil\xff"
+	h := api.Host{
+		HostID: "id\x1b[1m", Hostname: evil, IPs: []string{"10.0.0.1"}, Kernel: evil, AgentVersion: evil,
+		LastError: evil, Counters: api.Counters{Drops: map[string]uint64{evil: 1}},
+		Tasks: []api.TaskResult{{Kind: api.TaskKind(evil), Summary: evil}},
+	}
+	var out bytes.Buffer
+	printList(&out, api.HostList{Hosts: []api.Host{h}}, time.Now())
+	printHost(&out, h, time.Now())
+	text := out.String()
+	for _, bad := range []string{"\x1b", "\x07", "\r", "\u202e", "\xff"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("output contains %q:\n%s", bad, text)
+		}
+	}
+	if !strings.Contains(text, `web\x1b[2J\x1b]0;pwned\x07\x0d\u202eevil\xff`) {
+		t.Errorf("escaped host name not shown as expected:\n%s", text)
+	}
+	if got := safe("web-1 é 中"); got != "web-1 é 中" {
+		t.Errorf("printable text changed: %q", got)
+	}
+}
+
+func TestPlainHTTPNeedsLoopbackOrASetting(t *testing.T) {
+	for text, ok := range map[string]bool{
+		`listen = "127.0.0.1:8080"`:                  true,
+		`listen = "[::1]:8080"`:                      true,
+		`listen = "localhost:8080"`:                  true,
+		"listen = \":8080\"\ninsecure = true":        true,
+		"listen = \":8080\"\ntls_proxy = true":       true,
+		"listen = \":8443\"\ntls_self_signed = true": true,
+		`listen = ":8080"`:                           false,
+		`listen = "0.0.0.0:8080"`:                    false,
+	} {
+		p := filepath.Join(t.TempDir(), "c.toml")
+		os.WriteFile(p, []byte(text), 0o600)
+		cfg, err := LoadConfig(p, env(map[string]string{"SMITH_FLEET_TOKEN": "f", "SMITH_CONSOLE_PASSWORD": "c"}))
+		if err == nil {
+			err = cfg.Check()
+		}
+		if (err == nil) != ok {
+			t.Errorf("%q: %v, want ok=%v", text, err, ok)
+		}
+	}
+	code, _, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": "c"}, "count", "-server", "http://10.0.0.1:8080")
+	if code != 2 || !strings.Contains(errOut, "in clear") {
+		t.Errorf("CLI to plain http on another host: %d %q", code, errOut)
+	}
+}
+
+// With tls_self_signed the console makes its own certificate on first
+// start, keeps it across restarts, and the CLI and an agent reach it
+// with the pin that the fingerprint verb prints.
+func TestServeSelfSignedCertificateIsPinned(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "console.toml")
+	os.WriteFile(conf, []byte("tls_self_signed = true\n"), 0o600)
+	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
+	args := []string{"-config", conf, "-db", filepath.Join(dir, "state", "console.db"), "-log-level", "warn"}
+	// The first start waits with a client that trusts anything: the pin
+	// is not known before the certificate exists.
+	trustAll := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	url, stop := startServe(t, e, "https", trustAll, args...)
+	certFile := filepath.Join(dir, "state", "console.crt")
+	code, pinOut, errOut := runCLI(t, nil, "fingerprint", certFile)
+	pin := strings.TrimSpace(pinOut)
+	if code != 0 || len(pin) != 64 {
+		t.Fatalf("fingerprint: %d %q %q", code, pinOut, errOut)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "state", "console.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", st, err)
+	}
+	tlsCfg, err := api.ClientTLS("", pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := api.NewClient(url, fleetToken, &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}).
+		Enrolled(context.Background(), "id-tls", "tls-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Send(context.Background(), &api.Heartbeat{HostID: "id-tls", Hostname: "tls-1"}); err != nil {
+		t.Fatalf("agent with the pin: %v", err)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exit %d", code)
+	}
+
+	pinned := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	url, stop = startServe(t, e, "https", pinned, args...)
+	defer stop()
+	ce := map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}
+	if code, out, errOut := runCLI(t, ce, "host", "-server", url, "-pin", pin, "tls-1"); code != 0 || !strings.Contains(out, "id-tls") {
+		t.Errorf("CLI with the pin after a restart: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, ce, "count", "-server", url, "-pin", strings.Repeat("ab", 32)); code != 1 || !strings.Contains(errOut, "does not match the pinned") {
+		t.Errorf("CLI with a wrong pin: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, ce, "count", "-server", url); code != 1 {
+		t.Errorf("CLI without pin or CA accepted a self-signed certificate: %d", code)
+	}
+	resp, err := pinned.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("HTTPS answer without HSTS")
+	}
+}
+
+// serve with redis_url keeps the registry in Redis: a second console on
+// the same Redis (another port, another db file) knows the host.
+func TestServeWithRedis(t *testing.T) {
+	url := redistest.Start(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "console.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf("redis_url = %q\nredis_prefix = \"cli:\"\n", url)), 0o600)
+	e := map[string]string{"SMITH_FLEET_TOKEN": fleetToken, "SMITH_CONSOLE_PASSWORD": consolePw}
+	first, stopFirst := startServe(t, e, "http", nil, "-config", conf, "-db", filepath.Join(dir, "a", "console.db"), "-log-level", "warn")
+	agent, err := api.NewClient(first, fleetToken, nil).Enrolled(context.Background(), "id-r", "redis-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Send(context.Background(), &api.Heartbeat{HostID: "id-r", Hostname: "redis-1", Kernel: "6.1.0-r"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := stopFirst(); code != 0 {
+		t.Fatalf("first console exit %d", code)
+	}
+	second, stopSecond := startServe(t, e, "http", nil, "-config", conf, "-db", filepath.Join(dir, "b", "console.db"), "-log-level", "warn")
+	defer stopSecond()
+	code, out, errOut := runCLI(t, map[string]string{"SMITH_CONSOLE_PASSWORD": consolePw}, "host", "-server", second, "redis-1")
+	if code != 0 || !strings.Contains(out, "6.1.0-r") {
+		t.Errorf("second console: %d %q %q", code, out, errOut)
 	}
 }

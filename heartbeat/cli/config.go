@@ -10,6 +10,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"smith/heartbeat/api"
+	"smith/heartbeat/store"
 )
 
 // Config is smith-console serve's configuration: a TOML file, then
@@ -19,13 +20,40 @@ type Config struct {
 	Listen  string `toml:"listen"`
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// TLSSelfSigned makes the console generate a self-signed certificate
+	// (at tls_cert/tls_key, default next to the registry) on first
+	// start; agents pin its fingerprint.
+	TLSSelfSigned bool `toml:"tls_self_signed"`
+	// TLSProxy: a TLS-terminating proxy is in front. The console serves
+	// plain HTTP to it, marks cookies Secure, sends HSTS and takes the
+	// client address from X-Forwarded-For.
+	TLSProxy bool `toml:"tls_proxy"`
+	// Insecure allows plain HTTP on an address other than loopback.
+	Insecure bool `toml:"insecure"`
 
 	// Secrets: better given by SMITH_FLEET_TOKEN and
-	// SMITH_CONSOLE_PASSWORD than written in a file.
+	// SMITH_CONSOLE_PASSWORD than written in a file. The fleet token is
+	// the enrolment secret: it only gets a new host its own credential.
 	FleetToken      string `toml:"fleet_token"`
 	ConsolePassword string `toml:"console_password"`
 
 	DB string `toml:"db"`
+	// RedisURL, when set, keeps the registry and the sessions in Redis
+	// instead of db, so several console replicas serve one fleet;
+	// RedisPrefix starts every key (one Redis can hold several fleets).
+	RedisURL    string `toml:"redis_url"`
+	RedisPrefix string `toml:"redis_prefix"`
+
+	// EnrolRate hosts a second may enrol, EnrolBurst at once; MaxHosts
+	// bounds the registry.
+	// AlertWebhook receives every alert event as JSON ("" : none);
+	// DropWindow is how far back drop rates and the drops alert look.
+	AlertWebhook string   `toml:"alert_webhook"`
+	DropWindow   Duration `toml:"drop_window"`
+
+	EnrolRate  float64 `toml:"enrol_rate"`
+	EnrolBurst int     `toml:"enrol_burst"`
+	MaxHosts   int     `toml:"max_hosts"`
 
 	HeartbeatInterval Duration `toml:"heartbeat_interval"`
 	// OfflineAfter of 0 means three missed heartbeat intervals.
@@ -37,6 +65,14 @@ type Config struct {
 	// 27 KiB of console memory each, docs/BENCHMARKS.md); below it each
 	// heartbeat opens a new one (a TCP, and with TLS a TLS, handshake).
 	IdleTimeout Duration `toml:"idle_timeout"`
+
+	// AuditLog is a file of JSON lines: logins, lockouts, task
+	// schedule changes, decommissions ("" : the log only).
+	AuditLog string `toml:"audit_log"`
+	// LoginMaxFailures wrong passwords from one address within
+	// LoginLockout lock it out for LoginLockout.
+	LoginMaxFailures int      `toml:"login_max_failures"`
+	LoginLockout     Duration `toml:"login_lockout"`
 
 	LogLevel  string `toml:"log_level"`
 	LogFormat string `toml:"log_format"`
@@ -81,12 +117,19 @@ var DefaultTaskIntervals = map[api.TaskKind]time.Duration{
 // configured (apart from the two secrets, which have no default).
 func DefaultConfig() Config {
 	return Config{
-		Listen:            ":8080",
+		Listen:            ":8443",
 		DB:                "/var/lib/smith/console.db",
+		RedisPrefix:       "smith:",
 		HeartbeatInterval: Duration{30 * time.Second},
 		FlushInterval:     Duration{time.Second},
 		SessionTTL:        Duration{12 * time.Hour},
 		IdleTimeout:       Duration{2 * time.Minute},
+		LoginMaxFailures:  5,
+		EnrolRate:         50,
+		DropWindow:        Duration{store.DefaultDropWindow},
+		EnrolBurst:        500,
+		MaxHosts:          store.DefaultMaxHosts,
+		LoginLockout:      Duration{15 * time.Minute},
 		LogLevel:          "info",
 		LogFormat:         "text",
 	}
@@ -132,6 +175,18 @@ func (c *Config) Check() error {
 		return errors.New("config: db is empty")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("config: tls_cert and tls_key go together: give both or neither")
+	case c.TLSProxy && (c.TLSCert != "" || c.TLSSelfSigned):
+		return errors.New("config: tls_proxy means the proxy does TLS: give no tls_cert and no tls_self_signed")
+	case c.EnrolRate <= 0 || c.EnrolBurst < 1:
+		return errors.New("config: enrol_rate must be positive and enrol_burst at least 1")
+	case c.DropWindow.Duration < c.HeartbeatInterval.Duration:
+		return fmt.Errorf("config: drop_window %v is shorter than heartbeat_interval %v", c.DropWindow, c.HeartbeatInterval)
+	case c.MaxHosts < 1:
+		return errors.New("config: max_hosts must be at least 1")
+	case c.LoginMaxFailures < 1:
+		return errors.New("config: login_max_failures must be at least 1")
+	case c.LoginLockout.Duration <= 0:
+		return errors.New("config: login_lockout must be positive")
 	case c.FleetToken == "":
 		return errors.New("config: no fleet token: set fleet_token or SMITH_FLEET_TOKEN")
 	case c.ConsolePassword == "":
@@ -157,8 +212,19 @@ func (c *Config) Check() error {
 			return fmt.Errorf("config: [tasks] %q is not a task kind (known: %s)", kind, kindList())
 		}
 	}
+	if c.AlertWebhook != "" {
+		if err := api.CheckConsoleURL(c.AlertWebhook, c.Insecure); err != nil {
+			return fmt.Errorf("config: alert_webhook: %w", err)
+		}
+	}
+	if !c.ServesTLS() && !c.TLSProxy && !c.Insecure && !api.ListenIsLoopback(c.Listen) {
+		return fmt.Errorf("config: listen %q is not loopback and no TLS is configured: the console password and host credentials would travel in clear; give tls_cert and tls_key, or tls_self_signed = true, or tls_proxy = true behind a TLS proxy, or insecure = true", c.Listen)
+	}
 	return nil
 }
+
+// ServesTLS reports whether the console itself serves HTTPS.
+func (c *Config) ServesTLS() bool { return c.TLSCert != "" || c.TLSSelfSigned }
 
 // OfflineTimeout is how long a host may be silent and stay online.
 func (c *Config) OfflineTimeout() time.Duration {

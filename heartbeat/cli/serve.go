@@ -107,32 +107,76 @@ func newLogger(cfg *Config, stderr io.Writer) (*logrus.Logger, func(), error) {
 // let in-flight requests finish, stop the maintenance loop, flush and
 // close the registry.
 func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
-	var tlsConfig *tls.Config
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("TLS certificate %s / key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
 		return fmt.Errorf("registry directory: %w", err)
 	}
-	reg, err := store.Open(cfg.DB, store.Policy{
+	var tlsConfig *tls.Config
+	pin := ""
+	if cfg.ServesTLS() {
+		var err error
+		if tlsConfig, pin, err = consoleTLS(cfg); err != nil {
+			return err
+		}
+	}
+	audit := server.NewAudit(nil, logger)
+	if cfg.AuditLog != "" {
+		f, err := os.OpenFile(cfg.AuditLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		defer f.Close()
+		audit = server.NewAudit(f, logger)
+	}
+	policy := store.Policy{
 		OfflineAfter:  cfg.OfflineTimeout(),
 		TaskIntervals: cfg.TaskIntervals(),
-	})
+		MaxHosts:      cfg.MaxHosts,
+		DropWindow:    cfg.DropWindow.Duration,
+	}
+	var reg *store.Registry
+	var sessions server.Sessions
+	var rd *store.Redis
+	var err error
+	if cfg.RedisURL != "" {
+		if rd, err = store.OpenRedis(cfg.RedisURL, cfg.RedisPrefix); err != nil {
+			return err
+		}
+		sessions = rd.Sessions(cfg.SessionTTL.Duration)
+		reg, err = store.OpenWith(rd, policy)
+	} else {
+		reg, err = store.Open(cfg.DB, policy)
+	}
 	if err != nil {
 		return err
 	}
+	changes, err := reg.ScheduleChanges()
+	if err != nil {
+		reg.Close()
+		return err
+	}
+	if len(changes) > 0 {
+		audit.Record(time.Now(), "tasks_changed", "", changes)
+	}
+	var webhook *server.Webhook
+	if cfg.AlertWebhook != "" {
+		webhook = server.NewWebhook(cfg.AlertWebhook, nil, logger)
+	}
 	srv, err := server.New(server.Config{
-		FleetToken:      cfg.FleetToken,
-		ConsolePassword: cfg.ConsolePassword,
-		Registry:        reg,
-		Interval:        cfg.HeartbeatInterval.Duration,
-		SessionTTL:      cfg.SessionTTL.Duration,
-		SecureCookie:    tlsConfig != nil,
-		Log:             logger,
+		FleetToken:       cfg.FleetToken,
+		ConsolePassword:  cfg.ConsolePassword,
+		Registry:         reg,
+		Interval:         cfg.HeartbeatInterval.Duration,
+		SessionTTL:       cfg.SessionTTL.Duration,
+		SecureCookie:     tlsConfig != nil || cfg.TLSProxy,
+		TrustProxy:       cfg.TLSProxy,
+		LoginMaxFailures: cfg.LoginMaxFailures,
+		LoginLockout:     cfg.LoginLockout.Duration,
+		Audit:            audit,
+		EnrolRate:        cfg.EnrolRate,
+		EnrolBurst:       cfg.EnrolBurst,
+		Webhook:          webhook,
+		Sessions:         sessions,
+		Log:              logger,
 	})
 	if err != nil {
 		reg.Close()
@@ -158,10 +202,21 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		IdleTimeout:       cfg.IdleTimeout.Duration,
 		ErrorLog:          log.New(errLog, "", 0),
 	}
-	logger.WithFields(logrus.Fields{
-		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "db": cfg.DB,
+	fields := logrus.Fields{
+		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "tls_proxy": cfg.TLSProxy, "db": cfg.DB,
 		"heartbeat_interval": cfg.HeartbeatInterval.String(), "offline_after": cfg.OfflineTimeout().String(),
-	}).Info("smith-console listening")
+	}
+	if rd != nil {
+		fields["db"] = "redis, keys " + cfg.RedisPrefix + "*"
+	}
+	if pin != "" {
+		// What agents put in heartbeat.pin_sha256.
+		fields["cert_sha256"] = pin
+	}
+	if tlsConfig == nil && !cfg.TLSProxy {
+		logger.WithField("addr", ln.Addr().String()).Warn("serving plain HTTP: credentials travel in clear")
+	}
+	logger.WithFields(fields).Info("smith-console listening")
 
 	maintainCtx, stopMaintain := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -170,6 +225,20 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 		defer wg.Done()
 		srv.Maintain(maintainCtx, cfg.FlushInterval.Duration)
 	}()
+	if rd != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reg.Follow(maintainCtx, func(err error) { logger.WithError(err).Error("redis: another replica's change not read") })
+		}()
+	}
+	if webhook != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			webhook.Run(maintainCtx)
+		}()
+	}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
 

@@ -10,7 +10,10 @@
 // Each simulated agent keeps its own connection, starts at a random point
 // of the first interval (so requests are spread evenly, agents/interval per
 // second), answers the tasks it receives with results in its next
-// heartbeat, and counts any error. Run by `make bench-console`.
+// heartbeat, and counts any error. Its first request enrols it with the
+// fleet secret (a real agent does that once, at its first start); every
+// later one is a heartbeat with its own credential. Run by
+// `make bench-console`.
 package main
 
 import (
@@ -44,6 +47,9 @@ type Options struct {
 	Interval time.Duration
 	Duration time.Duration
 	URL      string
+	// More URLs: agents are spread over URL and these in turn (replicas
+	// of one fleet behind no load balancer).
+	MoreURLs []string
 	Token    string
 	Password string // console password, to check the registry at the end
 	// NewConnEach makes every heartbeat open a new connection instead
@@ -67,6 +73,7 @@ type Result struct {
 	P99ms         float64 `json:"p99_ms"`
 	MaxMs         float64 `json:"max_ms"`
 	Registered    int     `json:"hosts_registered"`
+	Consoles      int     `json:"consoles,omitempty"`
 
 	// Console process figures, when this program started it.
 	ConsoleCPUs      float64 `json:"console_cpu_s,omitempty"`
@@ -83,45 +90,66 @@ func main() {
 	flag.StringVar(&opts.URL, "console", "", "URL of a running console (instead of -console-bin)")
 	flag.BoolVar(&opts.NewConnEach, "new-conn-each", false, "open a new connection for every heartbeat (no keep-alive)")
 	bin := flag.String("console-bin", "bin/smith-console", "smith-console binary to start on loopback")
+	replicas := flag.Int("replicas", 1, "consoles to start, sharing one fleet in a redis-server started for the run when more than 1")
+	redisBin := flag.String("redis-bin", "redis-server", "redis-server binary for -replicas")
 	asJSON := flag.Bool("json", false, "print the result as JSON")
 	flag.Parse()
-	if err := mainErr(opts, *bin, *asJSON); err != nil {
+	if err := mainErr(opts, *bin, *replicas, *redisBin, *asJSON); err != nil {
 		fmt.Fprintf(os.Stderr, "loadtest: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(opts Options, bin string, asJSON bool) error {
+func mainErr(opts Options, bin string, replicas int, redisBin string, asJSON bool) error {
 	opts.Token = envOr("SMITH_FLEET_TOKEN", "load-fleet-token")
 	opts.Password = envOr("SMITH_CONSOLE_PASSWORD", "load-console-password")
-	var console *consoleProc
+	var consoles []*consoleProc
 	if opts.URL == "" {
-		var err error
-		console, err = startConsole(bin, opts.Token, opts.Password)
-		if err != nil {
-			return err
+		redisURL := ""
+		if replicas > 1 {
+			rd, url, err := startRedis(redisBin)
+			if err != nil {
+				return err
+			}
+			defer rd.stop()
+			redisURL = url
 		}
-		defer console.stop()
-		opts.URL = console.url
+		for i := 0; i < max(1, replicas); i++ {
+			c, err := startConsole(bin, opts.Token, opts.Password, redisURL)
+			if err != nil {
+				return err
+			}
+			defer c.stop()
+			consoles = append(consoles, c)
+			if i == 0 {
+				opts.URL = c.url
+			} else {
+				opts.MoreURLs = append(opts.MoreURLs, c.url)
+			}
+		}
 	}
-	var before procStat
-	if console != nil {
-		before = console.stat()
+	before := make([]procStat, len(consoles))
+	for i, c := range consoles {
+		before[i] = c.stat()
 	}
 	res, err := Run(context.Background(), opts, func() {
-		if console != nil {
-			console.sampleRSS()
+		for _, c := range consoles {
+			c.sampleRSS()
 		}
 	})
 	if err != nil {
 		return err
 	}
-	if console != nil {
-		after := console.stat()
-		res.ConsoleCPUs = after.cpu - before.cpu
+	// With replicas the figures are their sums.
+	for i, c := range consoles {
+		after := c.stat()
+		res.ConsoleCPUs += after.cpu - before[i].cpu
+		res.ConsoleRSSMiB += after.rssMiB
+		res.ConsolePeakRSSMB += max(after.hwmMiB, c.peakRSS)
+	}
+	if len(consoles) > 0 {
+		res.Consoles = len(consoles)
 		res.ConsoleCPUPct = 100 * res.ConsoleCPUs / res.DurationS
-		res.ConsoleRSSMiB = after.rssMiB
-		res.ConsolePeakRSSMB = max(after.hwmMiB, console.peakRSS)
 	}
 	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -239,7 +267,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // agent is one simulated smith-agent with its own connection.
 type agent struct {
 	transport *http.Transport
-	client    *api.Client
+	client    *api.Client // the fleet secret until enrolled, then the host's credential
+	enrolled  bool
 	hb        api.Heartbeat
 	pending   []api.Task
 	started   time.Time
@@ -249,7 +278,7 @@ func newAgent(i int, opts Options) *agent {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * opts.Interval, DisableKeepAlives: opts.NewConnEach}
 	return &agent{
 		transport: tr,
-		client:    api.NewClient(opts.URL, opts.Token, &http.Client{Transport: tr, Timeout: 30 * time.Second}),
+		client:    api.NewClient(opts.url(i), opts.Token, &http.Client{Transport: tr, Timeout: 30 * time.Second}),
 		started:   time.Now(),
 		hb: api.Heartbeat{
 			HostID:        fmt.Sprintf("load-%08d", i),
@@ -269,6 +298,13 @@ func newAgent(i int, opts Options) *agent {
 // beat sends one heartbeat carrying results for the tasks the previous
 // answer handed out, as a real agent does.
 func (a *agent) beat(ctx context.Context) error {
+	if !a.enrolled {
+		cl, err := a.client.Enrolled(ctx, a.hb.HostID, a.hb.Hostname)
+		if err != nil {
+			return err
+		}
+		a.client, a.enrolled = cl, true
+	}
 	now := time.Now()
 	a.hb.Seq++
 	a.hb.SentAt = now
@@ -318,6 +354,9 @@ func printResult(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "requests %d (%.1f/s), errors %d, hosts registered %d\n",
 		r.Requests, r.RatePerSecond, r.Errors, r.Registered)
 	fmt.Fprintf(w, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	if r.Consoles > 1 {
+		fmt.Fprintf(w, "%d console replicas sharing one redis-server; figures below are their sums\n", r.Consoles)
+	}
 	if r.ConsoleCPUs > 0 {
 		fmt.Fprintf(w, "console: cpu %.2fs (%.1f%% of one core), rss %.1f MiB, peak rss %.1f MiB\n",
 			r.ConsoleCPUs, r.ConsoleCPUPct, r.ConsoleRSSMiB, r.ConsolePeakRSSMB)
@@ -347,21 +386,80 @@ type consoleProc struct {
 	peakRSS float64
 }
 
-func startConsole(bin, token, password string) (*consoleProc, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("console binary: %w (build it with make build, or give -console)", err)
+// url is the console agent i talks to.
+func (o *Options) url(i int) string {
+	if n := len(o.MoreURLs) + 1; i%n > 0 {
+		return o.MoreURLs[i%n-1]
 	}
+	return o.URL
+}
+
+// startRedis runs a redis-server without persistence on a free loopback
+// port, in a temporary directory.
+func startRedis(bin string) (*consoleProc, string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	dir, err := os.MkdirTemp("", "smith-redis-load-")
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(bin, "--port", port, "--bind", host, "--dir", dir, "--save", "", "--appendonly", "no",
+		"--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, "", fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &consoleProc{cmd: cmd, dir: dir}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p, "redis://" + addr + "/0", nil
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, "", fmt.Errorf("redis-server on %s not up after 10s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	return addr, nil
+}
+
+func startConsole(bin, token, password, redisURL string) (*consoleProc, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("console binary: %w (build it with make build, or give -console)", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "smith-console-load-")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "-listen", addr, "-db", filepath.Join(dir, "console.db"), "-log-level", "warn")
+	// The whole simulated fleet enrols within its first interval: the
+	// enrolment rate limit is lifted for the run.
+	conf := filepath.Join(dir, "console.toml")
+	text := "enrol_rate = 1000000.0\nenrol_burst = 1000000\n"
+	if redisURL != "" {
+		text += fmt.Sprintf("redis_url = %q\n", redisURL)
+	}
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "-config", conf, "-listen", addr, "-db", filepath.Join(dir, "console.db"), "-log-level", "warn")
 	cmd.Env = append(os.Environ(), "SMITH_FLEET_TOKEN="+token, "SMITH_CONSOLE_PASSWORD="+password)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"smith/heartbeat/api"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
+	"smith/heartbeat/store/redistest"
 )
 
 // TestSmallLoad keeps the load generator honest: a short run against an
@@ -28,7 +29,7 @@ func TestSmallLoad(t *testing.T) {
 	defer reg.Close()
 	quiet := logrus.New()
 	quiet.SetLevel(logrus.ErrorLevel)
-	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet})
+	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func TestSmallLoad(t *testing.T) {
 
 	const agents = 50
 	res, err := Run(context.Background(), Options{
-		Agents: agents, Interval: 500 * time.Millisecond, Duration: 1200 * time.Millisecond,
+		Agents: agents, Interval: 500 * time.Millisecond, Duration: 2500 * time.Millisecond,
 		URL: ts.URL, Token: "f", Password: "c",
 	}, nil)
 	if err != nil {
@@ -67,5 +68,46 @@ func TestSmallLoad(t *testing.T) {
 	}
 	if res.Errors != res.Requests || res.Errors < 5 {
 		t.Errorf("wrong token: %d errors of %d requests", res.Errors, res.Requests)
+	}
+}
+
+// Agents spread over two replicas sharing Redis: the first replica
+// counts every host, also those that enrolled on the second.
+func TestSmallLoadOnReplicas(t *testing.T) {
+	url := redistest.Start(t)
+	var urls []string
+	for i := 0; i < 2; i++ {
+		rd, err := store.OpenRedis(url, "load:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg, err := store.OpenWith(rd, store.Policy{OfflineAfter: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		quiet := logrus.New()
+		quiet.SetLevel(logrus.ErrorLevel)
+		srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{}, 2)
+		go func() { reg.Follow(ctx, func(err error) { t.Error(err) }); done <- struct{}{} }()
+		go func() { srv.Maintain(ctx, 100*time.Millisecond); done <- struct{}{} }()
+		ts := httptest.NewServer(srv)
+		t.Cleanup(func() { ts.Close(); cancel(); <-done; <-done; reg.Close() })
+		urls = append(urls, ts.URL)
+	}
+	const agents = 40
+	res, err := Run(context.Background(), Options{
+		Agents: agents, Interval: 500 * time.Millisecond, Duration: 2500 * time.Millisecond,
+		URL: urls[0], MoreURLs: urls[1:], Token: "f", Password: "c",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Registered != agents {
+		t.Fatalf("result = %+v", res)
 	}
 }

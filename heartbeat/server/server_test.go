@@ -62,13 +62,19 @@ type fixture struct {
 	reg   *store.Registry
 	srv   *Server
 	ts    *httptest.Server
+	// opts change the server's Config before each start.
+	opts []func(*Config)
+	// creds are the credentials of the hosts send enrolled.
+	creds map[string]string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{
-		t:    t,
-		path: filepath.Join(t.TempDir(), "hosts.db"),
+		opts:  opts,
+		creds: map[string]string{},
+		t:     t,
+		path:  filepath.Join(t.TempDir(), "hosts.db"),
 		// The clock starts at the real time: the cookie jar of the login
 		// test checks the session cookie's Expires against the wall clock.
 		clock: &clock{now: time.Now().UTC().Truncate(time.Second)},
@@ -85,10 +91,14 @@ func (f *fixture) start() {
 		f.t.Fatal(err)
 	}
 	logger, hook := logtest.NewNullLogger()
-	srv, err := New(Config{
+	cfg := Config{
 		FleetToken: fleetToken, ConsolePassword: consolePw, Registry: reg,
 		Now: f.clock.Now, Log: logger,
-	})
+	}
+	for _, o := range f.opts {
+		o(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -120,8 +130,20 @@ func heartbeat(id, name string, ips ...string) *api.Heartbeat {
 	}
 }
 
+// send posts hb with its host's credential, enrolling the host first
+// when this fixture has not yet.
 func (f *fixture) send(hb *api.Heartbeat) (*api.Response, error) {
-	return api.NewClient(f.ts.URL, fleetToken, f.ts.Client()).Send(context.Background(), hb)
+	f.t.Helper()
+	cred, ok := f.creds[hb.HostID]
+	if !ok {
+		e, err := api.NewClient(f.ts.URL, fleetToken, f.ts.Client()).Enrol(context.Background(), hb.HostID, hb.Hostname)
+		if err != nil {
+			f.t.Fatalf("enrol %s: %v", hb.HostID, err)
+		}
+		cred = e.Credential
+		f.creds[hb.HostID] = cred
+	}
+	return api.NewClient(f.ts.URL, cred, f.ts.Client()).Send(context.Background(), hb)
 }
 
 func (f *fixture) mustSend(hb *api.Heartbeat) *api.Response {
@@ -235,23 +257,28 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 		status int
 		code   string
 	}{
-		{"missing token", "POST", "", valid, 401, "unauthorized"},
-		{"wrong token", "POST", "Bearer nope", valid, 401, "unauthorized"},
-		{"console password is not a fleet token", "POST", "Bearer " + consolePw, valid, 401, "unauthorized"},
-		{"wrong scheme", "POST", "Basic " + fleetToken, valid, 401, "unauthorized"},
-		{"malformed JSON", "POST", "Bearer " + fleetToken, []byte(`{"version":"1.0",`), 400, "malformed_json"},
-		{"wrong JSON type", "POST", "Bearer " + fleetToken, []byte(`{"version":1}`), 400, "malformed_json"},
-		{"trailing data", "POST", "Bearer " + fleetToken, append(valid, valid...), 400, "malformed_json"},
-		{"oversized body", "POST", "Bearer " + fleetToken, huge, 413, "body_too_large"},
-		{"unknown major version", "POST", "Bearer " + fleetToken, otherMajor, 400, "unsupported_version"},
-		{"missing host id", "POST", "Bearer " + fleetToken, noIDBody, 400, "invalid_heartbeat"},
-		{"GET", "GET", "Bearer " + fleetToken, nil, 405, "method_not_allowed"},
+		{"missing credential", "POST", "", valid, 401, "unknown_credential"},
+		{"wrong credential", "POST", "Bearer nope", valid, 401, "unknown_credential"},
+		{"the fleet secret only enrols", "POST", "Bearer " + fleetToken, valid, 401, "unknown_credential"},
+		{"console password is not a credential", "POST", "Bearer " + consolePw, valid, 401, "unknown_credential"},
+		{"wrong scheme", "POST", "Basic CRED", valid, 401, "unknown_credential"},
+		{"malformed JSON", "POST", "Bearer CRED", []byte(`{"version":"1.0",`), 400, "malformed_json"},
+		{"wrong JSON type", "POST", "Bearer CRED", []byte(`{"version":1}`), 400, "malformed_json"},
+		{"trailing data", "POST", "Bearer CRED", append(valid, valid...), 400, "malformed_json"},
+		{"oversized body", "POST", "Bearer CRED", huge, 413, "body_too_large"},
+		{"unknown major version", "POST", "Bearer CRED", otherMajor, 400, "unsupported_version"},
+		{"missing host id", "POST", "Bearer CRED", noIDBody, 400, "invalid_heartbeat"},
+		{"GET", "GET", "Bearer CRED", nil, 405, "method_not_allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
+			e, err := api.NewClient(f.ts.URL, fleetToken, f.ts.Client()).Enrol(context.Background(), "id-x", "bad-1")
+			if err != nil {
+				t.Fatal(err)
+			}
 			req, _ := http.NewRequest(tc.method, f.ts.URL+api.HeartbeatPath, bytes.NewReader(tc.body))
 			if tc.auth != "" {
-				req.Header.Set("Authorization", tc.auth)
+				req.Header.Set("Authorization", strings.ReplaceAll(tc.auth, "CRED", e.Credential))
 			}
 			resp, err := f.ts.Client().Do(req)
 			if err != nil {
@@ -263,11 +290,11 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 			if !errors.As(err, &se) || se.StatusCode != tc.status || se.Code != tc.code || se.Message == "" {
 				t.Fatalf("answer = %v, want %d %s with a message", err, tc.status, tc.code)
 			}
-			if l := f.list(""); l.Counts.Total != 0 {
+			if l := f.list(""); l.Counts.Total != 1 || !l.Hosts[0].LastSeen.IsZero() {
 				t.Errorf("registry changed: %+v", l)
 			}
 			if tc.status == 401 {
-				if e := f.log.LastEntry(); e == nil || e.Level != logrus.WarnLevel || !strings.Contains(e.Message, "fleet token") {
+				if e := f.log.LastEntry(); e == nil || e.Level != logrus.WarnLevel || !strings.Contains(e.Message, "credential") {
 					t.Errorf("refusal not logged: %+v", e)
 				}
 			}

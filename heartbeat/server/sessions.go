@@ -14,6 +14,15 @@ const sessionCookie = "smith_session"
 // oldest session is dropped to make room.
 const maxSessions = 1024
 
+// Sessions keep console logins: in memory for one console (New's
+// default), in Redis (store.RedisSessions) for replicas.
+type Sessions interface {
+	Start(now time.Time) (id string, expires time.Time, err error)
+	Valid(id string, now time.Time) bool
+	End(id string)
+	Prune(now time.Time)
+}
+
 // sessions are console logins, kept in memory: a console restart logs
 // everybody out, which is cheaper than storing secrets on disk.
 type sessions struct {
@@ -27,7 +36,7 @@ func newSessions(ttl time.Duration) *sessions {
 	return &sessions{ttl: ttl, expires: make(map[string]time.Time)}
 }
 
-func (s *sessions) start(now time.Time) (string, time.Time, error) {
+func (s *sessions) Start(now time.Time) (string, time.Time, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", time.Time{}, fmt.Errorf("session id: %w", err)
@@ -52,7 +61,7 @@ func (s *sessions) start(now time.Time) (string, time.Time, error) {
 	return id, exp, nil
 }
 
-func (s *sessions) valid(id string, now time.Time) bool {
+func (s *sessions) Valid(id string, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	exp, ok := s.expires[id]
@@ -63,13 +72,13 @@ func (s *sessions) valid(id string, now time.Time) bool {
 	return ok
 }
 
-func (s *sessions) end(id string) {
+func (s *sessions) End(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.expires, id)
 }
 
-func (s *sessions) prune(now time.Time) {
+func (s *sessions) Prune(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(now)

@@ -16,6 +16,7 @@ import (
 // (host id -> record), so SQL would buy nothing.
 var (
 	hostsBucket = []byte("hosts")
+	seenBucket  = []byte("seen") // host id -> Seen, written by routine heartbeats
 	metaBucket  = []byte("meta")
 	schemaKey   = []byte("schema")
 )
@@ -44,6 +45,9 @@ func OpenDB(path string) (*DB, error) {
 		if _, err := tx.CreateBucketIfNotExists(hostsBucket); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(seenBucket); err != nil {
+			return err
+		}
 		meta, err := tx.CreateBucketIfNotExists(metaBucket)
 		if err != nil {
 			return err
@@ -66,8 +70,9 @@ func OpenDB(path string) (*DB, error) {
 // Load returns every stored record.
 func (d *DB) Load() ([]*Record, error) {
 	var out []*Record
+	seen := map[string][]byte{}
 	err := d.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(hostsBucket).ForEach(func(k, v []byte) error {
+		err := tx.Bucket(hostsBucket).ForEach(func(k, v []byte) error {
 			r := new(Record)
 			if err := json.Unmarshal(v, r); err != nil {
 				return fmt.Errorf("host %q: %w", k, err)
@@ -75,36 +80,62 @@ func (d *DB) Load() ([]*Record, error) {
 			out = append(out, r)
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(seenBucket).ForEach(func(k, v []byte) error {
+			seen[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
 	})
+	if err == nil {
+		err = mergeSeen(out, seen)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load registry %s: %w", d.path, err)
 	}
 	return out, nil
 }
 
-// encoded is one record ready to write: its key and JSON.
-type encoded struct {
-	key, value []byte
+// Encoded is one record ready to write: its key (the host id), JSON, and
+// the SHA-256 of its credential (a shared backend indexes it).
+type Encoded struct {
+	Key, Value []byte
+	Credential string
 }
 
-func encode(r *Record) (encoded, error) {
+func encode(r *Record) (Encoded, error) {
 	v, err := json.Marshal(r)
 	if err != nil {
-		return encoded{}, fmt.Errorf("encode host %q: %w", r.HostID, err)
+		return Encoded{}, fmt.Errorf("encode host %q: %w", r.HostID, err)
 	}
-	return encoded{key: []byte(r.HostID), value: v}, nil
+	return Encoded{Key: []byte(r.HostID), Value: v, Credential: r.CredentialSHA256}, nil
 }
 
-// save writes records in one transaction.
-func (d *DB) save(records []encoded) error {
-	if len(records) == 0 {
+// Save writes the records and the Seen parts and deletes the hosts in
+// gone, in one transaction.
+func (d *DB) Save(records, seen []Encoded, gone [][]byte) error {
+	if len(records) == 0 && len(seen) == 0 && len(gone) == 0 {
 		return nil
 	}
 	err := d.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(hostsBucket)
+		b, sb := tx.Bucket(hostsBucket), tx.Bucket(seenBucket)
 		for _, r := range records {
-			if err := b.Put(r.key, r.value); err != nil {
-				return fmt.Errorf("host %q: %w", r.key, err)
+			if err := b.Put(r.Key, r.Value); err != nil {
+				return fmt.Errorf("host %q: %w", r.Key, err)
+			}
+		}
+		for _, s := range seen {
+			if err := sb.Put(s.Key, s.Value); err != nil {
+				return fmt.Errorf("host %q: %w", s.Key, err)
+			}
+		}
+		for _, id := range gone {
+			if err := b.Delete(id); err != nil {
+				return fmt.Errorf("host %q: %w", id, err)
+			}
+			if err := sb.Delete(id); err != nil {
+				return fmt.Errorf("host %q: %w", id, err)
 			}
 		}
 		return nil
@@ -113,6 +144,23 @@ func (d *DB) save(records []encoded) error {
 		return fmt.Errorf("save registry %s: %w", d.path, err)
 	}
 	return nil
+}
+
+// SwapMeta stores value under key in the meta bucket and returns what
+// was there before (nil when nothing).
+func (d *DB) SwapMeta(key string, value []byte) ([]byte, error) {
+	var old []byte
+	err := d.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(metaBucket)
+		if v := b.Get([]byte(key)); v != nil {
+			old = append([]byte(nil), v...)
+		}
+		return b.Put([]byte(key), value)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry %s: meta %s: %w", d.path, key, err)
+	}
+	return old, nil
 }
 
 // Close closes the file.

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # smith-console: /usr/bin/smith-console, smith-console.service running as
-# its own system user, /etc/smith/console.toml.  It is not started on a
+# its own system user, /etc/smith/smith-console.toml.  It is not started on a
 # first install: it needs the fleet token and the console password first.
 
 on_preinstall() {
@@ -16,7 +16,7 @@ on_preinstall() {
 on_install() {
 	unit_enable smith-console.service
 	daemon_reload
-	say "set fleet_token and console_password in /etc/smith/console.toml, then: systemctl start smith-console"
+	say "put SMITH_FLEET_TOKEN=... and SMITH_CONSOLE_PASSWORD=... in /etc/smith/smith-console.env (mode 0600), then: systemctl start smith-console"
 }
 
 on_upgrade() {

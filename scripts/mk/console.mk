@@ -11,12 +11,21 @@
 
 CONSOLE_LOAD_ARGS ?= -agents 10000 -interval 30s -duration 60s
 
-.PHONY: console bench-console
+#   make install-console / uninstall-console
+#                       the hardened systemd service (scripts/install-console.sh)
+
+.PHONY: console bench-console install-console uninstall-console
 
 console:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(VERSION_LDFLAGS)" \
 		-o $(BIN)/smith-console ./heartbeat/cmd/smith-console
+
+install-console: console
+	scripts/install-console.sh
+
+uninstall-console:
+	scripts/uninstall-console.sh
 
 bench-console: console
 	@mkdir -p $(OUT)

@@ -301,8 +301,8 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 			token = strings.TrimSpace(string(raw))
 		}
 		hb, err := heartbeat.New(heartbeat.Options{
-			URL: cfg.Heartbeat.URL, Token: token, Interval: cfg.Heartbeat.Interval.D(), Timeout: cfg.Heartbeat.Timeout.D(),
-			CAFile: cfg.Heartbeat.CAFile, AgentVersion: version, Host: currentHost, Module: src.Module,
+			URL: cfg.Heartbeat.URL, Token: token, CredentialFile: cfg.HeartbeatCredentialFile(), SpoolMaxBytes: cfg.SpoolBound(), Interval: cfg.Heartbeat.Interval.D(), Timeout: cfg.Heartbeat.Timeout.D(),
+			CAFile: cfg.Heartbeat.CAFile, PinSHA256: cfg.Heartbeat.PinSHA256, Insecure: cfg.Heartbeat.Insecure, AgentVersion: version, Host: currentHost, Module: src.Module,
 			Counters: counters, Ship: p.AddTasks, Log: log,
 			LastError: func() string {
 				if kafka != nil {

@@ -55,8 +55,26 @@ function el(tag, text, cls) {
   return e;
 }
 
-function badge(online) {
-  return el("span", online ? "online" : "offline", "badge " + (online ? "online" : "offline"));
+function seen(h) {
+  return Date.parse(h.last_seen) > 0;
+}
+
+// status is "online", "offline", or "enrolled" for a host that has its
+// credential but has not sent a heartbeat yet.
+function status(h) {
+  if (!seen(h)) return "enrolled";
+  return h.online ? "online" : "offline";
+}
+
+function badge(st) {
+  return el("span", st, "badge " + st);
+}
+
+function conflictText(h) {
+  const c = h.last_conflict;
+  if (!h.conflicts || !c) return "none";
+  return h.conflicts + ", last " + ago(c.at) + " from " + c.remote +
+    (c.hostname ? " (" + c.hostname + ")" : "") + ": " + c.reason;
 }
 
 function ago(iso) {
@@ -90,6 +108,37 @@ function rate(r) {
   return r >= 100 ? Math.round(r).toLocaleString() : r.toFixed(1);
 }
 
+function spoolText(h) {
+  const b = bytes(h.counters.spool_bytes);
+  return h.spool_fill_pct >= 0 ? b + " (" + h.spool_fill_pct.toFixed(1) + " %)" : b;
+}
+
+function alertName(kind) {
+  return kind.replaceAll("_", " ");
+}
+
+function dropList(drops) {
+  return Object.entries(drops || {}).filter(([, n]) => n > 0)
+    .map(([r, n]) => r + " " + n.toLocaleString()).join(", ");
+}
+
+function showAlerts(alerts) {
+  const list = $("alerts-list");
+  list.replaceChildren();
+  for (const a of alerts) {
+    const li = document.createElement("li");
+    li.dataset.kind = a.kind;
+    li.dataset.host = a.hostname;
+    li.append(el("span", alertName(a.kind), "badge alert"), " ");
+    const link = el("a", a.hostname);
+    link.href = "#/host/" + encodeURIComponent(a.host_id);
+    li.append(link, " ", el("span", "since " + ago(a.since), "muted"), " ", el("span", a.detail));
+    list.append(li);
+  }
+  $("alerts").hidden = alerts.length === 0;
+  $("alerts-count").textContent = alerts.length;
+}
+
 function moduleText(h) {
   if (!h.module_version) return "not loaded";
   return h.module_version + (h.abi_version ? " / " + h.abi_version : "");
@@ -102,24 +151,46 @@ async function showFleet() {
   $("count-total").textContent = list.counts.total;
   $("count-online").textContent = list.counts.online;
   $("count-offline").textContent = list.counts.offline;
+  showAlerts(list.alerts || []);
 
   const body = document.createElement("tbody");
   for (const h of list.hosts) {
     const tr = document.createElement("tr");
     tr.dataset.host = h.hostname;
-    tr.dataset.status = h.online ? "online" : "offline";
+    tr.dataset.status = status(h);
+    tr.dataset.conflict = h.conflicts > 0 ? "true" : "false";
     tr.addEventListener("click", () => { location.hash = "#/host/" + encodeURIComponent(h.host_id); });
-    const status = el("td"); status.append(badge(h.online)); tr.append(status);
+    const st = el("td"); st.append(badge(status(h)));
+    if (h.conflicts > 0) {
+      const c = el("span", "identity conflict", "badge conflict");
+      c.title = conflictText(h);
+      st.append(" ", c);
+    }
+    for (const a of h.alerts || []) {
+      if (a.kind === "offline") continue;
+      const b = el("span", alertName(a.kind), "badge alert");
+      b.title = a.detail;
+      st.append(" ", b);
+    }
+    tr.dataset.alerts = (h.alerts || []).map((a) => a.kind).join(" ");
+    tr.append(st);
     const name = el("td"); const a = el("a", h.hostname);
     a.href = "#/host/" + encodeURIComponent(h.host_id); name.append(a); tr.append(name);
     tr.append(el("td", h.ips.join(", ")));
     const seen = el("td", ago(h.last_seen)); seen.title = h.last_seen; tr.append(seen);
-    tr.append(el("td", h.agent_version || "-"));
+    const agent = el("td", h.agent_version || "-");
+    if (h.version_drift) {
+      agent.append(" ", el("span", "drift", "badge drift"));
+      agent.title = "the fleet runs " + list.agent_version + (list.module_version ? ", module " + list.module_version : "");
+    }
+    tr.append(agent);
     tr.append(el("td", moduleText(h)));
     tr.append(el("td", h.kernel || "-"));
     tr.append(el("td", rate(h.event_rate), "num"));
-    tr.append(el("td", h.drops_total.toLocaleString(), "num" + (h.drops_total ? " warn" : "")));
-    tr.append(el("td", bytes(h.counters.spool_bytes), "num"));
+    const drops = el("td", h.drops_recent_total.toLocaleString(), "num" + (h.drops_recent_total ? " warn" : ""));
+    drops.title = "last " + Math.round(h.drop_window_s / 60) + " min; " + h.drops_total.toLocaleString() + " since the agent started";
+    tr.append(drops);
+    tr.append(el("td", spoolText(h), "num"));
     body.append(tr);
   }
   $("hosts").replaceChild(body, $("hosts").tBodies[0]);
@@ -141,15 +212,23 @@ async function showHost(id) {
   show("detail");
   $("detail-name").textContent = h.hostname;
   const st = $("detail-status");
-  st.textContent = h.online ? "online" : "offline";
-  st.className = "badge " + (h.online ? "online" : "offline");
+  st.textContent = status(h);
+  st.className = "badge " + status(h);
+  $("detail").dataset.host = h.host_id;
+  $("decommission").hidden = false;
+  $("decommission-confirm").hidden = true;
+  $("decommission-cancel").hidden = true;
 
   factRows($("detail-identity").tBodies[0], [
     ["Host id", h.host_id],
     ["IPs", h.ips.join(", ") || "-"],
     ["Heartbeats from", h.remote_addr],
     ["Last seen", ago(h.last_seen) + " (" + h.last_seen + ")"],
-    ["First seen", h.first_seen],
+    ["First seen", seen(h) ? h.first_seen : "never"],
+    ["Enrolled", Date.parse(h.enrolled_at) > 0
+      ? h.enrolled_at + (h.enrolled_from ? " from " + h.enrolled_from : "")
+      : "no (enrols at its agent's next start)"],
+    ["Identity conflicts", conflictText(h)],
     ["Kernel", h.kernel || "-"],
     ["Uptime", duration(h.uptime_s)],
     ["Agent", (h.agent_version || "-") + ", up " + duration(h.agent_uptime_s)],
@@ -157,15 +236,20 @@ async function showHost(id) {
     ["Heartbeat interval", h.interval_s ? h.interval_s + " s" : "-"],
   ]);
   const c = h.counters;
-  const drops = Object.entries(c.drops || {}).filter(([, n]) => n > 0)
-    .map(([r, n]) => r + " " + n.toLocaleString()).join(", ");
+  const drops = dropList(c.drops), recent = dropList(h.drops_recent);
+  const win = Math.round(h.drop_window_s / 60) + " min";
   factRows($("detail-health").tBodies[0], [
+    ["Alerts", (h.alerts || []).map((a) => alertName(a.kind) + " since " + ago(a.since) + ": " + a.detail).join("; ") || "none"],
     ["Event rate", rate(h.event_rate) + " /s"],
     ["Events read", c.events_read.toLocaleString()],
     ["Events sent", c.events_sent.toLocaleString()],
-    ["Drops", h.drops_total.toLocaleString() + (drops ? " (" + drops + ")" : "")],
-    ["Spool", bytes(c.spool_bytes) + ", " + c.spool_events.toLocaleString() + " events"],
+    ["Drops, last " + win, h.drops_recent_total.toLocaleString() + (recent ? " (" + recent + ")" : "") +
+      (h.drops_recent_total ? ", " + (h.drops_recent_total / h.drop_window_s).toFixed(2) + " /s" : "")],
+    ["Drops since agent start", h.drops_total.toLocaleString() + (drops ? " (" + drops + ")" : "")],
+    ["Spool", spoolText(h) + ", " + c.spool_events.toLocaleString() + " events"],
     ["Ring fill", (c.ring_fill * 100).toFixed(1) + " %"],
+    ["Module", h.module_loaded ? "loaded" : "not loaded"],
+    ["Version drift", h.version_drift ? "yes: not the fleet's most common version" : "no"],
   ]);
   $("detail-error").textContent = h.last_error ? "Last error: " + h.last_error : "";
 
@@ -188,6 +272,31 @@ async function showHost(id) {
   }
   $("detail-tasks").replaceChild(body, $("detail-tasks").tBodies[0]);
   $("detail-notasks").hidden = tasks.length > 0;
+}
+
+// decommission forgets the shown host and revokes its credential; the
+// first click asks, the second does it.
+async function decommission() {
+  const id = $("detail").dataset.host;
+  stop();
+  const resp = await fetch("/api/v1/hosts/" + encodeURIComponent(id), {
+    method: "DELETE", credentials: "same-origin",
+  }).catch((err) => ({ ok: false, status: 0, statusText: err.message }));
+  if (!resp.ok) {
+    let msg = resp.status + " " + resp.statusText;
+    try { msg = (await resp.json()).error || msg; } catch (_) { /* keep status text */ }
+    problem(new Error(msg));
+    schedule();
+    return;
+  }
+  location.hash = "";
+  route();
+}
+
+function askDecommission(ask) {
+  $("decommission").hidden = ask;
+  $("decommission-confirm").hidden = !ask;
+  $("decommission-cancel").hidden = !ask;
 }
 
 async function route() {
@@ -234,6 +343,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   $("back").addEventListener("click", (ev) => { ev.preventDefault(); location.hash = ""; });
+  $("decommission").addEventListener("click", () => askDecommission(true));
+  $("decommission-cancel").addEventListener("click", () => askDecommission(false));
+  $("decommission-confirm").addEventListener("click", decommission);
   $("filter").addEventListener("input", () => {
     clearTimeout(filterDelay);
     filterDelay = setTimeout(route, 200);
