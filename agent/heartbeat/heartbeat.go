@@ -91,6 +91,8 @@ type Client struct {
 
 	mu      sync.Mutex
 	results []api.TaskResult // finished since the last heartbeat
+	// busy holds the task kinds queued or running.
+	busy map[api.TaskKind]bool
 	// lost counts task results dropped because the console refused the
 	// heartbeat carrying them as invalid.
 	lost uint64
@@ -114,7 +116,7 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("heartbeat run id: %w", err)
 	}
 	return &Client{o: o, api: api.NewClient(o.URL, o.Token, hc), hostID: HostID(), runID: hex.EncodeToString(run[:]), started: time.Now(),
-		interval: o.Interval, lastRun: make(map[api.TaskKind]time.Time), now: time.Now}, nil
+		interval: o.Interval, lastRun: make(map[api.TaskKind]time.Time), busy: make(map[api.TaskKind]bool), now: time.Now}, nil
 }
 
 // HostID is the stable identity of the host: /etc/machine-id, else the
@@ -132,9 +134,39 @@ func HostID() string {
 }
 
 // Run posts a heartbeat at once and then every interval until ctx ends.
+// Tasks run one at a time on a goroutine of their own, so a long one (a
+// file integrity check takes minutes) never holds a heartbeat back; its
+// result rides on the first heartbeat after it ends. Run returns once
+// that goroutine has.
 func (c *Client) Run(ctx context.Context) {
+	queue := make(chan api.Task, len(api.TaskKinds)+1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for t := range queue {
+			if ctx.Err() == nil {
+				c.runTask(ctx, t)
+			}
+			c.setBusy(t.Kind, false)
+		}
+	}()
+	defer wg.Wait()
+	defer close(queue)
 	for {
-		if next, err := c.beat(ctx); err != nil {
+		next, tasks, err := c.beat(ctx)
+		for _, t := range tasks {
+			c.setBusy(t.Kind, true)
+			select {
+			case queue <- t:
+			default:
+				// Only kinds this agent does not know can pile up here
+				// (a known kind is not accepted again while it is busy).
+				c.setBusy(t.Kind, false)
+				c.o.Log.WithField("task_kind", t.Kind).Warnf("console task %s skipped: %d tasks already waiting", t.ID, len(queue))
+			}
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -291,16 +323,18 @@ func (c *Client) forget() {
 	}
 }
 
-func (c *Client) beat(ctx context.Context) (time.Duration, error) {
+// beat posts one heartbeat and returns the interval the console asks
+// for and the tasks of its answer the agent accepted, to be run.
+func (c *Client) beat(ctx context.Context) (time.Duration, []api.Task, error) {
 	cred, err := c.credential(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	hb := c.Build()
 	resp, err := c.api.WithToken(cred).Send(ctx, hb)
 	if api.HasCode(err, "unknown_credential") {
 		c.forget()
-		return 0, fmt.Errorf("the console does not know this host's credential (decommissioned?): enrolling again at the next heartbeat: %w", err)
+		return 0, nil, fmt.Errorf("the console does not know this host's credential (decommissioned?): enrolling again at the next heartbeat: %w", err)
 	}
 	if err != nil {
 		var se *api.StatusError
@@ -313,21 +347,36 @@ func (c *Client) beat(ctx context.Context) (time.Duration, error) {
 			c.mu.Unlock()
 			c.o.Log.WithError(err).Errorf("console refused the heartbeat: %d task results dropped", len(hb.TaskResults))
 		}
-		return 0, err
+		return 0, nil, err
 	}
 	// Delivered: the console has these results now.
 	c.mu.Lock()
 	c.results = c.results[len(hb.TaskResults):]
 	c.mu.Unlock()
-	for _, t := range c.accept(resp.Tasks) {
-		c.runTask(ctx, t)
+	return time.Duration(resp.IntervalSeconds) * time.Second, c.accept(resp.Tasks), nil
+}
+
+// setBusy marks a task kind queued or running (true) or done (false).
+func (c *Client) setBusy(kind api.TaskKind, busy bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if busy {
+		c.busy[kind] = true
+	} else {
+		delete(c.busy, kind)
 	}
-	return time.Duration(resp.IntervalSeconds) * time.Second, nil
+}
+
+func (c *Client) isBusy(kind api.TaskKind) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.busy[kind]
 }
 
 // accept keeps the tasks of an answer the agent will run: the first of
 // each kind, with an id of at most api.MaxIDLen bytes, of a kind that
-// did not start within MinTaskGap. The rest are logged and skipped.
+// did not start within MinTaskGap and is not still running. The rest are
+// logged and skipped.
 func (c *Client) accept(tasks []api.Task) []api.Task {
 	var out []api.Task
 	seen := make(map[api.TaskKind]bool)
@@ -346,6 +395,8 @@ func (c *Client) accept(tasks []api.Task) []api.Task {
 			why = fmt.Sprintf("task kind of %d bytes (at most %d)", len(t.Kind), api.MaxTaskKindLength)
 		case seen[t.Kind]:
 			why = "a second task of the same kind in one answer"
+		case c.isBusy(t.Kind):
+			why = "a task of the same kind is still running"
 		case ran && now.Sub(last) < MinTaskGap:
 			why = fmt.Sprintf("the same kind started %s ago (at most once per %s)", now.Sub(last).Round(time.Second), MinTaskGap)
 		case len(seen) == len(api.TaskKinds)+1:

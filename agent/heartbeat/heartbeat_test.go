@@ -353,13 +353,13 @@ func TestRefusedResultsAreDroppedNotRetriedForEver(t *testing.T) {
 	defer srv.Close()
 	cl := newTestClient(t, srv.URL, 30*time.Second, nil)
 	ctx := context.Background()
-	if _, err := cl.beat(ctx); err != nil {
+	if err := beatAndRun(ctx, cl); err != nil {
 		t.Fatalf("first heartbeat: %v", err)
 	}
-	if _, err := cl.beat(ctx); err == nil {
+	if err := beatAndRun(ctx, cl); err == nil {
 		t.Fatal("the heartbeat with the result was not refused")
 	}
-	if _, err := cl.beat(ctx); err != nil {
+	if err := beatAndRun(ctx, cl); err != nil {
 		t.Fatalf("third heartbeat still refused: %v", err)
 	}
 	fc.mu.Lock()
@@ -379,15 +379,15 @@ func TestPinnedCertificate(t *testing.T) {
 	newClient := func(pin string) *Client {
 		return newTestClient(t, srv.URL, 30*time.Second, nil, func(o *Options) { o.PinSHA256 = pin })
 	}
-	if _, err := newClient(pin).beat(context.Background()); err != nil {
+	if _, _, err := newClient(pin).beat(context.Background()); err != nil {
 		t.Errorf("pinned certificate refused: %v", err)
 	}
-	_, err := newClient(strings.Repeat("0", 64)).beat(context.Background())
+	_, _, err := newClient(strings.Repeat("0", 64)).beat(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "does not match the pinned") {
 		t.Errorf("other certificate: %v", err)
 	}
 	// Without a pin or CA the test server's certificate is unknown.
-	if _, err := newClient("").beat(context.Background()); err == nil {
+	if _, _, err := newClient("").beat(context.Background()); err == nil {
 		t.Error("unverified certificate accepted")
 	}
 }
@@ -426,7 +426,7 @@ func TestEnrolmentWithTheRealConsole(t *testing.T) {
 	}
 	ctx := context.Background()
 	first := agent(credFile)
-	if _, err := first.beat(ctx); err != nil {
+	if err := beatAndRun(ctx, first); err != nil {
 		t.Fatalf("first heartbeat: %v", err)
 	}
 	st, err := os.Stat(credFile)
@@ -436,11 +436,11 @@ func TestEnrolmentWithTheRealConsole(t *testing.T) {
 	saved, _ := os.ReadFile(credFile)
 	// A restart: the saved credential, no new enrolment (which the
 	// console would refuse).
-	if _, err := agent(credFile).beat(ctx); err != nil {
+	if err := beatAndRun(ctx, agent(credFile)); err != nil {
 		t.Errorf("after a restart: %v", err)
 	}
 	// A clone: same machine-id, no credential.
-	_, err = agent(filepath.Join(t.TempDir(), "clone.credential")).beat(ctx)
+	err = beatAndRun(ctx, agent(filepath.Join(t.TempDir(), "clone.credential")))
 	if err == nil || !strings.Contains(err.Error(), "machine-id") {
 		t.Errorf("clone: %v", err)
 	}
@@ -450,10 +450,10 @@ func TestEnrolmentWithTheRealConsole(t *testing.T) {
 	// Decommissioned: refused once, then enrolled again with a new
 	// credential.
 	reg.Decommission(first.hostID, time.Now())
-	if _, err := first.beat(ctx); err == nil || !strings.Contains(err.Error(), "decommissioned") {
+	if err := beatAndRun(ctx, first); err == nil || !strings.Contains(err.Error(), "decommissioned") {
 		t.Errorf("after decommission: %v", err)
 	}
-	if _, err := first.beat(ctx); err != nil {
+	if err := beatAndRun(ctx, first); err != nil {
 		t.Errorf("re-enrolment: %v", err)
 	}
 	if again, _ := os.ReadFile(credFile); len(again) == 0 || string(again) == string(saved) {
@@ -467,5 +467,85 @@ func TestHeartbeatReportsTheSpoolBound(t *testing.T) {
 	cl.o.Counters.SpoolBytes.Store(1 << 28)
 	if c := cl.Build().Counters; c.SpoolMaxBytes != 1<<30 || c.SpoolBytes != 1<<28 {
 		t.Errorf("counters %+v", c)
+	}
+}
+
+// beatAndRun posts one heartbeat and runs the tasks of its answer at
+// once, as Run's task goroutine would.
+func beatAndRun(ctx context.Context, cl *Client) error {
+	_, tasks, err := cl.beat(ctx)
+	for _, t := range tasks {
+		cl.runTask(ctx, t)
+	}
+	return err
+}
+
+// slowTaskConsole hands out one module_status task on the first
+// heartbeat and counts the heartbeats.
+type slowTaskConsole struct {
+	mu    sync.Mutex
+	beats []api.Heartbeat
+}
+
+func (f *slowTaskConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if fakeEnrol(w, r) {
+		return
+	}
+	var hb api.Heartbeat
+	json.NewDecoder(r.Body).Decode(&hb)
+	f.mu.Lock()
+	f.beats = append(f.beats, hb)
+	n := len(f.beats)
+	f.mu.Unlock()
+	resp := api.Response{Version: api.Version, IntervalSeconds: 1}
+	if n == 1 {
+		resp.Tasks = []api.Task{{ID: "slow-1", Kind: api.TaskModuleStatus}}
+	}
+	json.NewEncoder(w).Encode(resp)
+}
+
+func (f *slowTaskConsole) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.beats)
+}
+
+func TestALongTaskDoesNotHoldHeartbeatsBack(t *testing.T) {
+	fc := &slowTaskConsole{}
+	srv := httptest.NewServer(fc)
+	defer srv.Close()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	cl := newTestClient(t, srv.URL, time.Second, func() (m, a [][2]string) {
+		close(started)
+		<-release
+		return [][2]string{{"loaded", "yes"}}, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { cl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	<-started
+	for deadline := time.Now().Add(10 * time.Second); fc.count() < 4; {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("%d heartbeats while a task ran: the task holds them back", fc.count())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(release)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		fc.mu.Lock()
+		var got []api.TaskResult
+		for _, hb := range fc.beats {
+			got = append(got, hb.TaskResults...)
+		}
+		fc.mu.Unlock()
+		if len(got) == 1 && got[0].ID == "slow-1" && got[0].Error == "" {
+			break
+		}
+		if len(got) > 1 || time.Now().After(deadline) {
+			t.Fatalf("task results after the task ended: %+v", got)
+		}
 	}
 }
