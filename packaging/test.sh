@@ -53,10 +53,15 @@ one() {
 }
 
 t0=$(date +%s)
-arch=${PKG_ARCH:-amd64}
-rpmarch=$([ "$arch" = amd64 ] && echo x86_64 || echo aarch64)
+# Every architecture of PKG_ARCHS is checked as files; the root installs
+# the host's own.
+arches=${PKG_ARCHS:-amd64}
+host_arch=$(dpkg --print-architecture)
+has " $arches " " $host_arch " || die "PKG_ARCHS ($arches) lacks this host's architecture $host_arch"
 
 # ---- 1. the package files ----
+for arch in $arches; do
+rpmarch=$([ "$arch" = amd64 ] && echo x86_64 || echo aarch64)
 for dir in "$v1dir" "$v2dir"; do
 	dkms=$(one "$dir/smith-dkms_*_all.deb")
 	agent=$(one "$dir/smith-agent_*_$arch.deb")
@@ -132,6 +137,8 @@ for dir in "$v1dir" "$v2dir"; do
 	check "agent config is %config(noreplace) 0600" hasline "$flags" "cn -rw------- /etc/smith/smith-agent.toml"
 	check "console config is %config(noreplace) 0640" hasline "$flags" "cn -rw-r----- /etc/smith/smith-console.toml"
 done
+done
+arch=$host_arch
 v1=$(dpkg-deb -f "$(one "$v1dir/smith-dkms_*_all.deb")" Version)
 v2=$(dpkg-deb -f "$(one "$v2dir/smith-dkms_*_all.deb")" Version)
 check "dpkg: $v2 is newer than $v1" dpkg --compare-versions "$v2" gt "$v1"
@@ -171,7 +178,7 @@ chmod 0755 "$root/usr/local/bin/uname"
 mkdir -p "$root/pkgs/v1" "$root/pkgs/v2" "$root/run/smith-test" "$root/sys/module"
 cp "$v1dir"/*.deb "$root/pkgs/v1/"
 cp "$v2dir"/*.deb "$root/pkgs/v2/"
-debs() { (cd "$root/pkgs/$1" && printf "/pkgs/$1/%s\n" smith-dkms_*.deb smith-agent_*.deb smith-console_*.deb); }
+debs() { (cd "$root/pkgs/$1" && printf "/pkgs/$1/%s\n" smith-dkms_*.deb smith-agent_*_"$arch".deb smith-console_*_"$arch".deb); }
 # DKMS needs /proc (and /dev/fd through it).
 mount -t proc proc "$root/proc"
 trap 'umount "$root/proc"' EXIT
@@ -221,7 +228,7 @@ in_order install "systemctl enable smith-module.service" "systemctl start smith-
 	"unit start smith-module.service" "systemctl enable smith-agent.service" "systemctl start smith-agent.service" \
 	"unit start smith-agent.service" "systemctl enable smith-console.service"
 check "install: the console is not started (no secrets yet)" [ ! -e "$root/run/smith-test/active-smith-console.service" ]
-check "install: the console says what to set" has "$out" "set fleet_token and console_password"
+check "install: the console says what to set" has "$out" "SMITH_FLEET_TOKEN=... and SMITH_CONSOLE_PASSWORD=... in /etc/smith/smith-console.env"
 check "install: user smith-console" in_root getent passwd smith-console
 check "install: smith-console.toml root:smith-console 0640" [ "$(in_root stat -c '%U:%G %a' /etc/smith/smith-console.toml)" = "root:smith-console 640" ]
 check "install: agent config 0600" [ "$(in_root stat -c '%a' /etc/smith/smith-agent.toml)" = 600 ]
