@@ -27,6 +27,7 @@
 struct smith_sym {
 	const char *name;
 	bool wrapper;		/* takes the user pt_regs as its argument */
+	bool ia32;		/* a 32-bit entry (__ia32_*): i386 registers */
 };
 
 /*
@@ -43,11 +44,40 @@ struct smith_kretprobe {
 /* Attach; smith_hooks_exit() detaches every kretprobe attached, at once. */
 int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive);
 
+/*
+ * An entry kprobe on p->symbol_name, detached with the kretprobes; the
+ * hook file counts its nmissed.
+ */
+int smith_kprobe_register(struct kprobe *p);
+
+/*
+ * Argument n (0-5) of a probed kernel function (not a syscall wrapper),
+ * at its entry: the architecture's C calling convention.
+ */
+static inline unsigned long smith_func_arg(struct pt_regs *regs,
+					   unsigned int n)
+{
+	return regs_get_kernel_argument(regs, n);
+}
+
 /* Argument n (0-5) of the probed syscall, read at entry. */
 static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
 					  const struct pt_regs *regs,
 					  unsigned int n)
 {
+	if (p->sym->ia32) {
+		/* i386: bx, cx, dx, si, di, bp, 32 bits each. */
+		const struct pt_regs *u = (const struct pt_regs *)regs->di;
+
+		switch (n) {
+		case 0: return (u32)u->bx;
+		case 1: return (u32)u->cx;
+		case 2: return (u32)u->dx;
+		case 3: return (u32)u->si;
+		case 4: return (u32)u->di;
+		default: return (u32)u->bp;
+		}
+	}
 	if (p->sym->wrapper) {
 		/* The syscall ABI: di, si, dx, r10, r8, r9. */
 		const struct pt_regs *u = (const struct pt_regs *)regs->di;
