@@ -7,8 +7,9 @@
 
 SHELL := /bin/bash
 GO ?= go
-# Kernels the module is built and tested against (scripts/vm/kernels.sh).
-KERNELS ?= 5.10 6.1 6.12
+# Kernels the module is built and tested against (scripts/vm/kernels.sh);
+# on 6.1-rt only the hooks scenario runs (scenarios' "# kernels:" lines).
+KERNELS ?= 5.10 6.1 6.12 6.1-rt
 # Downloads and kernel trees are cached here across runs.
 export SMITH_CACHE ?= $(HOME)/.cache/smith
 OUT := $(CURDIR)/out

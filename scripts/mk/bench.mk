@@ -14,7 +14,7 @@
 # other under nice.  A step that fails does not stop the others; make bench
 # fails at the end if any did, after writing what was measured.
 
-BENCH_KERNELS ?= $(KERNELS)
+BENCH_KERNELS ?= $(filter-out %-rt,$(KERNELS))
 BENCH_OUT := $(OUT)/bench
 BENCH_NICE ?= nice -n 10
 # Flags of smith-bench-guest in the VM (see its -h).

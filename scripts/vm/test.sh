@@ -3,7 +3,7 @@
 #
 # test.sh  run every VM scenario on every kernel (make test-vm).
 #
-#   KERNELS="5.10 6.1 6.12"   kernels to test (default: all three)
+#   KERNELS="5.10 6.1 6.12 6.1-rt"   kernels to test (default: all four)
 #   SCENARIOS="smoke ..."     scenarios to run (default: every
 #                             scripts/vm/scenarios/*.sh without "# test-vm: no")
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
 
-kernels=${KERNELS:-5.10 6.1 6.12}
+kernels=${KERNELS:-5.10 6.1 6.12 6.1-rt}
 if [ -n "${SCENARIOS:-}" ]; then
 	scenarios=$SCENARIOS
 else
