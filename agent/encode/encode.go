@@ -280,6 +280,15 @@ func appendRecordFlags(dst []byte, flags uint16) []byte {
 	if flags&decode.FlagCompat != 0 {
 		dst = appendBoolField(dst, "compat", true)
 	}
+	if flags&decode.FlagNoResult != 0 {
+		dst = appendBoolField(dst, "res_unknown", true)
+	}
+	if flags&decode.FlagRestart != 0 {
+		dst = appendBoolField(dst, "restarted", true)
+	}
+	if flags&decode.FlagFastOpen != 0 {
+		dst = appendBoolField(dst, "fastopen", true)
+	}
 	return dst
 }
 
