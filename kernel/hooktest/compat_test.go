@@ -94,15 +94,7 @@ func TestCompatEntries(t *testing.T) {
 
 	t.Run("finit_module", func(t *testing.T) {
 		p := "/tmp/hooktest-compat-not-a-module.ko"
-		if err := os.WriteFile(p, []byte("not a module at all"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Remove(p)
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		f := notAModule(t, p)
 		params := cstr(0, "compat=2")
 		errno, _, before := lockedCall(func() syscall.Errno {
 			_, errno := int80.Syscall(int80.SysFinitModule, uint32(f.Fd()), params, 0)
