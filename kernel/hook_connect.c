@@ -246,11 +246,15 @@ static bool smith_connect_claim(struct smith_connect_call *c)
 
 		if (READ_ONCE(smith_connect_slots[s].task))
 			continue;
-		/* call before task: a finder sees the call it claimed. */
-		WRITE_ONCE(smith_connect_slots[s].call, c);
-		if (cmpxchg_release(&smith_connect_slots[s].task, NULL,
-				    current) == NULL)
+		/*
+		 * Only the owning task reads its slot's call, later in the
+		 * same call: program order is enough once the slot is ours.
+		 */
+		if (cmpxchg(&smith_connect_slots[s].task, NULL, current) ==
+		    NULL) {
+			WRITE_ONCE(smith_connect_slots[s].call, c);
 			return true;
+		}
 	}
 	return false;
 }
@@ -263,7 +267,7 @@ static struct smith_connect_call *smith_connect_release(void)
 	for (i = 0; i < SMITH_CONNECT_SLOTS; i++) {
 		unsigned int s = (h + i) % SMITH_CONNECT_SLOTS;
 
-		if (smp_load_acquire(&smith_connect_slots[s].task) == current) {
+		if (READ_ONCE(smith_connect_slots[s].task) == current) {
 			struct smith_connect_call *c =
 				READ_ONCE(smith_connect_slots[s].call);
 
