@@ -257,60 +257,9 @@ func synSent(t *testing.T, port uint16) int {
 func TestConnectFlood(t *testing.T) {
 	const flood = 300
 	s := open(t)
-	// A listener that never accepts, backlog 1: once its queue is full
-	// SYNs are dropped and connects block, retransmitting.
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lfd)
-	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lfd, 1); err != nil {
-		t.Fatal(err)
-	}
-	lsa, err := unix.Getsockname(lfd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(lsa.(*unix.SockaddrInet4).Port))
-
-	var wg sync.WaitGroup
-	fds := make(chan int, flood)
-	for i := 0; i < flood; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			fds <- fd
-			// Bounded: the connect gives up after the timeout.
-			_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 20})
-			_ = unix.Connect(fd, sockaddr(full))
-		}()
-	}
-	defer func() {
-		wg.Wait()
-		close(fds)
-		for fd := range fds {
-			unix.Close(fd)
-		}
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for synSent(t, full.Port()) < flood-2 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	blocked := synSent(t, full.Port())
-	t.Logf("%d connects blocked in SYN_SENT", blocked)
-	if blocked < flood-2 {
-		t.Fatalf("only %d of %d connects blocked", blocked, flood)
-	}
+	full := fullListener(t)
+	wait := blockConnects(t, full, flood, func(fd int) { _ = unix.Connect(fd, sockaddr(full)) })
+	defer wait()
 
 	// Another process connects meanwhile.
 	other := listen(t, "tcp4", "127.0.0.1:0")
@@ -328,7 +277,7 @@ func TestConnectFlood(t *testing.T) {
 
 	// Every flood connect, once; with its result unless it found no
 	// instance left.
-	wg.Wait()
+	wait()
 	withResult, noResult := 0, 0
 	for withResult+noResult < flood {
 		e := s.find("flood connect", func(e *event) bool {
@@ -466,5 +415,102 @@ func TestConnectRestart(t *testing.T) {
 	expectEq(t, "restarted: result", e.Result, want)
 	if shm.RecFlags(e.Hdr.Flags)&shm.RFRestart != 0 {
 		t.Errorf("restarted call's record marked restart: %#x", e.Hdr.Flags)
+	}
+}
+
+// fullListener is a loopback listener with backlog 1 that never accepts:
+// once its queue is full, SYNs are dropped and connects block,
+// retransmitting.
+func fullListener(t *testing.T) netip.AddrPort {
+	t.Helper()
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(lfd) })
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 1); err != nil {
+		t.Fatal(err)
+	}
+	lsa, err := unix.Getsockname(lfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(lsa.(*unix.SockaddrInet4).Port))
+}
+
+// blockConnects starts n threads that each open a TCP socket and call
+// start on it against full, and returns once they are blocked in SYN_SENT
+// (at most 2 complete into the accept queue).  The returned wait joins
+// them (each gives up after 20 s) and closes the sockets.
+func blockConnects(t *testing.T, full netip.AddrPort, n int, start func(fd int)) (wait func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	fds := make(chan int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			fds <- fd
+			_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 20})
+			start(fd)
+		}()
+	}
+	var once sync.Once
+	wait = func() {
+		once.Do(func() {
+			wg.Wait()
+			close(fds)
+			for fd := range fds {
+				unix.Close(fd)
+			}
+		})
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for synSent(t, full.Port()) < n-2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	blocked := synSent(t, full.Port())
+	t.Logf("%d of %d blocked in SYN_SENT", blocked, n)
+	if blocked < n-2 {
+		wait()
+		t.Fatalf("only %d of %d blocked", blocked, n)
+	}
+	return wait
+}
+
+// TestMissesFolded: fast opens blocked against a full listener hold every
+// instance of their kretprobe (16 per CPU), so further calls are missed;
+// the misses must show in the meta page's hook_missed and in a "lost N"
+// record in front of the next record.
+func TestMissesFolded(t *testing.T) {
+	s := open(t)
+	enableFastOpen(t)
+	full := fullListener(t)
+	n := 16*runtime.NumCPU() + 32
+	wait := blockConnects(t, full, n, func(fd int) {
+		_ = unix.Sendto(fd, []byte("x"), unix.MSG_FASTOPEN, sockaddr(full))
+	})
+	defer wait()
+	st := s.stats()
+	if st.HookMissed == 0 {
+		t.Fatalf("%d fast opens blocked, %d instances: no miss counted (hook stats %+v)", n, 16*runtime.NumCPU(), st.Hooks[2])
+	}
+	// A record after the misses: the lost record comes in front of it.
+	c := connectCall{family: unix.AF_INET, sotype: unix.SOCK_STREAM, remote: listen(t, "tcp4", "127.0.0.1:0"), wantProto: unix.IPPROTO_TCP}
+	c.run(t)
+	c.check(t, s)
+	t.Logf("hook_missed %d, lost in the stream %d, ring full drops %d", st.HookMissed, s.lost, st.DroppedFull)
+	if s.lost < st.HookMissed {
+		t.Errorf("lost records in the stream count %d, hook_missed is %d", s.lost, st.HookMissed)
 	}
 }
