@@ -8,7 +8,9 @@
 SHELL := /bin/bash
 GO ?= go
 # Kernels the module is built and tested against: the default list of
-# scripts/vm/kernels.sh (amd64 5.10 6.1 6.12, arm64 6.1-arm64 6.12-arm64).
+# scripts/vm/kernels.sh (amd64 5.10 6.1 6.12 6.1-rt, arm64 6.1-arm64
+# 6.12-arm64); on 6.1-rt only the hooks scenario runs (the scenarios'
+# "# kernels:" lines).
 KERNELS ?= $(shell scripts/vm/kernels.sh --default)
 # Downloads and kernel trees are cached here across runs.
 export SMITH_CACHE ?= $(HOME)/.cache/smith

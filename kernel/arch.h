@@ -39,6 +39,8 @@
 #define SMITH_COMPAT_SYSCALL_SYM(name)	"__ia32_compat_sys_" name
 #define SMITH_COMPAT_NATIVE_SYSCALL_SYM(name)	"__ia32_sys_" name
 #define SMITH_ARCH_COMPAT_SHARES_NATIVE	0
+/* The 32-bit entries above are probed (failed execs, module loads). */
+#define SMITH_ARCH_COMPAT_PROBES	IS_ENABLED(CONFIG_IA32_EMULATION)
 
 /* The wrapper's argument, the user's registers: the first C argument. */
 static inline const struct pt_regs *
@@ -96,6 +98,12 @@ static inline unsigned long smith_arch_call_arg(const struct pt_regs *regs,
 #define SMITH_COMPAT_SYSCALL_SYM(name)	"__arm64_compat_sys_" name
 #define SMITH_COMPAT_NATIVE_SYSCALL_SYM(name)	"__arm64_sys_" name
 #define SMITH_ARCH_COMPAT_SHARES_NATIVE	1
+/*
+ * AArch32 entries are not probed apart: module loads reach the native
+ * probes already; AArch32 failed execs (__arm64_compat_sys_execve) are
+ * not recorded yet (no AArch32 test programs here to prove them).
+ */
+#define SMITH_ARCH_COMPAT_PROBES	0
 
 /* The wrapper's argument, the user's registers: the first C argument, x0. */
 static inline const struct pt_regs *

@@ -4,6 +4,7 @@
  * first system call symbol of a list that the running kernel has,
  * tracepoints found by name, and the order of init and exit.
  */
+#include <linux/atomic.h>
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
 #include <linux/string.h>
@@ -18,7 +19,7 @@
  * RCU grace period for all instead of one each.  Written at init and exit
  * only, which the module loader serialises.
  */
-#define SMITH_MAX_KRETPROBES	8
+#define SMITH_MAX_KRETPROBES	12
 
 static struct kretprobe *smith_kretprobes[SMITH_MAX_KRETPROBES];
 static struct smith_kretprobe *smith_kretprobe_hooks[SMITH_MAX_KRETPROBES];
@@ -50,10 +51,42 @@ int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive)
 	return err;
 }
 
+/* Entry kprobes, unregistered with the kretprobes.  Init/exit only. */
+#define SMITH_MAX_KPROBES	4
+
+static struct kprobe *smith_kprobes[SMITH_MAX_KPROBES];
+static unsigned int smith_nr_kprobes;
+
+int smith_kprobe_register(struct kprobe *p)
+{
+	int err;
+
+	if (WARN_ON_ONCE(smith_nr_kprobes >= SMITH_MAX_KPROBES))
+		return -ENOSPC;
+	p->addr = NULL;
+	p->flags = 0;
+	p->nmissed = 0;
+	err = register_kprobe(p);
+	if (!err)
+		smith_kprobes[smith_nr_kprobes++] = p;
+	return err;
+}
+
 static void smith_kretprobes_unregister_all(void)
 {
 	unsigned int i;
 
+	/*
+	 * unregister_kprobes() and unregister_kretprobes() each end in an
+	 * RCU grace period; the kprobes' comes first, the kretprobes' ends
+	 * them both.
+	 */
+	if (smith_nr_kprobes) {
+		unregister_kprobes(smith_kprobes, smith_nr_kprobes);
+		for (i = 0; i < smith_nr_kprobes; i++)
+			smith_kprobes[i] = NULL;
+		smith_nr_kprobes = 0;
+	}
 	if (!smith_nr_kretprobes)
 		return;
 	/* Ends with an RCU grace period: no handler runs after this. */
@@ -97,10 +130,14 @@ void smith_tracepoint_unregister(struct smith_tracepoint *t)
 	t->tp = NULL;
 }
 
+/* Probe misses already counted in the meta page. */
+static atomic64_t smith_missed_folded = ATOMIC64_INIT(0);
+
 int smith_hooks_init(void)
 {
 	int err, attached = 0;
 
+	atomic64_set(&smith_missed_folded, 0);
 	err = smith_record_init();
 	if (err) {
 		pr_err("no memory for the per-CPU record buffers\n");
@@ -112,6 +149,7 @@ int smith_hooks_init(void)
 	if (!attached) {
 		pr_err("no hook could be attached\n");
 		smith_hooks_exit();
+		smith_record_exit();
 		return -ENOENT;
 	}
 	return 0;
@@ -125,7 +163,7 @@ void smith_hooks_exit(void)
 	smith_module_hooks_exit();
 	/* Tracepoint probes may still run until this grace period ends. */
 	tracepoint_synchronize_unregister();
-	smith_record_exit();
+	/* The per-CPU buffers go after smith_wait_hooks_idle(): main.c. */
 }
 
 void smith_hooks_missed(u64 missed[SMITH_HOOK_COUNT])
@@ -133,4 +171,20 @@ void smith_hooks_missed(u64 missed[SMITH_HOOK_COUNT])
 	smith_exec_hooks_missed(missed);
 	smith_connect_hooks_missed(missed);
 	smith_module_hooks_missed(missed);
+}
+
+void smith_hooks_fold_missed(void)
+{
+	u64 missed[SMITH_HOOK_COUNT] = { 0 };
+	s64 total = 0, old;
+	int i;
+
+	smith_hooks_missed(missed);
+	for (i = 0; i < SMITH_HOOK_COUNT; i++)
+		total += missed[i];
+	old = atomic64_read(&smith_missed_folded);
+	/* One winner per increase; a loser's delta is the winner's. */
+	if (total > old &&
+	    atomic64_cmpxchg(&smith_missed_folded, old, total) == old)
+		smith_count_missed(total - old);
 }

@@ -133,7 +133,7 @@ static void smith_exec_tp(void *data, struct task_struct *p, pid_t old_pid,
 	hook = flags & SMITH_RF_EXECVEAT ? SMITH_HI_EXECVEAT : SMITH_HI_EXECVE;
 	r = smith_rec_begin(hook, SMITH_EV_EXECVE, 0);
 	if (!r) {
-		smith_hook_count(hook, missed);
+		smith_hook_miss(hook);
 		goto out;
 	}
 	r->ev->hdr.flags |= flags;
@@ -165,6 +165,7 @@ struct smith_exec_call {
 	const char __user *filename;
 	const void __user *argv;
 	int slot;			/* execveat: smith_execveat_tasks[] */
+	bool compat;			/* 32-bit entry: 4-byte argv pointers */
 };
 
 static void smith_exec_failed(unsigned int hook, u16 flags,
@@ -175,14 +176,14 @@ static void smith_exec_failed(unsigned int hook, u16 flags,
 
 	r = smith_rec_begin(hook, SMITH_EV_EXECVE, ret);
 	if (!r) {
-		smith_hook_count(hook, missed);
+		smith_hook_miss(hook);
 		goto out;
 	}
 	r->ev->hdr.flags |= flags;
 	smith_rec_put_common(r);
 	smith_rec_put_user_str(r, SMITH_F_FILENAME, c->filename,
 			       SMITH_PATH_CAP);
-	smith_rec_put_user_argv(r, SMITH_F_ARGV, c->argv, false,
+	smith_rec_put_user_argv(r, SMITH_F_ARGV, c->argv, c->compat,
 				smith_params.argv_cap);
 	smith_exec_context(r);
 	smith_rec_submit(r);
@@ -202,37 +203,74 @@ static const struct smith_sym smith_execveat_syms[] = {
 	{ }
 };
 
-static struct smith_kretprobe smith_execve_krp;
-static struct smith_kretprobe smith_execveat_krp;
+/* The 32-bit entries (int $0x80, sysenter): argv of 4-byte pointers. */
+static const struct smith_sym smith_execve32_syms[] = {
+	{ SMITH_COMPAT_SYSCALL_SYM("execve"), true, true },
+	{ }
+};
 
-static int smith_execve_entry(struct kretprobe_instance *ri,
-			      struct pt_regs *regs)
+static const struct smith_sym smith_execveat32_syms[] = {
+	{ SMITH_COMPAT_SYSCALL_SYM("execveat"), true, true },
+	{ }
+};
+
+static struct smith_kretprobe smith_execve_krp, smith_execve32_krp;
+static struct smith_kretprobe smith_execveat_krp, smith_execveat32_krp;
+
+/* execve(filename, argv, envp) through probe p. */
+static int smith_execve_save(struct kretprobe_instance *ri,
+			     struct pt_regs *regs,
+			     const struct smith_kretprobe *p)
 {
 	struct smith_exec_call *c = (void *)ri->data;
 
 	/* Non-zero: no instance kept, the return handler does not run. */
 	if (!smith_recording())
 		return 1;
-	c->filename = (const char __user *)smith_sys_arg(&smith_execve_krp,
-							 regs, 0);
-	c->argv = (const void __user *)smith_sys_arg(&smith_execve_krp,
-						    regs, 1);
+	c->filename = (const char __user *)smith_sys_arg(p, regs, 0);
+	c->argv = (const void __user *)smith_sys_arg(p, regs, 1);
+	c->compat = p->sym->compat;
 	return 0;
 }
 
-static int smith_execveat_entry(struct kretprobe_instance *ri,
-				struct pt_regs *regs)
+/* execveat(dirfd, filename, argv, envp, flags) through probe p. */
+static int smith_execveat_save(struct kretprobe_instance *ri,
+			       struct pt_regs *regs,
+			       const struct smith_kretprobe *p)
 {
 	struct smith_exec_call *c = (void *)ri->data;
 
 	if (!smith_recording())
 		return 1;
-	c->filename = (const char __user *)smith_sys_arg(&smith_execveat_krp,
-							 regs, 1);
-	c->argv = (const void __user *)smith_sys_arg(&smith_execveat_krp,
-						    regs, 2);
+	c->filename = (const char __user *)smith_sys_arg(p, regs, 1);
+	c->argv = (const void __user *)smith_sys_arg(p, regs, 2);
+	c->compat = p->sym->compat;
 	c->slot = smith_execveat_mark();
 	return 0;
+}
+
+static int smith_execve_entry(struct kretprobe_instance *ri,
+			      struct pt_regs *regs)
+{
+	return smith_execve_save(ri, regs, &smith_execve_krp);
+}
+
+static int smith_execve32_entry(struct kretprobe_instance *ri,
+				struct pt_regs *regs)
+{
+	return smith_execve_save(ri, regs, &smith_execve32_krp);
+}
+
+static int smith_execveat_entry(struct kretprobe_instance *ri,
+				struct pt_regs *regs)
+{
+	return smith_execveat_save(ri, regs, &smith_execveat_krp);
+}
+
+static int smith_execveat32_entry(struct kretprobe_instance *ri,
+				  struct pt_regs *regs)
+{
+	return smith_execveat_save(ri, regs, &smith_execveat32_krp);
 }
 
 static int smith_execve_ret(struct kretprobe_instance *ri,
@@ -240,10 +278,13 @@ static int smith_execve_ret(struct kretprobe_instance *ri,
 {
 	long ret = regs_return_value(regs);
 
+	const struct smith_exec_call *c = (void *)ri->data;
+
 	if (ret >= 0 || !smith_recording())
 		return 0;
 	smith_hook_enter();
-	smith_exec_failed(SMITH_HI_EXECVE, 0, (void *)ri->data, ret);
+	smith_exec_failed(SMITH_HI_EXECVE, c->compat ? SMITH_RF_COMPAT : 0,
+			  c, ret);
 	smith_hook_exit();
 	return 0;
 }
@@ -258,8 +299,8 @@ static int smith_execveat_ret(struct kretprobe_instance *ri,
 	if (ret >= 0 || !smith_recording())
 		return 0;
 	smith_hook_enter();
-	smith_exec_failed(SMITH_HI_EXECVEAT, SMITH_RF_EXECVEAT,
-			  (void *)ri->data, ret);
+	smith_exec_failed(SMITH_HI_EXECVEAT, SMITH_RF_EXECVEAT |
+			  (c->compat ? SMITH_RF_COMPAT : 0), c, ret);
 	smith_hook_exit();
 	return 0;
 }
@@ -281,6 +322,26 @@ static struct smith_kretprobe smith_execveat_krp = {
 		.data_size = sizeof(struct smith_exec_call),
 	},
 	.syms = smith_execveat_syms,
+	.hook = SMITH_HI_EXECVEAT,
+};
+
+static struct smith_kretprobe smith_execve32_krp = {
+	.rp = {
+		.entry_handler = smith_execve32_entry,
+		.handler = smith_execve_ret,
+		.data_size = sizeof(struct smith_exec_call),
+	},
+	.syms = smith_execve32_syms,
+	.hook = SMITH_HI_EXECVE,
+};
+
+static struct smith_kretprobe smith_execveat32_krp = {
+	.rp = {
+		.entry_handler = smith_execveat32_entry,
+		.handler = smith_execveat_ret,
+		.data_size = sizeof(struct smith_exec_call),
+	},
+	.syms = smith_execveat32_syms,
 	.hook = SMITH_HI_EXECVEAT,
 };
 
@@ -318,6 +379,19 @@ int smith_exec_hooks_init(void)
 	smith_hook_attached(SMITH_HI_EXECVEAT, tp_err ? tp_err : err);
 	n += !tp_err && !err;
 
+	/* Without the 32-bit entries their failures go unseen: said, kept. */
+	if (SMITH_ARCH_COMPAT_PROBES) {
+		err = smith_kretprobe_register(&smith_execve32_krp, maxactive);
+		if (err)
+			pr_warn("kretprobe 32-bit execve: error %d, its failures not recorded\n",
+				err);
+		err = smith_kretprobe_register(&smith_execveat32_krp,
+					       maxactive);
+		if (err)
+			pr_warn("kretprobe 32-bit execveat: error %d, its failures not recorded\n",
+				err);
+	}
+
 	/* A part that attached alone still records: keep it, count it. */
 	if (!n && (!tp_err || smith_execve_krp.sym || smith_execveat_krp.sym))
 		n = 1;
@@ -336,4 +410,10 @@ void smith_exec_hooks_missed(u64 missed[])
 	if (smith_execveat_krp.sym)
 		missed[SMITH_HI_EXECVEAT] +=
 			READ_ONCE(smith_execveat_krp.rp.nmissed);
+	if (smith_execve32_krp.sym)
+		missed[SMITH_HI_EXECVE] +=
+			READ_ONCE(smith_execve32_krp.rp.nmissed);
+	if (smith_execveat32_krp.sym)
+		missed[SMITH_HI_EXECVEAT] +=
+			READ_ONCE(smith_execveat32_krp.rp.nmissed);
 }

@@ -118,6 +118,7 @@ struct smith_mod_call {
 	const char __user *params;
 	int fd;				/* finit_module only */
 	int slot;			/* name slot, -1 if none */
+	bool compat;			/* through a 32-bit entry */
 };
 
 static const struct smith_sym smith_init_module_syms[] = {
@@ -132,42 +133,78 @@ static const struct smith_sym smith_finit_module_syms[] = {
 	{ }
 };
 
-static struct smith_kretprobe smith_init_module_krp;
-static struct smith_kretprobe smith_finit_module_krp;
+/* The 32-bit entries (int $0x80, sysenter). */
+static const struct smith_sym smith_init_module32_syms[] = {
+	{ SMITH_COMPAT_NATIVE_SYSCALL_SYM("init_module"), true, true },
+	{ }
+};
 
-static int smith_init_module_entry(struct kretprobe_instance *ri,
-				   struct pt_regs *regs)
+static const struct smith_sym smith_finit_module32_syms[] = {
+	{ SMITH_COMPAT_NATIVE_SYSCALL_SYM("finit_module"), true, true },
+	{ }
+};
+
+static struct smith_kretprobe smith_init_module_krp, smith_init_module32_krp;
+static struct smith_kretprobe smith_finit_module_krp, smith_finit_module32_krp;
+
+/* init_module(umod, len, uargs) through probe p. */
+static int smith_init_module_save(struct kretprobe_instance *ri,
+				  struct pt_regs *regs,
+				  const struct smith_kretprobe *p)
 {
 	struct smith_mod_call *c = (void *)ri->data;
 
 	if (!smith_recording())
 		return 1;
-	/* init_module(umod, len, uargs) */
-	c->image = (const void __user *)smith_sys_arg(&smith_init_module_krp,
-						     regs, 0);
-	c->len = smith_sys_arg(&smith_init_module_krp, regs, 1);
-	c->params = (const char __user *)smith_sys_arg(&smith_init_module_krp,
-						       regs, 2);
+	c->image = (const void __user *)smith_sys_arg(p, regs, 0);
+	c->len = smith_sys_arg(p, regs, 1);
+	c->params = (const char __user *)smith_sys_arg(p, regs, 2);
 	c->fd = -1;
+	c->compat = p->sym->compat;
 	c->slot = smith_mod_slot_claim();
 	return 0;
+}
+
+/* finit_module(fd, uargs, flags) through probe p. */
+static int smith_finit_module_save(struct kretprobe_instance *ri,
+				   struct pt_regs *regs,
+				   const struct smith_kretprobe *p)
+{
+	struct smith_mod_call *c = (void *)ri->data;
+
+	if (!smith_recording())
+		return 1;
+	c->image = NULL;
+	c->len = 0;
+	c->fd = (int)smith_sys_arg(p, regs, 0);
+	c->params = (const char __user *)smith_sys_arg(p, regs, 1);
+	c->compat = p->sym->compat;
+	c->slot = smith_mod_slot_claim();
+	return 0;
+}
+
+static int smith_init_module_entry(struct kretprobe_instance *ri,
+				   struct pt_regs *regs)
+{
+	return smith_init_module_save(ri, regs, &smith_init_module_krp);
+}
+
+static int smith_init_module32_entry(struct kretprobe_instance *ri,
+				     struct pt_regs *regs)
+{
+	return smith_init_module_save(ri, regs, &smith_init_module32_krp);
 }
 
 static int smith_finit_module_entry(struct kretprobe_instance *ri,
 				    struct pt_regs *regs)
 {
-	struct smith_mod_call *c = (void *)ri->data;
+	return smith_finit_module_save(ri, regs, &smith_finit_module_krp);
+}
 
-	if (!smith_recording())
-		return 1;
-	/* finit_module(fd, uargs, flags) */
-	c->image = NULL;
-	c->len = 0;
-	c->fd = (int)smith_sys_arg(&smith_finit_module_krp, regs, 0);
-	c->params = (const char __user *)smith_sys_arg(&smith_finit_module_krp,
-						       regs, 1);
-	c->slot = smith_mod_slot_claim();
-	return 0;
+static int smith_finit_module32_entry(struct kretprobe_instance *ri,
+				      struct pt_regs *regs)
+{
+	return smith_finit_module_save(ri, regs, &smith_finit_module32_krp);
 }
 
 /* Sections of an image looked at, at most: modules have a few dozen. */
@@ -241,9 +278,11 @@ static void smith_mod_record(unsigned int hook, u16 type,
 	t0 = smith_latency_start();
 	r = smith_rec_begin(hook, type, ret);
 	if (!r) {
-		smith_hook_count(hook, missed);
+		smith_hook_miss(hook);
 		goto out;
 	}
+	if (c->compat)
+		r->ev->hdr.flags |= SMITH_RF_COMPAT;
 	smith_rec_put_common(r);
 	if (!name[0] && !smith_image_name(c->image, c->len, name))
 		name[0] = '\0';
@@ -296,6 +335,26 @@ static struct smith_kretprobe smith_finit_module_krp = {
 	.hook = SMITH_HI_FINIT_MODULE,
 };
 
+static struct smith_kretprobe smith_init_module32_krp = {
+	.rp = {
+		.entry_handler = smith_init_module32_entry,
+		.handler = smith_init_module_ret,
+		.data_size = sizeof(struct smith_mod_call),
+	},
+	.syms = smith_init_module32_syms,
+	.hook = SMITH_HI_INIT_MODULE,
+};
+
+static struct smith_kretprobe smith_finit_module32_krp = {
+	.rp = {
+		.entry_handler = smith_finit_module32_entry,
+		.handler = smith_finit_module_ret,
+		.data_size = sizeof(struct smith_mod_call),
+	},
+	.syms = smith_finit_module32_syms,
+	.hook = SMITH_HI_FINIT_MODULE,
+};
+
 /* A module's init may sleep for long; loads are few. */
 #define SMITH_MOD_MAXACTIVE_PER_CPU	4
 #define SMITH_MOD_MAXACTIVE_CAP		256
@@ -318,6 +377,19 @@ int smith_module_hooks_init(void)
 	err = smith_kretprobe_register(&smith_finit_module_krp, maxactive);
 	smith_hook_attached(SMITH_HI_FINIT_MODULE, err);
 	n += !err;
+
+	if (SMITH_ARCH_COMPAT_PROBES) {
+		err = smith_kretprobe_register(&smith_init_module32_krp,
+					       maxactive);
+		if (err)
+			pr_warn("kretprobe 32-bit init_module: error %d, not recorded\n",
+				err);
+		err = smith_kretprobe_register(&smith_finit_module32_krp,
+					       maxactive);
+		if (err)
+			pr_warn("kretprobe 32-bit finit_module: error %d, not recorded\n",
+				err);
+	}
 	return n;
 }
 
@@ -334,4 +406,10 @@ void smith_module_hooks_missed(u64 missed[])
 	if (smith_finit_module_krp.sym)
 		missed[SMITH_HI_FINIT_MODULE] +=
 			READ_ONCE(smith_finit_module_krp.rp.nmissed);
+	if (smith_init_module32_krp.sym)
+		missed[SMITH_HI_INIT_MODULE] +=
+			READ_ONCE(smith_init_module32_krp.rp.nmissed);
+	if (smith_finit_module32_krp.sym)
+		missed[SMITH_HI_FINIT_MODULE] +=
+			READ_ONCE(smith_finit_module32_krp.rp.nmissed);
 }

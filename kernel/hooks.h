@@ -24,6 +24,7 @@
 struct smith_sym {
 	const char *name;
 	bool wrapper;		/* takes the user pt_regs as its argument */
+	bool compat;		/* a 32-bit entry: arch.h's compat registers */
 };
 
 /*
@@ -40,14 +41,35 @@ struct smith_kretprobe {
 /* Attach; smith_hooks_exit() detaches every kretprobe attached, at once. */
 int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive);
 
+/*
+ * An entry kprobe on p->symbol_name, detached with the kretprobes; the
+ * hook file counts its nmissed.
+ */
+int smith_kprobe_register(struct kprobe *p);
+
+/*
+ * Argument n (0-5) of a probed kernel function (not a syscall wrapper),
+ * at its entry: the architecture's C calling convention.
+ */
+static inline unsigned long smith_func_arg(struct pt_regs *regs,
+					   unsigned int n)
+{
+	return regs_get_kernel_argument(regs, n);
+}
+
 /* Argument n (0-5) of the probed syscall, read at entry. */
 static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
 					  const struct pt_regs *regs,
 					  unsigned int n)
 {
-	if (p->sym->wrapper)
-		return smith_arch_syscall_arg(smith_arch_wrapper_regs(regs), n);
-	return smith_arch_call_arg(regs, n);
+	const struct pt_regs *u;
+
+	if (!p->sym->wrapper)
+		return smith_arch_call_arg(regs, n);
+	u = smith_arch_wrapper_regs(regs);
+	if (p->sym->compat)
+		return smith_arch_compat_syscall_arg(u, n);
+	return smith_arch_syscall_arg(u, n);
 }
 
 /*

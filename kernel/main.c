@@ -14,6 +14,7 @@
 #include <linux/moduleparam.h>
 
 #include "smith.h"
+#include "record.h"
 #include "transport.h"
 
 struct smith_params smith_params = {
@@ -56,6 +57,15 @@ static int __init smith_check_params(void)
 		pr_err("send_type=%u invalid: 1 (netlink) or 2 (shared memory)\n",
 		       smith_params.send_type);
 		return -EINVAL;
+	}
+	/*
+	 * Netlink allocates each message in the hook, with preemption
+	 * disabled: PREEMPT_RT's allocator may sleep there.
+	 */
+	if (IS_ENABLED(CONFIG_PREEMPT_RT) &&
+	    smith_params.send_type == SMITH_TRANSPORT_NETLINK) {
+		pr_err("send_type=1 (netlink) is not available on PREEMPT_RT kernels: use 2 (shared memory)\n");
+		return -EOPNOTSUPP;
 	}
 	if (smith_params.argv_cap < SMITH_ARGV_CAP_MIN ||
 	    smith_params.argv_cap > SMITH_ARGV_CAP_MAX) {
@@ -107,6 +117,7 @@ out_hooks:
 	smith_recording_stop();
 	smith_hooks_exit();
 	smith_wait_hooks_idle();
+	smith_record_exit();
 out_netlink:
 	smith_recording_stop();
 	smith_netlink_exit();
@@ -126,6 +137,8 @@ static void __exit smith_exit(void)
 	/* Unregisters every probe and waits for running handlers. */
 	smith_hooks_exit();
 	smith_wait_hooks_idle();
+	/* Only now is no handler using its CPU's record buffer. */
+	smith_record_exit();
 	smith_debugfs_exit();
 	smith_netlink_exit();
 	smith_transport_exit();

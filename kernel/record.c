@@ -15,7 +15,9 @@
  *     under RCU exactly as getcwd(2) does.
  *   - user memory: copy_from_user_nofault() page by page, so a read that
  *     meets an unmapped page keeps what came before it and flags a fault.
- *   - the tty name is read under the sighand lock, as get_current_tty().
+ *   - no lock that sleeps on PREEMPT_RT: the cwd is read with the plain
+ *     seqcount under fs->seq, not its spinlock, and the tty name with a
+ *     non-faulting copy instead of under the sighand lock.
  */
 #include <linux/binfmts.h>
 #include <linux/cred.h>
@@ -174,7 +176,8 @@ struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result)
 		return NULL;
 	r->busy = true;
 	r->hook = hook;
-	r->cap = SMITH_REC_MAX_LEN;
+	/* A record the transport would refuse is cut to fit instead. */
+	r->cap = min_t(u32, SMITH_REC_MAX_LEN, smith_max_record());
 	r->len = sizeof(*ev);
 	ev = (void *)r + SMITH_REC_HDR_ROOM;
 	r->ev = ev;
@@ -189,9 +192,14 @@ int smith_rec_submit(struct smith_rec *r)
 	int err;
 
 	r->ev->hdr.len = r->len;
+	/* Misses since the last record: "lost N" goes in front of this one. */
+	smith_hooks_fold_missed();
 	err = smith_submit(r->ev, r->len);
-	if (!err)
+	if (!err) {
 		smith_hook_count(r->hook, events);
+		if (r->ev->hdr.flags & SMITH_RF_TRUNCATED)
+			smith_count_truncated();
+	}
 	r->busy = false;
 	return err;
 }
@@ -496,11 +504,14 @@ void smith_rec_put_common(struct smith_rec *r)
 				  __NEW_UTS_LEN);
 }
 
+/* Reads of a seqcount before giving up on the field. */
+#define SMITH_SEQ_TRIES	64
+
 void smith_rec_put_cwd(struct smith_rec *r)
 {
 	struct fs_struct *fs = current->fs;
 	struct path pwd;
-	unsigned int seq;
+	unsigned int seq, tries;
 
 	if (!fs)
 		return;
@@ -510,29 +521,40 @@ void smith_rec_put_cwd(struct smith_rec *r)
 	 * freed only after a grace period.
 	 */
 	rcu_read_lock();
-	do {
-		seq = read_seqcount_begin(&fs->seq);
+	for (tries = 0; tries < SMITH_SEQ_TRIES; tries++) {
+		/*
+		 * The bare seqcount_t: read_seqcount_begin() on fs->seq may
+		 * take fs->lock on PREEMPT_RT, which sleeps.  A writer holds
+		 * the count odd only for a few stores.
+		 */
+		seq = raw_read_seqcount(&fs->seq.seqcount);
+		if (seq & 1) {
+			cpu_relax();
+			continue;
+		}
 		pwd = fs->pwd;
-	} while (read_seqcount_retry(&fs->seq, seq));
-	smith_rec_put_path(r, SMITH_F_CWD, &pwd);
+		if (!read_seqcount_retry(&fs->seq.seqcount, seq))
+			break;
+	}
+	if (tries < SMITH_SEQ_TRIES)
+		smith_rec_put_path(r, SMITH_F_CWD, &pwd);
 	rcu_read_unlock();
 }
 
 void smith_rec_put_tty(struct smith_rec *r)
 {
-	/* Only exec changes a task's own sighand, and not under us. */
-	struct sighand_struct *sighand =
-		rcu_dereference_protected(current->sighand, true);
-	struct tty_struct *tty;
-	unsigned long flags;
+	struct tty_struct *tty = READ_ONCE(current->signal->tty);
 	char name[sizeof(tty->name)];
 
-	name[0] = '\0';
-	spin_lock_irqsave(&sighand->siglock, flags);
-	tty = current->signal->tty;
-	if (tty)
-		strscpy(name, tty->name, sizeof(name));
-	spin_unlock_irqrestore(&sighand->siglock, flags);
+	/*
+	 * Not under sighand->siglock (a sleeping lock on PREEMPT_RT): the
+	 * tty may be released by a racing hangup of the session, so its
+	 * name is copied with a non-faulting read and cut at its size.  The
+	 * race gives a stale name at worst, never a crash.
+	 */
+	if (!tty || copy_from_kernel_nofault(name, tty->name, sizeof(name)))
+		return;
+	name[sizeof(name) - 1] = '\0';
 	if (name[0])
 		smith_rec_put_str(r, SMITH_F_TTY, name, sizeof(name));
 }

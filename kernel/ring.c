@@ -122,14 +122,19 @@ static void smith_ring_put_hdr(const struct smith_ring *r, u64 pos, u32 len,
 	WRITE_ONCE(h->len, len);
 }
 
-void smith_ring_count_drop(struct smith_ring *r, u64 *counter)
+void smith_ring_count_drops(struct smith_ring *r, u64 *counter, u64 n)
 {
 	unsigned long irqflags;
 
-	smith_ring_count(counter);
+	atomic64_add(n, (atomic64_t *)counter);
 	raw_spin_lock_irqsave(&r->lock, irqflags);
-	r->lost_pending++;
+	r->lost_pending += n;
 	raw_spin_unlock_irqrestore(&r->lock, irqflags);
+}
+
+void smith_ring_count_drop(struct smith_ring *r, u64 *counter)
+{
+	smith_ring_count_drops(r, counter, 1);
 }
 
 struct smith_rec_hdr *smith_ring_reserve(struct smith_ring *r, u32 len,

@@ -92,4 +92,7 @@ bool smith_ring_has_data(const struct smith_ring *r);
  */
 void smith_ring_count_drop(struct smith_ring *r, u64 *counter);
 
+/* The same for n records at once. */
+void smith_ring_count_drops(struct smith_ring *r, u64 *counter, u64 n);
+
 #endif /* _SMITH_RING_H */

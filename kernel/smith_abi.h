@@ -138,6 +138,9 @@ enum smith_rec_type {
 #define SMITH_RF_FAULT		(1u << 1)	/* a user read failed: partial */
 #define SMITH_RF_EXECVEAT	(1u << 2)	/* the call was execveat */
 #define SMITH_RF_COMPAT		(1u << 3)	/* 32-bit compat syscall */
+#define SMITH_RF_NO_RESULT	(1u << 4)	/* seen at entry only: result 0, unknown */
+#define SMITH_RF_RESTART	(1u << 5)	/* interrupted: EINTR or restarted */
+#define SMITH_RF_FASTOPEN	(1u << 6)	/* connect: TCP Fast Open (sendto/sendmsg) */
 
 /*
  * "Lost N": written in front of the next record that fits after drops, so

@@ -148,6 +148,7 @@ void smith_stats_get(struct smith_stats *st)
 	int cpu, i;
 
 	memset(st, 0, sizeof(*st));
+	smith_hooks_fold_missed();
 	st->written = READ_ONCE(m->written);
 	st->dropped_full = READ_ONCE(m->dropped_full);
 	st->dropped_too_large = READ_ONCE(m->dropped_too_large);
@@ -172,11 +173,10 @@ void smith_stats_get(struct smith_stats *st)
 	}
 	/* Probe misses are counted by the kprobe core, not by our hooks. */
 	smith_hooks_missed(missed);
-	st->hook_missed = READ_ONCE(m->hook_missed);
-	for (i = 0; i < SMITH_HOOK_COUNT; i++) {
+	for (i = 0; i < SMITH_HOOK_COUNT; i++)
 		st->hooks[i].missed += missed[i];
-		st->hook_missed += st->hooks[i].missed;
-	}
+	/* Both kinds, as folded into the meta page and the stream. */
+	st->hook_missed = READ_ONCE(m->hook_missed);
 }
 
 void smith_info_get(struct smith_info *info)

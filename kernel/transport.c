@@ -238,6 +238,21 @@ void smith_count_drop_fault(void)
 	smith_ring_count_drop(&smith_ring, &smith_ring.meta->dropped_fault);
 }
 
+void smith_count_missed(u64 n)
+{
+	smith_ring_count_drops(&smith_ring, &smith_ring.meta->hook_missed, n);
+}
+
+void smith_count_truncated(void)
+{
+	atomic64_inc((atomic64_t *)&smith_ring.meta->truncated);
+}
+
+u32 smith_max_record(void)
+{
+	return smith_use_netlink() ? SMITH_REC_MAX_LEN : smith_ring.max_record;
+}
+
 static void smith_fill_test(struct smith_test_rec *t, u32 len, u32 producer,
 			    u64 seq)
 {

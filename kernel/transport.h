@@ -25,9 +25,10 @@
  * unregister_kretprobe() and tracepoint_synchronize_unregister() end in an
  * RCU grace period, which waits for every handler still running.  The
  * in-flight counter of smith_hook_enter()/smith_hook_exit() is then
- * checked to be zero (with a bounded wait) before the ring, the netlink
- * socket and the counters are freed, so a handler that is ever made
- * preemptible cannot touch freed memory unnoticed.
+ * checked to be zero (waiting as long as it takes, with a warning every
+ * 5 s) before the record buffers, the ring, the netlink socket and the
+ * counters are freed, so a handler that is ever made preemptible cannot
+ * touch freed memory.
  */
 #ifndef _SMITH_TRANSPORT_H
 #define _SMITH_TRANSPORT_H
@@ -127,12 +128,31 @@ void smith_discard(struct smith_slot *slot);
 /* Count a record lost before submission: user memory was unreadable. */
 void smith_count_drop_fault(void);
 
+/*
+ * Count n calls a hook could not record (meta page hook_missed); the next
+ * record in the ring is preceded by a "lost N" record that includes them.
+ */
+void smith_count_missed(u64 n);
+
+/* Count a record submitted with a field cut (meta page truncated). */
+void smith_count_truncated(void);
+
+/* The largest record the transport takes (the ring's max_record). */
+u32 smith_max_record(void);
+
 /* Per-hook counters, summed over CPUs by SMITH_IOC_GET_STATS. */
 DECLARE_PER_CPU(struct smith_hook_stats[SMITH_HOOK_COUNT], smith_hook_pcpu);
 
 /* smith_hook_count(SMITH_HI_CONNECT, faults); field: events/faults/truncated */
 #define smith_hook_count(hook, field) \
 	this_cpu_inc(smith_hook_pcpu[(hook)].field)
+
+/* A call the hook saw but could not record (no buffer): counted, lost. */
+static inline void smith_hook_miss(unsigned int hook)
+{
+	smith_hook_count(hook, missed);
+	smith_count_missed(1);
+}
 
 /* Self-measurement: ns spent in a hook, into a per-CPU histogram. */
 void smith_hook_latency_record(unsigned int hook, u64 ns);
@@ -168,6 +188,13 @@ static inline void smith_latency_end(unsigned int hook, u64 start)
 int smith_hooks_init(void);
 void smith_hooks_exit(void);
 void smith_hooks_missed(u64 missed[SMITH_HOOK_COUNT]);
+
+/*
+ * Move the probes' misses counted since the last call into the meta page
+ * and the next "lost N" record (smith_count_missed()).  Cheap: a few
+ * loads; called before each record is submitted and by the stats ioctl.
+ */
+void smith_hooks_fold_missed(void);
 
 /* Called by smith_hooks_init(): err 0 attached, else why not. */
 void smith_hook_attached(unsigned int hook, int err);

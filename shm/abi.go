@@ -131,6 +131,9 @@ const (
 	RFFault     RecFlags = 1 << 1 // a user read failed: partial
 	RFExecveat  RecFlags = 1 << 2 // the call was execveat
 	RFCompat    RecFlags = 1 << 3 // 32-bit compat syscall
+	RFNoResult  RecFlags = 1 << 4 // seen at entry only: result 0, unknown
+	RFRestart   RecFlags = 1 << 5 // interrupted: EINTR or restarted
+	RFFastOpen  RecFlags = 1 << 6 // connect: TCP Fast Open (sendto/sendmsg)
 )
 
 // Lost is struct smith_lost: Count records were dropped (any reason) since

@@ -46,6 +46,9 @@ const (
 	FlagFault     = uint16(shm.RFFault)
 	FlagExecveat  = uint16(shm.RFExecveat)
 	FlagCompat    = uint16(shm.RFCompat)
+	FlagNoResult  = uint16(shm.RFNoResult)
+	FlagRestart   = uint16(shm.RFRestart)
+	FlagFastOpen  = uint16(shm.RFFastOpen)
 )
 
 // Field flags (smith_field.flags, SMITH_FF_*).

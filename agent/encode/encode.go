@@ -277,18 +277,25 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	return append(dst, '}')
 }
 
+// recordFlags names the record flags in the smith format.
+var recordFlags = [...]struct {
+	flag uint16
+	name string
+}{
+	{decode.FlagTruncated, "truncated"},
+	{decode.FlagFault, "fault"},
+	{decode.FlagExecveat, "execveat"},
+	{decode.FlagCompat, "compat"},
+	{decode.FlagNoResult, "res_unknown"},
+	{decode.FlagRestart, "restarted"},
+	{decode.FlagFastOpen, "fastopen"},
+}
+
 func appendRecordFlags(dst []byte, flags uint16) []byte {
-	if flags&decode.FlagTruncated != 0 {
-		dst = appendBoolField(dst, "truncated", true)
-	}
-	if flags&decode.FlagFault != 0 {
-		dst = appendBoolField(dst, "fault", true)
-	}
-	if flags&decode.FlagExecveat != 0 {
-		dst = appendBoolField(dst, "execveat", true)
-	}
-	if flags&decode.FlagCompat != 0 {
-		dst = appendBoolField(dst, "compat", true)
+	for _, f := range recordFlags {
+		if flags&f.flag != 0 {
+			dst = appendBoolField(dst, f.name, true)
+		}
 	}
 	return dst
 }

@@ -100,6 +100,13 @@ func TestSmithFormatFields(t *testing.T) {
 		{moduleEvent(), map[string]any{
 			"data_type": "313", "mod_name": "dummy", "mod_path": "/tmp/dummy.ko", "mod_params": "numdummies=2", "res": -1.0,
 		}},
+		{func() *decode.Event {
+			ev := connectEvent()
+			ev.Flags = decode.FlagNoResult | decode.FlagRestart | decode.FlagFastOpen
+			return ev
+		}(), map[string]any{
+			"data_type": "42", "res_unknown": true, "restarted": true, "fastopen": true,
+		}},
 	} {
 		v := encodeJSON(t, FormatSmith, tc.ev, m)
 		for k, want := range tc.want {

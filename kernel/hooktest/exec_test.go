@@ -47,6 +47,9 @@ func runHelper(step string) int {
 		}
 		return stormLoop(n)
 	}
+	if addr, ok := strings.CutPrefix(step, "connect:"); ok {
+		return helperConnect(addr)
+	}
 	runtime.LockOSThread()
 	argv := []string{"true", "helper", step}
 	switch step {

@@ -126,17 +126,9 @@ func TestModuleLoad(t *testing.T) {
 
 	t.Run("finit_module of a rejected file", func(t *testing.T) {
 		p := "/tmp/hooktest-not-a-module.ko"
-		if err := os.WriteFile(p, []byte("not a module at all"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Remove(p)
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		f := notAModule(t, p)
 		before := time.Now()
-		err = unix.FinitModule(int(f.Fd()), "rejected file", 0)
+		err := unix.FinitModule(int(f.Fd()), "rejected file", 0)
 		errno, ok := err.(syscall.Errno)
 		if !ok || errno == 0 {
 			t.Fatalf("finit_module of junk: %v, want an error", err)
@@ -151,4 +143,20 @@ func TestModuleLoad(t *testing.T) {
 		t.Errorf("events counted: init_module %d finit_module %d, want at least 4 and 3",
 			st.Hooks[3].Events, st.Hooks[4].Events)
 	}
+}
+
+// notAModule creates the file path holding no module and opens it; both
+// go at the end of the test.
+func notAModule(t *testing.T, path string) *os.File {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("not a module at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

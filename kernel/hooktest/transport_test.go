@@ -5,8 +5,10 @@ package hooktest
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -67,7 +69,31 @@ func scenarioRecords(t *testing.T, s *session) []string {
 	return out
 }
 
+// realtime: a PREEMPT_RT kernel.
+func realtime() bool {
+	b, err := os.ReadFile("/sys/kernel/realtime")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// TestNetlinkRefusedOnRT: netlink allocates in the hook, which PREEMPT_RT
+// does not allow there; the load must fail with a clear error instead.
+func TestNetlinkRefusedOnRT(t *testing.T) {
+	if !realtime() {
+		t.Skip("not a PREEMPT_RT kernel: TestTransportsAgree covers netlink")
+	}
+	_ = rmmod("smith")
+	err := insmod(koPath("smith.ko"), fmt.Sprintf("send_type=%d", shm.TransportNetlink))
+	if err == nil {
+		_ = rmmod("smith")
+		t.Fatal("netlink transport loaded on a PREEMPT_RT kernel")
+	}
+	t.Logf("refused as it must be: %v", err)
+}
+
 func TestTransportsAgree(t *testing.T) {
+	if realtime() {
+		t.Skip("PREEMPT_RT: no netlink transport (TestNetlinkRefusedOnRT)")
+	}
 	var got [2][]string
 	for i, params := range [][]string{
 		{fmt.Sprintf("send_type=%d", shm.TransportSHM)},

@@ -14,8 +14,9 @@
 # other under nice.  A step that fails does not stop the others; make bench
 # fails at the end if any did, after writing what was measured.
 
-# The guest's C loops are built for the host (amd64): arm64 kernels are left out.
-BENCH_KERNELS ?= $(filter-out %-arm64,$(KERNELS))
+# The guest's C loops are built for the host (amd64): arm64 kernels are
+# left out, and 6.1-rt, which only the hooks scenario tests.
+BENCH_KERNELS ?= $(filter-out %-arm64 %-rt,$(KERNELS))
 BENCH_OUT := $(OUT)/bench
 BENCH_NICE ?= nice -n 10
 # Flags of smith-bench-guest in the VM (see its -h).

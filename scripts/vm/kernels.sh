@@ -13,7 +13,7 @@
 #
 # kernels.sh --known    prints every VER above
 # kernels.sh --default  prints the VERs `make test` builds and boots (the
-#                       default of KERNELS): all but 6.1-rt
+#                       default of KERNELS): all of them
 #
 # This is the one list of kernels: the Makefile, test.sh and lib.sh ask it.
 #
@@ -53,7 +53,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KNOWN_KERNELS="5.10 6.1 6.12 6.1-rt 6.1-arm64 6.12-arm64"
-DEFAULT_KERNELS="5.10 6.1 6.12 6.1-arm64 6.12-arm64"
+DEFAULT_KERNELS="5.10 6.1 6.12 6.1-rt 6.1-arm64 6.12-arm64"
 case ${1:-} in
 --known) echo "$KNOWN_KERNELS"; exit 0 ;;
 --default) echo "$DEFAULT_KERNELS"; exit 0 ;;
