@@ -62,6 +62,7 @@ type ReaderStats struct {
 	LostRecords uint64 // "lost N" records returned
 	Lost        uint64 // sum of their counts: records the producer dropped
 	Skipped     uint64 // pad and discarded records stepped over
+	Wakeups     uint64 // sleeps in the Waiter that ended (record, timeout or other)
 }
 
 // Reader consumes the records of a Ring. It keeps two positions: the read
@@ -341,7 +342,9 @@ func (r *Reader) Wait() error {
 			}
 			sleep = min(sleep, left)
 		}
-		if err := r.waiter.Wait(sleep); err != nil {
+		err := r.waiter.Wait(sleep)
+		r.stats.Wakeups++
+		if err != nil {
 			switch {
 			case errors.Is(err, ErrClosed):
 				return ErrClosed
