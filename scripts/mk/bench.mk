@@ -51,7 +51,7 @@ bench-guest:
 	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/noop benchmark/guest/noop.c
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-bench-guest ./benchmark/cmd/smith-bench-guest
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-agent ./agent/cmd/smith-agent
-	echo "$(BENCH_VM_ARGS) -agent /guest/smith-agent$(if $(BENCH_ICOUNT), -clock instructions)" >$(BENCH_OUT)/guest/bench-args
+	echo "$(BENCH_VM_ARGS) -agent /guest/smith-agent -steps-module /guest/smith-steps.ko$(if $(BENCH_ICOUNT), -clock instructions)" >$(BENCH_OUT)/guest/bench-args
 
 # With BENCH_ICOUNT: one vCPU, single-threaded TCG counting instructions
 # (DESIGN.md section 9); the loop, the reader and everything else share
@@ -69,6 +69,10 @@ bench-vm: bench-guest bench-tool
 		export SMITH_OUT=$(BENCH_OUT)/vm SMITH_GUEST_DIR=$(BENCH_OUT)/guest SMITH_VM_QUIET=1; \
 		rm -f $(BENCH_OUT)/vm-$$k.json; \
 		if ! $(BENCH_NICE) scripts/vm/build-module.sh $$k; then rc=1; continue; fi; \
+		rm -f $(BENCH_OUT)/guest/smith-steps.ko; \
+		if SMITH_OUT=$(BENCH_OUT)/vm-steps SMITH_STEPS=1 $(BENCH_NICE) scripts/vm/build-module.sh $$k; then \
+			cp $(BENCH_OUT)/vm-steps/kernel-$$k/smith.ko $(BENCH_OUT)/guest/smith-steps.ko; \
+		else rc=1; fi; \
 		echo "bench: kernel $$k: VM benchmark running (log: $(BENCH_OUT)/vm/vm/$$k/bench/console.log)"; \
 		$(BENCH_NICE) scripts/vm/run.sh $$k bench || rc=1; \
 		$(BENCH_OUT)/smith-bench vmresult -console $(BENCH_OUT)/vm/vm/$$k/bench/console.log \

@@ -246,3 +246,45 @@ func (b *bench) idleWakeups() error {
 	}
 	return b.m.unload()
 }
+
+// stepsPass loads the module built with SMITH_STEPS=1 (-steps-module),
+// runs the loops with the shm counting reader and latency measurement on,
+// and reads the builder's per-step sums from debugfs smith/steps.
+func (b *bench) stepsPass() error {
+	m := &module{path: b.o.stepsModule, transportParam: b.o.transportParam, latencyParam: b.o.latencyParam}
+	defer func() { _ = m.unload() }()
+	if err := b.m.unload(); err != nil {
+		return err
+	}
+	if err := m.load(shm.TransportSHM, true); err != nil {
+		return err
+	}
+	c, err := openShmConsumer()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := os.WriteFile(debugfsDir+"/steps", []byte("1"), 0); err != nil {
+		return fmt.Errorf("reset steps (is %s built with SMITH_STEPS=1?): %w", b.o.stepsModule, err)
+	}
+	if err := b.timedLoops(c.dev, "steps", 1); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(debugfsDir + "/steps")
+	if err != nil {
+		return fmt.Errorf("read steps: %w", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		calls, err1 := strconv.ParseUint(f[2], 10, 64)
+		total, err2 := strconv.ParseUint(f[3], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("steps line %q: %w", line, err)
+		}
+		b.res.Steps = append(b.res.Steps, results.StepCost{Hook: f[0], Step: f[1], Calls: calls, TotalNs: total})
+	}
+	return nil
+}

@@ -206,6 +206,13 @@ func (b *bench) latencyPass(dev statsDev, config string, round int) error {
 		return nil
 	}
 	defer func() { _ = b.m.setLatency(false) }()
+	return b.timedLoops(dev, config, round)
+}
+
+// timedLoops resets the module's latency histograms, runs the loops
+// (latency-n iterations) and records the histograms of execve and connect
+// under config.
+func (b *bench) timedLoops(dev statsDev, config string, round int) error {
 	if err := dev.resetLatency(); err != nil {
 		return err
 	}

@@ -73,6 +73,7 @@ type options struct {
 	stormN         int
 	agent          string
 	clock          string
+	stepsModule    string
 	idleSeconds    float64
 	skipHooks      bool
 	skipTransports bool
@@ -99,6 +100,7 @@ func main() {
 	flag.Float64Var(&o.maxRate, "max-rate", 5e6, "highest offered rate tried, records/s")
 	flag.IntVar(&o.stormProcs, "storm-procs", 2, "connect loops run at once in the syscall storm (0: no storm)")
 	flag.IntVar(&o.stormN, "storm-n", 2000, "connects per loop in the syscall storm")
+	flag.StringVar(&o.stepsModule, "steps-module", "", "the module built with SMITH_STEPS=1, for the in-hook cost by step (empty: not measured)")
 	flag.StringVar(&o.agent, "agent", "", "smith-agent `binary` for the agent configuration (empty: not measured)")
 	flag.Float64Var(&o.idleSeconds, "idle-seconds", 5, "seconds the readers sit idle while their wake-ups are counted (0: not measured)")
 	flag.BoolVar(&o.skipHooks, "skip-hooks", false, "skip the hook-cost benchmark")
@@ -130,6 +132,12 @@ func run(o options) error {
 	var err error
 	if !o.skipHooks {
 		err = b.hookCost()
+	}
+	if err == nil && o.stepsModule != "" {
+		if serr := b.stepsPass(); serr != nil {
+			b.note("in-hook cost by step: %v", serr)
+		}
+		b.checkpoint()
 	}
 	if err == nil && o.idleSeconds > 0 {
 		err = b.idleWakeups()

@@ -301,6 +301,7 @@ func hookCost(vms []results.VM) (string, []Chart) {
 			}
 		}
 		b.WriteString(overheadSplit(vm))
+		b.WriteString(stepTable(vm))
 		if len(vm.Latency) > 0 {
 			b.WriteString("\nIn-kernel hook latency (module's histogram):\n\n")
 			b.WriteString("| transport | hook | calls measured | median | p95 | p99 | max |\n|---|---|---|---|---|---|---|\n")
@@ -837,6 +838,46 @@ func instructionHeadline(vms []results.VM) string {
 		for _, w := range vm.Idle {
 			fmt.Fprintf(&b, "| %s | idle wake-ups per second, %s | %.1f | - | 10 | %s |\n", k, idleLabel[w.Reader], w.PerSecond,
 				verdict(w.PerSecond, 10, 10))
+		}
+	}
+	return b.String()
+}
+
+// stepTable breaks the in-hook cost down by builder step (SMITH_STEPS=1
+// module): per record of each hook, the step's mean cost.
+func stepTable(vm results.VM) string {
+	if len(vm.Steps) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nIn-hook cost by step (a module built with `SMITH_STEPS=1`, one pass of the loops, " +
+		"shm with the counting reader; each step timed with the latency clock, whose own reads " +
+		"are included; per record = step total / records built by the hook; the hook's whole " +
+		"median from the same pass for comparison):\n\n")
+	b.WriteString("| hook | step | calls | per call | per record |\n|---|---|---|---|---|\n")
+	for _, hook := range []string{"connect", "execve"} {
+		var records uint64
+		for _, st := range vm.Steps {
+			if st.Hook == hook && st.Step == "begin" {
+				records = st.Calls
+			}
+		}
+		var sum float64
+		for _, st := range vm.Steps {
+			if st.Hook != hook || st.Calls == 0 || records == 0 {
+				continue
+			}
+			per := float64(st.TotalNs) / float64(records)
+			sum += per
+			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f |\n", hook, st.Step, st.Calls, float64(st.TotalNs)/float64(st.Calls), per)
+		}
+		if records == 0 {
+			continue
+		}
+		med, _ := latencySummary(vm, "steps", hook, func(l results.HookLatency) uint64 { return l.MedianNs })
+		fmt.Fprintf(&b, "| %s | all steps | %d | - | %.0f |\n", hook, records, sum)
+		if med.Runs > 0 {
+			fmt.Fprintf(&b, "| %s | whole hook (median) | - | - | %.0f |\n", hook, med.Median)
 		}
 	}
 	return b.String()

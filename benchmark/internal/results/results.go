@@ -51,6 +51,15 @@ type LoopRun struct {
 	PendingBytes uint64 `json:"pending_bytes,omitempty"`
 }
 
+// StepCost is one step of the record builder in one hook, summed over a
+// pass of the loops with a module built with SMITH_STEPS=1.
+type StepCost struct {
+	Hook    string `json:"hook"`
+	Step    string `json:"step"`
+	Calls   uint64 `json:"calls"`
+	TotalNs uint64 `json:"total_ns"`
+}
+
 // IdleWakeups is how often a reader woke up per second with no events.
 type IdleWakeups struct {
 	Reader    string  `json:"reader"` // "shm" (sleeps ended, shm.ReaderStats.Wakeups) or "agent" (voluntary context switches, all threads)
@@ -130,6 +139,7 @@ type VM struct {
 	Saturation []RateStep      `json:"saturation"`
 	Storms     []Storm         `json:"storms"`
 	Idle       []IdleWakeups   `json:"idle,omitempty"`
+	Steps      []StepCost      `json:"steps,omitempty"`
 	// Clock is "instructions" when the guest clock counted executed
 	// instructions (QEMU -icount shift=0,sleep=off), else "ns".
 	Clock string   `json:"clock,omitempty"`
