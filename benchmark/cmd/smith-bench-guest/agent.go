@@ -209,18 +209,21 @@ func (b *bench) idleWakeups() error {
 	if err := b.m.load(shm.TransportSHM, false); err != nil {
 		return err
 	}
+	// The reader's whole life is the idle period: its sleeps that ended
+	// are counted once it has stopped (Stats is not safe meanwhile), the
+	// first one, before it turns to its long idle sleep, included.
+	t0 := time.Now()
 	c, err := openShmConsumer()
 	if err != nil {
 		return err
 	}
-	time.Sleep(time.Second) // past the first idle timeout
-	w0, t0 := c.wakeups.Load(), time.Now()
 	time.Sleep(d)
-	w1, secs := c.wakeups.Load(), time.Since(t0).Seconds()
 	if err := c.Close(); err != nil {
 		return err
 	}
-	b.res.Idle = append(b.res.Idle, results.IdleWakeups{Reader: "shm", Seconds: secs, Wakeups: w1 - w0, PerSecond: float64(w1-w0) / secs})
+	secs := time.Since(t0).Seconds()
+	w := c.rd.Stats().Wakeups
+	b.res.Idle = append(b.res.Idle, results.IdleWakeups{Reader: "shm", Seconds: secs, Wakeups: w, PerSecond: float64(w) / secs})
 	if b.o.agent == "" {
 		return b.m.unload()
 	}

@@ -21,7 +21,6 @@ type shmConsumer struct {
 	rd      *shm.Reader
 	records atomic.Uint64
 	tests   atomic.Uint64
-	wakeups atomic.Uint64 // the reader's sleeps that ended (shm.ReaderStats.Wakeups)
 	closed  atomic.Bool
 	mu      sync.Mutex
 	err     error // set by the reading goroutine before it returns
@@ -74,9 +73,7 @@ func (c *shmConsumer) run() {
 		}
 		c.rd.Commit()
 		held = 0
-		err = c.rd.Wait()
-		c.wakeups.Store(c.rd.Stats().Wakeups)
-		if err != nil {
+		if err := c.rd.Wait(); err != nil {
 			if !errors.Is(err, shm.ErrClosed) {
 				c.setErr(err)
 			}
@@ -101,8 +98,7 @@ func (c *shmConsumer) received() uint64    { return c.records.Load() }
 func (c *shmConsumer) testRecords() uint64 { return c.tests.Load() }
 
 func (c *shmConsumer) status() string {
-	return fmt.Sprintf("ring reader: %d records, %d wake-ups, error %v",
-		c.records.Load(), c.wakeups.Load(), c.loadErr())
+	return fmt.Sprintf("ring reader: %d records, error %v", c.records.Load(), c.loadErr())
 }
 
 // Close stops the reading goroutine, then unmaps and closes the device.

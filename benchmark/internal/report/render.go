@@ -81,7 +81,10 @@ func header(in Input) string {
 		"instruction, so absolute times are many times those of real hardware, and not " +
 		"uniformly: system-call entry, page-table work (fork, exec) and timer reads are " +
 		"emulated at very different costs. Ratios between configurations measured in the " +
-		"same boot are what carries over to hardware; absolute nanoseconds do not.\n")
+		"same boot are what carries over to hardware; absolute nanoseconds do not. The hook-cost " +
+		"headline therefore counts instructions instead (QEMU `-icount shift=0,sleep=off`, one " +
+		"vCPU, `BENCH_ICOUNT=1`, the default): deterministic to a fraction of a percent, and " +
+		"the whole machine's cost per operation, the reader's included.\n")
 	b.WriteString("\nRun it with `make bench` (kernels: `BENCH_KERNELS`, default all of " +
 		"`KERNELS`; the VM runner's flags: `BENCH_VM_ARGS`, see `smith-bench-guest -h`; " +
 		"the host's: `BENCH_GO_ARGS`, `BENCH_PIPELINE_ARGS`, see `smith-bench`). " +
@@ -232,10 +235,11 @@ func hookCost(vms []results.VM) (string, []Chart) {
 	}
 	b.WriteString("An exec loop (fork + execve of a tiny static program + wait) and a connect " +
 		"loop (TCP connect + close to a listener on 127.0.0.1), both plain C " +
-		"(benchmark/guest/hookloop.c), timed per iteration in four configurations in one VM boot: " +
+		"(benchmark/guest/hookloop.c), timed per iteration in five configurations in one VM boot: " +
 		"(a) no module, (b) module loaded but no reader ever attached (the hooks' one " +
-		"cheap check), (c) shm transport with a reader consuming the ring, (d) netlink " +
-		"transport with a reader consuming the socket. Two figures per run: the median " +
+		"cheap check), (c) shm transport with a reader counting the ring's records " +
+		"(shm.Reader, default wake-up), (d) netlink transport with a reader consuming the " +
+		"socket, (e) shm transport with the real smith-agent. Two figures per run: the median " +
 		"iteration, and the mean (elapsed / iterations). Each ratio divides each run by the run of (a) in the same round " +
 		"(rounds alternate the order of the configurations), so that slow drift in the " +
 		"host's load cancels; min / median / max are over rounds.\n\n" +
@@ -372,9 +376,9 @@ func overheadSplit(vm results.VM) string {
 			if b.Len() == 0 {
 				b.WriteString("\nWhere the overhead is: the median call's extra time against (a), and the " +
 					"module's median time inside the hook. Extra time beyond the hook is spent " +
-					"outside it: the reader woken for each record (an irq_work, a wake-up and the " +
-					"reader's own system calls, on a guest with 2 vCPUs that the loop, its " +
-					"listener and the reader share, all of it emulated), and the host's noise.\n\n")
+					"outside it: the reader's wake-ups (an irq_work and a wake-up, once per " +
+					"batch since ABI 1.1), its system calls, and, in a wall-clock run, the host's " +
+					"noise. The median call rarely pays for the reader's batch; the mean op does.\n\n")
 				b.WriteString("| loop | transport | extra per call | in the hook | hook share of the extra |\n|---|---|---|---|---|\n")
 			}
 			extra := s.Median - base.Median
@@ -768,12 +772,13 @@ func instructionHeadline(vms []results.VM) string {
 		"QEMU TCG with `-icount shift=0,sleep=off` and one virtual CPU: the guest clock " +
 		"advances one ns per executed instruction and skips idle time, so a loop's elapsed " +
 		"time / iterations is the whole machine's instructions per operation, the reader's " +
-		"(or the agent's) included, which is what a server pays. Rounds repeat within a " +
+		"(or the agent's) included, which is what a server pays. Most rounds repeat within a " +
 		"fraction of a percent, unlike wall-clock TCG. Ratios are to (a) in the same round; " +
 		"min / median / max over rounds. (e) is the real smith-agent on its default " +
 		"configuration, its events written to a file. Records the reader had not consumed " +
 		"when a loop ended (at most one wake-up timeout's worth) are read after the timed " +
-		"loop: the pending column says how many bytes that was, per run (median).\n\n")
+		"loop: the pending column says how many bytes that was, per run (median), and the " +
+		"reader's share of (c) and (e) is low by up to that fraction of the run's records.\n\n")
 	b.WriteString("| kernel | loop | configuration | instructions per op: min / median / max | ratio to (a) | pending bytes |\n|---|---|---|---|---|---|\n")
 	for _, vm := range icount {
 		for _, op := range []string{"connect", "exec"} {
