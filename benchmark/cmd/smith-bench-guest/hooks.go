@@ -112,6 +112,14 @@ func (b *bench) start(config string) (*session, error) {
 // hookCost runs every configuration once per round, in an order that
 // alternates between rounds, and the latency pass for the transports.
 func (b *bench) hookCost() error {
+	// Warm-up, untimed: the first runs after boot fault in the programs
+	// and the page cache, which would count against round 1's first
+	// configuration.
+	for _, op := range []string{"exec", "connect"} {
+		if _, _, err := b.loop(op, max(1, b.n(op)/4), false); err != nil {
+			return fmt.Errorf("hook cost, warm-up: %w", err)
+		}
+	}
 	for round := 1; round <= b.o.rounds; round++ {
 		// Alternate the order: a load that drifts within a round then
 		// favours no configuration.
