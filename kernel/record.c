@@ -57,6 +57,85 @@
 static DEFINE_PER_CPU(struct smith_rec *, smith_rec_buf);
 
 /*
+ * The exe path of the last record built on this CPU, so that a process
+ * making many calls (a connect loop, a server) does not have d_path()
+ * rebuild the same string for each.  It is used again only for the same
+ * exe file object, with the same dentry (pointer, parent and name hash)
+ * and mount, the same root of the caller, no rename anywhere since
+ * (rename_lock's sequence), the file not unlinked since, and within
+ * SMITH_EXE_CACHE_TTL: a mount moved under a running binary, which none of
+ * these see, shows in its exe path within that time.  The pointers are
+ * only compared, never followed: the file is the caller's own reference.
+ * Per CPU, used with preemption disabled like the scratch buffer.
+ */
+struct smith_exe_cache {
+	const struct file *file;
+	const struct dentry *dentry, *parent;
+	const struct vfsmount *mnt;
+	const struct dentry *root_dentry;
+	const struct vfsmount *root_mnt;
+	u64 name_hash_len;
+	unsigned long filled;		/* jiffies */
+	unsigned int rename_seq;
+	bool valid;
+	u16 fflags;
+	u32 len;
+	char path[SMITH_PATH_CAP];
+};
+
+#define SMITH_EXE_CACHE_TTL	HZ
+
+static DEFINE_PER_CPU(struct smith_exe_cache *, smith_exe_cache);
+
+#ifdef SMITH_STEPS
+/* Per-CPU sums of the builder's steps (record.h), read by debugfs. */
+struct smith_step_sums {
+	u64 ns[SMITH_HOOK_COUNT][SMITH_ST_COUNT];
+	u64 calls[SMITH_HOOK_COUNT][SMITH_ST_COUNT];
+};
+
+static DEFINE_PER_CPU(struct smith_step_sums, smith_steps);
+
+u64 smith_step_start(void)
+{
+	return smith_latency_start();
+}
+
+void smith_step_end(unsigned int hook, enum smith_step step, u64 t0)
+{
+	if (!t0 || hook >= SMITH_HOOK_COUNT)
+		return;
+	this_cpu_add(smith_steps.ns[hook][step], ktime_get_mono_fast_ns() - t0);
+	this_cpu_inc(smith_steps.calls[hook][step]);
+}
+
+void smith_steps_get(unsigned int hook, u64 ns[SMITH_ST_COUNT],
+		     u64 calls[SMITH_ST_COUNT])
+{
+	int cpu, i;
+
+	for (i = 0; i < SMITH_ST_COUNT; i++) {
+		ns[i] = 0;
+		calls[i] = 0;
+		for_each_possible_cpu(cpu) {
+			ns[i] += per_cpu(smith_steps, cpu).ns[hook][i];
+			calls[i] += per_cpu(smith_steps, cpu).calls[hook][i];
+		}
+	}
+}
+
+void smith_steps_reset(void)
+{
+	int cpu;
+
+	/* Racing samples may survive or be lost; a reset is approximate. */
+	for_each_possible_cpu(cpu)
+		memset(per_cpu_ptr(&smith_steps, cpu), 0,
+		       sizeof(struct smith_step_sums));
+}
+#endif
+
+/*
  * Offset of the struct ns_common inside the (private) struct
  * mnt_namespace: 8 on kernels whose mnt_namespace starts with its own
  * count (up to 5.10), 0 once the count moved into ns_common.  Found once
@@ -108,6 +187,13 @@ int smith_record_init(void)
 			return -ENOMEM;
 		}
 		per_cpu(smith_rec_buf, cpu) = r;
+		per_cpu(smith_exe_cache, cpu) =
+			kvmalloc_node(sizeof(struct smith_exe_cache),
+				      GFP_KERNEL | __GFP_ZERO, cpu_to_node(cpu));
+		if (!per_cpu(smith_exe_cache, cpu)) {
+			smith_record_exit();
+			return -ENOMEM;
+		}
 	}
 	smith_mntns_calibrate();
 	return 0;
@@ -121,6 +207,8 @@ void smith_record_exit(void)
 	for_each_possible_cpu(cpu) {
 		kvfree(per_cpu(smith_rec_buf, cpu));
 		per_cpu(smith_rec_buf, cpu) = NULL;
+		kvfree(per_cpu(smith_exe_cache, cpu));
+		per_cpu(smith_exe_cache, cpu) = NULL;
 	}
 }
 
@@ -169,6 +257,7 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 
 struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result)
 {
+	u64 t0 = smith_step_start();
 	struct smith_rec *r = this_cpu_read(smith_rec_buf);
 	struct smith_event *ev;
 
@@ -184,17 +273,20 @@ struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result)
 	memset(ev, 0, sizeof(*ev));
 	ev->hdr.type = type;
 	smith_fill_header(ev, result);
+	smith_step_end(hook, SMITH_ST_BEGIN, t0);
 	return r;
 }
 
 int smith_rec_submit(struct smith_rec *r)
 {
+	u64 t0 = smith_step_start();
 	int err;
 
 	r->ev->hdr.len = r->len;
 	/* Misses since the last record: "lost N" goes in front of this one. */
 	smith_hooks_fold_missed();
 	err = smith_submit(r->ev, r->len);
+	smith_step_end(r->hook, SMITH_ST_SUBMIT, t0);
 	if (!err) {
 		smith_hook_count(r->hook, events);
 		if (r->ev->hdr.flags & SMITH_RF_TRUNCATED)
@@ -261,7 +353,7 @@ static void smith_rec_no_room(struct smith_rec *r)
 	smith_hook_count(r->hook, truncated);
 }
 
-void smith_rec_put(struct smith_rec *r, u16 id, const void *val, u32 len,
+static void __smith_rec_put(struct smith_rec *r, u16 id, const void *val, u32 len,
 		   u16 fflags)
 {
 	u32 room;
@@ -279,7 +371,17 @@ void smith_rec_put(struct smith_rec *r, u16 id, const void *val, u32 len,
 	smith_rec_close(r, len, fflags);
 }
 
-void smith_rec_put_str(struct smith_rec *r, u16 id, const char *s, u32 cap)
+void smith_rec_put(struct smith_rec *r, u16 id, const void *val, u32 len,
+		   u16 fflags)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put(r, id, val, len, fflags);
+	smith_step_end(r->hook, SMITH_ST_KVAL, t0);
+}
+
+static void __smith_rec_put_str(struct smith_rec *r, u16 id, const char *s,
+				u32 cap)
 {
 	u32 len = strnlen(s, cap + 1);
 	u16 fflags = 0;
@@ -288,7 +390,15 @@ void smith_rec_put_str(struct smith_rec *r, u16 id, const char *s, u32 cap)
 		len = cap;
 		fflags = SMITH_FF_TRUNCATED;
 	}
-	smith_rec_put(r, id, s, len, fflags);
+	__smith_rec_put(r, id, s, len, fflags);
+}
+
+void smith_rec_put_str(struct smith_rec *r, u16 id, const char *s, u32 cap)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_str(r, id, s, cap);
+	smith_step_end(r->hook, SMITH_ST_KVAL, t0);
 }
 
 u32 smith_copy_user(void *dst, const void __user *src, u32 len)
@@ -339,7 +449,7 @@ static int smith_user_strncpy(char *dst, const char __user *src, u32 max,
 	return 1;
 }
 
-void smith_rec_put_user_str(struct smith_rec *r, u16 id,
+static void __smith_rec_put_user_str(struct smith_rec *r, u16 id,
 			    const char __user *s, u32 cap)
 {
 	u32 room, len;
@@ -355,7 +465,16 @@ void smith_rec_put_user_str(struct smith_rec *r, u16 id,
 				ret > 0 ? SMITH_FF_TRUNCATED : 0);
 }
 
-void smith_rec_put_user_mem(struct smith_rec *r, u16 id,
+void smith_rec_put_user_str(struct smith_rec *r, u16 id,
+			    const char __user *s, u32 cap)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_user_str(r, id, s, cap);
+	smith_step_end(r->hook, SMITH_ST_USER, t0);
+}
+
+static void __smith_rec_put_user_mem(struct smith_rec *r, u16 id,
 			    const void __user *p, unsigned long len, u32 cap)
 {
 	u32 room, want, got;
@@ -375,7 +494,16 @@ void smith_rec_put_user_mem(struct smith_rec *r, u16 id,
 	smith_rec_close(r, got, fflags);
 }
 
-void smith_rec_put_user_argv(struct smith_rec *r, u16 id,
+void smith_rec_put_user_mem(struct smith_rec *r, u16 id,
+			    const void __user *p, unsigned long len, u32 cap)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_user_mem(r, id, p, len, cap);
+	smith_step_end(r->hook, SMITH_ST_USER, t0);
+}
+
+static void __smith_rec_put_user_argv(struct smith_rec *r, u16 id,
 			     const void __user *argv, bool compat, u32 cap)
 {
 	u32 room, len = 0, n;
@@ -427,6 +555,15 @@ void smith_rec_put_user_argv(struct smith_rec *r, u16 id,
 	smith_rec_close(r, len, fflags);
 }
 
+void smith_rec_put_user_argv(struct smith_rec *r, u16 id,
+			     const void __user *argv, bool compat, u32 cap)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_user_argv(r, id, argv, compat, cap);
+	smith_step_end(r->hook, SMITH_ST_USER, t0);
+}
+
 void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
 {
 	u32 room, len = 0;
@@ -456,7 +593,7 @@ void smith_rec_put_file(struct smith_rec *r, u16 id, struct file *file)
 	smith_rec_put_path(r, id, &file->f_path);
 }
 
-void smith_rec_put_fd(struct smith_rec *r, u16 id, int fd)
+static void __smith_rec_put_fd(struct smith_rec *r, u16 id, int fd)
 {
 	/* fget_raw(): O_PATH descriptors have a path too. */
 	struct file *file = fget_raw(fd);
@@ -465,6 +602,14 @@ void smith_rec_put_fd(struct smith_rec *r, u16 id, int fd)
 		return;
 	smith_rec_put_file(r, id, file);
 	fput(file);
+}
+
+void smith_rec_put_fd(struct smith_rec *r, u16 id, int fd)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_fd(r, id, fd);
+	smith_step_end(r->hook, SMITH_ST_FD, t0);
 }
 
 /*
@@ -489,25 +634,122 @@ static struct file *smith_exe_file_get(struct mm_struct *mm)
 	return file;
 }
 
+/*
+ * rename_lock's sequence without waiting for a writer (read_seqbegin()
+ * would spin, and on PREEMPT_RT may sleep): odd while a rename runs.
+ */
+static unsigned int smith_rename_seq(void)
+{
+	return smp_load_acquire(&rename_lock.seqcount.seqcount.sequence);
+}
+
+/* The caller's root, as getcwd(2) reads it (see smith_rec_put_cwd()). */
+static void smith_fs_root(struct path *root)
+{
+	struct fs_struct *fs = current->fs;
+	unsigned int seq;
+
+	root->dentry = NULL;
+	root->mnt = NULL;
+	if (!fs)
+		return;
+	do {
+		seq = read_seqcount_begin(&fs->seq);
+		*root = fs->root;
+	} while (read_seqcount_retry(&fs->seq, seq));
+}
+
+static bool smith_exe_cache_hit(const struct smith_exe_cache *c,
+				const struct file *exe,
+				const struct path *root, unsigned int seq)
+{
+	const struct dentry *d = exe->f_path.dentry;
+
+	return c->valid && c->file == exe && c->dentry == d &&
+	       c->mnt == exe->f_path.mnt && c->parent == READ_ONCE(d->d_parent) &&
+	       c->name_hash_len == READ_ONCE(d->d_name.hash_len) &&
+	       c->root_dentry == root->dentry && c->root_mnt == root->mnt &&
+	       c->rename_seq == seq && !(seq & 1) && !d_unlinked(d) &&
+	       time_before(jiffies, c->filled + SMITH_EXE_CACHE_TTL);
+}
+
+static void smith_rec_put_exe(struct smith_rec *r, struct file *exe)
+{
+	struct smith_exe_cache *c = this_cpu_read(smith_exe_cache);
+	const struct dentry *d = exe->f_path.dentry;
+	unsigned int seq = smith_rename_seq();
+	struct smith_field *f;
+	struct path root;
+	u32 start, room;
+	char *dst;
+	bool hit;
+
+	if (!c) {
+		smith_rec_put_file(r, SMITH_F_EXE, exe);
+		return;
+	}
+	smith_fs_root(&root);
+	start = SMITH_REC_ALIGN(r->len);
+	rcu_read_lock();	/* d_parent, d_name: as d_path() reads them */
+	hit = smith_exe_cache_hit(c, exe, &root, seq);
+	rcu_read_unlock();
+	/* The whole cached path must fit, else d_path() decides the cut. */
+	if (hit && start + sizeof(*f) + 8 <= r->cap &&
+	    c->len <= r->cap - start - sizeof(*f) - 7) {
+		dst = smith_rec_open(r, SMITH_F_EXE, SMITH_PATH_CAP, &room);
+		memcpy(dst, c->path, c->len);
+		smith_rec_close(r, c->len, c->fflags);
+		return;
+	}
+	smith_rec_put_file(r, SMITH_F_EXE, exe);
+	f = (void *)r->ev + start;
+	/* Cache a whole path only, read with no rename running. */
+	c->valid = false;
+	if (SMITH_REC_ALIGN(r->len) == start || f->id != SMITH_F_EXE ||
+	    f->len > sizeof(c->path) || (f->flags & SMITH_FF_TRUNCATED) ||
+	    (seq & 1) || smith_rename_seq() != seq)
+		return;
+	memcpy(c->path, f + 1, f->len);
+	c->len = f->len;
+	c->fflags = f->flags;
+	c->file = exe;
+	c->dentry = d;
+	c->mnt = exe->f_path.mnt;
+	rcu_read_lock();
+	c->parent = READ_ONCE(d->d_parent);
+	c->name_hash_len = READ_ONCE(d->d_name.hash_len);
+	rcu_read_unlock();
+	c->root_dentry = root.dentry;
+	c->root_mnt = root.mnt;
+	c->rename_seq = seq;
+	c->filled = jiffies;
+	c->valid = true;
+}
+
 void smith_rec_put_common(struct smith_rec *r)
 {
 	struct mm_struct *mm = current->mm;
 	struct file *exe = mm ? smith_exe_file_get(mm) : NULL;
 
+	u64 t0 = smith_step_start();
+
 	if (exe) {
-		smith_rec_put_file(r, SMITH_F_EXE, exe);
+		smith_rec_put_exe(r, exe);
 		fput(exe);
 	}
+	smith_step_end(r->hook, SMITH_ST_EXE, t0);
+	t0 = smith_step_start();
 	/* The nsproxy of current cannot change under us: only we setns(). */
 	if (current->nsproxy)
-		smith_rec_put_str(r, SMITH_F_NODENAME, utsname()->nodename,
-				  __NEW_UTS_LEN);
+		__smith_rec_put_str(r, SMITH_F_NODENAME, utsname()->nodename,
+				    __NEW_UTS_LEN);
+	smith_step_end(r->hook, SMITH_ST_NODENAME, t0);
 }
 
 /* Reads of a seqcount before giving up on the field. */
 #define SMITH_SEQ_TRIES	64
 
-void smith_rec_put_cwd(struct smith_rec *r)
+static void __smith_rec_put_cwd(struct smith_rec *r)
 {
 	struct fs_struct *fs = current->fs;
 	struct path pwd;
@@ -541,7 +783,15 @@ void smith_rec_put_cwd(struct smith_rec *r)
 	rcu_read_unlock();
 }
 
-void smith_rec_put_tty(struct smith_rec *r)
+void smith_rec_put_cwd(struct smith_rec *r)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_cwd(r);
+	smith_step_end(r->hook, SMITH_ST_CWD, t0);
+}
+
+static void __smith_rec_put_tty(struct smith_rec *r)
 {
 	struct tty_struct *tty = READ_ONCE(current->signal->tty);
 	char name[sizeof(tty->name)];
@@ -556,5 +806,13 @@ void smith_rec_put_tty(struct smith_rec *r)
 		return;
 	name[sizeof(name) - 1] = '\0';
 	if (name[0])
-		smith_rec_put_str(r, SMITH_F_TTY, name, sizeof(name));
+		__smith_rec_put_str(r, SMITH_F_TTY, name, sizeof(name));
+}
+
+void smith_rec_put_tty(struct smith_rec *r)
+{
+	u64 t0 = smith_step_start();
+
+	__smith_rec_put_tty(r);
+	smith_step_end(r->hook, SMITH_ST_TTY, t0);
 }

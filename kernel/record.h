@@ -115,4 +115,37 @@ void smith_rec_put_tty(struct smith_rec *r);
 /* Copy up to len bytes of user memory page by page; returns bytes copied. */
 u32 smith_copy_user(void *dst, const void __user *src, u32 len);
 
+/*
+ * Sub-step cost of the record builder, a build-time switch (make
+ * SMITH_STEPS=1): each step of a record's build is timed with the same
+ * clock as the latency histograms, while measure_latency is on, into
+ * per-CPU sums shown in debugfs smith/steps (any write resets them).
+ * Without the switch the calls compile to nothing.
+ */
+enum smith_step {
+	SMITH_ST_BEGIN,		/* smith_rec_begin: header, ids, creds */
+	SMITH_ST_EXE,		/* exe path */
+	SMITH_ST_NODENAME,
+	SMITH_ST_CWD,
+	SMITH_ST_FD,		/* stdin, stdout paths */
+	SMITH_ST_TTY,
+	SMITH_ST_USER,		/* user strings and memory (filename, argv) */
+	SMITH_ST_KVAL,		/* kernel values (connect info, names) */
+	SMITH_ST_SUBMIT,	/* into the ring or netlink, wake-up */
+	SMITH_ST_COUNT,
+};
+
+#ifdef SMITH_STEPS
+u64 smith_step_start(void);
+void smith_step_end(unsigned int hook, enum smith_step step, u64 t0);
+/* Sums over CPUs of one hook's steps; reset zeroes them all. */
+void smith_steps_get(unsigned int hook, u64 ns[SMITH_ST_COUNT],
+		     u64 calls[SMITH_ST_COUNT]);
+void smith_steps_reset(void);
+#else
+static inline u64 smith_step_start(void) { return 0; }
+static inline void smith_step_end(unsigned int hook, enum smith_step step,
+				  u64 t0) { }
+#endif
+
 #endif /* _SMITH_RECORD_H */

@@ -22,6 +22,7 @@
 #include <linux/string.h>
 
 #include "smith.h"
+#include "record.h"
 #include "transport.h"
 
 DEFINE_PER_CPU(struct smith_hook_stats[SMITH_HOOK_COUNT], smith_hook_pcpu);
@@ -302,27 +303,83 @@ static int smith_latency_show(struct seq_file *s, void *unused)
 	return 0;
 }
 
-static int smith_latency_open(struct inode *inode, struct file *file)
+/*
+ * A debugfs text file that any write resets (echo 1 > FILE): latency and,
+ * with SMITH_STEPS, steps.  i_private says which.
+ */
+struct smith_resettable {
+	int (*show)(struct seq_file *s, void *unused);
+	void (*reset)(void);
+};
+
+static int smith_resettable_open(struct inode *inode, struct file *file)
 {
-	return single_open(file, smith_latency_show, inode->i_private);
+	const struct smith_resettable *r = inode->i_private;
+
+	return single_open(file, r->show, NULL);
 }
 
-/* Any write resets the histograms: echo 1 > latency. */
-static ssize_t smith_latency_write(struct file *file, const char __user *buf,
-				   size_t len, loff_t *ppos)
+static ssize_t smith_resettable_write(struct file *file,
+				      const char __user *buf, size_t len,
+				      loff_t *ppos)
 {
-	smith_latency_reset();
+	const struct smith_resettable *r = file_inode(file)->i_private;
+
+	r->reset();
 	return len;
 }
 
-static const struct file_operations smith_latency_fops = {
+static const struct file_operations smith_resettable_fops = {
 	.owner		= THIS_MODULE,
-	.open		= smith_latency_open,
+	.open		= smith_resettable_open,
 	.read		= seq_read,
-	.write		= smith_latency_write,
+	.write		= smith_resettable_write,
 	.llseek		= seq_lseek,
 	.release	= single_release,
 };
+
+static struct smith_resettable smith_latency_file = {
+	.show	= smith_latency_show,
+	.reset	= smith_latency_reset,
+};
+
+#ifdef SMITH_STEPS
+static const char *const smith_step_names[SMITH_ST_COUNT] = {
+	[SMITH_ST_BEGIN]	= "begin",
+	[SMITH_ST_EXE]		= "exe",
+	[SMITH_ST_NODENAME]	= "nodename",
+	[SMITH_ST_CWD]		= "cwd",
+	[SMITH_ST_FD]		= "fd",
+	[SMITH_ST_TTY]		= "tty",
+	[SMITH_ST_USER]		= "user",
+	[SMITH_ST_KVAL]		= "kval",
+	[SMITH_ST_SUBMIT]	= "submit",
+};
+
+/* "hook step calls total_ns" for every step that ran. */
+static int smith_steps_show(struct seq_file *s, void *unused)
+{
+	u64 ns[SMITH_ST_COUNT], calls[SMITH_ST_COUNT];
+	unsigned int h, i;
+
+	seq_puts(s, "hook step calls total_ns\n");
+	for (h = 0; h < SMITH_HOOK_COUNT; h++) {
+		smith_steps_get(h, ns, calls);
+		for (i = 0; i < SMITH_ST_COUNT; i++)
+			if (calls[i])
+				seq_printf(s, "%s %s %llu %llu\n",
+					   smith_hook_names[h],
+					   smith_step_names[i], calls[i],
+					   ns[i]);
+	}
+	return 0;
+}
+
+static struct smith_resettable smith_steps_file = {
+	.show	= smith_steps_show,
+	.reset	= smith_steps_reset,
+};
+#endif
 
 /* debugfs is for humans; the module works without it. */
 int smith_debugfs_init(void)
@@ -334,8 +391,12 @@ int smith_debugfs_init(void)
 	}
 	debugfs_create_file("stats", 0400, smith_debugfs_dir, NULL,
 			    &smith_stats_fops);
-	debugfs_create_file("latency", 0600, smith_debugfs_dir, NULL,
-			    &smith_latency_fops);
+	debugfs_create_file("latency", 0600, smith_debugfs_dir,
+			    &smith_latency_file, &smith_resettable_fops);
+#ifdef SMITH_STEPS
+	debugfs_create_file("steps", 0600, smith_debugfs_dir,
+			    &smith_steps_file, &smith_resettable_fops);
+#endif
 	return 0;
 }
 

@@ -19,8 +19,13 @@
 BENCH_KERNELS ?= $(filter-out %-arm64 %-rt,$(KERNELS))
 BENCH_OUT := $(OUT)/bench
 BENCH_NICE ?= nice -n 10
-# Flags of smith-bench-guest in the VM (see its -h).
-BENCH_VM_ARGS ?= -rounds 7 -exec-n 200 -connect-n 1000 -emit-count 4096 -emit-len 256 -storm-procs 2 -storm-n 2000
+# Flags of smith-bench-guest in the VM (see its -h).  Loops long against
+# the reader's 100 ms wake-up bound, so that its batches fall inside them.
+BENCH_VM_ARGS ?= -rounds 3 -exec-n 400 -connect-n 4000 -latency-n 300 -emit-count 4096 -emit-len 256 -storm-procs 2 -storm-n 2000
+# 1: the guest clock counts instructions (QEMU -icount shift=0,sleep=off)
+# on one vCPU, the headline of docs/BENCHMARKS.md; empty: wall-clock TCG
+# with two vCPUs.
+BENCH_ICOUNT ?= 1
 # Flags of smith-bench gobench and pipeline.
 BENCH_GO_PKGS ?= ./shm/... ./agent/...
 BENCH_GO_ARGS ?= -count 5 -benchtime 1s
@@ -47,18 +52,29 @@ bench-guest:
 	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/hookloop benchmark/guest/hookloop.c
 	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/noop benchmark/guest/noop.c
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-bench-guest ./benchmark/cmd/smith-bench-guest
-	echo "$(BENCH_VM_ARGS)" >$(BENCH_OUT)/guest/bench-args
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-agent ./agent/cmd/smith-agent
+	echo "$(BENCH_VM_ARGS) -agent /guest/smith-agent -steps-module /guest/smith-steps.ko$(if $(BENCH_ICOUNT), -clock instructions)" >$(BENCH_OUT)/guest/bench-args
 
-# One host thread per virtual CPU, as on real hardware, so the loop and the
-# reader run side by side.  The tests use single-threaded emulation for its
-# exact code patching (docs/TESTING.md); the benchmark loads and unloads the
-# module only between configurations, never under a storm.
+# With BENCH_ICOUNT: one vCPU, single-threaded TCG counting instructions
+# (DESIGN.md section 9); the loop, the reader and everything else share
+# the one CPU, so a loop's time is the whole machine's cost.  Without:
+# one host thread per virtual CPU, two vCPUs, wall clock.
+ifneq ($(BENCH_ICOUNT),)
+bench-vm: export SMITH_VM_ICOUNT := 1
+bench-vm: export SMITH_VM_SMP := 1
+bench-vm: export SMITH_VM_TCG_THREAD := single
+else
 bench-vm: export SMITH_VM_TCG_THREAD ?= multi
+endif
 bench-vm: bench-guest bench-tool
 	@rc=0; for k in $(BENCH_KERNELS); do \
 		export SMITH_OUT=$(BENCH_OUT)/vm SMITH_GUEST_DIR=$(BENCH_OUT)/guest SMITH_VM_QUIET=1; \
 		rm -f $(BENCH_OUT)/vm-$$k.json; \
 		if ! $(BENCH_NICE) scripts/vm/build-module.sh $$k; then rc=1; continue; fi; \
+		rm -f $(BENCH_OUT)/guest/smith-steps.ko; \
+		if SMITH_OUT=$(BENCH_OUT)/vm-steps SMITH_STEPS=1 $(BENCH_NICE) scripts/vm/build-module.sh $$k; then \
+			cp $(BENCH_OUT)/vm-steps/kernel-$$k/smith.ko $(BENCH_OUT)/guest/smith-steps.ko; \
+		else rc=1; fi; \
 		echo "bench: kernel $$k: VM benchmark running (log: $(BENCH_OUT)/vm/vm/$$k/bench/console.log)"; \
 		$(BENCH_NICE) scripts/vm/run.sh $$k bench || rc=1; \
 		$(BENCH_OUT)/smith-bench vmresult -console $(BENCH_OUT)/vm/vm/$$k/bench/console.log \

@@ -24,8 +24,11 @@
 #   SMITH_VM_MEM, SMITH_VM_SMP   guest memory (1G) and CPUs (2)
 #   SMITH_VM_APPEND     extra kernel command line
 #   SMITH_VM_BZIMAGE=1  boot the compressed image through the firmware
-#   SMITH_VM_TCG_THREAD single (default) or multi: QEMU's TCG threading
 #                       instead of the uncompressed one (PVH entry)
+#   SMITH_VM_TCG_THREAD single (default) or multi: QEMU's TCG threading
+#   SMITH_VM_ICOUNT=1   the guest clock counts instructions (QEMU -icount
+#                       shift=0,sleep=off: 1 ns per instruction, idle time
+#                       skipped); single-threaded TCG; make bench uses it
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -102,6 +105,10 @@ qemu_args=(
 	-monitor none -serial "file:$dir/console.log"
 	-kernel "$image" -initrd "$initrd" -append "$cmdline"
 )
+if [ -n "${SMITH_VM_ICOUNT:-}" ]; then
+	[ "${SMITH_VM_TCG_THREAD:-single}" = single ] || die "SMITH_VM_ICOUNT needs single-threaded TCG (SMITH_VM_TCG_THREAD=single)"
+	qemu_args+=(-icount shift=0,sleep=off)
+fi
 echo "$qemu ${qemu_args[*]}" >"$dir/qemu.cmd"
 
 # The firmware's terminal escapes and the serial line's CRs, removed.

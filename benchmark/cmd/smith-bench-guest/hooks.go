@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"time"
 
 	"smith/benchmark/internal/results"
 	"smith/shm"
@@ -28,11 +29,20 @@ type consumer interface {
 	Close() error
 }
 
-// session is a loaded module with its consumer attached (shm, netlink) or
-// none (loaded).
+// statsDev is where a session reads the module's counters and latency:
+// the device's ioctls, or debugfs when smith-agent holds the device.
+type statsDev interface {
+	stats() (shm.Stats, error)
+	resetLatency() error
+	latency(hook uint32) (shm.Latency, error)
+}
+
+// session is a loaded module with its consumer attached (shm, netlink,
+// agent) or none (loaded).
 type session struct {
-	dev  *device // nil for "loaded": opening the device attaches a reader
-	cons consumer
+	dev   statsDev // nil for "loaded": opening the device attaches a reader
+	close func() error
+	cons  consumer
 }
 
 func (s *session) Close() error {
@@ -40,8 +50,8 @@ func (s *session) Close() error {
 	if s.cons != nil {
 		err = s.cons.Close()
 	}
-	if s.dev != nil {
-		if cerr := s.dev.Close(); err == nil {
+	if s.close != nil {
+		if cerr := s.close(); err == nil {
 			err = cerr
 		}
 	}
@@ -60,7 +70,7 @@ func (b *bench) start(config string) (*session, error) {
 		if err := b.m.load(shm.TransportSHM, false); err != nil {
 			return nil, err
 		}
-		r, err := openShmConsumer(b.o.readerWait)
+		r, err := openShmConsumer()
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +79,16 @@ func (b *bench) start(config string) (*session, error) {
 				b.res.Module = string(bytes.TrimRight(in.Version[:], "\x00"))
 			}
 		}
-		return &session{dev: r.dev, cons: r}, nil
+		return &session{dev: r.dev, close: r.dev.Close, cons: r}, nil
+	case results.ConfigAgent:
+		if err := b.m.load(shm.TransportSHM, false); err != nil {
+			return nil, err
+		}
+		a, err := startAgent(b.o.agent)
+		if err != nil {
+			return nil, err
+		}
+		return &session{dev: debugfsDev{}, cons: a}, nil
 	case results.ConfigNetlink:
 		if err := b.m.load(shm.TransportNetlink, false); err != nil {
 			return nil, err
@@ -85,7 +104,7 @@ func (b *bench) start(config string) (*session, error) {
 			nl.Close()
 			return nil, err
 		}
-		return &session{dev: dev, cons: nl}, nil
+		return &session{dev: dev, close: dev.Close, cons: nl}, nil
 	}
 	return nil, fmt.Errorf("unknown configuration %q", config)
 }
@@ -93,6 +112,14 @@ func (b *bench) start(config string) (*session, error) {
 // hookCost runs every configuration once per round, in an order that
 // alternates between rounds, and the latency pass for the transports.
 func (b *bench) hookCost() error {
+	// Warm-up, untimed: the first runs after boot fault in the programs
+	// and the page cache, which would count against round 1's first
+	// configuration.
+	for _, op := range []string{"exec", "connect"} {
+		if _, _, err := b.loop(op, max(1, b.n(op)/4), false); err != nil {
+			return fmt.Errorf("hook cost, warm-up: %w", err)
+		}
+	}
 	for round := 1; round <= b.o.rounds; round++ {
 		// Alternate the order: a load that drifts within a round then
 		// favours no configuration.
@@ -101,6 +128,9 @@ func (b *bench) hookCost() error {
 			slices.Reverse(order)
 		}
 		for _, config := range order {
+			if config == results.ConfigAgent && b.o.agent == "" {
+				continue
+			}
 			fmt.Fprintf(os.Stderr, "smith-bench-guest: hook cost round %d/%d: %s\n", round, b.o.rounds, config)
 			if err := b.hookRound(round, config); err != nil {
 				return fmt.Errorf("hook cost, round %d, %s: %w", round, config, err)
@@ -137,6 +167,14 @@ func (b *bench) hookRound(round int, config string) error {
 			}
 			run.Records = produced(after) - produced(before)
 			run.Dropped = dropped(after) - dropped(before)
+			// Records the reader had not consumed when the loop ended:
+			// their reading cost falls outside the timed loop.
+			if after.ProducerPos > after.ConsumerPos && after.NetlinkSent == 0 {
+				run.PendingBytes = after.ProducerPos - after.ConsumerPos
+			}
+			if err := drain(s.dev); err != nil {
+				b.note("%s round %d %s: %v", config, round, op, err)
+			}
 		}
 		b.res.Loops = append(b.res.Loops, run)
 		if samples != nil {
@@ -149,14 +187,40 @@ func (b *bench) hookRound(round int, config string) error {
 	return b.latencyPass(s.dev, config, round)
 }
 
+// drain waits (bounded) until the reader has committed everything the
+// module wrote, so one loop's records do not spill into the next.
+func drain(dev statsDev) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := dev.stats()
+		if err != nil {
+			return err
+		}
+		if st.NetlinkSent != 0 || st.ConsumerPos == st.ProducerPos {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reader did not catch up within 20 s: %d bytes unconsumed", st.ProducerPos-st.ConsumerPos)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // latencyPass runs the loops again with the module timing its hooks, and
 // reads the histograms.
-func (b *bench) latencyPass(dev *device, config string, round int) error {
+func (b *bench) latencyPass(dev statsDev, config string, round int) error {
 	if err := b.m.setLatency(true); err != nil {
 		b.note("no hook latency for %s, round %d: %v", config, round, err)
 		return nil
 	}
 	defer func() { _ = b.m.setLatency(false) }()
+	return b.timedLoops(dev, config, round)
+}
+
+// timedLoops resets the module's latency histograms, runs the loops
+// (latency-n iterations) and records the histograms of execve and connect
+// under config.
+func (b *bench) timedLoops(dev statsDev, config string, round int) error {
 	if err := dev.resetLatency(); err != nil {
 		return err
 	}

@@ -4,14 +4,24 @@
 // one VM boot and writes their results as one JSON file
 // (benchmark/internal/results.VM).
 //
-// Hook cost: the guest loops of benchmark/guest/hookloop.c run in four
+// Hook cost: the guest loops of benchmark/guest/hookloop.c run in five
 // configurations, interleaved round by round (the order alternating) so
 // that drift in the machine's load hits every configuration alike:
 //
 //	none     the module is not loaded
 //	loaded   the module is loaded, no reader has ever attached
-//	shm      shm transport, this program consuming the ring
+//	shm      shm transport, this program counting the ring's records
 //	netlink  netlink transport, this program consuming the socket
+//	agent    shm transport, the real smith-agent (-agent) on its default
+//	         configuration consuming the ring, its events to a file
+//
+// Under QEMU's -icount shift=0,sleep=off with one virtual CPU (make bench)
+// the guest clock counts executed instructions, 1 ns per instruction, and
+// a loop's time per operation is the whole machine's instructions per
+// operation, the reader's included.
+//
+// Idle wake-ups: with no events, how often the shm reader and the agent
+// wake up per second (-idle-seconds).
 //
 // For shm and netlink a second, untimed pass of the loops runs with the
 // module's latency self-measurement switched on, and its per-hook histogram
@@ -61,7 +71,10 @@ type options struct {
 	maxRate        float64
 	stormProcs     int
 	stormN         int
-	readerWait     bool
+	agent          string
+	clock          string
+	stepsModule    string
+	idleSeconds    float64
 	skipHooks      bool
 	skipTransports bool
 }
@@ -74,6 +87,7 @@ func main() {
 	flag.StringVar(&o.noop, "noop", "/bin/noop", "the program the exec loop runs")
 	flag.StringVar(&o.cpu, "cpu", "", "host CPU model, for the report (the guest sees an emulated one)")
 	flag.StringVar(&o.where, "where", "QEMU TCG", "how the VM runs, for the report")
+	flag.StringVar(&o.clock, "clock", "ns", "what the guest clock counts, for the report: ns, or instructions (QEMU -icount shift=0)")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of every configuration")
 	flag.IntVar(&o.execN, "exec-n", 200, "execs per loop run")
 	flag.IntVar(&o.connectN, "connect-n", 1000, "connects per loop run")
@@ -86,7 +100,9 @@ func main() {
 	flag.Float64Var(&o.maxRate, "max-rate", 5e6, "highest offered rate tried, records/s")
 	flag.IntVar(&o.stormProcs, "storm-procs", 2, "connect loops run at once in the syscall storm (0: no storm)")
 	flag.IntVar(&o.stormN, "storm-n", 2000, "connects per loop in the syscall storm")
-	flag.BoolVar(&o.readerWait, "reader-wait", false, "shm consumer sleeps in shm.Reader.Wait (epoll) instead of poll() with a timeout")
+	flag.StringVar(&o.stepsModule, "steps-module", "", "the module built with SMITH_STEPS=1, for the in-hook cost by step (empty: not measured)")
+	flag.StringVar(&o.agent, "agent", "", "smith-agent `binary` for the agent configuration (empty: not measured)")
+	flag.Float64Var(&o.idleSeconds, "idle-seconds", 5, "seconds the readers sit idle while their wake-ups are counted (0: not measured)")
 	flag.BoolVar(&o.skipHooks, "skip-hooks", false, "skip the hook-cost benchmark")
 	flag.BoolVar(&o.skipTransports, "skip-transports", false, "skip the transport benchmark")
 	flag.Usage = func() {
@@ -108,6 +124,7 @@ func run(o options) error {
 	res := &results.VM{
 		Machine: results.Machine{CPU: o.cpu, Kernel: kernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
 		Rounds:  o.rounds,
+		Clock:   o.clock,
 	}
 	m := &module{path: o.module, transportParam: o.transportParam, latencyParam: o.latencyParam}
 	b := &bench{o: o, m: m, res: res}
@@ -115,6 +132,15 @@ func run(o options) error {
 	var err error
 	if !o.skipHooks {
 		err = b.hookCost()
+	}
+	if err == nil && o.stepsModule != "" {
+		if serr := b.stepsPass(); serr != nil {
+			b.note("in-hook cost by step: %v", serr)
+		}
+		b.checkpoint()
+	}
+	if err == nil && o.idleSeconds > 0 {
+		err = b.idleWakeups()
 	}
 	if err == nil && !o.skipTransports {
 		err = b.transports()

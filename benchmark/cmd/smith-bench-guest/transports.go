@@ -33,7 +33,11 @@ func (b *bench) transport(name, config string) error {
 		return err
 	}
 	defer s.Close()
-	e := &emitter{b: b, name: name, dev: s.dev, cons: s.cons}
+	dev, ok := s.dev.(*device)
+	if !ok {
+		return fmt.Errorf("configuration %s has no device to emit test records through", config)
+	}
+	e := &emitter{b: b, name: name, dev: dev, cons: s.cons}
 	for round := 1; round <= b.o.rounds; round++ {
 		c, err := e.cost(uint32(b.o.emitCount), uint32(b.o.emitLen))
 		if err != nil {

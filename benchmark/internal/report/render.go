@@ -81,7 +81,10 @@ func header(in Input) string {
 		"instruction, so absolute times are many times those of real hardware, and not " +
 		"uniformly: system-call entry, page-table work (fork, exec) and timer reads are " +
 		"emulated at very different costs. Ratios between configurations measured in the " +
-		"same boot are what carries over to hardware; absolute nanoseconds do not.\n")
+		"same boot are what carries over to hardware; absolute nanoseconds do not. The hook-cost " +
+		"headline therefore counts instructions instead (QEMU `-icount shift=0,sleep=off`, one " +
+		"vCPU, `BENCH_ICOUNT=1`, the default): deterministic to a fraction of a percent, and " +
+		"the whole machine's cost per operation, the reader's included.\n")
 	b.WriteString("\nRun it with `make bench` (kernels: `BENCH_KERNELS`, default all of " +
 		"`KERNELS`; the VM runner's flags: `BENCH_VM_ARGS`, see `smith-bench-guest -h`; " +
 		"the host's: `BENCH_GO_ARGS`, `BENCH_PIPELINE_ARGS`, see `smith-bench`). " +
@@ -151,6 +154,7 @@ var configLabel = map[string]string{
 	results.ConfigLoaded:  "(b) loaded, no reader",
 	results.ConfigShm:     "(c) shm + reader",
 	results.ConfigNetlink: "(d) netlink + reader",
+	results.ConfigAgent:   "(e) shm + smith-agent",
 }
 
 // A loop run's figure: the mean per op (elapsed / iterations) or the
@@ -231,10 +235,11 @@ func hookCost(vms []results.VM) (string, []Chart) {
 	}
 	b.WriteString("An exec loop (fork + execve of a tiny static program + wait) and a connect " +
 		"loop (TCP connect + close to a listener on 127.0.0.1), both plain C " +
-		"(benchmark/guest/hookloop.c), timed per iteration in four configurations in one VM boot: " +
+		"(benchmark/guest/hookloop.c), timed per iteration in five configurations in one VM boot: " +
 		"(a) no module, (b) module loaded but no reader ever attached (the hooks' one " +
-		"cheap check), (c) shm transport with a reader consuming the ring, (d) netlink " +
-		"transport with a reader consuming the socket. Two figures per run: the median " +
+		"cheap check), (c) shm transport with a reader counting the ring's records " +
+		"(shm.Reader, default wake-up), (d) netlink transport with a reader consuming the " +
+		"socket, (e) shm transport with the real smith-agent. Two figures per run: the median " +
 		"iteration, and the mean (elapsed / iterations). Each ratio divides each run by the run of (a) in the same round " +
 		"(rounds alternate the order of the configurations), so that slow drift in the " +
 		"host's load cancels; min / median / max are over rounds.\n\n" +
@@ -242,9 +247,13 @@ func hookCost(vms []results.VM) (string, []Chart) {
 		"with SMITH_IOC_GET_LATENCY), taken in a second pass of the loops right after each " +
 		"timed pass, so that the timed pass does not pay for the clock reads; its figures " +
 		"are the median over rounds, with the range over rounds in brackets.\n")
+	b.WriteString(instructionHeadline(vms))
 	for _, vm := range vms {
 		fmt.Fprintf(&b, "\n### Kernel %s\n\n", vm.Machine.Kernel)
 		fmt.Fprintf(&b, "Machine: %s. Module %s. %d rounds.\n\n", machineLine(vm.Machine), cmp.Or(vm.Module, "(version unknown)"), vm.Rounds)
+		if vm.Clock == clockInstructions {
+			b.WriteString("The guest clock counted instructions: every ns below is one instruction.\n\n")
+		}
 		b.WriteString("| loop | configuration | runs | median op: min / median / max | ratio to (a) | mean op: min / median / max | ratio to (a) | records per run | dropped |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 		for _, op := range []string{"exec", "connect"} {
@@ -260,7 +269,7 @@ func hookCost(vms []results.VM) (string, []Chart) {
 					drop = append(drop, float64(r.Dropped))
 				}
 				recs, dropS := "-", "-"
-				if c == results.ConfigShm || c == results.ConfigNetlink {
+				if c == results.ConfigShm || c == results.ConfigNetlink || c == results.ConfigAgent {
 					recs = fmt.Sprintf("%.0f", stats.Summarize(rec).Median)
 					dropS = fmt.Sprintf("%.0f", sum(drop))
 				}
@@ -296,10 +305,11 @@ func hookCost(vms []results.VM) (string, []Chart) {
 			}
 		}
 		b.WriteString(overheadSplit(vm))
+		b.WriteString(stepTable(vm))
 		if len(vm.Latency) > 0 {
 			b.WriteString("\nIn-kernel hook latency (module's histogram):\n\n")
 			b.WriteString("| transport | hook | calls measured | median | p95 | p99 | max |\n|---|---|---|---|---|---|---|\n")
-			for _, c := range []string{results.ConfigShm, results.ConfigNetlink} {
+			for _, c := range []string{results.ConfigShm, results.ConfigNetlink, results.ConfigAgent} {
 				for _, h := range []string{"execve", "connect"} {
 					med, count := latencySummary(vm, c, h, func(l results.HookLatency) uint64 { return l.MedianNs })
 					if med.Runs == 0 {
@@ -366,9 +376,9 @@ func overheadSplit(vm results.VM) string {
 			if b.Len() == 0 {
 				b.WriteString("\nWhere the overhead is: the median call's extra time against (a), and the " +
 					"module's median time inside the hook. Extra time beyond the hook is spent " +
-					"outside it: the reader woken for each record (an irq_work, a wake-up and the " +
-					"reader's own system calls, on a guest with 2 vCPUs that the loop, its " +
-					"listener and the reader share, all of it emulated), and the host's noise.\n\n")
+					"outside it: the reader's wake-ups (an irq_work and a wake-up, once per " +
+					"batch since ABI 1.1), its system calls, and, in a wall-clock run, the host's " +
+					"noise. The median call rarely pays for the reader's batch; the mean op does.\n\n")
 				b.WriteString("| loop | transport | extra per call | in the hook | hook share of the extra |\n|---|---|---|---|---|\n")
 			}
 			extra := s.Median - base.Median
@@ -722,4 +732,163 @@ func fmtMedian(s stats.Summary) string {
 		return "-"
 	}
 	return fmt.Sprintf("%g", s.Median)
+}
+
+// clockInstructions is results.VM.Clock when the guest clock counted
+// executed instructions (QEMU -icount shift=0,sleep=off).
+const clockInstructions = "instructions"
+
+// Targets of the instruction-count headline: ratio of the mean op to (a),
+// and instructions inside the hook (execve: plus the argv copy).
+var instructionTargets = []struct {
+	op, config string
+	max, goal  float64
+}{
+	{"connect", results.ConfigAgent, 1.03, 1.015},
+	{"exec", results.ConfigAgent, 1.01, 1.005},
+	{"connect", results.ConfigShm, 1.02, 1.01},
+}
+
+const (
+	targetHookConnect = 1200
+	targetHookExecve  = 3000
+)
+
+// instructionHeadline is the table of the runs whose guest clock counted
+// instructions, one vCPU: a loop's mean op is then the whole machine's
+// instructions per operation, reader included.
+func instructionHeadline(vms []results.VM) string {
+	var icount []results.VM
+	for _, vm := range vms {
+		if vm.Clock == clockInstructions {
+			icount = append(icount, vm)
+		}
+	}
+	if len(icount) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\n### Instructions per operation (headline)\n\n" +
+		"QEMU TCG with `-icount shift=0,sleep=off` and one virtual CPU: the guest clock " +
+		"advances one ns per executed instruction and skips idle time, so a loop's elapsed " +
+		"time / iterations is the whole machine's instructions per operation, the reader's " +
+		"(or the agent's) included, which is what a server pays. Most rounds repeat within a " +
+		"fraction of a percent, unlike wall-clock TCG. Ratios are to (a) in the same round; " +
+		"min / median / max over rounds. (e) is the real smith-agent on its default " +
+		"configuration, its events written to a file. Records the reader had not consumed " +
+		"when a loop ended (at most one wake-up timeout's worth) are read after the timed " +
+		"loop: the pending column says how many bytes that was, per run (median), and the " +
+		"reader's share of (c) and (e) is low by up to that fraction of the run's records.\n\n")
+	b.WriteString("| kernel | loop | configuration | instructions per op: min / median / max | ratio to (a) | pending bytes |\n|---|---|---|---|---|---|\n")
+	for _, vm := range icount {
+		for _, op := range []string{"connect", "exec"} {
+			for _, c := range results.Configs {
+				s, runs := loopSummary(vm, c, op, meanOp)
+				if s.Runs == 0 {
+					continue
+				}
+				var pend []float64
+				for _, r := range runs {
+					pend = append(pend, float64(r.PendingBytes))
+				}
+				fmt.Fprintf(&b, "| %s | %s (n=%d) | %s | %.0f / %.0f / %.0f | %s | %.0f |\n", kernelShort(vm.Machine.Kernel),
+					op, runs[0].N, configLabel[c], s.Min, s.Median, s.Max, ratioMMM(roundRatio(vm, c, op, meanOp)), stats.Summarize(pend).Median)
+			}
+		}
+	}
+	b.WriteString("\nTargets (benchmark figures, never gates), median over rounds:\n\n")
+	b.WriteString("| kernel | figure | measured | target | goal | verdict |\n|---|---|---|---|---|---|\n")
+	verdict := func(v, max, goal float64) string {
+		switch {
+		case math.IsNaN(v):
+			return "not measured"
+		case v <= goal:
+			return "met (goal too)"
+		case v <= max:
+			return "met"
+		}
+		return "missed"
+	}
+	for _, vm := range icount {
+		k := kernelShort(vm.Machine.Kernel)
+		for _, t := range instructionTargets {
+			r := roundRatio(vm, t.config, t.op, meanOp)
+			v := math.NaN()
+			if r.Runs > 0 {
+				v = r.Median
+			}
+			m := "n/a"
+			if !math.IsNaN(v) {
+				m = fmt.Sprintf("x%.3f", v)
+			}
+			fmt.Fprintf(&b, "| %s | %s loop, %s / (a) | %s | x%.3f | x%.3f | %s |\n", k, t.op, configLabel[t.config],
+				m, t.max, t.goal, verdict(v, t.max, t.goal))
+		}
+		for _, h := range []struct {
+			hook   string
+			target float64
+		}{{"connect", targetHookConnect}, {"execve", targetHookExecve}} {
+			med, _ := latencySummary(vm, results.ConfigShm, h.hook, func(l results.HookLatency) uint64 { return l.MedianNs })
+			v := math.NaN()
+			if med.Runs > 0 {
+				v = med.Median
+			}
+			what := "instructions"
+			if h.hook == "execve" {
+				what = "instructions, argv copy included"
+			}
+			fmt.Fprintf(&b, "| %s | in the %s hook (shm, median) | %.0f | %.0f | - | %s |\n", k, h.hook, v, h.target,
+				verdict(v, h.target, h.target)+" ("+what+")")
+		}
+		for _, w := range vm.Idle {
+			fmt.Fprintf(&b, "| %s | idle wake-ups per second, %s | %.1f | - | 10 | %s |\n", k, idleLabel[w.Reader], w.PerSecond,
+				verdict(w.PerSecond, 10, 10))
+		}
+	}
+	return b.String()
+}
+
+// stepTable breaks the in-hook cost down by builder step (SMITH_STEPS=1
+// module): per record of each hook, the step's mean cost.
+func stepTable(vm results.VM) string {
+	if len(vm.Steps) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nIn-hook cost by step (a module built with `SMITH_STEPS=1`, one pass of the loops, " +
+		"shm with the counting reader; each step timed with the latency clock, whose own reads " +
+		"are included; per record = step total / records built by the hook; the hook's whole " +
+		"median from the same pass for comparison):\n\n")
+	b.WriteString("| hook | step | calls | per call | per record |\n|---|---|---|---|---|\n")
+	for _, hook := range []string{"connect", "execve"} {
+		var records uint64
+		for _, st := range vm.Steps {
+			if st.Hook == hook && st.Step == "begin" {
+				records = st.Calls
+			}
+		}
+		var sum float64
+		for _, st := range vm.Steps {
+			if st.Hook != hook || st.Calls == 0 || records == 0 {
+				continue
+			}
+			per := float64(st.TotalNs) / float64(records)
+			sum += per
+			fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f |\n", hook, st.Step, st.Calls, float64(st.TotalNs)/float64(st.Calls), per)
+		}
+		if records == 0 {
+			continue
+		}
+		med, _ := latencySummary(vm, "steps", hook, func(l results.HookLatency) uint64 { return l.MedianNs })
+		fmt.Fprintf(&b, "| %s | all steps | %d | - | %.0f |\n", hook, records, sum)
+		if med.Runs > 0 {
+			fmt.Fprintf(&b, "| %s | whole hook (median) | - | - | %.0f |\n", hook, med.Median)
+		}
+	}
+	return b.String()
+}
+
+var idleLabel = map[string]string{
+	"shm":   "shm reader (sleeps ended)",
+	"agent": "smith-agent (voluntary context switches, all threads)",
 }

@@ -152,3 +152,28 @@ func TestRenderPipelineSummarisesGoBenchRuns(t *testing.T) {
 		}
 	}
 }
+
+func TestRenderInstructionHeadline(t *testing.T) {
+	vm := sampleVM()
+	if !strings.Contains(section(Render(Input{VMs: []results.VM{vm}}), "Hook cost"), "### Kernel") ||
+		strings.Contains(section(Render(Input{VMs: []results.VM{vm}}), "Hook cost"), "Instructions per operation") {
+		t.Fatal("a wall-clock run got the instruction headline")
+	}
+	vm.Clock = clockInstructions
+	vm.Loops = append(vm.Loops, loops("agent", "connect", 1020, 1025, 1050)...) // x2.04..: mean is 2*median
+	vm.Idle = []results.IdleWakeups{{Reader: "shm", Seconds: 5, Wakeups: 5, PerSecond: 1}}
+	hook := section(Render(Input{VMs: []results.VM{vm}}), "Hook cost")
+	for _, want := range []string{
+		"### Instructions per operation (headline)",
+		"| 6.1.0 | connect (n=100) | (e) shm + smith-agent | 2040 / 2050 / 2100 | 1.020 / 1.025 / 1.050 | 0 |",
+		"| 6.1.0 | connect loop, (e) shm + smith-agent / (a) | x1.025 | x1.030 | x1.015 | met |",
+		"| 6.1.0 | connect loop, (c) shm + reader / (a) | x1.040 | x1.020 | x1.010 | missed |",
+		"| 6.1.0 | exec loop, (e) shm + smith-agent / (a) | n/a | x1.010 | x1.005 | not measured |",
+		"| 6.1.0 | in the connect hook (shm, median) | 2000 | 1200 | - | missed (instructions) |",
+		"| 6.1.0 | idle wake-ups per second, shm reader (sleeps ended) | 1.0 | - | 10 | met (goal too) |",
+	} {
+		if !strings.Contains(hook, want) {
+			t.Errorf("headline lacks %q:\n%s", want, hook)
+		}
+	}
+}

@@ -26,10 +26,11 @@ const (
 	ConfigLoaded  = "loaded"  // (b) module loaded, no reader ever attached
 	ConfigShm     = "shm"     // (c) shm transport, a reader consuming
 	ConfigNetlink = "netlink" // (d) netlink transport, a reader consuming
+	ConfigAgent   = "agent"   // (e) shm transport, smith-agent consuming (default config, events to a file)
 )
 
 // Configs lists the configurations in report order.
-var Configs = []string{ConfigNone, ConfigLoaded, ConfigShm, ConfigNetlink}
+var Configs = []string{ConfigNone, ConfigLoaded, ConfigShm, ConfigNetlink, ConfigAgent}
 
 // LoopRun is one run of a guest syscall loop (benchmark/guest/hookloop.c).
 type LoopRun struct {
@@ -45,6 +46,26 @@ type LoopRun struct {
 	// Records the module wrote (or sent) and dropped during the run.
 	Records uint64 `json:"records"`
 	Dropped uint64 `json:"dropped"`
+	// Ring bytes the reader had not consumed when the loop ended (shm):
+	// the cost of reading them falls outside the timed loop.
+	PendingBytes uint64 `json:"pending_bytes,omitempty"`
+}
+
+// StepCost is one step of the record builder in one hook, summed over a
+// pass of the loops with a module built with SMITH_STEPS=1.
+type StepCost struct {
+	Hook    string `json:"hook"`
+	Step    string `json:"step"`
+	Calls   uint64 `json:"calls"`
+	TotalNs uint64 `json:"total_ns"`
+}
+
+// IdleWakeups is how often a reader woke up per second with no events.
+type IdleWakeups struct {
+	Reader    string  `json:"reader"` // "shm" (sleeps ended, shm.ReaderStats.Wakeups) or "agent" (voluntary context switches, all threads)
+	Seconds   float64 `json:"seconds"`
+	Wakeups   uint64  `json:"wakeups"`
+	PerSecond float64 `json:"per_second"`
 }
 
 // HookLatency is the module's own histogram of time spent in one hook
@@ -117,7 +138,12 @@ type VM struct {
 	Cost       []TransportCost `json:"cost"`
 	Saturation []RateStep      `json:"saturation"`
 	Storms     []Storm         `json:"storms"`
-	Notes      []string        `json:"notes"` // what could not be measured, and why
+	Idle       []IdleWakeups   `json:"idle,omitempty"`
+	Steps      []StepCost      `json:"steps,omitempty"`
+	// Clock is "instructions" when the guest clock counted executed
+	// instructions (QEMU -icount shift=0,sleep=off), else "ns".
+	Clock string   `json:"clock,omitempty"`
+	Notes []string `json:"notes"` // what could not be measured, and why
 }
 
 // GoBench is one benchmark of `go test -bench`, over -count runs.

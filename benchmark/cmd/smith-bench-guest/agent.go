@@ -1,0 +1,293 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"smith/benchmark/internal/results"
+	"smith/shm"
+)
+
+// agentConsumer is the real smith-agent consuming the ring: its default
+// configuration except where the guest has no room for it (state, log and
+// events under a temporary directory, the events to a file, no metrics
+// listener).
+type agentConsumer struct {
+	cmd    *exec.Cmd
+	dir    string
+	events string
+	log    string
+}
+
+// agentConfig keeps every default of smith-agent.toml but the paths.
+const agentConfig = `
+[agent]
+state_dir = %q
+pid_file = ""
+[log]
+file = %q
+[output]
+sinks = ["file"]
+[output.file]
+path = %q
+[metrics]
+listen = ""
+`
+
+func startAgent(bin string) (*agentConsumer, error) {
+	dir, err := os.MkdirTemp("", "bench-agent")
+	if err != nil {
+		return nil, fmt.Errorf("agent directory: %w", err)
+	}
+	a := &agentConsumer{dir: dir, events: filepath.Join(dir, "events.json"), log: filepath.Join(dir, "agent.log")}
+	cfg := filepath.Join(dir, "agent.toml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, agentConfig, filepath.Join(dir, "state"), a.log, a.events), 0o600); err != nil {
+		return nil, fmt.Errorf("agent configuration: %w", err)
+	}
+	a.cmd = exec.Command(bin, "-config", cfg)
+	if err := a.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	// Started once it has opened the ring and logged its first sequence
+	// number (as agent/vmtest waits for it).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		raw, _ := os.ReadFile(a.log)
+		if bytes.Contains(raw, []byte("first sequence number")) {
+			return a, nil
+		}
+		if time.Now().After(deadline) {
+			a.Close()
+			return nil, fmt.Errorf("smith-agent did not start within 60 s:\n%s", raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// received is the number of events the agent wrote to its file so far.
+func (a *agentConsumer) received() uint64 {
+	f, err := os.Open(a.events)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var n uint64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		n++
+	}
+	return n
+}
+
+func (a *agentConsumer) testRecords() uint64 { return 0 }
+
+func (a *agentConsumer) status() string {
+	raw, _ := os.ReadFile(a.log)
+	if len(raw) > 2000 {
+		raw = raw[len(raw)-2000:]
+	}
+	return fmt.Sprintf("smith-agent: %d events written; log tail:\n%s", a.received(), raw)
+}
+
+// contextSwitches sums the voluntary context switches of every thread of
+// the agent: each is one sleep that ended in a wake-up.
+func (a *agentConsumer) contextSwitches() (uint64, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that just exited
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum, nil
+}
+
+// Close stops the agent with SIGTERM (it commits and exits) and removes its
+// files.
+func (a *agentConsumer) Close() error {
+	var err error
+	if a.cmd.Process != nil {
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- a.cmd.Wait() }()
+		select {
+		case err = <-done:
+		case <-time.After(30 * time.Second):
+			_ = a.cmd.Process.Kill()
+			err = errors.Join(errors.New("smith-agent did not stop within 30 s of SIGTERM"), <-done)
+		}
+	}
+	return errors.Join(err, os.RemoveAll(a.dir))
+}
+
+// debugfsDev answers what hookRound asks of a device from the module's
+// debugfs files, for when the agent holds the device (one opener at a
+// time).
+type debugfsDev struct{}
+
+const debugfsDir = "/sys/kernel/debug/smith"
+
+func (debugfsDev) stats() (shm.Stats, error) {
+	raw, err := os.ReadFile(debugfsDir + "/stats")
+	if err != nil {
+		return shm.Stats{}, fmt.Errorf("module stats: %w", err)
+	}
+	var st shm.Stats
+	fields := map[string]*uint64{
+		"written": &st.Written, "dropped_full": &st.DroppedFull, "dropped_too_large": &st.DroppedTooLarge,
+		"dropped_fault": &st.DroppedFault, "netlink_sent": &st.NetlinkSent, "netlink_failed": &st.NetlinkFailed,
+		"producer_pos": &st.ProducerPos, "consumer_pos": &st.ConsumerPos,
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if p := fields[k]; ok && p != nil {
+			if *p, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return shm.Stats{}, fmt.Errorf("module stats %q: %w", line, err)
+			}
+		}
+	}
+	return st, nil
+}
+
+func (debugfsDev) resetLatency() error {
+	if err := os.WriteFile(debugfsDir+"/latency", []byte("1"), 0); err != nil {
+		return fmt.Errorf("reset latency: %w", err)
+	}
+	return nil
+}
+
+var hookNames = map[uint32]string{0: "execve", 1: "execveat", 2: "connect", 3: "init_module", 4: "finit_module"}
+
+func (debugfsDev) latency(hook uint32) (shm.Latency, error) {
+	l := shm.Latency{Hook: hook}
+	raw, err := os.ReadFile(debugfsDir + "/latency")
+	if err != nil {
+		return l, fmt.Errorf("module latency: %w", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 6 && f[0] == hookNames[hook] {
+			v := make([]uint64, 5)
+			for i := range v {
+				if v[i], err = strconv.ParseUint(f[i+1], 10, 64); err != nil {
+					return l, fmt.Errorf("module latency %q: %w", line, err)
+				}
+			}
+			l.Count, l.MedianNs, l.P95Ns, l.P99Ns, l.MaxNs = v[0], v[1], v[2], v[3], v[4]
+			return l, nil
+		}
+	}
+	return l, fmt.Errorf("module latency: no line for hook %q", hookNames[hook])
+}
+
+// idleWakeups counts how often the shm reader and the agent wake up per
+// second while nothing happens: the price of the bounded latency.
+func (b *bench) idleWakeups() error {
+	d := time.Duration(b.o.idleSeconds * float64(time.Second))
+	if err := b.m.load(shm.TransportSHM, false); err != nil {
+		return err
+	}
+	// The reader's whole life is the idle period: its sleeps that ended
+	// are counted once it has stopped (Stats is not safe meanwhile), the
+	// first one, before it turns to its long idle sleep, included.
+	t0 := time.Now()
+	c, err := openShmConsumer()
+	if err != nil {
+		return err
+	}
+	time.Sleep(d)
+	if err := c.Close(); err != nil {
+		return err
+	}
+	secs := time.Since(t0).Seconds()
+	w := c.rd.Stats().Wakeups
+	b.res.Idle = append(b.res.Idle, results.IdleWakeups{Reader: "shm", Seconds: secs, Wakeups: w, PerSecond: float64(w) / secs})
+	if b.o.agent == "" {
+		return b.m.unload()
+	}
+	a, err := startAgent(b.o.agent)
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	s0, err := a.contextSwitches()
+	t0 = time.Now()
+	if err == nil {
+		time.Sleep(d)
+		var s1 uint64
+		s1, err = a.contextSwitches()
+		secs = time.Since(t0).Seconds()
+		b.res.Idle = append(b.res.Idle, results.IdleWakeups{Reader: "agent", Seconds: secs, Wakeups: s1 - s0, PerSecond: float64(s1-s0) / secs})
+	}
+	if cerr := a.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return b.m.unload()
+}
+
+// stepsPass loads the module built with SMITH_STEPS=1 (-steps-module),
+// runs the loops with the shm counting reader and latency measurement on,
+// and reads the builder's per-step sums from debugfs smith/steps.
+func (b *bench) stepsPass() error {
+	m := &module{path: b.o.stepsModule, transportParam: b.o.transportParam, latencyParam: b.o.latencyParam}
+	defer func() { _ = m.unload() }()
+	if err := b.m.unload(); err != nil {
+		return err
+	}
+	if err := m.load(shm.TransportSHM, true); err != nil {
+		return err
+	}
+	c, err := openShmConsumer()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := os.WriteFile(debugfsDir+"/steps", []byte("1"), 0); err != nil {
+		return fmt.Errorf("reset steps (is %s built with SMITH_STEPS=1?): %w", b.o.stepsModule, err)
+	}
+	if err := b.timedLoops(c.dev, "steps", 1); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(debugfsDir + "/steps")
+	if err != nil {
+		return fmt.Errorf("read steps: %w", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		calls, err1 := strconv.ParseUint(f[2], 10, 64)
+		total, err2 := strconv.ParseUint(f[3], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("steps line %q: %w", line, err)
+		}
+		b.res.Steps = append(b.res.Steps, results.StepCost{Hook: f[0], Step: f[1], Calls: calls, TotalNs: total})
+	}
+	return nil
+}
