@@ -23,15 +23,16 @@ type Drop int
 
 // Agent-side drop reasons.
 const (
-	DropDecode    Drop = iota // a record the decoder refused (corrupt)
-	DropSpoolFull             // Kafka down and the spool at its bound
-	DropTooLarge              // event longer than kafka.max_message_bytes
-	DropSink                  // a sink failed to write (stdout, file)
+	DropDecode     Drop = iota // a record the decoder refused (corrupt)
+	DropSpoolFull              // Kafka down and the spool at its bound
+	DropTooLarge               // event longer than kafka.max_message_bytes
+	DropSink                   // a sink failed to write (stdout, file)
+	DropSpoolError             // Kafka down and the spool write failed (disk full, I/O error)
 	numDrops
 )
 
 // DropNames are the reason labels, by Drop.
-var DropNames = [numDrops]string{"decode_error", "spool_full", "message_too_large", "sink_error"}
+var DropNames = [numDrops]string{"decode_error", "spool_full", "message_too_large", "sink_error", "spool_error"}
 
 // Filter is a reason an event was not reported on purpose.
 type Filter int
@@ -62,7 +63,8 @@ type Ring struct {
 // Counters are the agent's totals since it started.
 type Counters struct {
 	Read     atomic.Uint64 // events decoded (lost records included)
-	Sent     atomic.Uint64 // events every sink took (acked, written or spooled)
+	Sent     atomic.Uint64 // events every sink took (acked, written or spooled), once per event
+	Acked    atomic.Uint64 // events Kafka acknowledged, replayed ones included
 	Spooled  atomic.Uint64 // events written to the spool
 	Replayed atomic.Uint64 // events sent to Kafka from the spool
 	drops    [numDrops]atomic.Uint64
@@ -71,6 +73,8 @@ type Counters struct {
 	// Gauges.
 	SpoolBytes  atomic.Uint64
 	SpoolEvents atomic.Uint64
+	// SpoolCorrupt: damaged spool regions skipped since start.
+	SpoolCorrupt atomic.Uint64
 
 	// RingStats, when set, reads the source's ring state.
 	RingStats atomic.Pointer[func() Ring]
@@ -125,6 +129,8 @@ func newCollector(c *Counters) *collector {
 	return &collector{c: c, desc: map[string]*prometheus.Desc{
 		"read":      d("smith_events_read_total", "Events decoded from the ring, lost records included."),
 		"sent":      d("smith_events_sent_total", "Events taken by every sink (acknowledged, written or spooled)."),
+		"acked":     d("smith_kafka_acked_total", "Events Kafka acknowledged, replayed ones included."),
+		"corrupt":   d("smith_spool_corrupt_total", "Damaged spool regions skipped (a torn or zero-filled tail, a record whose frame or checksum is wrong); each held one or more events."),
 		"spooled":   d("smith_events_spooled_total", "Events written to the disk spool because Kafka could not take them."),
 		"replayed":  d("smith_events_replayed_total", "Events sent to Kafka from the spool."),
 		"dropped":   d("smith_events_dropped_total", "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", "reason"),
@@ -154,6 +160,8 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter("read", c.Read.Load())
 	counter("sent", c.Sent.Load())
+	counter("acked", c.Acked.Load())
+	counter("corrupt", c.SpoolCorrupt.Load())
 	counter("spooled", c.Spooled.Load())
 	counter("replayed", c.Replayed.Load())
 	for reason, v := range c.Drops() {

@@ -95,6 +95,7 @@ func New(o Options) *Pipeline {
 }
 
 func (p *Pipeline) release(b *sink.Batch) {
+	p.o.Counters.Sent.Add(uint64(b.Delivered()))
 	b.Reset()
 	p.free <- b
 }

@@ -40,9 +40,8 @@ func (s *writerSink) run() {
 		if err := s.write(b.Lines()); err != nil {
 			// Nothing to retry into: count the loss and say so.
 			s.c.AddDrop(metrics.DropSink, uint64(b.Len()))
+			b.AddLost(b.Len())
 			s.log.WithError(err).Errorf("%s sink: %d events lost", s.name, b.Len())
-		} else {
-			s.c.Sent.Add(uint64(b.Len()))
 		}
 		b.Done()
 	}
