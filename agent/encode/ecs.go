@@ -34,7 +34,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `,"code":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, `"},`...)
-	dst = append(dst, e.hostJSON...)
+	dst = append(dst, *e.hostJSON.Load()...)
 
 	// process
 	dst = append(dst, `,"process":{"pid":`...)
@@ -124,7 +124,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `,"smith":{"data_type":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, '"')
-	dst = appendUintField(dst, "seq", m.Seq)
+	dst = e.appendSeq(dst, m.Seq)
 	dst = appendIntField(dst, "res", ev.Result)
 	dst = appendUintField(dst, "pid_ns", uint64(ev.PidNS))
 	dst = appendUintField(dst, "mnt_ns", uint64(ev.MntNS))

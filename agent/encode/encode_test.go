@@ -277,3 +277,30 @@ func BenchmarkEncodeExec(b *testing.B) {
 		})
 	}
 }
+
+// Every numbered event carries the stream beside its seq, and SetHost
+// changes the host of the events that follow.
+func TestStreamAndHostInEveryEvent(t *testing.T) {
+	for _, f := range []Format{FormatSmith, FormatECS} {
+		e, _ := New(f, testHost)
+		e.SetStream("00112233445566ff")
+		e.SetHost(Host{Name: "renamed", IPs: []string{"192.0.2.7"}})
+		for kind, out := range map[string][]byte{
+			"exec": e.AppendEvent(nil, execEvent("ls\x00"), &Meta{Seq: 3}),
+			"lost": e.AppendLost(nil, 4, 1, 1),
+			"task": e.AppendTaskItem(nil, 5, 1, &TaskItem{TaskID: "t", Kind: "users"}),
+		} {
+			var v map[string]any
+			if err := json.Unmarshal(out, &v); err != nil {
+				t.Fatalf("%s %s: %v %s", f, kind, err, out)
+			}
+			stream, host := v["stream"], v["hostname"]
+			if f == FormatECS {
+				stream, host = get(v, "smith.stream"), get(v, "host.name")
+			}
+			if stream != "00112233445566ff" || host != "renamed" {
+				t.Errorf("%s %s: stream %v host %v: %s", f, kind, stream, host, out)
+			}
+		}
+	}
+}

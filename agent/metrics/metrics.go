@@ -6,10 +6,14 @@ package metrics
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"net/http"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,10 +82,89 @@ type Counters struct {
 
 	// RingStats, when set, reads the source's ring state.
 	RingStats atomic.Pointer[func() Ring]
+
+	// persist, when set (Persist), keeps the drop counters on disk.
+	persistMu  sync.Mutex
+	persist    atomic.Pointer[os.File]
+	persistErr error
 }
 
-// AddDrop counts n events dropped for reason d.
-func (c *Counters) AddDrop(d Drop, n uint64) { c.drops[d].Add(n) }
+// AddDrop counts n events dropped for reason d.  With Persist, the count
+// is on disk when AddDrop returns: a sink drops, counts, and only then
+// lets the ring be committed past the events, so no kill can lose a drop
+// without its count.
+func (c *Counters) AddDrop(d Drop, n uint64) {
+	c.drops[d].Add(n)
+	if c.persist.Load() != nil {
+		c.persistDrops()
+	}
+}
+
+// dropFile is the on-disk form of the drop counters: one block written
+// with a single pwrite (atomic against the process being killed).
+//
+//	magic | count of reasons | the counters by Drop | CRC-32C of the rest
+const dropMagic = 0x31504f52_44485453 // "STHDROP1"
+
+// Persist makes the agent's drop counters survive it: they are read from
+// path (a missing or unreadable file starts at 0; the returned note says
+// so), counted on from there, and written back at every drop.  Metrics
+// and the heartbeat then report totals over every run that used the file.
+func (c *Counters) Persist(path string) (note string, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("drop counters: %w", err)
+	}
+	raw := make([]byte, 16+8*nDrops+4)
+	n, _ := f.ReadAt(raw, 0)
+	le := binary.LittleEndian
+	switch {
+	case n == 0:
+		note = "no saved drop counters (first start, or the state directory was lost): counting from 0"
+	case n >= 20 && le.Uint64(raw) == dropMagic:
+		k := min(int(le.Uint64(raw[8:])), nDrops)
+		end := 16 + 8*int(le.Uint64(raw[8:]))
+		if end+4 > n || crc32.Checksum(raw[:end], dropCRC) != le.Uint32(raw[end:]) {
+			note = "saved drop counters corrupt: counting from 0"
+			break
+		}
+		for i := range k {
+			c.drops[i].Add(le.Uint64(raw[16+8*i:]))
+		}
+	default:
+		note = "saved drop counters corrupt: counting from 0"
+	}
+	c.persist.Store(f)
+	c.persistDrops()
+	return note, c.persistErr
+}
+
+var dropCRC = crc32.MakeTable(crc32.Castagnoli)
+
+const nDrops = int(numDrops)
+
+func (c *Counters) persistDrops() {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	var raw [16 + 8*nDrops + 4]byte
+	le := binary.LittleEndian
+	le.PutUint64(raw[:], dropMagic)
+	le.PutUint64(raw[8:], uint64(nDrops))
+	for i := range nDrops {
+		le.PutUint64(raw[16+8*i:], c.drops[i].Load())
+	}
+	le.PutUint32(raw[16+8*nDrops:], crc32.Checksum(raw[:16+8*nDrops], dropCRC))
+	if _, err := c.persist.Load().WriteAt(raw[:], 0); err != nil {
+		c.persistErr = fmt.Errorf("save drop counters: %w", err)
+	}
+}
+
+// PersistError is the last failure to save the drop counters (nil: none).
+func (c *Counters) PersistError() error {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	return c.persistErr
+}
 
 // Dropped returns the count for reason d.
 func (c *Counters) Dropped(d Drop) uint64 { return c.drops[d].Load() }

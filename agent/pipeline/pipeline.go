@@ -82,6 +82,9 @@ const batchEvents = 256
 
 // New prepares a pipeline.
 func New(o Options) *Pipeline {
+	// Every number goes out with the state's stream id: (stream, seq) is
+	// unique even after a lost state file.
+	o.Encoder.SetStream(o.State.Stream())
 	n := max(2, o.QueueEvents/batchEvents)
 	p := &Pipeline{o: o, free: make(chan *sink.Batch, n), nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, committed: o.NextSeq}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -278,4 +279,52 @@ func TestPreviousAgentActivityStaysFiltered(t *testing.T) {
 	if r.c.Filtered(metrics.FilterSelf) != 2 {
 		t.Fatalf("filtered %d, want the previous agent's 2 records", r.c.Filtered(metrics.FilterSelf))
 	}
+}
+
+func TestSeqStateStreams(t *testing.T) {
+	dir := t.TempDir()
+	st, next, _, err := OpenSeqState(dir, 0, 1<<20)
+	if err != nil || next != 1 || st.Fresh() == "" || len(st.Stream()) != 16 {
+		t.Fatalf("first open: next %d fresh %q stream %q err %v", next, st.Fresh(), st.Stream(), err)
+	}
+	first := st.Stream()
+	st.Write(800, 11, 800, 11)
+	st.Close()
+	reopen := func() *SeqState {
+		t.Helper()
+		st, _, _, err := OpenSeqState(dir, 800, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		return st
+	}
+	if st := reopen(); st.Stream() != first || st.Fresh() != "" || st.s1 != 11 {
+		t.Fatalf("reopen: stream %s (was %s) fresh %q s1 %d", st.Stream(), first, st.Fresh(), st.s1)
+	}
+	// A damaged file (one bit) is not trusted: a new stream from 1.
+	path := filepath.Join(dir, "seq")
+	raw, _ := os.ReadFile(path)
+	raw[17] ^= 1
+	os.WriteFile(path, raw, 0o600)
+	if st := reopen(); st.Stream() == first || st.Fresh() == "" || st.s1 != 1 {
+		t.Fatalf("corrupt: stream %s (was %s) fresh %q s1 %d", st.Stream(), first, st.Fresh(), st.s1)
+	}
+	// Lost: a new stream again.
+	second := reopen().Stream()
+	os.Remove(path)
+	if st := reopen(); st.Stream() == second || st.Fresh() == "" {
+		t.Fatalf("lost: stream %s fresh %q", st.Stream(), st.Fresh())
+	}
+	// A state from before streams keeps its numbers in a new stream.
+	var v2 [seqV2Len]byte
+	for i, v := range []uint64{seqMagicV2, 800, 42, 800, 42, 1 << 16, 7} {
+		binary.LittleEndian.PutUint64(v2[i*8:], v)
+	}
+	os.WriteFile(path, v2[:], 0o600)
+	st, next, _, err = OpenSeqState(dir, 800, 1<<20)
+	if err != nil || next != 42 || st.Fresh() != "" || st.PreviousPID() != 7 {
+		t.Fatalf("v2 state: next %d fresh %q prev pid %d err %v", next, st.Fresh(), st.PreviousPID(), err)
+	}
+	st.Close()
 }

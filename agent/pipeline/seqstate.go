@@ -1,8 +1,13 @@
 package pipeline
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash/crc32"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -11,19 +16,25 @@ import (
 // repeating, and without gaps when an agent is killed: a re-read record
 // gets the number it had before.
 //
-// The file holds, in one 56-byte block written with a single pwrite
+// The file holds, in one 72-byte block written with a single pwrite
 // (atomic against the process being killed):
 //
-//	magic | P1 | S1 | P2 | S2 | HWM | PID
+//	magic | P1 | S1 | P2 | S2 | HWM | PID | STREAM | CRC-32C of the rest
+//
+// STREAM is a random 64-bit id that every event carries beside its
+// number: (stream, seq) is unique.  A missing, unreadable or corrupt file
+// starts a new stream at 1 (with a warning): numbers may then repeat
+// those of the old stream, but never within one stream.
 //
 // "The next event from ring position P1 gets number S1" is what was
 // committed.  Before the pipeline commits the ring past P2 (the end of the
 // last record it read), it writes P2/S2, the position and next number
 // after that record.  On restart the ring's consumer position C says
 // which of the two happened: C == P1 (the commit did not) gives S1,
-// C >= P2 gives S2.  Anything else (a reloaded module, a lost file) starts
-// at HWM, a high-water mark never below any number handed out: a gap, but
-// never a repeat.
+// C >= P2 gives S2.  Anything else (a reloaded module) continues the
+// stream at HWM, a high-water mark never below any number handed out: a
+// gap, but never a repeat.  Every write that raises HWM is fsynced, so
+// not even a power loss can bring back a lower one.
 //
 // PID is the agent that wrote the state.  What that agent read but did not
 // commit is read again by the next one, whose self filter must drop the
@@ -31,35 +42,66 @@ import (
 type SeqState struct {
 	f                  *os.File
 	p1, s1, p2, s2, hw uint64
+	synced             uint64 // HWM last fsynced
 	pid                uint64
+	stream             uint64
 	prevPid            uint32
+	fresh              string // why a new stream started ("" if none)
 }
 
 const (
-	seqMagic   = 0x32514553_48544d53 // "SMTHSEQ2"
-	seqReserve = 1 << 16             // numbers reserved per HWM write
+	seqMagic    = 0x33514553_48544d53 // "SMTHSEQ3"
+	seqMagicV2  = 0x32514553_48544d53 // "SMTHSEQ2": no stream, no checksum
+	seqReserve  = 1 << 16             // numbers reserved per HWM write
+	seqV2Len    = 56
+	seqStateLen = 72
 )
+
+var seqCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // OpenSeqState reads (or creates) the state in dir and returns the next
 // number for the record at consumer position pos of a ring of ringSize
-// bytes, and whether it had to fall back to the high-water mark.
+// bytes, and whether it had to fall back to the high-water mark.  Fresh
+// tells whether a new stream started and why.
 func OpenSeqState(dir string, pos, ringSize uint64) (*SeqState, uint64, bool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, 0, false, fmt.Errorf("state directory: %w", err)
 	}
 	path := filepath.Join(dir, "seq")
+	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("sequence state: %w", err)
 	}
 	st := &SeqState{f: f, pid: uint64(os.Getpid())}
-	var raw [56]byte
+	var raw [seqStateLen]byte
 	n, _ := f.ReadAt(raw[:], 0)
 	le := binary.LittleEndian
-	if n == len(raw) && le.Uint64(raw[:]) == seqMagic {
-		st.p1, st.s1, st.p2, st.s2, st.hw = le.Uint64(raw[8:]), le.Uint64(raw[16:]), le.Uint64(raw[24:]), le.Uint64(raw[32:]), le.Uint64(raw[40:])
-		st.prevPid = uint32(le.Uint64(raw[48:]))
-	} else {
+	switch magic := le.Uint64(raw[:]); {
+	case n == seqStateLen && magic == seqMagic && crc32.Checksum(raw[:64], seqCRC) == le.Uint32(raw[64:]):
+		st.load(raw[:])
+		st.stream = le.Uint64(raw[56:])
+	case n >= seqV2Len && magic == seqMagicV2:
+		// From an agent before streams: its numbers go on, in a stream
+		// of their own.
+		st.load(raw[:])
+		if err := st.newStream(); err != nil {
+			f.Close()
+			return nil, 0, false, err
+		}
+	default:
+		switch {
+		case errors.Is(statErr, fs.ErrNotExist):
+			st.fresh = "no sequence state (first start, or the state directory was lost)"
+		case n == 0:
+			st.fresh = "sequence state file empty"
+		default:
+			st.fresh = "sequence state file corrupt"
+		}
+		if err := st.newStream(); err != nil {
+			f.Close()
+			return nil, 0, false, err
+		}
 		st.s1, st.s2, st.hw = 1, 1, 1 // sequence numbers start at 1
 		st.p1, st.p2 = pos, pos
 	}
@@ -80,6 +122,33 @@ func OpenSeqState(dir string, pos, ringSize uint64) (*SeqState, uint64, bool, er
 	}
 	return st, next, fellBack, nil
 }
+
+func (st *SeqState) load(raw []byte) {
+	le := binary.LittleEndian
+	st.p1, st.s1, st.p2, st.s2, st.hw = le.Uint64(raw[8:]), le.Uint64(raw[16:]), le.Uint64(raw[24:]), le.Uint64(raw[32:]), le.Uint64(raw[40:])
+	st.prevPid = uint32(le.Uint64(raw[48:]))
+}
+
+func (st *SeqState) newStream() error {
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return fmt.Errorf("stream id: %w", err)
+	}
+	st.stream = binary.LittleEndian.Uint64(id[:])
+	return nil
+}
+
+// Stream is the stream id every event carries beside its number: 16
+// hexadecimal digits.
+func (st *SeqState) Stream() string {
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], st.stream)
+	return hex.EncodeToString(id[:])
+}
+
+// Fresh says why a new stream started at this open ("" when the state
+// was read and the stream goes on).
+func (st *SeqState) Fresh() string { return st.fresh }
 
 // PreviousPID is the pid of the agent that wrote the state before this
 // one (0 when unknown).
@@ -105,17 +174,27 @@ func (st *SeqState) Reserve(next uint64) error {
 }
 
 func (st *SeqState) flush() error {
-	var raw [56]byte
+	var raw [seqStateLen]byte
 	le := binary.LittleEndian
 	le.PutUint64(raw[:], seqMagic)
-	le.PutUint64(raw[48:], st.pid)
 	le.PutUint64(raw[8:], st.p1)
 	le.PutUint64(raw[16:], st.s1)
 	le.PutUint64(raw[24:], st.p2)
 	le.PutUint64(raw[32:], st.s2)
 	le.PutUint64(raw[40:], st.hw)
+	le.PutUint64(raw[48:], st.pid)
+	le.PutUint64(raw[56:], st.stream)
+	le.PutUint32(raw[64:], crc32.Checksum(raw[:64], seqCRC))
 	if _, err := st.f.WriteAt(raw[:], 0); err != nil {
 		return fmt.Errorf("write sequence state %s: %w", st.f.Name(), err)
+	}
+	if st.hw != st.synced {
+		// The high-water mark must outlive a power loss: a lower one
+		// brought back would hand out numbers again.
+		if err := st.f.Sync(); err != nil {
+			return fmt.Errorf("sync sequence state %s: %w", st.f.Name(), err)
+		}
+		st.synced = st.hw
 	}
 	return nil
 }

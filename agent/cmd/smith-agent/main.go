@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,8 +182,18 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 		return err
 	}
 	defer state.Close()
-	if fellBack {
-		log.Warnf("sequence state does not match the ring (module reloaded or state lost): numbering continues at %d", next)
+	if why := state.Fresh(); why != "" {
+		log.Warnf("%s: new event stream %s, numbered from %d (a consumer tells it from earlier ones by its stream id)", why, state.Stream(), next)
+	} else if fellBack {
+		log.Warnf("sequence state does not match the ring (module reloaded): stream %s continues at %d, above every number handed out", state.Stream(), next)
+	}
+
+	// Drop counters outlive the agent: a kill while the spool is full
+	// and dropping loses none (docs/RELIABILITY.md).
+	if note, err := counters.Persist(filepath.Join(cfg.Agent.StateDir, "drops")); err != nil {
+		return err
+	} else if note != "" {
+		log.Warn(note)
 	}
 
 	enc, err := encode.New(encode.Format(cfg.Agent.Format), host)
@@ -281,6 +292,7 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 					hostMu.Lock()
 					host = h
 					hostMu.Unlock()
+					enc.SetHost(h) // events carry the new name and addresses too
 				}
 			}
 		}
