@@ -145,7 +145,7 @@ func tcpUp(addr string) (bool, error) {
 // promSample is the agent's counters of interest from /metrics.
 type promSample struct {
 	SpoolFull, SpoolErr, TooLarge, Decode, SinkErr float64
-	SpoolEvents, Read, Sent              float64
+	SpoolEvents, Read, Sent                        float64
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
