@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,6 +91,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
 		return exitConfig
 	}
+	// What a start would refuse, refused before anything starts (and by
+	// -check-config, which systemd runs first): exit 2, not restarted.
+	if err := preflight(cfg); err != nil {
+		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
+		return exitConfig
+	}
 	if *check {
 		fmt.Fprintf(stdout, "smith-agent: configuration OK (sinks: %s)\n", strings.Join(cfg.Output.Sinks, ", "))
 		return exitOK
@@ -108,6 +115,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// preflight checks what the configuration names beyond its own syntax,
+// as a start would use it: the log level, the event format, the filter
+// patterns, the Kafka settings (kafka.version, TLS files, the SASL
+// password file), the heartbeat token and CA files.  It changes nothing.
+func preflight(cfg config.Config) error {
+	if _, err := logrus.ParseLevel(cfg.Log.Level); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	if _, err := encode.New(encode.Format(cfg.Agent.Format), encode.Host{}); err != nil {
+		return fmt.Errorf("agent.format: %w", err)
+	}
+	if _, err := filter.New(0, cfg.Filter.ExeAllow, cfg.Filter.ArgvAllow); err != nil {
+		return err
+	}
+	if slices.Contains(cfg.Output.Sinks, "kafka") {
+		if _, err := sink.SaramaConfig(cfg.Kafka); err != nil {
+			return err
+		}
+	}
+	if cfg.Heartbeat.URL != "" {
+		if f := cfg.Heartbeat.TokenFile; f != "" {
+			if _, err := os.ReadFile(f); err != nil {
+				return fmt.Errorf("heartbeat.token_file: %w", err)
+			}
+		}
+		if f := cfg.Heartbeat.CAFile; f != "" {
+			if _, err := sink.TLSConfig(config.TLS{CAFile: f}); err != nil {
+				return fmt.Errorf("heartbeat.ca_file: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), error) {
@@ -152,6 +193,10 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 	defer stop()
 
 	if cfg.Agent.PidFile != "" {
+		// /run/smith may not exist (a tmpfs /run is empty at boot).
+		if err := os.MkdirAll(filepath.Dir(cfg.Agent.PidFile), 0o755); err != nil {
+			return fmt.Errorf("pid file directory: %w", err)
+		}
 		if err := os.WriteFile(cfg.Agent.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return fmt.Errorf("pid file: %w", err)
 		}
