@@ -101,13 +101,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "smith-agent: configuration OK (sinks: %s)\n", strings.Join(cfg.Output.Sinks, ", "))
 		return exitOK
 	}
-	log, closeLog, err := setupLog(cfg.Log, stderr)
+	log, closeLog, reopenLog, err := setupLog(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
 		return exitConfig
 	}
 	defer closeLog()
-	if err := agent(cfg, log, stdout); err != nil {
+	if err := agent(cfg, log, reopenLog, stdout); err != nil {
 		log.WithError(err).Error("smith-agent stopped")
 		if log.Out != stderr {
 			fmt.Fprintf(stderr, "smith-agent: %v\n", err)
@@ -151,12 +151,14 @@ func preflight(cfg config.Config) error {
 	return nil
 }
 
-func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), error) {
+// setupLog returns the logger, a function that closes its file and one
+// that opens the file again (SIGHUP, after logrotate moved it).
+func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), func() error, error) {
 	log := logrus.New()
 	log.Out = stderr
 	lvl, err := logrus.ParseLevel(c.Level)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log.level: %w", err)
+		return nil, nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	log.SetLevel(lvl)
 	if c.Format == "json" {
@@ -164,16 +166,40 @@ func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), error) {
 	} else {
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	}
-	closeFn := func() {}
-	if c.File != "" {
+	if c.File == "" {
+		return log, func() {}, func() error { return nil }, nil
+	}
+	open := func() (*os.File, error) {
 		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
+			return nil, fmt.Errorf("log file: %w", err)
 		}
-		log.Out = f
-		closeFn = func() { f.Close() }
+		return f, nil
 	}
-	return log, closeFn, nil
+	f, err := open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log.SetOutput(f)
+	var mu sync.Mutex
+	reopen := func() error {
+		nf, err := open()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		log.SetOutput(nf) // under the logger's lock: no line is split
+		f.Close()
+		f = nf
+		return nil
+	}
+	closeFn := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		f.Close()
+	}
+	return log, closeFn, reopen, nil
 }
 
 func openSource(c config.Source) (source.Source, error) {
@@ -188,7 +214,7 @@ func openSource(c config.Source) (source.Source, error) {
 
 // agent runs until SIGTERM or SIGINT, then stops in order: the reader
 // first (flushing what it read), then the sinks, then the rest.
-func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
+func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -384,6 +410,33 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 			hb.Run(bgCtx)
 		}()
 	}
+
+	// SIGHUP: open the log and output files again (logrotate).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-hup:
+			}
+			if err := reopenLog(); err != nil {
+				log.WithError(err).Error("SIGHUP: reopen the log file")
+			}
+			for _, s := range sinks {
+				if r, ok := s.(sink.Reopener); ok {
+					if err := r.Reopen(); err != nil {
+						log.WithError(err).Errorf("SIGHUP: reopen the %s sink's file", s.Name())
+					}
+				}
+			}
+			log.Info("SIGHUP: log and output files reopened")
+		}
+	}()
 
 	m := src.Module()
 	log.Infof("smith-agent %s reading %s ring (ABI %s), format %s, sinks %s, first sequence number %d",
