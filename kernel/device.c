@@ -74,7 +74,7 @@ static int smith_dev_mmap(struct file *file, struct vm_area_struct *vma)
 static __poll_t smith_dev_poll(struct file *file, poll_table *pt)
 {
 	smith_shm_poll_wait(file, pt);
-	return smith_shm_has_data() ? EPOLLIN | EPOLLRDNORM : 0;
+	return smith_shm_poll_ready() ? EPOLLIN | EPOLLRDNORM : 0;
 }
 
 static long smith_dev_ioctl(struct file *file, unsigned int cmd,

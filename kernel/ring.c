@@ -6,8 +6,9 @@
  * cross-language stress test exercises the code the kernel runs.
  *
  * Positions are 64-bit byte counts that never wrap; a position's place in
- * the data area is pos & mask.  The reader owns consumer_pos (the only
- * page it may write); producers own producer_pos.  The region
+ * the data area is pos & mask.  The reader owns its page (consumer_pos,
+ * read_pos, wakeup_bytes: the only page it may write); producers own
+ * producer_pos.  The region
  * [consumer_pos, producer_pos) holds records the reader has not consumed,
  * and producers write only above producer_pos, below consumer_pos + size.
  *
@@ -26,17 +27,33 @@
  *   raw_spin_unlock_irqrestore               p = smp_load_acquire(producer_pos) B'
  *   copy the payload, no lock held           w = smp_load_acquire(hdr.len)  C'
  *   smp_store_release(hdr.len, len)     C    if (w & BUSY) stop; else read
- *   smp_mb()                            D    store consumer_pos; smp_mb     D'
- *   c = READ_ONCE(consumer_pos)              (has_data(), poll) load producer_pos
- *   wake if c has reached the record
+ *   smp_mb()                            D    store read_pos, wakeup_bytes;
+ *   load consumer_pos, read_pos,               smp_mb                       D'
+ *        wakeup_bytes, producer_pos          (poll: smith_ring_poll_ready())
+ *   wake if ready() and not yet woken         load producer_pos, hdr at read_pos
+ *        for this read_pos                    sleep unless ready()
  *
  *   A <-> A': the reader is done with bytes before a producer reuses them.
  *   B <-> B': a header below producer_pos is written (BUSY if uncommitted).
  *   C <-> C': a record seen without BUSY has all its bytes in place.
- *   D <-> D': no lost wake-up.  Either the producer sees the consumer
- *             position the reader stored before it went to sleep, or the
- *             reader (smith_ring_has_data() in poll) sees the new
- *             producer_pos and does not sleep.
+ *   D <-> D': no lost wake-up.  Either the producer sees the read position
+ *             and watermark the reader stored before it went to sleep, or
+ *             the reader (poll) sees the producer's commit and producer_pos
+ *             and does not sleep when they make ready() true.
+ *
+ * ready() (smith_abi.h states it) is the one predicate of both sides: the
+ * commit evaluates it to decide on a wake-up, poll() to report readable.
+ * Nothing is woken per record: the reader is woken once per read position
+ * it publishes, when the watermark is reached, when the ring fills past
+ * half its size, or when a "lost N" record lies at its read position.
+ * woken_rp remembers the read position the last wake-up was for, so later
+ * commits do not queue irq_work again while the reader has not yet gone
+ * back to sleep with a new one.  That loses nothing: ready() can only
+ * have held at woken_rp with a committed record there, which stays
+ * committed, so a reader that looks at woken_rp again finds it ready and
+ * does not sleep; a reader that read on publishes a new position.  A
+ * record at the read position that is still BUSY keeps ready() false, so
+ * its own commit is the one that wakes.
  *
  * The lock covers only the position update and the few header words
  * written with it; payload copies run in parallel.  It is raw because
@@ -85,6 +102,7 @@ void smith_ring_init(struct smith_ring *r, struct smith_ring_consumer *cons,
 	r->max_record = data_size / 4 < SMITH_REC_MAX_LEN ?
 			(u32)(data_size / 4) : SMITH_REC_MAX_LEN;
 	r->lost_pending = 0;
+	r->woken_rp = SMITH_RING_NOT_WOKEN;
 	raw_spin_lock_init(&r->lock);
 
 	memset(meta, 0, sizeof(*meta));
@@ -96,6 +114,8 @@ void smith_ring_init(struct smith_ring *r, struct smith_ring_consumer *cons,
 	meta->data_size = data_size;
 	meta->data_offset = data_offset;
 	WRITE_ONCE(cons->consumer_pos, 0);
+	WRITE_ONCE(cons->read_pos, 0);
+	WRITE_ONCE(cons->wakeup_bytes, 0);
 }
 
 /*
@@ -200,52 +220,81 @@ struct smith_rec_hdr *smith_ring_reserve(struct smith_ring *r, u32 len,
 	return hdr;
 }
 
-/*
- * Whether the reader had consumed everything in front of rec: its
- * position is rec's, or only pad and lost records lie between (the ones
- * this reservation wrote; a reader asleep since before it is parked at
- * their start).  At most a pad, a lost record and a pad precede a record.
- * consumer_pos is user memory: it is masked and 8-aligned, and the walk is
- * bounded, so a bad value costs at most a spurious wake-up.
- */
-static bool smith_ring_reader_caught_up(const struct smith_ring *r,
-					const struct smith_rec_hdr *rec)
+/* The reader's page and producer_pos, loaded once after a full barrier. */
+struct smith_ring_view {
+	u64 cons, read, wakeup, prod;
+};
+
+static void smith_ring_load_view(const struct smith_ring *r,
+				 struct smith_ring_view *v)
 {
-	u64 off = (const u8 *)rec - r->data;
-	u64 c;
-	int i;
+	v->cons = READ_ONCE(r->cons->consumer_pos);
+	v->read = READ_ONCE(r->cons->read_pos);
+	v->wakeup = READ_ONCE(r->cons->wakeup_bytes);
+	v->prod = smp_load_acquire(&r->meta->producer_pos);
+	/* A 1.0 reader never writes read_pos; a bad value is not trusted. */
+	if (v->read - v->cons > v->prod - v->cons)
+		v->read = v->cons;
+	if (v->wakeup > smith_ring_size(r) / 2)
+		v->wakeup = smith_ring_size(r) / 2;
+}
 
-	/* D: pairs with the full barrier in smith_ring_has_data(). */
-	smp_mb();
-	c = READ_ONCE(r->cons->consumer_pos) & r->mask & ~7ull;
-	for (i = 0; i < 4; i++) {
-		const struct smith_rec_hdr *h;
-		u32 len;
-		u16 type;
+/*
+ * ready() of smith_abi.h: a committed record lies at the read position and
+ * the watermark, the fill level or an urgent record says to wake for it.
+ * Every header read is masked and 8-aligned, so user values in the view
+ * cost at most a spurious answer.
+ */
+static bool smith_ring_ready(const struct smith_ring *r,
+			     const struct smith_ring_view *v)
+{
+	const struct smith_rec_hdr *h;
+	u32 len;
 
-		if (c == off)
-			return true;
-		h = smith_ring_hdr(r, c);
-		len = READ_ONCE(h->len);
-		type = READ_ONCE(h->type);
-		if ((len & SMITH_REC_BUSY) ||
-		    (len & SMITH_REC_LEN_MASK) < sizeof(*h) ||
-		    (type != SMITH_REC_PAD && type != SMITH_REC_LOST))
-			return false;
-		c = (c + SMITH_REC_ALIGN(len & SMITH_REC_LEN_MASK)) & r->mask;
+	if (v->read == v->prod)
+		return false;
+	h = smith_ring_hdr(r, v->read & ~7ull);
+	/* C': pairs with the commit's store-release of the header. */
+	len = smp_load_acquire(&h->len);
+	if (len & SMITH_REC_BUSY)
+		return false;
+	if (!v->wakeup || v->prod - v->read >= v->wakeup ||
+	    v->prod - v->cons >= smith_ring_size(r) / 2)
+		return true;
+	/* Urgent: a "lost N" record at the read position, or after a pad. */
+	if (READ_ONCE(h->type) == SMITH_REC_PAD &&
+	    (len & SMITH_REC_LEN_MASK) >= sizeof(*h)) {
+		h = smith_ring_hdr(r, ((v->read & ~7ull) +
+				       SMITH_REC_ALIGN(len & SMITH_REC_LEN_MASK)));
+		len = smp_load_acquire(&h->len);
 	}
-	return false;
+	return !(len & SMITH_REC_BUSY) && READ_ONCE(h->type) == SMITH_REC_LOST;
 }
 
 static bool smith_ring_publish(struct smith_ring *r, struct smith_rec_hdr *rec,
 			       u32 set, u64 *counter)
 {
 	u32 len = READ_ONCE(rec->len) & ~SMITH_REC_BUSY;
+	struct smith_ring_view v;
 
 	/* C: pairs with the reader's load-acquire of the header. */
 	smp_store_release(&rec->len, len | set);
 	smith_ring_count(counter);
-	return smith_ring_reader_caught_up(r, rec);
+
+	/* D: pairs with the reader's full barrier after it stored read_pos. */
+	smp_mb();
+	smith_ring_load_view(r, &v);
+	if (!smith_ring_ready(r, &v))
+		return false;
+	/*
+	 * Producers race here without a lock: two may both wake (irq_work
+	 * coalesces them) or one may see the other's woken_rp; either way
+	 * the reader is woken for this read position.
+	 */
+	if (READ_ONCE(r->woken_rp) == v.read)
+		return false;
+	WRITE_ONCE(r->woken_rp, v.read);
+	return true;
 }
 
 bool smith_ring_commit(struct smith_ring *r, struct smith_rec_hdr *rec)
@@ -280,13 +329,15 @@ bool smith_ring_write(struct smith_ring *r, const void *rec, u32 len,
 	return true;
 }
 
-bool smith_ring_has_data(const struct smith_ring *r)
+bool smith_ring_poll_ready(const struct smith_ring *r)
 {
+	struct smith_ring_view v;
+
 	/*
-	 * D': orders the reader's store of consumer_pos, made before it
-	 * polled, against the load of producer_pos; pairs with D.
+	 * D': orders the reader's stores of read_pos and wakeup_bytes, made
+	 * before it polled, against the loads below; pairs with D.
 	 */
 	smp_mb();
-	return smp_load_acquire(&r->meta->producer_pos) !=
-	       READ_ONCE(r->cons->consumer_pos);
+	smith_ring_load_view(r, &v);
+	return smith_ring_ready(r, &v);
 }

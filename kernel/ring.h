@@ -39,7 +39,15 @@ struct smith_ring {
 	smith_ring_lock_t lock;
 	/* Records dropped since the last "lost N" record; under lock. */
 	u64 lost_pending;
+	/*
+	 * The read position the last wake-up was for (ring.c, "ready()");
+	 * read and written by committing producers without the lock.
+	 */
+	u64 woken_rp;
 };
+
+/* woken_rp before the first wake-up: no position ever reaches it. */
+#define SMITH_RING_NOT_WOKEN	(~0ull)
 
 /*
  * Lay out a ring over the given memory.  data_size must be a power of two
@@ -61,8 +69,9 @@ struct smith_rec_hdr *smith_ring_reserve(struct smith_ring *r, u32 len,
 					 u16 type, u16 flags);
 
 /*
- * Publish a reserved record.  Returns true when the reader had consumed
- * everything before this record, i.e. it may be asleep and must be woken.
+ * Publish a reserved record.  Returns true when the reader must be woken:
+ * ready() of smith_abi.h holds and it was not woken for its read position
+ * yet (see ring.c).
  */
 bool smith_ring_commit(struct smith_ring *r, struct smith_rec_hdr *rec);
 
@@ -79,11 +88,13 @@ bool smith_ring_write(struct smith_ring *r, const void *rec, u32 len,
 		      bool *wakeup);
 
 /*
- * True when there is at least one record the reader has not consumed (it
- * may still be BUSY).  Starts with a full barrier, so a poll() that finds
- * no data cannot miss the wake-up of a commit racing with it.
+ * ready() of smith_abi.h, for poll(): a committed record lies at the
+ * reader's read position and its watermark (or the fill level, or an
+ * urgent record) says to wake.  Starts with a full barrier, so a poll()
+ * that finds nothing ready cannot miss the wake-up of a commit racing
+ * with it.
  */
-bool smith_ring_has_data(const struct smith_ring *r);
+bool smith_ring_poll_ready(const struct smith_ring *r);
 
 /*
  * Count a record lost before it reached the ring (e.g. a user fault):

@@ -23,7 +23,7 @@ void smith_transport_exit(void);
 struct smith_ring *smith_shm_ring(void);
 void *smith_shm_mem(void);
 size_t smith_shm_mem_size(void);
-bool smith_shm_has_data(void);
+bool smith_shm_poll_ready(void);
 void smith_shm_poll_wait(struct file *file, struct poll_table_struct *pt);
 
 /*

@@ -30,7 +30,30 @@
  *     record; committing clears it with a store-release.  A reader that
  *     meets a BUSY record stops there and retries later.
  *   - A reader consumes by advancing consumer_pos with a store-release
- *     after it is done with the bytes.
+ *     after it is done with the bytes (its commit position).
+ *
+ * Wake-ups (ABI 1.1).  The reader also publishes how far it has read,
+ * read_pos, which may run ahead of consumer_pos (records read but not yet
+ * delivered), and a watermark, wakeup_bytes.  The records the reader is
+ * due to be woken for are "ready":
+ *
+ *     rp = read_pos, or consumer_pos if read_pos is outside
+ *          [consumer_pos, producer_pos] (a 1.0 reader never writes it)
+ *     ready = rp != producer_pos
+ *             and the record at rp is committed (not BUSY)
+ *             and (wakeup_bytes == 0
+ *                  or producer_pos - rp >= wakeup_bytes
+ *                  or producer_pos - consumer_pos >= S / 2   (filling)
+ *                  or the record at rp, or right after a pad there, is a
+ *                     "lost N" record                       (urgent))
+ *
+ * wakeup_bytes above S / 2 counts as S / 2.  poll() on /dev/smith is
+ * readable exactly when ready holds.  A commit wakes the reader (from an
+ * irq_work) when ready holds and the module has not woken it for this
+ * read_pos yet: at most one wake-up per read position the reader
+ * publishes, none per record.  Readers sleep with a bounded timeout (the
+ * Go reader: 100 ms), which bounds the latency of records below the
+ * watermark.
  */
 #ifndef _SMITH_ABI_H
 #define _SMITH_ABI_H
@@ -45,7 +68,7 @@
 
 /* ABI version: major changes break readers; minor changes only add. */
 #define SMITH_ABI_MAJOR		1
-#define SMITH_ABI_MINOR		0
+#define SMITH_ABI_MINOR		1
 
 #define SMITH_RING_MAGIC	0x48544d53u	/* "SMTH" little-endian */
 #define SMITH_DEVICE_NAME	"smith"
@@ -68,7 +91,16 @@
 
 /* Consumer page: the only memory user space writes. */
 struct smith_ring_consumer {
-	__u64 consumer_pos;		/* written by the reader only */
+	__u64 consumer_pos;		/* commit position: producers may reuse
+					 * every byte before it */
+	__u64 read_pos;			/* 1.1: the reader has seen every record
+					 * before it; wake-ups and poll() count
+					 * from here.  Untrusted: outside
+					 * [consumer_pos, producer_pos] it is
+					 * taken as consumer_pos. */
+	__u64 wakeup_bytes;		/* 1.1: wake once producer_pos - read_pos
+					 * reaches it; 0 = on the first record
+					 * past read_pos (the 1.0 rule) */
 };
 
 /*

@@ -8,8 +8,9 @@
  * drop counters in the meta page exist either way; in netlink mode no
  * record is written into it.
  *
- * Wake-ups: smith_ring_commit() says when the reader had caught up and may
- * be asleep.  A hook cannot call wake_up() itself (it may run with
+ * Wake-ups: smith_ring_commit() says when the reader is due to be woken
+ * (its watermark reached, the ring filling, an urgent record; ring.c), at
+ * most once per read position it publishes.  A hook cannot call wake_up() itself (it may run with
  * interrupts off, or on PREEMPT_RT where the wait-queue lock sleeps), so
  * it queues an irq_work, which is safe from any context, and the irq_work
  * wakes the poll() wait queue.
@@ -90,9 +91,9 @@ size_t smith_shm_mem_size(void)
 	return smith_mem_size;
 }
 
-bool smith_shm_has_data(void)
+bool smith_shm_poll_ready(void)
 {
-	return smith_ring_has_data(&smith_ring);
+	return smith_ring_poll_ready(&smith_ring);
 }
 
 void smith_shm_poll_wait(struct file *file, struct poll_table_struct *pt)

@@ -10,7 +10,7 @@ import "unsafe"
 // ABI version: a reader accepts any minor of the major it was built for.
 const (
 	ABIMajor = 1
-	ABIMinor = 0
+	ABIMinor = 1
 )
 
 // RingMagic is smith_ring_meta.magic: "SMTH" little-endian.
@@ -40,7 +40,9 @@ const (
 // RingConsumer is struct smith_ring_consumer: the only page user space
 // writes.
 type RingConsumer struct {
-	ConsumerPos uint64
+	ConsumerPos uint64 // commit position: producers may reuse every byte before it
+	ReadPos     uint64 // 1.1: every record before it has been read; wake-ups count from here
+	WakeupBytes uint64 // 1.1: wake once producer_pos - read_pos reaches it; 0: first record
 }
 
 // Counters are the totals in the meta page (struct smith_ring_meta from
@@ -81,6 +83,8 @@ const (
 	SizeofRingConsumer   = int(unsafe.Sizeof(RingConsumer{}))
 	SizeofRingMeta       = int(unsafe.Sizeof(RingMeta{}))
 	OffsetofConsumerPos  = int(unsafe.Offsetof(RingConsumer{}.ConsumerPos))
+	OffsetofReadPos      = int(unsafe.Offsetof(RingConsumer{}.ReadPos))
+	OffsetofWakeupBytes  = int(unsafe.Offsetof(RingConsumer{}.WakeupBytes))
 	OffsetofProducerPos  = int(unsafe.Offsetof(RingMeta{}.ProducerPos))
 	MetaCountersOffset   = int(unsafe.Offsetof(RingMeta{}.Counters))
 	SizeofCounters       = int(unsafe.Sizeof(Counters{}))

@@ -115,6 +115,8 @@ func abiChecks() []abiCheck {
 
 		{"sizeof(struct smith_ring_consumer)", SizeofRingConsumer},
 		offsetof("smith_ring_consumer", "consumer_pos", unsafe.Offsetof(cons.ConsumerPos)),
+		offsetof("smith_ring_consumer", "read_pos", unsafe.Offsetof(cons.ReadPos)),
+		offsetof("smith_ring_consumer", "wakeup_bytes", unsafe.Offsetof(cons.WakeupBytes)),
 
 		sizeof("smith_ring_meta", unsafe.Sizeof(meta)),
 		offsetof("smith_ring_meta", "magic", unsafe.Offsetof(meta.Magic)),

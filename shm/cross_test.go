@@ -113,15 +113,35 @@ func checkTestRecord(rec Record, producers int) (int, uint64, error) {
 
 type readResult struct {
 	received []uint64 // per producer
+	next     []uint64 // per producer: lowest seq the next record may have
 	stats    ReaderStats
 	err      error
 }
 
+// check verifies one record: per-producer order and its payload.
+func (res *readResult) check(rec Record, producers int) error {
+	switch rec.Type {
+	case RecLost:
+	case RecTest:
+		p, seq, err := checkTestRecord(rec, producers)
+		if err != nil {
+			return err
+		}
+		if seq < res.next[p] {
+			return fmt.Errorf("producer %d: seq %d arrived after seq %d", p, seq, res.next[p]-1)
+		}
+		res.next[p] = seq + 1
+		res.received[p]++
+	default:
+		return fmt.Errorf("record at %d has type %d, want test or lost", rec.Pos, rec.Type)
+	}
+	return nil
+}
+
 // readTestRecords reads until Close, committing every batch records, and
 // checks per-producer order and every payload.
-func readTestRecords(rd *Reader, producers, batch int) readResult {
-	res := readResult{received: make([]uint64, producers)}
-	next := make([]uint64, producers) // lowest seq the next record may have
+func readTestRecords(rd *Reader, producers, batch int) *readResult {
+	res := &readResult{received: make([]uint64, producers), next: make([]uint64, producers)}
 	n := 0
 	for {
 		rec, err := rd.Read()
@@ -129,26 +149,11 @@ func readTestRecords(rd *Reader, producers, batch int) readResult {
 			res.stats = rd.Stats()
 			return res
 		}
+		if err == nil {
+			err = res.check(rec, producers)
+		}
 		if err != nil {
 			res.err = err
-			return res
-		}
-		switch rec.Type {
-		case RecLost:
-		case RecTest:
-			p, seq, err := checkTestRecord(rec, producers)
-			if err != nil {
-				res.err = err
-				return res
-			}
-			if seq < next[p] {
-				res.err = fmt.Errorf("producer %d: seq %d arrived after seq %d", p, seq, next[p]-1)
-				return res
-			}
-			next[p] = seq + 1
-			res.received[p]++
-		default:
-			res.err = fmt.Errorf("record at %d has type %d, want test or lost", rec.Pos, rec.Type)
 			return res
 		}
 		if n++; n%batch == 0 {
@@ -162,8 +167,17 @@ func readTestRecords(rd *Reader, producers, batch int) readResult {
 // shared memfd mapping, with eventfd wake-ups decided by ring.c. Every
 // record must arrive intact and in per-producer order, and every attempt
 // must be either read or counted as dropped, in the stream and the meta
-// page alike.
+// page alike. The reader commits only every 64 records, so its read
+// position runs ahead of its commit position; it runs once waking on the
+// first record (watermark 0) and once with a watermark, both with a
+// timeout far beyond the test, so only ring.c's wake-ups move it.
 func TestCProducerGoReaderStress(t *testing.T) {
+	for _, wakeup := range []uint64{0, 4096} {
+		t.Run(fmt.Sprintf("watermark=%d", wakeup), func(t *testing.T) { cProducerGoReaderStress(t, wakeup) })
+	}
+}
+
+func cProducerGoReaderStress(t *testing.T, wakeup uint64) {
 	const (
 		producers = 4
 		dataSize  = 256 << 10 // small, so the ring wraps and fills often
@@ -220,7 +234,10 @@ func TestCProducerGoReaderStress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan readResult, 1)
+	if err := rd.SetWakeup(wakeup, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *readResult, 1)
 	go func() { done <- readTestRecords(rd, producers, 64) }()
 
 	start := time.Now()
@@ -235,23 +252,45 @@ func TestCProducerGoReaderStress(t *testing.T) {
 	}
 	produced := time.Since(start)
 
-	// The reader is woken only by the producers' commits, so it must drain
-	// the ring by itself: if it sits asleep with records left, a wake-up
-	// was missed. The limit only bounds a hang, it does not time anything.
+	// The reader is woken only by the producers' commits, so it must read
+	// on by itself until less than its watermark is left past its read
+	// position: if it sits asleep with more, a wake-up was missed. The
+	// limit only bounds a hang, it does not time anything.
 	ring := fr.Ring
+	caughtUp := func() bool { return ring.ProducerPos()-ring.ReadPos() <= wakeup }
+	if wakeup > 0 {
+		caughtUp = func() bool { return ring.ProducerPos()-ring.ReadPos() < wakeup }
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for ring.ConsumerPos() != ring.ProducerPos() && time.Now().Before(deadline) {
+	for !caughtUp() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	drained := ring.ConsumerPos() == ring.ProducerPos()
+	drained := caughtUp()
 	rd.Close()
 	res := <-done
 	if res.err != nil {
 		t.Fatalf("reader: %v", res.err)
 	}
 	if !drained {
-		t.Fatalf("reader asleep with %d bytes unread after the producers finished: a wake-up was missed",
-			ring.ProducerPos()-ring.ConsumerPos())
+		t.Fatalf("reader asleep with %d bytes unread past its read position (watermark %d) after the producers finished: a wake-up was missed",
+			ring.ProducerPos()-ring.ReadPos(), wakeup)
+	}
+	// What lies below the watermark is read now, without waiting.
+	for {
+		rec, ok, err := rd.Next()
+		if err != nil {
+			t.Fatalf("reader: %v", err)
+		}
+		if !ok {
+			break
+		}
+		if err := res.check(rec, producers); err != nil {
+			t.Fatalf("reader: %v", err)
+		}
+	}
+	res.stats = rd.Stats()
+	if rd.ReadPos() != ring.ProducerPos() {
+		t.Fatalf("read position %d, producer %d: records left unread", rd.ReadPos(), ring.ProducerPos())
 	}
 
 	reps, lostPending := parseStressReport(t, string(report), producers)
@@ -386,6 +425,39 @@ func TestGoProducerMatchesCProducer(t *testing.T) {
 			*r.cons = r.ProducerPos()
 			script.WriteString("a\n")
 			want.WriteString("a\n")
+		case op < 100:
+			// The reader publishes a read position and a watermark:
+			// mostly sane ones, sometimes anything (the kernel must
+			// not trust them).
+			c, prod := r.ConsumerPos(), r.ProducerPos()
+			var rp, wb uint64
+			switch rnd(5) {
+			case 0:
+				rp = prod
+			case 1:
+				rp = c
+			case 2:
+				rp = c + (prod-c)/2&^7
+			case 3:
+				rp = uint64(rnd(1<<30)) * 8
+			default:
+				rp = prod - uint64(rnd(64))*8
+			}
+			switch rnd(5) {
+			case 0:
+				wb = 0
+			case 1:
+				wb = uint64(rnd(512))
+			case 2:
+				wb = uint64(rnd(size))
+			case 3:
+				wb = 1 << 62
+			default:
+				wb = 4096
+			}
+			r.page.ReadPos, r.page.WakeupBytes = rp, wb
+			fmt.Fprintf(&script, "s %d %d\n", rp, wb)
+			want.WriteString("s\n")
 		}
 	}
 
@@ -420,11 +492,24 @@ func TestGoProducerMatchesCProducer(t *testing.T) {
 			t.Fatalf("memory differs first at byte %d (page %d, offset %d): C %#x, Go %#x", i, i/memPageSize, i%memPageSize, cmem[i], mem[i])
 		}
 	}
+	wakes, noWakes := 0, 0
+	for _, l := range wantLines {
+		if len(l) > 0 && strings.ContainsRune("wcd", rune(l[0])) {
+			if strings.HasSuffix(l, " 1") && l != "w 0 1" {
+				wakes++
+			} else if strings.HasSuffix(l, " 0") {
+				noWakes++
+			}
+		}
+	}
+	if wakes == 0 || noWakes == 0 {
+		t.Errorf("the script did not exercise both wake-up decisions: %d wake-ups, %d none", wakes, noWakes)
+	}
 	c := r.Counters()
 	if c.Written == 0 || c.DroppedFull == 0 || c.DroppedTooLarge == 0 || c.DroppedFault == 0 || c.Discarded == 0 || c.LostRecords == 0 {
 		t.Errorf("the script did not exercise every path: %+v", c)
 	}
-	t.Logf("%d operations, counters %+v", strings.Count(script.String(), "\n"), c)
+	t.Logf("%d operations, %d wake-ups, counters %+v", strings.Count(script.String(), "\n"), wakes, c)
 }
 
 // TestRingBenchRuns keeps the C producer benchmark of docs/BENCHMARKS.md

@@ -221,6 +221,11 @@ func TestDevicePollWakesABlockedRead(t *testing.T) {
 	loadModule(t)
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
+	// Watermark 0 and no timeout to speak of: only the module's wake-up
+	// can end the Read.
+	if err := rd.SetWakeup(0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	e := EmitTest{Count: 1, Len: 64, Producer: 1, FirstSeq: 7}
 	got := make(chan error, 1)
 	go func() {
@@ -301,5 +306,124 @@ func TestDeviceFullRingLeadsToALostRecord(t *testing.T) {
 	}
 	if s := rd.Stats(); s.Lost != uint64(int(e.Count)-n) || s.LostRecords != 1 {
 		t.Errorf("reader stats %+v", s)
+	}
+}
+
+// devReadable polls the device without blocking.
+func devReadable(t *testing.T, d *Device) bool {
+	t.Helper()
+	fds := []unix.PollFd{{Fd: int32(d.FD()), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	if err != nil {
+		t.Fatalf("poll: %v", err)
+	}
+	return n == 1 && fds[0].Revents&unix.POLLIN != 0
+}
+
+// TestDevicePollFollowsTheWatermark checks the module's ready() (ABI 1.1)
+// through poll(2): readable only once wakeup_bytes lie past read_pos, or
+// the ring is half full, or a lost record is at read_pos; read_pos may run
+// ahead of the commit position.
+func TestDevicePollFollowsTheWatermark(t *testing.T) {
+	loadModule(t, "ring_size=65536")
+	d := openDevice(t)
+	rd := newDeviceReader(t, d)
+	rd.publish(256)
+	if devReadable(t, d) {
+		t.Fatal("empty ring readable")
+	}
+	e := EmitTest{Count: 3, Len: 64, Producer: 1}
+	emit(t, d, e)
+	if devReadable(t, d) {
+		t.Fatal("readable with 192 bytes past read_pos, watermark 256")
+	}
+	emit(t, d, EmitTest{Count: 1, Len: 64, Producer: 1, FirstSeq: 3})
+	if !devReadable(t, d) {
+		t.Fatal("not readable with 256 bytes past read_pos, watermark 256")
+	}
+	// Read all, commit nothing: counted from the new read position.
+	for range 4 {
+		if _, ok, err := rd.Next(); !ok || err != nil {
+			t.Fatalf("record: ok %v err %v", ok, err)
+		}
+	}
+	rd.publish(256)
+	if devReadable(t, d) {
+		t.Fatal("readable with nothing past read_pos (commit position behind)")
+	}
+	emit(t, d, EmitTest{Count: 1, Len: 64, Producer: 1, FirstSeq: 4})
+	if devReadable(t, d) {
+		t.Fatal("readable with 64 bytes past read_pos, watermark 256")
+	}
+	rd.publish(0)
+	if !devReadable(t, d) {
+		t.Fatal("not readable with a record past read_pos, watermark 0")
+	}
+	// Half the ring past the commit position forces readability below the
+	// watermark: 32 KiB uncommitted, read_pos 1 KiB short of producer_pos.
+	rd.Commit()
+	emit(t, d, EmitTest{Count: 31, Len: 1024, Producer: 1})
+	for {
+		if _, ok, err := rd.Next(); !ok || err != nil {
+			break
+		}
+	}
+	emit(t, d, EmitTest{Count: 1, Len: 1024, Producer: 1})
+	rd.publish(8192)
+	if !devReadable(t, d) {
+		t.Fatalf("not readable at half full (%d bytes uncommitted)", d.Ring.ProducerPos()-d.Ring.ConsumerPos())
+	}
+	// A read position the module cannot accept is taken as the commit
+	// position.
+	d.Ring.page.ReadPos = d.Ring.ProducerPos() + 4096
+	rd.Commit()
+	if devReadable(t, d) {
+		t.Fatal("readable with a read position past the producer (taken as the commit position, 1 KiB below the watermark)")
+	}
+}
+
+// TestDeviceEventWhileTheReaderSleepsArrivesWithinTheBound: with the
+// default wake-up settings (a watermark far above one record, a 100 ms
+// timeout) one record written while the reader sleeps reaches it within
+// the latency bound: early in the sleep through the timeout, after a
+// whole idle timeout through the module's wake-up for the first record.
+// The check allows ten times the bound for a loaded VM; the measured
+// latency is logged.
+func TestDeviceEventWhileTheReaderSleepsArrivesWithinTheBound(t *testing.T) {
+	loadModule(t)
+	d := openDevice(t)
+	rd := newDeviceReader(t, d)
+	for i, after := range []time.Duration{DefaultWakeupTimeout / 3, 3 * DefaultWakeupTimeout} {
+		e := EmitTest{Count: 1, Len: 64, Producer: 1, FirstSeq: uint64(i)}
+		type result struct {
+			at  time.Time
+			err error
+		}
+		got := make(chan result, 1)
+		go func() {
+			rec, err := rd.Read()
+			if err == nil {
+				err = checkEmitted(rec, e, e.FirstSeq)
+			}
+			got <- result{time.Now(), err}
+		}()
+		time.Sleep(after)
+		sent := time.Now()
+		emit(t, d, e)
+		select {
+		case r := <-got:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			lat := r.at.Sub(sent)
+			t.Logf("record written %v into the reader's sleep arrived after %v (bound %v)", after, lat, DefaultWakeupTimeout)
+			if lat > 10*DefaultWakeupTimeout {
+				t.Fatalf("record arrived after %v, bound %v", lat, DefaultWakeupTimeout)
+			}
+		case <-time.After(10 * time.Second):
+			rd.Close()
+			t.Fatalf("record written %v into the reader's sleep never arrived", after)
+		}
+		rd.Commit()
 	}
 }

@@ -19,7 +19,9 @@ import (
 //	         (mostly rejected by NewRing); bit 1 = producer writes too
 //	[2:10]   consumer position
 //	[10:18]  producer position
-const fuzzHdr = 18
+//	[18:26]  read position (ABI 1.1; any value, as a reader may write)
+//	[26:34]  wakeup_bytes (ABI 1.1)
+const fuzzHdr = 34
 
 // ringFromFuzz builds a ring from a fuzz input; nil when NewRing rejects
 // the meta page (which is a correct outcome, not a failure).
@@ -37,10 +39,12 @@ func ringFromFuzz(in []byte) (*Ring, byte) {
 		copy(meta, body)
 	} else {
 		m := metaOf(meta)
-		*m = RingMeta{Magic: RingMagic, ABIMajor: ABIMajor, PageSize: memPageSize,
+		*m = RingMeta{Magic: RingMagic, ABIMajor: ABIMajor, ABIMinor: ABIMinor, PageSize: memPageSize,
 			MaxRecord: uint32(size / 4), DataSize: size, DataOffset: 2 * memPageSize}
 	}
 	binary.LittleEndian.PutUint64(cons, binary.LittleEndian.Uint64(in[2:]))
+	binary.LittleEndian.PutUint64(cons[OffsetofReadPos:], binary.LittleEndian.Uint64(in[18:]))
+	binary.LittleEndian.PutUint64(cons[OffsetofWakeupBytes:], binary.LittleEndian.Uint64(in[26:]))
 	metaOf(meta).ProducerPos = binary.LittleEndian.Uint64(in[10:])
 	for i := 0; len(body) > 0 && i < len(data); i += len(body) {
 		copy(data[i:], body)
@@ -82,9 +86,11 @@ func drain(t *testing.T, rd *Reader) {
 	}
 }
 
-// FuzzReader feeds arbitrary ring contents (meta, positions, data) to the
-// reader, and lets the Go producer write into them too: neither may panic,
-// hang or touch memory outside the ring.
+// FuzzReader feeds arbitrary ring contents (meta, positions, data, the
+// reader page's read position and watermark) to the reader, and lets the
+// Go producer write into them too: neither may panic, hang or touch memory
+// outside the ring, and the wake-up predicate (ready(), which the kernel
+// evaluates on the same untrusted page) may not either.
 func FuzzReader(f *testing.F) {
 	for _, s := range fuzzSeeds(f) {
 		f.Add(s)
@@ -94,15 +100,19 @@ func FuzzReader(f *testing.F) {
 		if r == nil {
 			return
 		}
+		// The kernel's view of the page as the fuzzer wrote it.
+		r.ready(r.loadView())
+		p := NewProducer(r)
+		p.wakeup()
 		rd, err := NewReader(r, nil)
 		if err != nil {
 			return
 		}
 		drain(t, rd)
+		rd.state(rd.wakeup)
 		if mode&2 == 0 {
 			return
 		}
-		p := NewProducer(r)
 		for i := range 8 {
 			if res, ok := p.Reserve(uint32(8+i*13)%r.MaxRecord()+8, RecTest, 0); ok {
 				if i%4 == 3 {
@@ -127,6 +137,8 @@ func fuzzInput(r *Ring, mode byte) []byte {
 	in[1] = mode
 	binary.LittleEndian.PutUint64(in[2:], r.ConsumerPos())
 	binary.LittleEndian.PutUint64(in[10:], r.ProducerPos())
+	binary.LittleEndian.PutUint64(in[18:], r.ReadPos())
+	binary.LittleEndian.PutUint64(in[26:], r.WakeupBytes())
 	return append(in, r.data...)
 }
 
@@ -180,6 +192,16 @@ func fuzzSeeds(tb testing.TB) [][]byte {
 	add(func(p *Producer, rd *Reader) { write(p, 32, 16); p.ring.meta.ProducerPos = 20 }, 2)
 	add(func(p *Producer, rd *Reader) { write(p, 32); *p.ring.cons = 4 }, 0)
 	add(func(p *Producer, rd *Reader) { write(p, 32) }, 1)
+	// Read positions and watermarks: ahead of the commit, past the
+	// producer, and a watermark beyond the ring.
+	add(func(p *Producer, rd *Reader) { write(p, 32, 24); rd.Next(); rd.publish(16) }, 2)
+	add(func(p *Producer, rd *Reader) { write(p, 32); p.ring.page.ReadPos = 1 << 40 }, 2)
+	add(func(p *Producer, rd *Reader) {
+		write(p, 32)
+		p.CountFault()
+		write(p, 24)
+		p.ring.page.WakeupBytes = ^uint64(0)
+	}, 2)
 	return seeds
 }
 

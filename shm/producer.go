@@ -20,17 +20,26 @@ type Producer struct {
 	mu   sync.Mutex
 	// Records dropped since the last "lost N" record; under mu.
 	lostPending uint64
+	// The read position the last wake-up was for (ring.c's woken_rp);
+	// committing goroutines race on it without mu, as C producers do.
+	wokenRP atomic.Uint64
 }
+
+// notWoken is wokenRP before the first wake-up (SMITH_RING_NOT_WOKEN).
+const notWoken = ^uint64(0)
 
 // NewProducer returns a producer for r. Only one Producer (or C producer)
 // may write a ring at a time: the lock is the Producer's own.
-func NewProducer(r *Ring) *Producer { return &Producer{ring: r} }
+func NewProducer(r *Ring) *Producer {
+	p := &Producer{ring: r}
+	p.wokenRP.Store(notWoken)
+	return p
+}
 
 // Reservation is a record reserved by Reserve: Raw (header included) is
 // filled by the caller, then passed to Commit or Discard exactly once.
 type Reservation struct {
 	Raw []byte
-	off uint64
 }
 
 func (p *Producer) count(c *uint64) { atomic.AddUint64(c, 1) }
@@ -107,17 +116,18 @@ func (p *Producer) Reserve(n uint32, typ RecType, flags RecFlags) (res Reservati
 	// Pairs with the reader's load-acquire of producer_pos: the headers
 	// above (pads and lost committed, ours BUSY) are visible before it.
 	atomic.StoreUint64(&r.meta.ProducerPos, end)
-	return Reservation{Raw: r.data[off : off+uint64(n) : off+uint64(n)], off: off}, true
+	return Reservation{Raw: r.data[off : off+uint64(n) : off+uint64(n)]}, true
 }
 
-// Commit publishes a reserved record. It returns true when the reader had
-// consumed everything before it, so it may be asleep and must be woken.
+// Commit publishes a reserved record. It returns true when the reader must
+// be woken, by ring.c's rule: the ring is ready for it (see Ring.ready) and
+// it was not woken for its read position yet.
 func (p *Producer) Commit(res Reservation) bool {
 	n := binary.LittleEndian.Uint32(res.Raw) &^ RecBusy
 	// Pairs with the reader's load-acquire of the header.
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&res.Raw[0])), n)
 	p.count(&p.ring.meta.Written)
-	return p.wakeup(res.off)
+	return p.wakeup()
 }
 
 // Discard gives a reserved record back; the reader skips it. Same result
@@ -126,32 +136,21 @@ func (p *Producer) Discard(res Reservation) bool {
 	n := binary.LittleEndian.Uint32(res.Raw)&^RecBusy | RecDiscard
 	atomic.StoreUint32((*uint32)(unsafe.Pointer(&res.Raw[0])), n)
 	p.count(&p.ring.meta.Discarded)
-	return p.wakeup(res.off)
+	return p.wakeup()
 }
 
-// wakeup reports whether the reader had consumed everything in front of the
-// record at data offset off: its position is the record's, or only pad and
-// lost records (written by the same reservation) lie between. Go's atomics
-// are sequentially consistent, so the header store before it and this load
-// are ordered as smp_mb() orders them in ring.c.
-func (p *Producer) wakeup(off uint64) bool {
-	r := p.ring
-	c := atomic.LoadUint64(r.cons) & r.mask
-	for range 4 {
-		if c == off {
-			return true
-		}
-		w := r.hdrWord(c)
-		if w&RecBusy != 0 || w&RecLenMask < uint32(SizeofRecHdr) {
-			return false
-		}
-		typ := RecType(binary.LittleEndian.Uint16(r.data[c+4:]))
-		if typ != RecPad && typ != RecLost {
-			return false
-		}
-		c = (c + uint64(RecAlign(w&RecLenMask))) & r.mask
+// wakeup is the decision of ring.c's smith_ring_publish. Go's atomics are sequentially consistent, so the header
+// store before it and the loads here are ordered as smp_mb() orders them.
+func (p *Producer) wakeup() bool {
+	v := p.ring.loadView()
+	if !p.ring.ready(v) {
+		return false
 	}
-	return false
+	if p.wokenRP.Load() == v.read {
+		return false
+	}
+	p.wokenRP.Store(v.read)
+	return true
 }
 
 // Write reserves, copies and commits rec, whose first 8 bytes are a record

@@ -4,24 +4,46 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Read and Wait after Close.
 var ErrClosed = errors.New("ring reader closed")
 
+// ErrDeadline is returned by Read and Wait when the deadline set with
+// SetDeadline passed; it is os.ErrDeadlineExceeded.
+var ErrDeadline = os.ErrDeadlineExceeded
+
+// ErrWoken may be returned by a Waiter's Wait when it was woken for work
+// other than records; Reader.Wait then returns it at once.
+var ErrWoken = errors.New("ring waiter woken")
+
+// DefaultWakeupTimeout is how long a Reader sleeps at most while records
+// below its watermark wait: the latency bound of a record at any rate.
+const DefaultWakeupTimeout = 100 * time.Millisecond
+
+// idleTimeoutFactor: a Reader that found nothing at all after a whole
+// timeout sleeps with a watermark of 0 (the first record wakes it) and
+// this many timeouts as its bound, so an idle host pays few wake-ups.
+const idleTimeoutFactor = 10
+
 // errNoWaiter is returned by Wait on a Reader made without a Waiter.
 var errNoWaiter = errors.New("ring reader has no waiter: use Next")
 
 // Record is a zero-copy view of one record in the ring. Raw aliases the
-// ring's memory and is valid until the Reader's next Commit (or a Wait
-// that commits); copy what must live longer.
+// ring's memory and is valid until the Reader commits past it (Commit, or
+// CommitTo beyond its Pos); copy what must live longer.
 type Record struct {
 	Pos   uint64   // ring position of the header
 	Type  RecType  // the header's type
 	Flags RecFlags // the header's flags
 	Raw   []byte   // the whole record, header included, len bytes
 }
+
+// End is the ring position just after the record: a valid CommitTo target.
+func (r Record) End() uint64 { return r.Pos + uint64(RecAlign(uint32(len(r.Raw)))) }
 
 // Payload is the record after its 8-byte header.
 func (r Record) Payload() []byte { return r.Raw[SizeofRecHdr:] }
@@ -42,25 +64,35 @@ type ReaderStats struct {
 	Skipped     uint64 // pad and discarded records stepped over
 }
 
-// Reader consumes the records of a Ring. It is not safe for concurrent use,
-// except Close, which may be called from any goroutine to interrupt a
-// blocked Read or Wait.
+// Reader consumes the records of a Ring. It keeps two positions: the read
+// position (Next and Read advance it) and the commit position (Commit and
+// CommitTo move it), before which producers may reuse the ring. It is not
+// safe for concurrent use, except Close and SetDeadline, which may be
+// called from any goroutine.
 type Reader struct {
-	ring   *Ring
-	waiter Waiter
-	pos    uint64 // next record to read
-	cons   uint64 // last position stored to the consumer page
-	prod   uint64 // last producer position loaded
-	err    error  // sticky: a corrupt ring cannot be read further
-	stats  ReaderStats
-	closed atomic.Bool
+	ring    *Ring
+	waiter  Waiter
+	pos     uint64 // read position: next record to read
+	cons    uint64 // commit position: last stored to the consumer page
+	prod    uint64 // last producer position loaded
+	err     error  // sticky: a corrupt ring cannot be read further
+	stats   ReaderStats
+	closed  atomic.Bool
+	wakeup  uint64        // watermark in bytes (SetWakeup)
+	timeout time.Duration // sleep bound (SetWakeup)
+	legacy  bool          // a 1.0 producer: it wakes on consumer_pos only
+	// deadline of a blocked Read or Wait, unix ns; 0 none (SetDeadline)
+	deadline atomic.Int64
 }
 
 // NewReader starts reading at the ring's committed consumer position, so
-// records a previous reader left unconsumed are read, not lost. w is how
-// Read and Wait block (nil: only Next is usable).
+// records a previous reader read but did not commit are read again, not
+// lost. w is how Read and Wait block (nil: only Next is usable). The
+// watermark starts at a quarter of the ring and the timeout at
+// DefaultWakeupTimeout (SetWakeup changes them).
 func NewReader(r *Ring, w Waiter) (*Reader, error) {
-	rd := &Reader{ring: r, waiter: w}
+	rd := &Reader{ring: r, waiter: w, wakeup: r.Size() / 4, timeout: DefaultWakeupTimeout}
+	rd.legacy = r.meta.ABIMinor < 1
 	rd.cons = r.ConsumerPos()
 	rd.pos, rd.prod = rd.cons, rd.cons
 	if rd.cons%8 != 0 {
@@ -69,7 +101,47 @@ func NewReader(r *Ring, w Waiter) (*Reader, error) {
 	if err := rd.loadProducer(); err != nil {
 		return nil, err
 	}
+	rd.publish(rd.wakeup)
 	return rd, nil
+}
+
+// SetWakeup sets how the Reader asks to be woken: once bytes of records lie
+// past its read position (0: on the first record), and at the latest after
+// timeout, which bounds how long a record below the watermark waits.
+// bytes is at most half the ring (the producers wake the reader at that
+// fill level anyway); timeout is positive.
+func (r *Reader) SetWakeup(bytes uint64, timeout time.Duration) error {
+	if bytes > r.ring.Size()/2 {
+		return fmt.Errorf("wake-up watermark %d bytes: more than half the ring (%d bytes)", bytes, r.ring.Size()/2)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("wake-up timeout %v: want a positive duration", timeout)
+	}
+	r.wakeup, r.timeout = bytes, timeout
+	return nil
+}
+
+// SetDeadline makes a blocked Read or Wait return ErrDeadline once t has
+// passed; the zero time removes the deadline. Safe from any goroutine; a
+// Wait already asleep sees a new deadline at its next wake-up, within the
+// wake-up timeout.
+func (r *Reader) SetDeadline(t time.Time) {
+	if t.IsZero() {
+		r.deadline.Store(0)
+		return
+	}
+	r.deadline.Store(max(t.UnixNano(), 1))
+}
+
+// publish stores the read position and the watermark to the reader page,
+// with sequentially consistent stores: the loads that follow (ready) are
+// ordered after them, as smp_mb() orders them in ring.c (pair D/D').
+func (r *Reader) publish(wakeup uint64) {
+	if r.legacy {
+		return
+	}
+	atomic.StoreUint64(&r.ring.page.WakeupBytes, wakeup)
+	atomic.StoreUint64(&r.ring.page.ReadPos, r.pos)
 }
 
 // loadProducer refreshes the cached producer position and checks it
@@ -153,69 +225,136 @@ func (r *Reader) Next() (rec Record, ok bool, err error) {
 	}
 }
 
-// Commit hands every record returned so far back to the producers: one
+// Commit hands every record read so far back to the producers: one
 // store-release of the consumer position for the whole batch. Views
 // returned before it are invalid afterwards.
-func (r *Reader) Commit() {
-	if r.pos != r.cons {
+func (r *Reader) Commit() { r.commit(r.pos) }
+
+// CommitTo hands the records before pos back to the producers. pos is the
+// End of a record returned by Next or Read (or the commit position): it
+// lies between the commit position and the read position, 8-aligned.
+// Views of records before pos are invalid afterwards.
+func (r *Reader) CommitTo(pos uint64) error {
+	if pos%8 != 0 || pos-r.cons > r.pos-r.cons {
+		return fmt.Errorf("commit to %d: outside [commit %d, read %d] or not 8-aligned", pos, r.cons, r.pos)
+	}
+	r.commit(pos)
+	return nil
+}
+
+func (r *Reader) commit(pos uint64) {
+	if pos != r.cons {
 		// Pairs with the producers' load-acquire of consumer_pos in reserve:
 		// our reads of the records are done before they may overwrite them.
-		atomic.StoreUint64(r.ring.cons, r.pos)
-		r.cons = r.pos
+		atomic.StoreUint64(r.ring.cons, pos)
+		r.cons = pos
 	}
 }
 
-// ready reports whether Next would return a record (or an error) now.
-func (r *Reader) ready() bool {
+// ReadPos is the read position: the ring position of the next record.
+func (r *Reader) ReadPos() uint64 { return r.pos }
+
+// CommitPos is the commit position last stored to the consumer page.
+func (r *Reader) CommitPos() uint64 { return r.cons }
+
+// state says what Wait finds at the read position: due (the ring's ready
+// predicate holds for the given watermark, as the producers evaluate it),
+// any (a committed record is there, watermark or not) and busy (the
+// producer is ahead but the record there is still being written).
+func (r *Reader) state(wakeup uint64) (due, any, busy bool) {
 	if r.err != nil {
-		return true
+		return true, true, false
+	}
+	// Always the producer's current position: a stale one could judge the
+	// watermark unmet after a producer, seeing it met, woke us for the
+	// last time at this read position.
+	if r.loadProducer() != nil {
+		return true, true, false
 	}
 	if r.pos == r.prod {
-		if r.loadProducer() != nil {
-			return true
-		}
-		if r.pos == r.prod {
-			return false
-		}
+		return false, false, false
 	}
-	return r.ring.hdrWord(r.pos&r.ring.mask)&RecBusy == 0
+	if r.ring.hdrWord(r.pos&r.ring.mask)&RecBusy != 0 {
+		return false, false, true
+	}
+	if r.legacy {
+		return true, true, false
+	}
+	v := view{cons: r.cons, read: r.pos, wakeup: wakeup, prod: r.prod}
+	v.fix(r.ring.Size())
+	return r.ring.ready(v), true, false
 }
 
-// Wait blocks until a record is ready, the ring turns out corrupt, or Close.
-// It commits first: producers wake a reader only when it has consumed
-// everything before their record, so a reader must not sleep on a batch it
-// holds. Views returned before Wait are invalid afterwards.
+// Wait publishes the read position and blocks until records are due: the
+// watermark is reached (or the ring is half full, or a lost record
+// arrived), or the wake-up timeout passed with at least one record ready.
+// It returns early with ErrClosed after Close, ErrDeadline after the
+// deadline, or ErrWoken when the Waiter was woken for other work. Wait does
+// not commit: views stay valid. (With a 1.0 producer, which wakes a reader
+// only at its commit position, Wait commits first, as 1.0 readers did.)
 //
-// A record that is reserved but not yet committed (BUSY) is not ready. The
-// device stays readable meanwhile (its producer is ahead), so on the device
-// Wait polls again until the commit, which comes within the hook that
-// reserved it; an Eventfd is signalled by that commit.
+// A reader that finds nothing at all for a whole timeout asks to be woken
+// by the first record and sleeps up to ten timeouts, so an idle host costs
+// about one wake-up a second, while a record still arrives at once.
 func (r *Reader) Wait() error {
 	if r.waiter == nil {
 		return errNoWaiter
 	}
-	r.Commit()
+	if r.legacy {
+		r.Commit()
+	}
+	wakeup, bound := r.wakeup, r.timeout
+	r.publish(wakeup)
+	start := time.Now()
 	for {
 		if r.closed.Load() {
 			return ErrClosed
 		}
-		// The commit above is a sequentially consistent store and ready
-		// loads after it: either the producer's commit sees our consumer
-		// position and wakes us, or we see its record here.
-		if r.ready() {
+		// publish's stores are sequentially consistent and state loads
+		// after them: either a producer's commit sees our read position
+		// and wakes us, or we see its record here.
+		due, any, busy := r.state(wakeup)
+		if due {
 			return nil
 		}
-		if err := r.waiter.Wait(); err != nil {
-			if errors.Is(err, ErrClosed) {
+		now := time.Now()
+		sleep := bound - now.Sub(start)
+		if sleep <= 0 {
+			switch {
+			case any:
+				return nil
+			case !busy && wakeup != 0:
+				// Nothing at all: wake on the first record, sleep longer.
+				wakeup, bound = 0, idleTimeoutFactor*r.timeout
+				r.publish(wakeup)
+				start = now
+				continue
+			}
+			// A record is being written at the read position: its commit
+			// wakes us; look again after a timeout in case it never comes.
+			start, sleep = now, bound
+		}
+		if d := r.deadline.Load(); d != 0 {
+			left := time.Duration(d - now.UnixNano())
+			if left <= 0 {
+				return ErrDeadline
+			}
+			sleep = min(sleep, left)
+		}
+		if err := r.waiter.Wait(sleep); err != nil {
+			switch {
+			case errors.Is(err, ErrClosed):
 				return ErrClosed
+			case errors.Is(err, ErrWoken):
+				return ErrWoken
 			}
 			return fmt.Errorf("wait for ring records: %w", err)
 		}
 	}
 }
 
-// Read returns the next record, blocking until there is one. When it has
-// to block it commits (see Wait), so views from earlier calls end there.
+// Read returns the next record, blocking (in Wait) until there is one. It
+// never commits: Commit or CommitTo give the records back.
 func (r *Reader) Read() (Record, error) {
 	for {
 		rec, ok, err := r.Next()
@@ -225,7 +364,7 @@ func (r *Reader) Read() (Record, error) {
 		if ok {
 			return rec, nil
 		}
-		if err := r.Wait(); err != nil {
+		if err := r.Wait(); err != nil && !errors.Is(err, ErrWoken) {
 			return Record{}, err
 		}
 	}

@@ -1,6 +1,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -16,8 +17,9 @@ var ErrCorrupt = errors.New("corrupt ring")
 // data area. It does not own the memory; whoever mapped it unmaps it, after
 // every Reader and Producer on it is done.
 type Ring struct {
-	cons      *uint64   // consumer_pos: written by the reader only
-	meta      *RingMeta // producer page: read-only to a reader of the device
+	cons      *uint64       // consumer_pos: written by the reader only
+	page      *RingConsumer // the whole reader page (cons is its first field)
+	meta      *RingMeta     // producer page: read-only to a reader of the device
 	data      []byte
 	mask      uint64
 	maxRecord uint32
@@ -58,6 +60,7 @@ func newRing(consumer, meta, data []byte, minSize uint64) (*Ring, error) {
 	}
 	return &Ring{
 		cons:      (*uint64)(unsafe.Pointer(&consumer[0])),
+		page:      (*RingConsumer)(unsafe.Pointer(&consumer[0])),
 		meta:      m,
 		data:      data,
 		mask:      size - 1,
@@ -91,7 +94,10 @@ func initRing(consumer, meta, data []byte, pageSize uint32, minSize uint64) (*Ri
 		DataSize:   size,
 		DataOffset: 2 * uint64(pageSize),
 	}
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&consumer[0])), 0)
+	page := (*RingConsumer)(unsafe.Pointer(&consumer[0]))
+	atomic.StoreUint64(&page.ConsumerPos, 0)
+	atomic.StoreUint64(&page.ReadPos, 0)
+	atomic.StoreUint64(&page.WakeupBytes, 0)
 	r, err := newRing(consumer, meta, data, minSize)
 	if err != nil {
 		return nil, fmt.Errorf("init ring: %w", err)
@@ -160,6 +166,64 @@ func (r *Ring) ProducerPos() uint64 { return atomic.LoadUint64(&r.meta.ProducerP
 
 // ConsumerPos is the reader's committed position.
 func (r *Ring) ConsumerPos() uint64 { return atomic.LoadUint64(r.cons) }
+
+// ReadPos is the read position the reader last published (ABI 1.1), as
+// stored: it may be outside [ConsumerPos, ProducerPos].
+func (r *Ring) ReadPos() uint64 { return atomic.LoadUint64(&r.page.ReadPos) }
+
+// WakeupBytes is the watermark the reader last published (ABI 1.1).
+func (r *Ring) WakeupBytes() uint64 { return atomic.LoadUint64(&r.page.WakeupBytes) }
+
+// view is the reader's page and the producer position, loaded once, with
+// ring.c's corrections: a read position outside [cons, prod] is taken as
+// cons, a watermark above half the ring as half.
+type view struct {
+	cons, read, wakeup, prod uint64
+}
+
+func (r *Ring) loadView() view {
+	v := view{
+		cons:   atomic.LoadUint64(&r.page.ConsumerPos),
+		read:   atomic.LoadUint64(&r.page.ReadPos),
+		wakeup: atomic.LoadUint64(&r.page.WakeupBytes),
+		prod:   atomic.LoadUint64(&r.meta.ProducerPos),
+	}
+	v.fix(r.Size())
+	return v
+}
+
+func (v *view) fix(size uint64) {
+	if v.read-v.cons > v.prod-v.cons {
+		v.read = v.cons
+	}
+	v.wakeup = min(v.wakeup, size/2)
+}
+
+// ready is ring.c's smith_ring_ready, the predicate of smith_abi.h that
+// decides both a producer's wake-up and the device's poll(): a committed
+// record lies at the read position and the watermark is reached, or the
+// ring is half full, or a "lost N" record lies at the read position (or
+// right after a pad there).
+func (r *Ring) ready(v view) bool {
+	if v.read == v.prod {
+		return false
+	}
+	off := v.read & r.mask &^ 7
+	w := r.hdrWord(off)
+	if w&RecBusy != 0 {
+		return false
+	}
+	if v.wakeup == 0 || v.prod-v.read >= v.wakeup || v.prod-v.cons >= r.Size()/2 {
+		return true
+	}
+	typ := RecType(binary.LittleEndian.Uint16(r.data[off+4:]))
+	if typ == RecPad && w&RecLenMask >= uint32(SizeofRecHdr) {
+		off = (off + uint64(RecAlign(w&RecLenMask))) & r.mask
+		w = r.hdrWord(off)
+		typ = RecType(binary.LittleEndian.Uint16(r.data[off+4:]))
+	}
+	return w&RecBusy == 0 && typ == RecLost
+}
 
 // hdrWord loads the len word of the record header at data offset off with
 // acquire semantics; off is 8-aligned and at most Size()-8.

@@ -316,48 +316,91 @@ func TestDropsAreReportedByALostRecord(t *testing.T) {
 	}
 }
 
-func TestCommitWakesOnlyACaughtUpReader(t *testing.T) {
-	_, p, rd := newTestRing(t, 256)
-	if _, wake := p.Write(testRec(24, 0, 0)); !wake {
-		t.Fatal("first record into an empty ring: no wake-up")
+// TestCommitWakeRule walks through ring.c's wake-up rule (smith_abi.h,
+// ready()) on the Go producer, which the cross-language test holds to
+// ring.c byte for byte: a watermark counted from the read position, one
+// wake-up per published read position, the half-full and lost-record
+// forced wakes, and never for a record still being written.
+func TestCommitWakeRule(t *testing.T) {
+	r, p, rd := newTestRing(t, 1024)
+	write := func(n int, wantWake bool, what string) {
+		t.Helper()
+		ok, wake := p.Write(testRec(n, 0, 0))
+		if !ok {
+			t.Fatalf("%s: dropped", what)
+		}
+		if wake != wantWake {
+			t.Fatalf("%s: wake-up %v, want %v (read %d, commit %d, producer %d, watermark %d)",
+				what, wake, wantWake, r.ReadPos(), r.ConsumerPos(), r.ProducerPos(), r.WakeupBytes())
+		}
 	}
-	if _, wake := p.Write(testRec(24, 0, 1)); wake {
-		t.Fatal("second record while the reader is behind: wake-up")
+	readAll := func() {
+		for {
+			if _, ok, err := rd.Next(); err != nil || !ok {
+				return
+			}
+		}
 	}
-	mustNext(t, rd)
-	mustNext(t, rd)
-	mustBeEmpty(t, rd)
-	if _, wake := p.Write(testRec(24, 0, 2)); wake {
-		t.Fatal("reader caught up but had not committed: wake-up")
-	}
+
+	// Watermark 0: the first record past the read position wakes, the
+	// ones after it do not until the reader publishes a new position.
+	rd.publish(0)
+	write(24, true, "first record, watermark 0")
+	write(24, false, "second record, reader already woken for this position")
+	readAll()
+	write(24, false, "read on but not yet published")
+	readAll()
+	rd.publish(0)
+	write(24, true, "first record after the reader published its new position")
+	readAll()
+
+	// Watermark 64 bytes: the third 24-byte record reaches it.
+	rd.publish(64)
+	write(24, false, "24 bytes past the read position, watermark 64")
+	write(24, false, "48 bytes past the read position, watermark 64")
+	write(24, true, "72 bytes past the read position, watermark 64")
+	write(24, false, "past the watermark, already woken")
+
+	// Not committed: nothing is read or committed, so the ring fills;
+	// at half the ring (512 bytes past the commit position) it forces a
+	// wake-up even below the watermark.
+	readAll()
+	rd.Commit() // commit at the read position, 192
+	rd.publish(512)
+	write(200, false, "200 bytes, watermark 512")
+	readAll() // read to 392, commit stays at 192
+	rd.publish(512)
+	write(200, false, "400 bytes past the commit, 200 past the read position")
+	write(200, true, "600 bytes past the commit: the ring is half full")
+
+	// A record being written at the read position: not ready, whatever
+	// comes after it; its own commit wakes.
+	readAll()
 	rd.Commit()
-	mustNext(t, rd)
-	rd.Commit()
-	// cons 72. A lost record (72..88) goes in front of the next record
-	// (88..152): the reader parked at 72 must be woken.
-	p.CountFault()
-	if _, wake := p.Write(testRec(64, 0, 3)); !wake {
-		t.Fatal("reader parked before the reservation's lost record: no wake-up")
-	}
-	mustNext(t, rd)
-	mustNext(t, rd)
-	rd.Commit()
-	fillAndConsume(t, p, rd, 64) // cons 216
-	// Lost record 216..232, pad 232..256, record 256..296.
-	p.CountFault()
+	rd.publish(0)
 	res, ok := p.Reserve(40, RecTest, 0)
 	if !ok {
-		t.Fatal("reserve failed")
+		t.Fatal("reserve")
 	}
+	write(24, false, "record behind a BUSY one at the read position")
 	if !p.Commit(res) {
-		t.Fatal("reader parked before the reservation's lost record and pad: no wake-up")
+		t.Fatal("commit of the BUSY record at the read position: no wake-up")
 	}
-	if rec := mustNext(t, rd); rec.Type != RecLost || rec.Pos != 216 {
-		t.Fatalf("record type %d at %d, want lost at 216", rec.Type, rec.Pos)
-	}
-	if rec := mustNext(t, rd); rec.Type != RecTest || rec.Pos != 256 {
-		t.Fatalf("record type %d at %d, want test at 256", rec.Type, rec.Pos)
-	}
+
+	// A lost record at the read position is urgent: it wakes below the
+	// watermark.
+	readAll()
+	rd.Commit()
+	rd.publish(512)
+	p.CountFault()
+	write(24, true, "lost record in front, watermark 512")
+	write(24, false, "after the lost record, already woken")
+
+	// A read position outside [commit, producer] is taken as the commit.
+	readAll()
+	rd.Commit()
+	r.page.ReadPos, r.page.WakeupBytes = r.ProducerPos()+4096, 0
+	write(24, true, "read position past the producer: counted from the commit")
 }
 
 func TestNewReaderResumesAtTheCommittedPosition(t *testing.T) {
@@ -564,6 +607,11 @@ func TestEventfdWakesABlockedRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
+	// Watermark 0 and a timeout far beyond the test: only the producer's
+	// wake-ups can make Read return.
+	if err := rd.SetWakeup(0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	p := NewProducer(r)
 	got := make(chan uint64)
 	go func() {
@@ -573,7 +621,9 @@ func TestEventfdWakesABlockedRead(t *testing.T) {
 				close(got)
 				return
 			}
-			got <- binary.LittleEndian.Uint64(rec.Raw[16:])
+			seq := binary.LittleEndian.Uint64(rec.Raw[16:])
+			rd.Commit()
+			got <- seq
 		}
 	}()
 	for i := range uint64(100) {

@@ -5,18 +5,20 @@ import (
 	"time"
 )
 
-// Waiter blocks a Reader until producers may have published records.
-// Wait may return early (a spurious wake-up costs one look at the ring);
-// after Close it returns ErrClosed, and Close interrupts a Wait in progress.
+// Waiter blocks a Reader until producers may have published records, or
+// timeout passed. Wait may return early (a spurious wake-up costs one look
+// at the ring) and returns nil on the timeout; after Close it returns
+// ErrClosed, and Close interrupts a Wait in progress. A Waiter woken for
+// work other than records may return ErrWoken.
 //
 // Which Waiter fits:
 //   - the device: OpenDevice's reader epolls /dev/smith, which is readable
-//     when the producer position is ahead of the consumer's;
+//     when the module's ready() predicate holds (smith_abi.h);
 //   - a shared file mapping: an Eventfd the producer signals when its
-//     commit returns true (the reader had caught up and may be asleep);
+//     commit returns true;
 //   - tests without either: NewIntervalWaiter polls at a fixed interval.
 type Waiter interface {
-	Wait() error
+	Wait(timeout time.Duration) error
 	Close() error
 }
 
@@ -34,9 +36,10 @@ func NewIntervalWaiter(d time.Duration) *IntervalWaiter {
 	return &IntervalWaiter{d: d, done: make(chan struct{})}
 }
 
-// Wait sleeps for the interval, or until Close.
-func (w *IntervalWaiter) Wait() error {
-	t := time.NewTimer(w.d)
+// Wait sleeps for the interval or the timeout, whichever is shorter, or
+// until Close.
+func (w *IntervalWaiter) Wait(timeout time.Duration) error {
+	t := time.NewTimer(min(w.d, timeout))
 	defer t.Stop()
 	select {
 	case <-w.done:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,8 +48,8 @@ func newFDWaiter(fd int, drain bool) (*fdWaiter, error) {
 	return w, nil
 }
 
-// Wait blocks until the descriptor is readable or Close.
-func (w *fdWaiter) Wait() error {
+// Wait blocks until the descriptor is readable, the timeout or Close.
+func (w *fdWaiter) Wait(timeout time.Duration) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	var evs [2]unix.EpollEvent
@@ -56,7 +57,7 @@ func (w *fdWaiter) Wait() error {
 		if w.closed.Load() {
 			return ErrClosed
 		}
-		n, err := unix.EpollWait(w.epfd, evs[:], -1)
+		n, err := unix.EpollWait(w.epfd, evs[:], timeoutMs(timeout))
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -68,7 +69,7 @@ func (w *fdWaiter) Wait() error {
 				return ErrClosed
 			}
 		}
-		if w.drain {
+		if w.drain && n > 0 {
 			var buf [8]byte
 			// EAGAIN: another reader of the eventfd drained it first.
 			if _, err := unix.Read(w.fd, buf[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
@@ -91,6 +92,15 @@ func (w *fdWaiter) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return errors.Join(unix.Close(w.epfd), unix.Close(w.closefd))
+}
+
+// timeoutMs is a poll timeout in whole milliseconds, rounded up so a
+// short positive timeout does not spin; negative stays "no timeout".
+func timeoutMs(d time.Duration) int {
+	if d < 0 {
+		return -1
+	}
+	return int(min((d+time.Millisecond-1)/time.Millisecond, 1<<30))
 }
 
 func eventfdSignal(fd int) error {
@@ -139,8 +149,8 @@ func (e *Eventfd) Signal() error {
 	return eventfdSignal(e.fd)
 }
 
-// Wait blocks until Signal or Close.
-func (e *Eventfd) Wait() error { return e.w.Wait() }
+// Wait blocks until Signal, the timeout or Close.
+func (e *Eventfd) Wait(timeout time.Duration) error { return e.w.Wait(timeout) }
 
 // Close interrupts a Wait in progress and closes the eventfd.
 func (e *Eventfd) Close() error {

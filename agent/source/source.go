@@ -38,8 +38,10 @@ type Source interface {
 	Next() (rec shm.Record, ok bool, err error)
 	// Commit hands everything returned by Next back to the producer.
 	Commit()
-	// Wait commits, then blocks until a record may be ready, Wake or
-	// Close (ErrClosed).  It may return early: the caller calls Next again.
+	// Wait commits, then blocks until records are due (the ring's
+	// watermark, or at most shm.DefaultWakeupTimeout with one ready),
+	// Wake or Close (ErrClosed).  It may return early: the caller calls
+	// Next again.
 	Wait() error
 	// Wake makes Wait return (other work is waiting for the reader).
 	Wake()
@@ -57,9 +59,9 @@ type Source interface {
 	Module() Module
 }
 
-// ring implements Source over a shm.Reader.  It waits with its own waker
-// rather than Reader.Wait, which returns only for records, so that Wake
-// can interrupt it.
+// ring implements Source over a shm.Reader, which sleeps in its own waker
+// so that Wake can interrupt it (shm.ErrWoken).  The reader keeps its
+// default wake-up: a watermark of a quarter of the ring, a 100 ms bound.
 type ring struct {
 	rd      *shm.Reader
 	w       *waker
@@ -84,7 +86,10 @@ func (s *ring) Wake()   { s.w.Wake() }
 
 func (s *ring) Wait() error {
 	s.rd.Commit()
-	return s.w.Wait()
+	if err := s.rd.Wait(); err != nil && !errors.Is(err, shm.ErrWoken) {
+		return err
+	}
+	return nil
 }
 func (s *ring) ConsumerPos() uint64 { return s.r.ConsumerPos() }
 func (s *ring) Size() uint64        { return s.r.Size() }
@@ -122,8 +127,8 @@ func OpenDevice(path string) (Source, error) {
 		d.Close()
 		return nil, fmt.Errorf("module ABI %d.%d, this agent reads %d.x: upgrade together", info.ABIMajor, info.ABIMinor, shm.ABIMajor)
 	}
-	// The device is readable when the module has records past the
-	// consumer position.
+	// The device is readable when the module has records due past the
+	// reader's read position (smith_abi.h, ready()).
 	w, err := newWaker(d.FD(), 0)
 	if err != nil {
 		d.Close()

@@ -2,6 +2,7 @@ package source
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -31,7 +32,7 @@ func TestFileSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := src.Module(); m.Transport != "file" || m.ABI != "1.0" || src.Size() != shm.RingMinSize {
+	if m := src.Module(); m.Transport != "file" || m.ABI != fmt.Sprintf("%d.%d", shm.ABIMajor, shm.ABIMinor) || src.Size() != shm.RingMinSize {
 		t.Fatalf("module %+v size %d", m, src.Size())
 	}
 	got := 0

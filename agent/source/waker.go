@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smith/shm"
 )
 
 // waker blocks the reading goroutine until the device is readable (the
-// module has records past our position), the poll interval passed (a
-// ring file, which has no wake-up), Wake (work other than records, such
-// as task results to ship), or Close.  Spurious returns are allowed: the
-// caller looks at the ring again.
+// module has records due past our read position), the timeout or the poll
+// interval passed (a ring file, which has no wake-up), Wake (work other
+// than records, such as task results to ship: shm.ErrWoken), or Close.
+// Spurious returns are allowed: the caller looks at the ring again.
 type waker struct {
 	fd       int           // -1: none
 	interval time.Duration // 0: none
@@ -34,7 +36,7 @@ func newWaker(fd int, interval time.Duration) (*waker, error) {
 }
 
 // Wait implements shm.Waiter.
-func (w *waker) Wait() error {
+func (w *waker) Wait(limit time.Duration) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed.Load() {
@@ -44,10 +46,10 @@ func (w *waker) Wait() error {
 	if w.fd >= 0 {
 		fds = append(fds, unix.PollFd{Fd: int32(w.fd), Events: unix.POLLIN})
 	}
-	timeout := -1
 	if w.interval > 0 {
-		timeout = max(1, int(w.interval/time.Millisecond))
+		limit = min(limit, w.interval)
 	}
+	timeout := max(1, int((limit+time.Millisecond-1)/time.Millisecond))
 	for {
 		_, err := unix.Poll(fds, timeout)
 		if errors.Is(err, unix.EINTR) {
@@ -64,6 +66,7 @@ func (w *waker) Wait() error {
 	if fds[0].Revents != 0 {
 		var buf [8]byte
 		unix.Read(w.efd, buf[:]) // rearm; EAGAIN if another read drained it
+		return shm.ErrWoken
 	}
 	return nil
 }

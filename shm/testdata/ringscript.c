@@ -13,6 +13,8 @@
  *   d                 discard the oldest reserved -> "d WAKE"
  *   f                 count a user-fault drop    -> "f"
  *   a                 the reader consumes all    -> "a"
+ *   s RP WB           the reader stores read_pos RP and wakeup_bytes WB
+ *                                                -> "s"
  * At the end the whole memory (consumer page, meta page, data; 4096-byte
  * pages) is written to DUMP_FILE.
  */
@@ -101,6 +103,16 @@ int main(int argc, char **argv)
 			smith_ring_count_drop(&r, &r.meta->dropped_fault);
 			printf("f\n");
 			break;
+		case 's': {
+			unsigned long long rp, wb;
+
+			if (sscanf(line + 1, "%llu %llu", &rp, &wb) != 2)
+				return 2;
+			WRITE_ONCE(r.cons->read_pos, rp);
+			WRITE_ONCE(r.cons->wakeup_bytes, wb);
+			printf("s\n");
+			break;
+		}
 		case 'a':
 			smp_store_release(&r.cons->consumer_pos,
 					  smp_load_acquire(&r.meta->producer_pos));
