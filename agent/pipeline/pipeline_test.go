@@ -328,3 +328,143 @@ func TestSeqStateStreams(t *testing.T) {
 	}
 	st.Close()
 }
+
+// heldSink hands every batch to the test, which decides when it is done.
+type heldSink struct{ ch chan *sink.Batch }
+
+func (h *heldSink) Name() string                { return "held" }
+func (h *heldSink) Send(b *sink.Batch)          { h.ch <- b }
+func (h *heldSink) Close(context.Context) error { return nil }
+
+// The reader goes on reading while batches are in flight, and the ring is
+// committed only up to the oldest batch not done, however the sinks
+// finish them.
+func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
+	rf := newRingFile(t)
+	h := &heldSink{ch: make(chan *sink.Batch, 16)}
+	p, src, st := newPipeline(t, rf, h)
+	defer src.Release()
+	defer st.Close()
+	// Records of one size: the commit position after n records is n*size.
+	write := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", i))
+		}
+	}
+	write(0, 1)
+	size := rf.fr.Ring.ProducerPos()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// The batches as they come, and the ring position after each.
+	var batches []*sink.Batch
+	var ends []uint64
+	total := 0
+	recvUntil := func(n int) {
+		t.Helper()
+		for total < n {
+			select {
+			case b := <-h.ch:
+				total += b.Len()
+				batches = append(batches, b)
+				ends = append(ends, uint64(total)*size)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d events reached the sink", total, n)
+			}
+		}
+	}
+	recvUntil(1)
+	write(1, 512)
+	recvUntil(513)
+	// Every batch still in flight: the reader reads on (stop-and-wait
+	// would sit in a commit here).
+	write(513, 100)
+	recvUntil(613)
+	if c := src.ConsumerPos(); c != 0 || len(batches) < 3 {
+		t.Fatalf("committed to %d with all %d batches in flight", c, len(batches))
+	}
+	consumer := func(want uint64, what string) {
+		t.Helper()
+		waitFor(t, what, func() bool { return src.ConsumerPos() == want })
+	}
+	// Done newest first, all but the second: the commit reaches the end
+	// of the first and no further.
+	for i := len(batches) - 1; i >= 0; i-- {
+		if i != 1 {
+			batches[i].Done()
+		}
+	}
+	consumer(ends[0], "commit up to the first batch")
+	write(613, 1) // the reader wakes, reads, and looks at what is durable
+	recvUntil(614)
+	if c := src.ConsumerPos(); c != ends[0] {
+		t.Fatalf("committed to %d past the second batch (in flight), want %d", c, ends[0])
+	}
+	batches[1].Done()
+	consumer(613*size, "commit up to the batch before the last")
+	batches[len(batches)-1].Done()
+	consumer(614*size, "commit of everything")
+}
+
+// Task results do not wait for the ring to run empty: under a load that
+// keeps it busy they ship at once, numbered apart from the records.
+func TestTasksShipUnderLoad(t *testing.T) {
+	rf := newRingFile(t)
+	for i := range 4000 {
+		rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", i))
+	}
+	s := &memSink{}
+	p, src, st := newPipeline(t, rf, s)
+	// Queued before the reader starts, with 4000 records ready.
+	if !p.AddTasks([]encode.TaskItem{{TaskID: "t1", Kind: "users", Fields: [][2]string{{"name", "root"}}}}) {
+		t.Fatal("task queue full")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "4001 events", func() bool { return len(s.all()) == 4001 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	src.Release()
+	evs := s.all()
+	at := -1
+	seen := map[float64]bool{}
+	for i, ev := range evs {
+		if seen[ev["seq"].(float64)] {
+			t.Fatalf("seq %v twice", ev["seq"])
+		}
+		seen[ev["seq"].(float64)] = true
+		if ev["data_type"] == encode.DataTypeTask {
+			at = i
+		}
+	}
+	if at < 0 || at > batchEvents {
+		t.Fatalf("the task item is event %d of %d: it waited for the ring to run empty", at, len(evs))
+	}
+}
+
+// newPipeline wires a pipeline on rf's ring file into sinks.
+func newPipeline(t *testing.T, rf *ringFile, sinks ...sink.Sink) (*Pipeline, source.Source, *SeqState) {
+	t.Helper()
+	src, err := source.OpenFile(rf.path, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, next, _, err := OpenSeqState(t.TempDir(), src.ConsumerPos(), src.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := encode.New(encode.FormatSmith, encode.Host{Name: "h"})
+	log := logrus.New()
+	log.Out = io.Discard
+	p := New(Options{Source: src, Encoder: enc, Sinks: sinks, Counters: &metrics.Counters{}, State: st,
+		NextSeq: next, RingSize: src.Size(), QueueEvents: 8 * batchEvents, Log: log, ShutdownTimeout: 100 * time.Millisecond})
+	return p, src, st
+}
