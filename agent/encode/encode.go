@@ -128,6 +128,7 @@ func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte
 	if e.format == FormatECS {
 		dst = append(dst, `{"@timestamp":`...)
 		dst = appendTime(dst, timeNs)
+		dst = append(dst, ecsHead...)
 		dst = append(dst, `,"event":{"kind":"metric","action":"lost","dataset":"smith.lost","sequence":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
 		dst = append(dst, "},"...)
@@ -162,6 +163,7 @@ func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskI
 	if e.format == FormatECS {
 		dst = append(dst, `{"@timestamp":`...)
 		dst = appendTime(dst, timeNs)
+		dst = append(dst, ecsHead...)
 		dst = append(dst, `,"event":{"kind":"state","action":`...)
 		dst = appendString(dst, it.Kind)
 		dst = append(dst, `,"dataset":"smith.detection_module","sequence":`...)

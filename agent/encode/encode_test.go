@@ -125,6 +125,12 @@ func TestECSFormatFields(t *testing.T) {
 		"user.id": "1000", "user.name": "alice", "user.effective.id": "0", "group.id": "1000",
 		"container.id": "abc123", "orchestrator.resource.name": "web-7d4",
 		"smith.data_type": "59", "smith.seq": 7.0, "smith.stdin": "/dev/pts/0", "smith.nodename": "web-1",
+		// ECS: process.user is the effective user, the real one is
+		// process.real_user; ecs.version is there; the tty is not an
+		// ECS field (process.tty is an object of other fields).
+		"ecs.version": ecsVersion, "process.user.id": "0", "process.user.name": nil,
+		"process.real_user.id": "1000", "process.real_user.name": "alice",
+		"process.tty": nil, "smith.tty": "pts0",
 	} {
 		if got := get(v, path); !jsonEqual(got, want) {
 			t.Errorf("%s = %#v, want %#v", path, got, want)
@@ -138,6 +144,18 @@ func TestECSFormatFields(t *testing.T) {
 	} {
 		if got := get(v, path); !jsonEqual(got, want) {
 			t.Errorf("%s = %#v, want %#v", path, got, want)
+		}
+	}
+	// An address family the agent does not know: no ip at all (ECS wants
+	// an address or nothing), the ports and smith.sa_family stay.
+	ev := connectEvent()
+	ev.Connect.Family = 40
+	v = encodeJSON(t, FormatECS, ev, m)
+	for path, want := range map[string]any{
+		"source.ip": nil, "destination.ip": nil, "destination.port": 443.0, "smith.sa_family": 40.0,
+	} {
+		if got := get(v, path); !jsonEqual(got, want) {
+			t.Errorf("unknown family: %s = %#v, want %#v", path, got, want)
 		}
 	}
 }
