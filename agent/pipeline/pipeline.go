@@ -91,6 +91,7 @@ type Pipeline struct {
 	commitPos uint64 // the ring's commit position (the reader writes it)
 	commitSeq uint64 // the number of the record at commitPos
 	waiting   atomic.Bool
+	readPos   atomic.Uint64 // lastEnd, for release
 }
 
 // flight is a batch in flight: once it and every older one are durable,
@@ -142,10 +143,14 @@ func (p *Pipeline) release(b *sink.Batch) {
 	if k > 0 {
 		p.flights = append(p.flights[:0], p.flights[k:]...)
 	}
-	// A reader asleep while records became durable: wake it to commit
-	// them (a reader that is reading commits as it goes and is not woken,
-	// so this costs a wake-up only on a quiet host).
-	wake := k > 0 && p.waiting.Load()
+	// Wake a reader asleep while records became durable when an eighth
+	// of the ring can be given back (the ring must not wait for the
+	// reader's watermark to free space), or when everything is durable
+	// and nothing new is in the ring (it would sleep on, uncommitted).
+	// Not at every acknowledgement: each would turn into a tiny batch, a
+	// wake-up and a produce request of its own.
+	wake := k > 0 && p.waiting.Load() && (p.durEnd-p.commitPos >= p.o.RingSize/8 ||
+		len(p.flights) == 0 && p.o.Source.ProducerPos() <= p.readPos.Load())
 	p.mu.Unlock()
 	p.free <- b
 	if wake {
@@ -244,6 +249,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
+		p.readPos.Store(p.lastEnd)
 		p.waiting.Store(true)
 		// A batch that became durable between commit and here finds
 		// waiting false and does not wake us: commit once more.
@@ -318,10 +324,13 @@ func (p *Pipeline) record(rec shm.Record, b *sink.Batch, ev *decode.Event, meta 
 
 func (p *Pipeline) seq() (uint64, error) {
 	if p.next >= p.hw {
-		if err := p.o.State.Reserve(p.next); err != nil {
+		lim, err := p.o.State.Reserve(p.next)
+		if err != nil {
 			return 0, err
 		}
-		p.hw = p.next + seqReserve
+		// Back at the middle of the block: Reserve raises the mark in
+		// the background then, before it is reached.
+		p.hw = min(lim, p.next+seqReserve/2)
 	}
 	s := p.next
 	p.next++
@@ -437,6 +446,12 @@ func (p *Pipeline) shipTasks(ctx context.Context) error {
 		}
 		pos := p.lastEnd
 		first := p.next
+		if len(items) == 0 {
+			continue
+		}
+		if _, err := p.o.State.Reserve(first + uint64(len(items)) - 1); err != nil {
+			return err
+		}
 		p.log.Debugf("shipping %d task result items from sequence number %d", len(items), first)
 		if err := p.o.State.Write(pos, first+uint64(len(items)), pos, first+uint64(len(items))); err != nil {
 			return err

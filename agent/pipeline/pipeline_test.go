@@ -219,7 +219,11 @@ func TestSeqStateRecovery(t *testing.T) {
 	if err != nil || next != 1 || fell {
 		t.Fatal(next, fell, err)
 	}
-	// Committed: position 800 -> seq 11; pending: up to 1600 -> seq 21.
+	// Numbers reserved as the pipeline does before using them, then
+	// committed: position 800 -> seq 11; pending: up to 1600 -> seq 21.
+	if _, err := st.Reserve(1); err != nil {
+		t.Fatal(err)
+	}
 	st.Write(800, 11, 1600, 21)
 	st.Close()
 	for _, tc := range []struct {
@@ -398,16 +402,24 @@ func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
 			batches[i].Done()
 		}
 	}
-	consumer(ends[0], "commit up to the first batch")
 	write(613, 1) // the reader wakes, reads, and looks at what is durable
 	recvUntil(614)
+	consumer(ends[0], "commit up to the first batch")
 	if c := src.ConsumerPos(); c != ends[0] {
 		t.Fatalf("committed to %d past the second batch (in flight), want %d", c, ends[0])
 	}
 	batches[1].Done()
+	// The reader commits when it wakes: for the next record here (a
+	// reader with nothing to read is woken only once nothing is in flight).
+	write(614, 1)
+	recvUntil(615)
 	consumer(613*size, "commit up to the batch before the last")
-	batches[len(batches)-1].Done()
-	consumer(614*size, "commit of everything")
+	// The last two done, nothing new in the ring: the sleeping reader is
+	// woken to commit everything.
+	for _, b := range batches[len(batches)-2:] {
+		b.Done()
+	}
+	consumer(615*size, "commit of everything")
 }
 
 // Task results do not wait for the ring to run empty: under a load that

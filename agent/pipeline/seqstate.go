@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // SeqState makes the per-host sequence numbers survive restarts without
@@ -33,16 +34,20 @@ import (
 // which of the two happened: C == P1 (the commit did not) gives S1,
 // C >= P2 gives S2.  Anything else (a reloaded module) continues the
 // stream at HWM, a high-water mark never below any number handed out: a
-// gap, but never a repeat.  Every write that raises HWM is fsynced, so
-// not even a power loss can bring back a lower one.
+// gap, but never a repeat.  A number is used only below an HWM that is
+// fsynced, so not even a power loss can bring back a lower one; the HWM
+// is raised (and fsynced in the background) half a block ahead of need,
+// so the reader does not wait for the disk.
 //
 // PID is the agent that wrote the state.  What that agent read but did not
 // commit is read again by the next one, whose self filter must drop the
 // previous agent's own activity as it did, or the numbers would shift.
 type SeqState struct {
 	f                  *os.File
+	mu                 sync.Mutex // the fields and the file, against the background sync
 	p1, s1, p2, s2, hw uint64
-	synced             uint64 // HWM last fsynced
+	synced             uint64     // HWM fsynced: numbers below it may be used
+	syncing            chan error // a background fsync in progress (nil: none)
 	pid                uint64
 	stream             uint64
 	prevPid            uint32
@@ -116,6 +121,8 @@ func OpenSeqState(dir string, pos, ringSize uint64) (*SeqState, uint64, bool, er
 	if next > st.hw {
 		st.hw = next
 	}
+	// Nothing is numbered yet: whatever HWM the file holds is used only
+	// once Reserve fsynced a higher one.
 	if err := st.Write(pos, next, pos, next); err != nil {
 		f.Close()
 		return nil, 0, false, err
@@ -156,23 +163,55 @@ func (st *SeqState) PreviousPID() uint32 { return st.prevPid }
 
 // Write stores committed (p1, s1) and pending (p2, s2).
 func (st *SeqState) Write(p1, s1, p2, s2 uint64) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	st.p1, st.s1, st.p2, st.s2 = p1, s1, p2, s2
-	if s2 >= st.hw {
-		st.hw = s2 + seqReserve
-	}
+	st.hw = max(st.hw, s2)
 	return st.flush()
 }
 
-// Reserve makes sure every number below next is under the high-water mark
-// before it is handed out.
-func (st *SeqState) Reserve(next uint64) error {
-	if next < st.hw {
-		return nil
+// Reserve returns how far numbers from next on may be used (exclusive):
+// the fsynced high-water mark.  From the middle of the reserved block on
+// it raises the mark by another block and fsyncs it in the background;
+// it waits for the disk only when next has reached the fsynced mark.
+func (st *SeqState) Reserve(next uint64) (uint64, error) {
+	for {
+		st.mu.Lock()
+		if st.syncing == nil && (next+seqReserve/2 >= st.hw || next >= st.synced) {
+			st.hw = max(st.hw, next+seqReserve)
+			if err := st.flush(); err != nil {
+				st.mu.Unlock()
+				return 0, err
+			}
+			done, target := make(chan error, 1), st.hw
+			st.syncing = done
+			go func() {
+				err := st.f.Sync()
+				st.mu.Lock()
+				if err == nil {
+					st.synced = max(st.synced, target)
+				} else {
+					err = fmt.Errorf("sync sequence state %s: %w", st.f.Name(), err)
+				}
+				st.syncing = nil
+				st.mu.Unlock()
+				done <- err
+			}()
+		}
+		if next < st.synced {
+			lim := st.synced
+			st.mu.Unlock()
+			return lim, nil
+		}
+		wait := st.syncing
+		st.mu.Unlock()
+		if err := <-wait; err != nil {
+			return 0, err
+		}
 	}
-	st.hw = next + seqReserve
-	return st.flush()
 }
 
+// flush writes the block; mu held.
 func (st *SeqState) flush() error {
 	var raw [seqStateLen]byte
 	le := binary.LittleEndian
@@ -188,16 +227,16 @@ func (st *SeqState) flush() error {
 	if _, err := st.f.WriteAt(raw[:], 0); err != nil {
 		return fmt.Errorf("write sequence state %s: %w", st.f.Name(), err)
 	}
-	if st.hw != st.synced {
-		// The high-water mark must outlive a power loss: a lower one
-		// brought back would hand out numbers again.
-		if err := st.f.Sync(); err != nil {
-			return fmt.Errorf("sync sequence state %s: %w", st.f.Name(), err)
-		}
-		st.synced = st.hw
-	}
 	return nil
 }
 
-// Close closes the file.
-func (st *SeqState) Close() error { return st.f.Close() }
+// Close waits for a background sync and closes the file.
+func (st *SeqState) Close() error {
+	st.mu.Lock()
+	wait := st.syncing
+	st.mu.Unlock()
+	if wait != nil {
+		<-wait
+	}
+	return st.f.Close()
+}
