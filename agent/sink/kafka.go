@@ -100,7 +100,9 @@ func newKafka(cfg config.Kafka, hostKey string, spool *Spool, queue int, c *metr
 		return nil, err
 	}
 	k := &Kafka{
-		topic: cfg.Topic, key: sarama.StringEncoder(hostKey), maxMsg: cfg.MaxMessageBytes,
+		// A ByteEncoder key: sarama encodes the key twice per message
+		// (partitioner, record) and a StringEncoder allocates each time.
+		topic: cfg.Topic, key: sarama.ByteEncoder(hostKey), maxMsg: cfg.MaxMessageBytes,
 		retry: cfg.RetryInterval.D(), brokers: cfg.Brokers, scfg: scfg, spool: spool, c: c,
 		log: log.WithField("sink", "kafka"), ch: make(chan *Batch, queue), stop: make(chan struct{}),
 		kick: make(chan struct{}, 1), chunkDone: chunkDone,
