@@ -499,19 +499,7 @@ func (r *runner) cycle(ctx context.Context) error {
 			if err != nil {
 				return "", err
 			}
-			if err := r.stopAgent(syscall.SIGKILL); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return "", err
-			}
-			if err := r.startAgent(ctx); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return "", err
-			}
-			if err := r.startBroker(ctx); err != nil {
+			if err := r.killAndRestart(ctx); err != nil {
 				return "", err
 			}
 			err = waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
@@ -560,19 +548,7 @@ func (r *runner) cycle(ctx context.Context) error {
 			if err := sleepCtx(ctx, time.Second); err != nil {
 				return "", err
 			}
-			if err := r.stopAgent(syscall.SIGKILL); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return "", err
-			}
-			if err := r.startAgent(ctx); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return "", err
-			}
-			return "", r.startBroker(ctx)
+			return "", r.killAndRestart(ctx)
 		}},
 	}
 	for _, s := range steps {
@@ -581,6 +557,24 @@ func (r *runner) cycle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// killAndRestart SIGKILLs the agent while the broker is down, starts it
+// again a second later (spool from before) and the broker a second after.
+func (r *runner) killAndRestart(ctx context.Context) error {
+	if err := r.stopAgent(syscall.SIGKILL); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return err
+	}
+	if err := r.startAgent(ctx); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return err
+	}
+	return r.startBroker(ctx)
 }
 
 // drain waits until the agent has read the whole ring and its spool is
