@@ -130,7 +130,9 @@ func (p *Pipeline) release(b *sink.Batch) {
 	b.Reset()
 	p.mu.Lock()
 	for i := range p.flights {
-		if p.flights[i].b == b {
+		// A batch done out of order goes back to the pool and may be
+		// in flight again behind its old, done, entry: mark the new one.
+		if p.flights[i].b == b && !p.flights[i].done {
 			p.flights[i].done = true
 			break
 		}
@@ -402,7 +404,10 @@ func (p *Pipeline) commit(cur *sink.Batch, step uint64) error {
 	p.mu.Lock()
 	end, seq := p.durEnd, p.durSeq
 	if len(p.flights) == 0 && (cur == nil || cur.Len() == 0) {
+		// The durable point moves too: the next flight's predecessor
+		// is this (filtered records after the last batch included).
 		end, seq = p.lastEnd, p.next
+		p.durEnd, p.durSeq = end, seq
 	}
 	from, fromSeq := p.commitPos, p.commitSeq
 	p.mu.Unlock()

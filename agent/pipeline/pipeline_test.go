@@ -480,3 +480,87 @@ func newPipeline(t *testing.T, rf *ringFile, sinks ...sink.Sink) (*Pipeline, sou
 		NextSeq: next, RingSize: src.Size(), QueueEvents: 8 * batchEvents, Log: log, ShutdownTimeout: 100 * time.Millisecond})
 	return p, src, st
 }
+
+// Batches done out of order go back to the pool and come back in flight
+// while older ones are not done: the commit must still follow every one.
+func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
+	rf := newRingFile(t)
+	h := &heldSink{ch: make(chan *sink.Batch, 64)}
+	p, src, st := newPipeline(t, rf, h)
+	defer src.Release()
+	defer st.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var held []*sink.Batch
+	total, n := 0, 0
+	recv := func(want int) {
+		t.Helper()
+		for total < want {
+			select {
+			case b := <-h.ch:
+				total += b.Len()
+				held = append(held, b)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d events reached the sink", total, want)
+			}
+		}
+	}
+	for round := 0; round < 20; round++ {
+		for range 300 {
+			rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", n))
+			n++
+		}
+		recv(n)
+		// Keep the oldest in flight; finish the others, newest first,
+		// so that they are reused behind it.
+		for i := len(held) - 1; i >= 1; i-- {
+			held[i].Done()
+		}
+		held = held[:1]
+	}
+	held[0].Done()
+	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
+}
+
+// Records filtered while nothing is in flight are committed; a batch in
+// flight after them must not take the commit back to where it was.
+func TestCommitAfterFilteredRecords(t *testing.T) {
+	rf := newRingFile(t)
+	h := &heldSink{ch: make(chan *sink.Batch, 16)}
+	p, src, st := newPipeline(t, rf, h)
+	defer src.Release()
+	defer st.Close()
+	p.o.Filter, _ = filter.New(42, nil, nil)
+	rf.exec(t, 42, 1, "self\x00") // the agent itself: filtered, committed
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	filtered := rf.fr.Ring.ProducerPos()
+	waitFor(t, "the filtered record committed", func() bool { return src.ConsumerPos() == filtered })
+	rf.exec(t, 1000, 1, "cmd\x00")
+	var b *sink.Batch
+	select {
+	case b = <-h.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch")
+	}
+	rf.exec(t, 1001, 1, "cmd\x00") // the reader wakes and commits what is durable
+	var b2 *sink.Batch
+	select {
+	case b2 = <-h.ch:
+	case err := <-done:
+		t.Fatalf("Run ended: %v", err)
+	}
+	b.Done()
+	b2.Done()
+	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
