@@ -29,7 +29,7 @@ type Module struct {
 	Transport string // "shm", "netlink", or "file"
 }
 
-// Source is a stream of records.  Next, Commit, Wait and ConsumerPos
+// Source is a stream of records.  Next, CommitTo, Wait and ConsumerPos
 // belong to the reading goroutine; Close, Ring and Module may be called
 // from any goroutine.
 type Source interface {
