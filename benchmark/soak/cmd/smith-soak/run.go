@@ -464,13 +464,7 @@ func (r *runner) cycle(ctx context.Context) error {
 			return "", r.startAgent(ctx)
 		}},
 		{"spool-full", func() (string, error) {
-			before := r.current().SpoolFull
-			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
-				return "", err
-			}
-			err := waitFor(ctx, 120*time.Second, "spool full (spool_full drops)", func() (bool, error) {
-				return r.current().SpoolFull > before, nil
-			})
+			before, err := r.fillSpool(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -481,31 +475,18 @@ func (r *runner) cycle(ctx context.Context) error {
 			if err := r.startBroker(ctx); err != nil {
 				return "", err
 			}
-			err = waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
-				s := r.current()
-				return s.SpoolEvents == 0 && s.Read > 0, nil
-			})
+			err = r.spoolReplayed(ctx)
 			return fmt.Sprintf("spool_full drops while full: %.0f", dropped), err
 		}},
 		{"agent-sigkill-while-spool-full", func() (string, error) {
 			// The kill falls among drops: the counts must survive it.
-			before := r.current().SpoolFull
-			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
-				return "", err
-			}
-			err := waitFor(ctx, 120*time.Second, "spool full (spool_full drops)", func() (bool, error) {
-				return r.current().SpoolFull > before, nil
-			})
-			if err != nil {
+			if _, err := r.fillSpool(ctx); err != nil {
 				return "", err
 			}
 			if err := r.killAndRestart(ctx); err != nil {
 				return "", err
 			}
-			err = waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
-				s := r.current()
-				return s.SpoolEvents == 0 && s.Read > 0, nil
-			})
+			err := r.spoolReplayed(ctx)
 			return fmt.Sprintf("spool_full drops (all runs) after the restart: %.0f", r.current().SpoolFull), err
 		}},
 		{"ring-saturation", func() (string, error) {
@@ -557,6 +538,26 @@ func (r *runner) cycle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// fillSpool stops the broker and waits until the agent drops events for
+// a full spool; it returns the spool_full count before.
+func (r *runner) fillSpool(ctx context.Context) (float64, error) {
+	before := r.current().SpoolFull
+	if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		return before, err
+	}
+	return before, waitFor(ctx, 120*time.Second, "spool full (spool_full drops)", func() (bool, error) {
+		return r.current().SpoolFull > before, nil
+	})
+}
+
+// spoolReplayed waits until the agent's spool is empty again.
+func (r *runner) spoolReplayed(ctx context.Context) error {
+	return waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
+		s := r.current()
+		return s.SpoolEvents == 0 && s.Read > 0, nil
+	})
 }
 
 // killAndRestart SIGKILLs the agent while the broker is down, starts it
