@@ -357,9 +357,7 @@ func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
 	}
 	write(0, 1)
 	size := rf.fr.Ring.ProducerPos()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	done, cancel := goRun(p)
 	defer func() {
 		cancel()
 		<-done
@@ -435,9 +433,7 @@ func TestTasksShipUnderLoad(t *testing.T) {
 	if !p.AddTasks([]encode.TaskItem{{TaskID: "t1", Kind: "users", Fields: [][2]string{{"name", "root"}}}}) {
 		t.Fatal("task queue full")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	done, cancel := goRun(p)
 	waitFor(t, "4001 events", func() bool { return len(s.all()) == 4001 })
 	cancel()
 	if err := <-done; err != nil {
@@ -489,9 +485,7 @@ func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
 	p, src, st := newPipeline(t, rf, h)
 	defer src.Release()
 	defer st.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	done, cancel := goRun(p)
 	defer func() {
 		cancel()
 		<-done
@@ -537,9 +531,7 @@ func TestCommitAfterFilteredRecords(t *testing.T) {
 	defer st.Close()
 	p.o.Filter, _ = filter.New(42, nil, nil)
 	rf.exec(t, 42, 1, "self\x00") // the agent itself: filtered, committed
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	done, cancel := goRun(p)
 	filtered := rf.fr.Ring.ProducerPos()
 	waitFor(t, "the filtered record committed", func() bool { return src.ConsumerPos() == filtered })
 	rf.exec(t, 1000, 1, "cmd\x00")
@@ -563,4 +555,12 @@ func TestCommitAfterFilteredRecords(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+}
+
+// goRun runs p until cancel; done receives what Run returns.
+func goRun(p *Pipeline) (chan error, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return done, cancel
 }
