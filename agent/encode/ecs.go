@@ -9,9 +9,16 @@ import (
 // ECS (Elastic Common Schema 8.x) mapping.  Fields ECS has no name for go
 // under "smith" with their smith-format names.
 
+// ecsVersion is the ECS version the events follow (ecs.version).
+const ecsVersion = "8.11.0"
+
+// ecsHead is what follows @timestamp in every ECS event.
+const ecsHead = `,"ecs":{"version":"` + ecsVersion + `"}`
+
 func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, int64(ev.TimeNs))
+	dst = append(dst, ecsHead...)
 	dst = append(dst, `,"event":{"kind":"event","category":[`...)
 	switch ev.Type {
 	case decode.TypeExecve:
@@ -34,7 +41,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `,"code":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, `"},`...)
-	dst = append(dst, e.hostJSON...)
+	dst = append(dst, *e.hostJSON.Load()...)
 
 	// process
 	dst = append(dst, `,"process":{"pid":`...)
@@ -64,12 +71,15 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	if f := ev.Fields[decode.FieldCwd]; f.Present {
 		dst = appendStrField(dst, "working_directory", f.Value)
 	}
-	if f := ev.Fields[decode.FieldTTY]; f.Present {
-		dst = append(dst, `,"tty":{"char_device":{"name":`...)
-		dst = appendString(dst, f.Value)
-		dst = append(dst, "}}"...)
-	}
+	// process.user is the effective user (ECS), the real one is
+	// process.real_user; the name is the real user's.
 	dst = append(dst, `,"user":{"id":"`...)
+	dst = strconv.AppendUint(dst, uint64(ev.EUID), 10)
+	dst = append(dst, '"')
+	if m.Username != "" && ev.EUID == ev.UID {
+		dst = appendStrField(dst, "name", m.Username)
+	}
+	dst = append(dst, `},"real_user":{"id":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
 	dst = append(dst, '"')
 	if m.Username != "" {
@@ -104,11 +114,13 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 
 	if ev.HasConnect {
 		c := &ev.Connect
-		dst = append(dst, `,"source":{"ip":`...)
-		dst = appendAddr(dst, c, false)
+		// An address of an unknown family has no ip (ECS: an IP or
+		// nothing), only the port; smith.sa_family says which it was.
+		dst = append(dst, `,"source":{`...)
+		dst = appendECSAddr(dst, c, false)
 		dst = appendUintField(dst, "port", uint64(c.LocalPort))
-		dst = append(dst, `},"destination":{"ip":`...)
-		dst = appendAddr(dst, c, true)
+		dst = append(dst, `},"destination":{`...)
+		dst = appendECSAddr(dst, c, true)
 		dst = appendUintField(dst, "port", uint64(c.RemotePort))
 		dst = append(dst, `},"network":{"transport":`...)
 		dst = appendProtocol(dst, c.Protocol)
@@ -125,7 +137,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `,"smith":{"data_type":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, '"')
-	dst = appendUintField(dst, "seq", m.Seq)
+	dst = e.appendSeq(dst, m.Seq)
 	dst = appendIntField(dst, "res", ev.Result)
 	dst = appendUintField(dst, "pid_ns", uint64(ev.PidNS))
 	dst = appendUintField(dst, "mnt_ns", uint64(ev.MntNS))
@@ -144,7 +156,7 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 				dst = appendKey(dst, "argv_b64")
 				dst = appendBase64(dst, f.Value)
 			}
-		case decode.FieldExe, decode.FieldCwd, decode.FieldTTY:
+		case decode.FieldExe, decode.FieldCwd:
 			// Under process.*; only the exact bytes when they differ.
 			if !validUTF8(f.Value) {
 				dst = appendKey(dst, fieldNames[id]+"_b64")
@@ -160,6 +172,20 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 		dst = appendUintField(dst, "sa_family", uint64(ev.Connect.Family))
 	}
 	return append(dst, "}}"...)
+}
+
+// appendECSAddr appends "ip" when the address is one.
+func appendECSAddr(dst []byte, c *decode.Connect, remote bool) []byte {
+	a := c.Local()
+	if remote {
+		a = c.Remote()
+	}
+	if !a.IsValid() {
+		return dst
+	}
+	dst = append(dst, `"ip":"`...)
+	dst = a.AppendTo(dst)
+	return append(dst, '"')
 }
 
 // countArgs is the length of the args array appendArgs writes.

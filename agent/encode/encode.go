@@ -12,6 +12,7 @@ package encode
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"smith/agent/decode"
@@ -60,15 +61,40 @@ const DataTypeTask = "detection_module"
 // holds no per-event state).
 type Encoder struct {
 	format Format
-	host   Host
-	// hostJSON is the precomputed host part of every event.
-	hostJSON []byte
+	// hostJSON is the precomputed host part of every event (SetHost
+	// replaces it while events are encoded).
+	hostJSON atomic.Pointer[[]byte]
+	// streamJSON is `,"stream":"<id>"` (SetStream), after every seq.
+	streamJSON []byte
 }
 
 // New returns an encoder for the named format.
 func New(format Format, host Host) (*Encoder, error) {
-	e := &Encoder{format: format, host: host}
-	switch format {
+	if format != FormatSmith && format != FormatECS {
+		return nil, fmt.Errorf("unknown event format %q (want %q or %q)", format, FormatSmith, FormatECS)
+	}
+	e := &Encoder{format: format}
+	e.SetHost(host)
+	return e, nil
+}
+
+// SetStream sets the stream id written beside every sequence number (see
+// docs/EVENTS.md); call it before the first event.
+func (e *Encoder) SetStream(id string) {
+	e.streamJSON = appendString([]byte(`,"stream":`), id)
+}
+
+// appendSeq appends the "seq" and "stream" fields.
+func (e *Encoder) appendSeq(dst []byte, seq uint64) []byte {
+	dst = appendUintField(dst, "seq", seq)
+	return append(dst, e.streamJSON...)
+}
+
+// SetHost changes the host name and addresses of the events encoded from
+// now on (the agent refreshes them as the heartbeat does).
+func (e *Encoder) SetHost(host Host) {
+	var hostJSON []byte
+	switch e.format {
 	case FormatSmith:
 		b := appendStrField([]byte{'{'}, "hostname", host.Name)
 		primary := ""
@@ -76,7 +102,7 @@ func New(format Format, host Host) (*Encoder, error) {
 			primary = host.IPs[0]
 		}
 		b = appendStrField(b, "local_ip", primary)
-		e.hostJSON = b[1:]
+		hostJSON = b[1:]
 	case FormatECS:
 		b := append([]byte(nil), `"host":{"name":`...)
 		b = appendString(b, host.Name)
@@ -89,11 +115,9 @@ func New(format Format, host Host) (*Encoder, error) {
 			}
 			b = appendString(b, ip)
 		}
-		e.hostJSON = append(b, "]}"...)
-	default:
-		return nil, fmt.Errorf("unknown event format %q (want %q or %q)", format, FormatSmith, FormatECS)
+		hostJSON = append(b, "]}"...)
 	}
-	return e, nil
+	e.hostJSON.Store(&hostJSON)
 }
 
 // Format is the encoder's format.
@@ -113,21 +137,23 @@ func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte
 	if e.format == FormatECS {
 		dst = append(dst, `{"@timestamp":`...)
 		dst = appendTime(dst, timeNs)
+		dst = append(dst, ecsHead...)
 		dst = append(dst, `,"event":{"kind":"metric","action":"lost","dataset":"smith.lost","sequence":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
 		dst = append(dst, "},"...)
-		dst = append(dst, e.hostJSON...)
+		dst = append(dst, *e.hostJSON.Load()...)
 		dst = append(dst, `,"smith":{"data_type":"1","seq":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
+		dst = append(dst, e.streamJSON...)
 		dst = appendUintField(dst, "lost", count)
 		return append(dst, "}}"...)
 	}
 	dst = append(dst, `{"data_type":"1"`...)
-	dst = appendUintField(dst, "seq", seq)
+	dst = e.appendSeq(dst, seq)
 	dst = appendIntField(dst, "time", timeNs/1e6)
 	dst = appendIntField(dst, "time_ns", timeNs)
 	dst = append(dst, ',')
-	dst = append(dst, e.hostJSON...)
+	dst = append(dst, *e.hostJSON.Load()...)
 	dst = appendUintField(dst, "lost", count)
 	return append(dst, '}')
 }
@@ -146,14 +172,16 @@ func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskI
 	if e.format == FormatECS {
 		dst = append(dst, `{"@timestamp":`...)
 		dst = appendTime(dst, timeNs)
+		dst = append(dst, ecsHead...)
 		dst = append(dst, `,"event":{"kind":"state","action":`...)
 		dst = appendString(dst, it.Kind)
 		dst = append(dst, `,"dataset":"smith.detection_module","sequence":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
 		dst = append(dst, "},"...)
-		dst = append(dst, e.hostJSON...)
+		dst = append(dst, *e.hostJSON.Load()...)
 		dst = append(dst, `,"smith":{"data_type":"detection_module","seq":`...)
 		dst = strconv.AppendUint(dst, seq, 10)
+		dst = append(dst, e.streamJSON...)
 		dst = appendStrField(dst, "task_id", it.TaskID)
 		dst = appendStrField(dst, "task_kind", it.Kind)
 		for _, f := range it.Fields {
@@ -162,11 +190,11 @@ func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskI
 		return append(dst, "}}"...)
 	}
 	dst = append(dst, `{"data_type":"detection_module"`...)
-	dst = appendUintField(dst, "seq", seq)
+	dst = e.appendSeq(dst, seq)
 	dst = appendIntField(dst, "time", timeNs/1e6)
 	dst = appendIntField(dst, "time_ns", timeNs)
 	dst = append(dst, ',')
-	dst = append(dst, e.hostJSON...)
+	dst = append(dst, *e.hostJSON.Load()...)
 	dst = appendStrField(dst, "task_id", it.TaskID)
 	dst = appendStrField(dst, "task_kind", it.Kind)
 	for _, f := range it.Fields {
@@ -208,11 +236,11 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `{"data_type":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, '"')
-	dst = appendUintField(dst, "seq", m.Seq)
+	dst = e.appendSeq(dst, m.Seq)
 	dst = appendIntField(dst, "time", int64(ev.TimeNs/1e6))
 	dst = appendUintField(dst, "time_ns", ev.TimeNs)
 	dst = append(dst, ',')
-	dst = append(dst, e.hostJSON...)
+	dst = append(dst, *e.hostJSON.Load()...)
 	dst = appendUintField(dst, "uid", uint64(ev.UID))
 	dst = appendUintField(dst, "euid", uint64(ev.EUID))
 	dst = appendUintField(dst, "gid", uint64(ev.GID))

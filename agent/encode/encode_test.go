@@ -132,6 +132,12 @@ func TestECSFormatFields(t *testing.T) {
 		"user.id": "1000", "user.name": "alice", "user.effective.id": "0", "group.id": "1000",
 		"container.id": "abc123", "orchestrator.resource.name": "web-7d4",
 		"smith.data_type": "59", "smith.seq": 7.0, "smith.stdin": "/dev/pts/0", "smith.nodename": "web-1",
+		// ECS: process.user is the effective user, the real one is
+		// process.real_user; ecs.version is there; the tty is not an
+		// ECS field (process.tty is an object of other fields).
+		"ecs.version": ecsVersion, "process.user.id": "0", "process.user.name": nil,
+		"process.real_user.id": "1000", "process.real_user.name": "alice",
+		"process.tty": nil, "smith.tty": "pts0",
 	} {
 		if got := get(v, path); !jsonEqual(got, want) {
 			t.Errorf("%s = %#v, want %#v", path, got, want)
@@ -145,6 +151,18 @@ func TestECSFormatFields(t *testing.T) {
 	} {
 		if got := get(v, path); !jsonEqual(got, want) {
 			t.Errorf("%s = %#v, want %#v", path, got, want)
+		}
+	}
+	// An address family the agent does not know: no ip at all (ECS wants
+	// an address or nothing), the ports and smith.sa_family stay.
+	ev := connectEvent()
+	ev.Connect.Family = 40
+	v = encodeJSON(t, FormatECS, ev, m)
+	for path, want := range map[string]any{
+		"source.ip": nil, "destination.ip": nil, "destination.port": 443.0, "smith.sa_family": 40.0,
+	} {
+		if got := get(v, path); !jsonEqual(got, want) {
+			t.Errorf("unknown family: %s = %#v, want %#v", path, got, want)
 		}
 	}
 }
@@ -282,5 +300,32 @@ func BenchmarkEncodeExec(b *testing.B) {
 			}
 			b.SetBytes(int64(len(buf)))
 		})
+	}
+}
+
+// Every numbered event carries the stream beside its seq, and SetHost
+// changes the host of the events that follow.
+func TestStreamAndHostInEveryEvent(t *testing.T) {
+	for _, f := range []Format{FormatSmith, FormatECS} {
+		e, _ := New(f, testHost)
+		e.SetStream("00112233445566ff")
+		e.SetHost(Host{Name: "renamed", IPs: []string{"192.0.2.7"}})
+		for kind, out := range map[string][]byte{
+			"exec": e.AppendEvent(nil, execEvent("ls\x00"), &Meta{Seq: 3}),
+			"lost": e.AppendLost(nil, 4, 1, 1),
+			"task": e.AppendTaskItem(nil, 5, 1, &TaskItem{TaskID: "t", Kind: "users"}),
+		} {
+			var v map[string]any
+			if err := json.Unmarshal(out, &v); err != nil {
+				t.Fatalf("%s %s: %v %s", f, kind, err, out)
+			}
+			stream, host := v["stream"], v["hostname"]
+			if f == FormatECS {
+				stream, host = get(v, "smith.stream"), get(v, "host.name")
+			}
+			if stream != "00112233445566ff" || host != "renamed" {
+				t.Errorf("%s %s: stream %v host %v: %s", f, kind, stream, host, out)
+			}
+		}
 	}
 }

@@ -51,20 +51,32 @@ type Enricher struct {
 	passwdStamp time.Time // mtime of the passwd file the cache reflects
 	passwdCheck time.Time
 
-	containers *bounded[uint64, Container]
+	containers *bounded[uint64, containerEntry]
 	hostMntNS  uint32
 
 	procs  *procTable
 	anc    []encode.Ancestor
 	hasher *exeHasher
+	now    func() time.Time // time.Now; tests replace it
 }
+
+// containerEntry is a cached lookup.  One that failed (the process gone
+// before its cgroup was read, the runtime's metadata not written yet) is
+// tried again after containerRetry, not kept as "no container".
+type containerEntry struct {
+	c       Container
+	retryAt time.Time // zero: final
+}
+
+const containerRetry = 2 * time.Second
 
 // New returns an Enricher.
 func New(opt Options) *Enricher {
 	e := &Enricher{
 		opt:        opt,
 		users:      newBounded[uint32, string](opt.CacheSize),
-		containers: newBounded[uint64, Container](opt.CacheSize),
+		containers: newBounded[uint64, containerEntry](opt.CacheSize),
+		now:        time.Now,
 	}
 	// Processes in the agent's own mount namespace are on the host: no
 	// container lookup for them.
@@ -136,29 +148,42 @@ func (e *Enricher) container(ev *decode.Event) Container {
 	if key == 0 {
 		key = uint64(ev.MntNS) | 1<<63
 	}
-	if c, ok := e.containers.get(key); ok {
-		return c
+	ent, ok := e.containers.get(key)
+	if ok && (ent.retryAt.IsZero() || e.now().Before(ent.retryAt)) {
+		return ent.c
 	}
-	c := e.lookupContainer(ev.Tgid)
-	e.containers.put(key, c)
+	c, final := e.lookupContainer(ev.Tgid)
+	ent = containerEntry{c: c}
+	if !final {
+		ent.retryAt = e.now().Add(containerRetry)
+	}
+	e.containers.put(key, ent)
 	return c
 }
 
-func (e *Enricher) lookupContainer(pid uint32) Container {
+// lookupContainer reads the container of pid; final is false when
+// something could not be read and a later event should try again.
+func (e *Enricher) lookupContainer(pid uint32) (c Container, final bool) {
 	raw, err := readLimited(filepath.Join(e.opt.ProcDir, strconv.FormatUint(uint64(pid), 10), "cgroup"), 64<<10)
 	if err != nil {
 		// Gone already: the next event of the same cgroup tries again.
-		return Container{}
+		return Container{}, false
 	}
 	c, ok := ParseCgroup(raw)
 	if !ok {
-		return Container{}
+		return Container{}, true // not in a container: that is an answer
 	}
+	final = true
 	e.runtimeMeta(&c)
-	if c.PodUID != "" && c.PodName == "" {
-		c.PodName = podName(e.opt.KubeletDir, c.PodUID)
+	if c.Name == "" && c.Runtime != "" {
+		final = false // the runtime writes its metadata as the container starts
 	}
-	return c
+	if c.PodUID != "" && c.PodName == "" {
+		if c.PodName = podName(e.opt.KubeletDir, c.PodUID); c.PodName == "" {
+			final = false
+		}
+	}
+	return c, final
 }
 
 // bounded is a map that never holds more than max entries: when full, it

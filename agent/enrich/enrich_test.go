@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"smith/agent/decode"
 	"smith/agent/encode"
@@ -112,5 +113,40 @@ func TestHostIdentity(t *testing.T) {
 	}
 	if h, _ := HostIdentity("override"); h.Name != "override" {
 		t.Fatal(h.Name)
+	}
+}
+
+// A lookup that failed is tried again a little later, not cached as "no
+// container" for good.
+func TestFailedContainerLookupIsRetried(t *testing.T) {
+	root := t.TempDir()
+	id := strings.Repeat("ab", 32)
+	opt := Options{ProcDir: filepath.Join(root, "proc"), DockerDir: filepath.Join(root, "docker"), CacheSize: 4, Containers: true}
+	e := New(opt)
+	e.hostMntNS = 1
+	now := time.Unix(1000, 0)
+	e.now = func() time.Time { return now }
+	ev := &decode.Event{Tgid: 44, MntNS: 99, CgroupID: 7}
+	var m encode.Meta
+	e.Enrich(ev, &m) // /proc/44/cgroup not readable (yet)
+	if m.ContainerID != "" {
+		t.Fatalf("container from nothing: %+v", m)
+	}
+	writeFile(t, filepath.Join(opt.ProcDir, "44/cgroup"), "0::/system.slice/docker-"+id+".scope\n")
+	e.Enrich(ev, &m)
+	if m.ContainerID != "" {
+		t.Fatalf("retried at once (a file read per event): %+v", m)
+	}
+	now = now.Add(containerRetry + time.Second)
+	e.Enrich(ev, &m)
+	if m.ContainerID != id {
+		t.Fatalf("not retried: %+v", m)
+	}
+	// docker's metadata came later still: the name is looked up again.
+	writeFile(t, filepath.Join(opt.DockerDir, "containers", id, "config.v2.json"), `{"Name":"/web"}`)
+	now = now.Add(containerRetry + time.Second)
+	e.Enrich(ev, &m)
+	if m.ContainerName != "web" {
+		t.Fatalf("name not looked up again: %+v", m)
 	}
 }

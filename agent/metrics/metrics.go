@@ -6,10 +6,14 @@ package metrics
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"net/http"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,15 +27,16 @@ type Drop int
 
 // Agent-side drop reasons.
 const (
-	DropDecode    Drop = iota // a record the decoder refused (corrupt)
-	DropSpoolFull             // Kafka down and the spool at its bound
-	DropTooLarge              // event longer than kafka.max_message_bytes
-	DropSink                  // a sink failed to write (stdout, file)
+	DropDecode     Drop = iota // a record the decoder refused (corrupt)
+	DropSpoolFull              // Kafka down and the spool at its bound
+	DropTooLarge               // event longer than kafka.max_message_bytes
+	DropSink                   // a sink failed to write (stdout, file)
+	DropSpoolError             // Kafka down and the spool write failed (disk full, I/O error)
 	numDrops
 )
 
 // DropNames are the reason labels, by Drop.
-var DropNames = [numDrops]string{"decode_error", "spool_full", "message_too_large", "sink_error"}
+var DropNames = [numDrops]string{"decode_error", "spool_full", "message_too_large", "sink_error", "spool_error"}
 
 // Filter is a reason an event was not reported on purpose.
 type Filter int
@@ -62,7 +67,8 @@ type Ring struct {
 // Counters are the agent's totals since it started.
 type Counters struct {
 	Read     atomic.Uint64 // events decoded (lost records included)
-	Sent     atomic.Uint64 // events every sink took (acked, written or spooled)
+	Sent     atomic.Uint64 // events every sink took (acked, written or spooled), once per event
+	Acked    atomic.Uint64 // events Kafka acknowledged, replayed ones included
 	Spooled  atomic.Uint64 // events written to the spool
 	Replayed atomic.Uint64 // events sent to Kafka from the spool
 	drops    [numDrops]atomic.Uint64
@@ -71,13 +77,94 @@ type Counters struct {
 	// Gauges.
 	SpoolBytes  atomic.Uint64
 	SpoolEvents atomic.Uint64
+	// SpoolCorrupt: damaged spool regions skipped since start.
+	SpoolCorrupt atomic.Uint64
 
 	// RingStats, when set, reads the source's ring state.
 	RingStats atomic.Pointer[func() Ring]
+
+	// persist, when set (Persist), keeps the drop counters on disk.
+	persistMu  sync.Mutex
+	persist    atomic.Pointer[os.File]
+	persistErr error
 }
 
-// AddDrop counts n events dropped for reason d.
-func (c *Counters) AddDrop(d Drop, n uint64) { c.drops[d].Add(n) }
+// AddDrop counts n events dropped for reason d.  With Persist, the count
+// is on disk when AddDrop returns: a sink drops, counts, and only then
+// lets the ring be committed past the events, so no kill can lose a drop
+// without its count.
+func (c *Counters) AddDrop(d Drop, n uint64) {
+	c.drops[d].Add(n)
+	if c.persist.Load() != nil {
+		c.persistDrops()
+	}
+}
+
+// dropFile is the on-disk form of the drop counters: one block written
+// with a single pwrite (atomic against the process being killed).
+//
+//	magic | count of reasons | the counters by Drop | CRC-32C of the rest
+const dropMagic = 0x31504f52_44485453 // "STHDROP1"
+
+// Persist makes the agent's drop counters survive it: they are read from
+// path (a missing or unreadable file starts at 0; the returned note says
+// so), counted on from there, and written back at every drop.  Metrics
+// and the heartbeat then report totals over every run that used the file.
+func (c *Counters) Persist(path string) (note string, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("drop counters: %w", err)
+	}
+	raw := make([]byte, 16+8*nDrops+4)
+	n, _ := f.ReadAt(raw, 0)
+	le := binary.LittleEndian
+	switch {
+	case n == 0:
+		note = "no saved drop counters (first start, or the state directory was lost): counting from 0"
+	case n >= 20 && le.Uint64(raw) == dropMagic:
+		k := min(int(le.Uint64(raw[8:])), nDrops)
+		end := 16 + 8*int(le.Uint64(raw[8:]))
+		if end+4 > n || crc32.Checksum(raw[:end], dropCRC) != le.Uint32(raw[end:]) {
+			note = "saved drop counters corrupt: counting from 0"
+			break
+		}
+		for i := range k {
+			c.drops[i].Add(le.Uint64(raw[16+8*i:]))
+		}
+	default:
+		note = "saved drop counters corrupt: counting from 0"
+	}
+	c.persist.Store(f)
+	c.persistDrops()
+	return note, c.persistErr
+}
+
+var dropCRC = crc32.MakeTable(crc32.Castagnoli)
+
+const nDrops = int(numDrops)
+
+func (c *Counters) persistDrops() {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	var raw [16 + 8*nDrops + 4]byte
+	le := binary.LittleEndian
+	le.PutUint64(raw[:], dropMagic)
+	le.PutUint64(raw[8:], uint64(nDrops))
+	for i := range nDrops {
+		le.PutUint64(raw[16+8*i:], c.drops[i].Load())
+	}
+	le.PutUint32(raw[16+8*nDrops:], crc32.Checksum(raw[:16+8*nDrops], dropCRC))
+	if _, err := c.persist.Load().WriteAt(raw[:], 0); err != nil {
+		c.persistErr = fmt.Errorf("save drop counters: %w", err)
+	}
+}
+
+// PersistError is the last failure to save the drop counters (nil: none).
+func (c *Counters) PersistError() error {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
+	return c.persistErr
+}
 
 // Dropped returns the count for reason d.
 func (c *Counters) Dropped(d Drop) uint64 { return c.drops[d].Load() }
@@ -125,6 +212,8 @@ func newCollector(c *Counters) *collector {
 	return &collector{c: c, desc: map[string]*prometheus.Desc{
 		"read":      d("smith_events_read_total", "Events decoded from the ring, lost records included."),
 		"sent":      d("smith_events_sent_total", "Events taken by every sink (acknowledged, written or spooled)."),
+		"acked":     d("smith_kafka_acked_total", "Events Kafka acknowledged, replayed ones included."),
+		"corrupt":   d("smith_spool_corrupt_total", "Damaged spool regions skipped (a torn or zero-filled tail, a record whose frame or checksum is wrong); each held one or more events."),
 		"spooled":   d("smith_events_spooled_total", "Events written to the disk spool because Kafka could not take them."),
 		"replayed":  d("smith_events_replayed_total", "Events sent to Kafka from the spool."),
 		"dropped":   d("smith_events_dropped_total", "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", "reason"),
@@ -154,6 +243,8 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter("read", c.Read.Load())
 	counter("sent", c.Sent.Load())
+	counter("acked", c.Acked.Load())
+	counter("corrupt", c.SpoolCorrupt.Load())
 	counter("spooled", c.Spooled.Load())
 	counter("replayed", c.Replayed.Load())
 	for reason, v := range c.Drops() {

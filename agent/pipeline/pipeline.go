@@ -1,23 +1,31 @@
 // Package pipeline runs the agent's stages: read a record from the ring,
 // decode it in place, filter, enrich, encode it into a batch, hand batches
-// to the sinks, and commit the ring once every sink is done with them.
+// to the sinks, and commit the ring up to the oldest record a sink is not
+// done with.
 //
 //	source --Next--> decode -> filter -> enrich -> encode --batch--> sinks
 //	   ^                                                              |
-//	   +------------- Commit when all batches are durable <-----------+
+//	   +---- CommitTo(end of the oldest batch not durable) <----------+
 //
 // One goroutine does everything up to the batch, so the record view needs
 // no copy: encode writes the JSON straight from the ring into the batch.
-// The queue between the reader and the sinks is a fixed set of batches:
-// when all are in flight the reader waits, the ring absorbs the burst, and
-// what the ring cannot hold the module counts (ring_full) — nothing is
-// dropped unseen in between.
+// The reader never waits for the sinks: it keeps reading while earlier
+// batches are in flight (ring ABI 1.1 keeps the read position apart from
+// the commit position), and the ring is committed cumulatively, in
+// submission order, up to the end of the last batch before the oldest one
+// not yet durable.  The queue between the reader and the sinks is a fixed
+// set of batches: when all are in flight the reader waits for one, the
+// ring absorbs the burst, and what the ring cannot hold the module counts
+// (ring_full) — nothing is dropped unseen in between.  docs/AGENT.md has
+// the design and why.
 package pipeline
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -50,8 +58,8 @@ type Options struct {
 	// no such filter.
 	PrevPid uint32
 	PrevEnd uint64
-	// RingSize is the ring's data size: the reader commits at least every
-	// quarter of it.
+	// RingSize is the ring's data size: commits come in steps of a
+	// sixteenth of it while reading.
 	RingSize uint64
 	// QueueEvents bounds the events between the reader and the sinks.
 	QueueEvents int
@@ -68,12 +76,30 @@ type Pipeline struct {
 	tasks chan []encode.TaskItem
 	log   logrus.FieldLogger
 
-	next       uint64 // next sequence number
-	committed  uint64 // sequence number at the committed position
-	hw         uint64 // numbers below this are reserved in the state
-	lastEnd    uint64 // ring position after the last record read
-	lastCommit time.Time
-	decodeLog  time.Time
+	next      uint64 // next sequence number
+	hw        uint64 // numbers below this are reserved in the state
+	lastEnd   uint64 // ring position after the last record read
+	decodeLog time.Time
+
+	// The batches in flight, oldest first, and what is durable: every
+	// record before durEnd, every number below durSeq.  release (a sink
+	// goroutine) and the reader share them under mu.
+	mu        sync.Mutex
+	flights   []flight
+	durEnd    uint64
+	durSeq    uint64
+	commitPos uint64 // the ring's commit position (the reader writes it)
+	commitSeq uint64 // the number of the record at commitPos
+	waiting   atomic.Bool
+	readPos   atomic.Uint64 // lastEnd, for release
+}
+
+// flight is a batch in flight: once it and every older one are durable,
+// the records before end are, and the next record's number is seq.
+type flight struct {
+	b        *sink.Batch
+	end, seq uint64
+	done     bool
 }
 
 // batchEvents is how many events a batch holds at most; a batch also
@@ -82,9 +108,12 @@ const batchEvents = 256
 
 // New prepares a pipeline.
 func New(o Options) *Pipeline {
+	// Every number goes out with the state's stream id: (stream, seq) is
+	// unique even after a lost state file.
+	o.Encoder.SetStream(o.State.Stream())
 	n := max(2, o.QueueEvents/batchEvents)
 	p := &Pipeline{o: o, free: make(chan *sink.Batch, n), nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
-		next: o.NextSeq, committed: o.NextSeq}
+		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
 	for range n {
 		p.free <- sink.NewBatch(p.release)
 	}
@@ -94,9 +123,41 @@ func New(o Options) *Pipeline {
 	return p
 }
 
+// release runs when the last sink is done with b (any goroutine): it
+// moves the durable position over every finished batch at the head.
 func (p *Pipeline) release(b *sink.Batch) {
+	p.o.Counters.Sent.Add(uint64(b.Delivered()))
 	b.Reset()
+	p.mu.Lock()
+	for i := range p.flights {
+		// A batch done out of order goes back to the pool and may be
+		// in flight again behind its old, done, entry: mark the new one.
+		if p.flights[i].b == b && !p.flights[i].done {
+			p.flights[i].done = true
+			break
+		}
+	}
+	k := 0
+	for k < len(p.flights) && p.flights[k].done {
+		p.durEnd, p.durSeq = p.flights[k].end, p.flights[k].seq
+		k++
+	}
+	if k > 0 {
+		p.flights = append(p.flights[:0], p.flights[k:]...)
+	}
+	// Wake a reader asleep while records became durable when an eighth
+	// of the ring can be given back (the ring must not wait for the
+	// reader's watermark to free space), or when everything is durable
+	// and nothing new is in the ring (it would sleep on, uncommitted).
+	// Not at every acknowledgement: each would turn into a tiny batch, a
+	// wake-up and a produce request of its own.
+	wake := k > 0 && p.waiting.Load() && (p.durEnd-p.commitPos >= p.o.RingSize/8 ||
+		len(p.flights) == 0 && p.o.Source.ProducerPos() <= p.readPos.Load())
+	p.mu.Unlock()
 	p.free <- b
+	if wake {
+		p.o.Source.Wake()
+	}
 }
 
 // AddTasks queues task result items to be shipped as events.  It returns
@@ -126,7 +187,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}()
 	p.lastEnd = src.ConsumerPos()
-	p.lastCommit = time.Now()
+	p.mu.Lock()
+	p.durEnd, p.commitPos = p.lastEnd, p.lastEnd
+	p.mu.Unlock()
 	var (
 		ev   decode.Event
 		meta encode.Meta
@@ -135,6 +198,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		err  error
 	)
 	for ctx.Err() == nil {
+		if len(p.tasks) > 0 {
+			cur = p.flush(cur)
+			if err = p.shipTasks(ctx); err != nil {
+				break
+			}
+		}
 		rec, ok, nerr := src.Next()
 		if nerr != nil {
 			err = fmt.Errorf("read ring: %w", nerr)
@@ -149,10 +218,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				case <-ctx.Done():
 				}
 				if cur == nil {
-					// rec was read but not handled: committing now would
-					// drop it, so leave the ring as it is (read again at
-					// the next start).
-					return nil
+					// rec was read but not handled: it is past every
+					// commit, so it is read again at the next start.
+					break
 				}
 			}
 			if buf, err = p.record(rec, cur, &ev, &meta, buf); err != nil {
@@ -161,33 +229,38 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if cur.Len() >= batchEvents {
 				p.submit(cur)
 				cur = nil
-			}
-			// A commit waits for the sinks while producers keep writing:
-			// every quarter of the ring leaves three quarters of room for
-			// that wait, whose length grows with what is in flight.
-			// (shm commits everything read at once; a commit up to a
-			// position would free the ring as acknowledgements come.)
-			if p.lastEnd-src.ConsumerPos() > p.o.RingSize/4 || time.Since(p.lastCommit) > 200*time.Millisecond {
-				cur = p.flush(cur)
-				if err = p.commit(ctx, false); err != nil {
+				// Give back what is durable, in steps of a sixteenth of
+				// the ring (one state write each), not per batch.
+				if err = p.commit(cur, p.o.RingSize/16); err != nil {
 					break
 				}
 			}
 			continue
 		}
 		cur = p.flush(cur)
-		if err = p.commit(ctx, false); err != nil {
+		if src.CommitsOnWait() {
+			// A 1.0 module's ring: Wait commits everything read, so it
+			// must all be durable first (stop and wait).
+			if !p.waitIdle(ctx, false) {
+				break
+			}
+		}
+		if err = p.commit(cur, 0); err != nil {
 			break
 		}
-		if err = p.shipTasks(ctx); err != nil {
-			break
-		}
-		// Wait commits everything read: only safe once it is delivered,
-		// which commit made sure of unless we are stopping.
 		if ctx.Err() != nil {
 			break
 		}
-		if werr := src.Wait(); werr != nil {
+		p.readPos.Store(p.lastEnd)
+		p.waiting.Store(true)
+		// A batch that became durable between commit and here finds
+		// waiting false and does not wake us: commit once more.
+		if err = p.commit(cur, 0); err != nil {
+			break
+		}
+		werr := src.Wait()
+		p.waiting.Store(false)
+		if werr != nil {
 			if !errors.Is(werr, source.ErrClosed) {
 				err = fmt.Errorf("wait for ring: %w", werr)
 			}
@@ -195,7 +268,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 	p.flush(cur)
-	if cerr := p.commit(ctx, true); cerr != nil && err == nil {
+	if !p.waitIdle(ctx, true) {
+		p.log.Warnf("shutdown: sinks did not finish within %s; undelivered events stay in the ring and are read again at the next start", p.o.ShutdownTimeout)
+	}
+	if cerr := p.commit(nil, 0); cerr != nil && err == nil {
 		err = cerr
 	}
 	return err
@@ -250,10 +326,13 @@ func (p *Pipeline) record(rec shm.Record, b *sink.Batch, ev *decode.Event, meta 
 
 func (p *Pipeline) seq() (uint64, error) {
 	if p.next >= p.hw {
-		if err := p.o.State.Reserve(p.next); err != nil {
+		lim, err := p.o.State.Reserve(p.next)
+		if err != nil {
 			return 0, err
 		}
-		p.hw = p.next + seqReserve
+		// Back at the middle of the block: Reserve raises the mark in
+		// the background then, before it is reached.
+		p.hw = min(lim, p.next+seqReserve/2)
 	}
 	s := p.next
 	p.next++
@@ -273,7 +352,11 @@ func (p *Pipeline) flush(b *sink.Batch) *sink.Batch {
 	return nil
 }
 
+// submit queues b as the newest flight and hands it to every sink.
 func (p *Pipeline) submit(b *sink.Batch) {
+	p.mu.Lock()
+	p.flights = append(p.flights, flight{b: b, end: p.lastEnd, seq: p.next})
+	p.mu.Unlock()
 	b.Hold(len(p.o.Sinks))
 	for _, s := range p.o.Sinks {
 		s.Send(b)
@@ -311,41 +394,54 @@ func (p *Pipeline) waitIdle(ctx context.Context, final bool) bool {
 	return true
 }
 
-// commit waits until everything read is durable, records the sequence
-// state, then commits the ring.
-func (p *Pipeline) commit(ctx context.Context, final bool) error {
-	src := p.o.Source
-	t0 := time.Now()
-	ok := p.waitIdle(ctx, final)
-	if d := time.Since(t0); d > 20*time.Millisecond {
-		p.log.Debugf("commit waited %s for the sinks (%d bytes of ring read)", d, p.lastEnd-src.ConsumerPos())
+// commit gives the ring back up to what is durable, when that is at least
+// step bytes past the commit position.  Nothing in flight and no event in
+// cur: everything read is done, filtered records included.  The sequence
+// state is written first: a kill between the two leaves the ring at the
+// old position and the state knowing both, so the numbers after a restart
+// are right.
+func (p *Pipeline) commit(cur *sink.Batch, step uint64) error {
+	p.mu.Lock()
+	end, seq := p.durEnd, p.durSeq
+	if len(p.flights) == 0 && (cur == nil || cur.Len() == 0) {
+		// The durable point moves too: the next flight's predecessor
+		// is this (filtered records after the last batch included).
+		end, seq = p.lastEnd, p.next
+		p.durEnd, p.durSeq = end, seq
 	}
-	if !ok {
-		if !final {
-			return nil // stopping: the final commit decides
-		}
-		p.log.Warnf("shutdown: sinks did not finish within %s; undelivered events stay in the ring and are read again at the next start", p.o.ShutdownTimeout)
+	from, fromSeq := p.commitPos, p.commitSeq
+	p.mu.Unlock()
+	if end == from && seq == fromSeq {
 		return nil
 	}
-	if p.lastEnd == src.ConsumerPos() && p.next == p.committed {
-		p.lastCommit = time.Now()
+	if end-from < step && step > 0 {
 		return nil
 	}
-	// State first: a kill between the two leaves the ring at P1 and the
-	// state knowing both, so the numbers after a restart are right.
-	if err := p.o.State.Write(src.ConsumerPos(), p.committed, p.lastEnd, p.next); err != nil {
+	if err := p.o.State.Write(from, fromSeq, end, seq); err != nil {
 		return err
 	}
-	src.Commit()
-	p.committed = p.next
-	p.lastCommit = time.Now()
+	if err := p.o.Source.CommitTo(end); err != nil {
+		return fmt.Errorf("commit ring: %w", err)
+	}
+	p.mu.Lock()
+	p.commitPos, p.commitSeq = end, seq
+	p.mu.Unlock()
 	return nil
 }
 
-// shipTasks sends queued task items, at a commit point: their numbers are
-// written to the state before they leave, so a crash can lose them (the
-// heartbeat summarised them too) but never reuse their numbers.
+// shipTasks sends queued task items.  Their numbers must not sit among
+// those of ring records that could be read again, so it first waits for
+// everything in flight (tasks are rare: a short stop) and commits; then
+// the state says that the next record gets the number after the items.
+// A crash can lose the items (the heartbeat summarised them too) but
+// never reuse their numbers.
 func (p *Pipeline) shipTasks(ctx context.Context) error {
+	if !p.waitIdle(ctx, false) {
+		return nil
+	}
+	if err := p.commit(nil, 0); err != nil {
+		return err
+	}
 	for {
 		var items []encode.TaskItem
 		select {
@@ -353,8 +449,14 @@ func (p *Pipeline) shipTasks(ctx context.Context) error {
 		default:
 			return nil
 		}
-		pos := p.o.Source.ConsumerPos()
+		pos := p.lastEnd
 		first := p.next
+		if len(items) == 0 {
+			continue
+		}
+		if _, err := p.o.State.Reserve(first + uint64(len(items)) - 1); err != nil {
+			return err
+		}
 		p.log.Debugf("shipping %d task result items from sequence number %d", len(items), first)
 		if err := p.o.State.Write(pos, first+uint64(len(items)), pos, first+uint64(len(items))); err != nil {
 			return err
@@ -365,10 +467,11 @@ func (p *Pipeline) shipTasks(ctx context.Context) error {
 			b.End(p.o.Encoder.AppendTaskItem(b.Buf(), first+uint64(i), now, &items[i]))
 		}
 		p.next += uint64(len(items))
-		p.committed = p.next
+		p.mu.Lock()
+		// Everything before is durable and the state holds the items'
+		// numbers as used: the durable point moves past them at once.
+		p.commitSeq, p.durSeq = p.next, p.next
+		p.mu.Unlock()
 		p.flush(b)
-		if !p.waitIdle(ctx, false) {
-			return nil
-		}
 	}
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -218,7 +219,11 @@ func TestSeqStateRecovery(t *testing.T) {
 	if err != nil || next != 1 || fell {
 		t.Fatal(next, fell, err)
 	}
-	// Committed: position 800 -> seq 11; pending: up to 1600 -> seq 21.
+	// Numbers reserved as the pipeline does before using them, then
+	// committed: position 800 -> seq 11; pending: up to 1600 -> seq 21.
+	if _, err := st.Reserve(1); err != nil {
+		t.Fatal(err)
+	}
 	st.Write(800, 11, 1600, 21)
 	st.Close()
 	for _, tc := range []struct {
@@ -278,4 +283,284 @@ func TestPreviousAgentActivityStaysFiltered(t *testing.T) {
 	if r.c.Filtered(metrics.FilterSelf) != 2 {
 		t.Fatalf("filtered %d, want the previous agent's 2 records", r.c.Filtered(metrics.FilterSelf))
 	}
+}
+
+func TestSeqStateStreams(t *testing.T) {
+	dir := t.TempDir()
+	st, next, _, err := OpenSeqState(dir, 0, 1<<20)
+	if err != nil || next != 1 || st.Fresh() == "" || len(st.Stream()) != 16 {
+		t.Fatalf("first open: next %d fresh %q stream %q err %v", next, st.Fresh(), st.Stream(), err)
+	}
+	first := st.Stream()
+	st.Write(800, 11, 800, 11)
+	st.Close()
+	reopen := func() *SeqState {
+		t.Helper()
+		st, _, _, err := OpenSeqState(dir, 800, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		return st
+	}
+	if st := reopen(); st.Stream() != first || st.Fresh() != "" || st.s1 != 11 {
+		t.Fatalf("reopen: stream %s (was %s) fresh %q s1 %d", st.Stream(), first, st.Fresh(), st.s1)
+	}
+	// A damaged file (one bit) is not trusted: a new stream from 1.
+	path := filepath.Join(dir, "seq")
+	raw, _ := os.ReadFile(path)
+	raw[17] ^= 1
+	os.WriteFile(path, raw, 0o600)
+	if st := reopen(); st.Stream() == first || st.Fresh() == "" || st.s1 != 1 {
+		t.Fatalf("corrupt: stream %s (was %s) fresh %q s1 %d", st.Stream(), first, st.Fresh(), st.s1)
+	}
+	// Lost: a new stream again.
+	second := reopen().Stream()
+	os.Remove(path)
+	if st := reopen(); st.Stream() == second || st.Fresh() == "" {
+		t.Fatalf("lost: stream %s fresh %q", st.Stream(), st.Fresh())
+	}
+	// A state from before streams keeps its numbers in a new stream.
+	var v2 [seqV2Len]byte
+	for i, v := range []uint64{seqMagicV2, 800, 42, 800, 42, 1 << 16, 7} {
+		binary.LittleEndian.PutUint64(v2[i*8:], v)
+	}
+	os.WriteFile(path, v2[:], 0o600)
+	st, next, _, err = OpenSeqState(dir, 800, 1<<20)
+	if err != nil || next != 42 || st.Fresh() != "" || st.PreviousPID() != 7 {
+		t.Fatalf("v2 state: next %d fresh %q prev pid %d err %v", next, st.Fresh(), st.PreviousPID(), err)
+	}
+	st.Close()
+}
+
+// heldSink hands every batch to the test, which decides when it is done.
+type heldSink struct{ ch chan *sink.Batch }
+
+func (h *heldSink) Name() string                { return "held" }
+func (h *heldSink) Send(b *sink.Batch)          { h.ch <- b }
+func (h *heldSink) Close(context.Context) error { return nil }
+
+// The reader goes on reading while batches are in flight, and the ring is
+// committed only up to the oldest batch not done, however the sinks
+// finish them.
+func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
+	rf := newRingFile(t)
+	h := &heldSink{ch: make(chan *sink.Batch, 16)}
+	p, src, st := newPipeline(t, rf, h)
+	defer src.Release()
+	defer st.Close()
+	// Records of one size: the commit position after n records is n*size.
+	write := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", i))
+		}
+	}
+	write(0, 1)
+	size := rf.fr.Ring.ProducerPos()
+	done, cancel := goRun(p)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// The batches as they come, and the ring position after each.
+	var batches []*sink.Batch
+	var ends []uint64
+	total := 0
+	recvUntil := func(n int) {
+		t.Helper()
+		for total < n {
+			select {
+			case b := <-h.ch:
+				total += b.Len()
+				batches = append(batches, b)
+				ends = append(ends, uint64(total)*size)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d events reached the sink", total, n)
+			}
+		}
+	}
+	recvUntil(1)
+	write(1, 512)
+	recvUntil(513)
+	// Every batch still in flight: the reader reads on (stop-and-wait
+	// would sit in a commit here).
+	write(513, 100)
+	recvUntil(613)
+	if c := src.ConsumerPos(); c != 0 || len(batches) < 3 {
+		t.Fatalf("committed to %d with all %d batches in flight", c, len(batches))
+	}
+	consumer := func(want uint64, what string) {
+		t.Helper()
+		waitFor(t, what, func() bool { return src.ConsumerPos() == want })
+	}
+	// Done newest first, all but the second: the commit reaches the end
+	// of the first and no further.
+	for i := len(batches) - 1; i >= 0; i-- {
+		if i != 1 {
+			batches[i].Done()
+		}
+	}
+	write(613, 1) // the reader wakes, reads, and looks at what is durable
+	recvUntil(614)
+	consumer(ends[0], "commit up to the first batch")
+	if c := src.ConsumerPos(); c != ends[0] {
+		t.Fatalf("committed to %d past the second batch (in flight), want %d", c, ends[0])
+	}
+	batches[1].Done()
+	// The reader commits when it wakes: for the next record here (a
+	// reader with nothing to read is woken only once nothing is in flight).
+	write(614, 1)
+	recvUntil(615)
+	consumer(613*size, "commit up to the batch before the last")
+	// The last two done, nothing new in the ring: the sleeping reader is
+	// woken to commit everything.
+	for _, b := range batches[len(batches)-2:] {
+		b.Done()
+	}
+	consumer(615*size, "commit of everything")
+}
+
+// Task results do not wait for the ring to run empty: under a load that
+// keeps it busy they ship at once, numbered apart from the records.
+func TestTasksShipUnderLoad(t *testing.T) {
+	rf := newRingFile(t)
+	for i := range 4000 {
+		rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", i))
+	}
+	s := &memSink{}
+	p, src, st := newPipeline(t, rf, s)
+	// Queued before the reader starts, with 4000 records ready.
+	if !p.AddTasks([]encode.TaskItem{{TaskID: "t1", Kind: "users", Fields: [][2]string{{"name", "root"}}}}) {
+		t.Fatal("task queue full")
+	}
+	done, cancel := goRun(p)
+	waitFor(t, "4001 events", func() bool { return len(s.all()) == 4001 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	src.Release()
+	evs := s.all()
+	at := -1
+	seen := map[float64]bool{}
+	for i, ev := range evs {
+		if seen[ev["seq"].(float64)] {
+			t.Fatalf("seq %v twice", ev["seq"])
+		}
+		seen[ev["seq"].(float64)] = true
+		if ev["data_type"] == encode.DataTypeTask {
+			at = i
+		}
+	}
+	if at < 0 || at > batchEvents {
+		t.Fatalf("the task item is event %d of %d: it waited for the ring to run empty", at, len(evs))
+	}
+}
+
+// newPipeline wires a pipeline on rf's ring file into sinks.
+func newPipeline(t *testing.T, rf *ringFile, sinks ...sink.Sink) (*Pipeline, source.Source, *SeqState) {
+	t.Helper()
+	src, err := source.OpenFile(rf.path, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, next, _, err := OpenSeqState(t.TempDir(), src.ConsumerPos(), src.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := encode.New(encode.FormatSmith, encode.Host{Name: "h"})
+	log := logrus.New()
+	log.Out = io.Discard
+	p := New(Options{Source: src, Encoder: enc, Sinks: sinks, Counters: &metrics.Counters{}, State: st,
+		NextSeq: next, RingSize: src.Size(), QueueEvents: 8 * batchEvents, Log: log, ShutdownTimeout: 100 * time.Millisecond})
+	return p, src, st
+}
+
+// Batches done out of order go back to the pool and come back in flight
+// while older ones are not done: the commit must still follow every one.
+func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
+	rf := newRingFile(t)
+	h := &heldSink{ch: make(chan *sink.Batch, 64)}
+	p, src, st := newPipeline(t, rf, h)
+	defer src.Release()
+	defer st.Close()
+	done, cancel := goRun(p)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	var held []*sink.Batch
+	total, n := 0, 0
+	recv := func(want int) {
+		t.Helper()
+		for total < want {
+			select {
+			case b := <-h.ch:
+				total += b.Len()
+				held = append(held, b)
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d events reached the sink", total, want)
+			}
+		}
+	}
+	for round := 0; round < 20; round++ {
+		for range 300 {
+			rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", n))
+			n++
+		}
+		recv(n)
+		// Keep the oldest in flight; finish the others, newest first,
+		// so that they are reused behind it.
+		for i := len(held) - 1; i >= 1; i-- {
+			held[i].Done()
+		}
+		held = held[:1]
+	}
+	held[0].Done()
+	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
+}
+
+// Records filtered while nothing is in flight are committed; a batch in
+// flight after them must not take the commit back to where it was.
+func TestCommitAfterFilteredRecords(t *testing.T) {
+	rf := newRingFile(t)
+	h := &heldSink{ch: make(chan *sink.Batch, 16)}
+	p, src, st := newPipeline(t, rf, h)
+	defer src.Release()
+	defer st.Close()
+	p.o.Filter, _ = filter.New(42, nil, nil)
+	rf.exec(t, 42, 1, "self\x00") // the agent itself: filtered, committed
+	done, cancel := goRun(p)
+	filtered := rf.fr.Ring.ProducerPos()
+	waitFor(t, "the filtered record committed", func() bool { return src.ConsumerPos() == filtered })
+	rf.exec(t, 1000, 1, "cmd\x00")
+	var b *sink.Batch
+	select {
+	case b = <-h.ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch")
+	}
+	rf.exec(t, 1001, 1, "cmd\x00") // the reader wakes and commits what is durable
+	var b2 *sink.Batch
+	select {
+	case b2 = <-h.ch:
+	case err := <-done:
+		t.Fatalf("Run ended: %v", err)
+	}
+	b.Done()
+	b2.Done()
+	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// goRun runs p until cancel; done receives what Run returns.
+func goRun(p *Pipeline) (chan error, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return done, cancel
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	gometrics "github.com/rcrowley/go-metrics"
 	"github.com/sirupsen/logrus"
 	"github.com/xdg-go/scram"
 
@@ -23,16 +24,22 @@ import (
 )
 
 // Kafka ships events with a sarama AsyncProducer, keyed by host name so a
-// host's events stay in one partition, in order.
+// host's events go to one partition.
 //
 // Two states.  Online: batches go to the producer; an event Kafka refuses
 // (broker down after sarama's retries) goes to the spool, and the sink
-// turns offline.  Offline: batches go straight to the spool, in order,
-// while a replay goroutine tries the brokers every retry_interval, sends
-// the spool's events oldest first and turns online once the spool is
-// empty.  An event is done (for the ring commit) once Kafka acknowledged
-// it or it is in the spool; beyond the spool's bound it is dropped and
-// counted (spool_full), never silently.
+// turns offline.  Offline: batches go straight to the spool.  A replay
+// goroutine connects (never holding the lock the spooling needs, so a
+// broker that blackholes connections does not stop anything), sends the
+// spool's events oldest first in chunks, and turns the sink online again
+// after the first chunk Kafka acknowledged: from then on new events go
+// directly while the replay goes on beside them, so the replay can never
+// starve new events nor fall behind for good.  The price is order: events
+// replayed from the spool arrive after newer ones (docs/EVENTS.md: a
+// consumer orders by (stream, seq)).  An event is done (for the ring
+// commit) once Kafka acknowledged it or it is in the spool; beyond the
+// spool's bound it is dropped and counted (spool_full, or spool_error for
+// a failed write), never silently.
 type Kafka struct {
 	topic   string
 	key     sarama.Encoder
@@ -44,9 +51,13 @@ type Kafka struct {
 	c       *metrics.Counters
 	log     logrus.FieldLogger
 
-	ch   chan *Batch
-	stop chan struct{}
-	wg   sync.WaitGroup
+	ch    chan *Batch
+	stop  chan struct{}
+	kick  chan struct{} // something was spooled: the replay looks at once
+	wg    sync.WaitGroup
+	dials atomic.Int64 // connection attempts (tests)
+	// chunkDone, when set (tests), runs after each replayed chunk.
+	chunkDone func()
 
 	mu       sync.Mutex // guards online, producer and spool appends vs. the flip
 	online   bool
@@ -56,39 +67,49 @@ type Kafka struct {
 	dropLog  time.Time
 }
 
-// liveMsg is the Metadata of a message sent from a batch.
-type liveMsg struct {
+// liveBatch is the Metadata of the messages sent from one batch (one
+// allocation per batch, none per event).
+type liveBatch struct {
 	b       *Batch
-	pending *atomic.Int32
+	pending atomic.Int32
 }
 
 // replayMsg is the Metadata of a message sent from the spool.
-type replayMsg struct {
-	wg     *sync.WaitGroup
-	failed *atomic.Bool
+type replayChunk struct {
+	wg     sync.WaitGroup
+	failed atomic.Bool
 }
 
-// NewKafka returns the Kafka sink.  A broker that is down at start is not
-// an error: events go to the spool until it is up.
+func init() {
+	// sarama records go-metrics meters and histograms per message and per
+	// broker unless told not to; nothing reads them here.  A process-wide
+	// switch: the agent has no other go-metrics user.
+	gometrics.UseNilMetrics = true
+}
+
+// NewKafka returns the Kafka sink.  It does not wait for a broker: until
+// the first connection succeeds, events go to the spool.
 func NewKafka(cfg config.Kafka, hostKey string, spool *Spool, queue int, c *metrics.Counters, log logrus.FieldLogger) (*Kafka, error) {
+	return newKafka(cfg, hostKey, spool, queue, c, log, nil)
+}
+
+// newKafka: chunkDone (tests) runs after each replayed chunk.
+func newKafka(cfg config.Kafka, hostKey string, spool *Spool, queue int, c *metrics.Counters, log logrus.FieldLogger, chunkDone func()) (*Kafka, error) {
 	scfg, err := SaramaConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	k := &Kafka{
-		topic: cfg.Topic, key: sarama.StringEncoder(hostKey), maxMsg: cfg.MaxMessageBytes,
+		// A ByteEncoder key: sarama encodes the key twice per message
+		// (partitioner, record) and a StringEncoder allocates each time.
+		topic: cfg.Topic, key: sarama.ByteEncoder(hostKey), maxMsg: cfg.MaxMessageBytes,
 		retry: cfg.RetryInterval.D(), brokers: cfg.Brokers, scfg: scfg, spool: spool, c: c,
 		log: log.WithField("sink", "kafka"), ch: make(chan *Batch, queue), stop: make(chan struct{}),
+		kick: make(chan struct{}, 1), chunkDone: chunkDone,
 	}
 	k.updateSpoolGauges()
-	if ev, _ := spool.Len(); ev == 0 {
-		if err := k.connect(); err == nil {
-			k.online = true
-		} else {
-			k.log.WithError(err).Warn("Kafka not reachable at start; spooling until it is")
-		}
-	} else {
-		k.log.Infof("spool holds %d events from before; replaying them first", ev)
+	if ev, _ := spool.Len(); ev > 0 {
+		k.log.Infof("spool holds %d events from before; replaying them", ev)
 	}
 	k.wg.Add(2)
 	go k.run()
@@ -107,12 +128,22 @@ func SaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 		}
 		s.Version = v
 	}
+	// Acknowledgements drive the ring commit and the spool: both needed.
 	s.Producer.Return.Successes = true
 	s.Producer.Return.Errors = true
 	s.Producer.MaxMessageBytes = cfg.MaxMessageBytes
 	s.Producer.Timeout = cfg.Timeout.D()
+	// Batching by bytes: a produce request goes out once 512 KiB are
+	// buffered for a broker (about 1000 events of 500 bytes), or after
+	// 5 ms of linger, whichever comes first.  Few large requests cost
+	// the broker and the agent far less per event than many small ones;
+	// 5 ms is nothing next to the pipeline's own batching.
+	s.Producer.Flush.Bytes = 512 << 10
 	s.Producer.Flush.Frequency = 5 * time.Millisecond
-	s.Producer.Flush.Messages = 1000
+	// The channels between the sink's goroutine and sarama's: one
+	// pipeline batch (256 events) and more fits without a hand-off per
+	// event, so the sender rarely blocks.
+	s.ChannelBufferSize = 4096
 	s.Producer.Retry.Max = 3
 	s.Producer.Retry.Backoff = 200 * time.Millisecond
 	s.Producer.Partitioner = sarama.NewHashPartitioner
@@ -220,16 +251,20 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
 func (c *scramClient) Done() bool                            { return c.conv.Done() }
 
-// connect creates the producer and its drain goroutine.  Called with mu
-// held or before the goroutines start.
+// connect creates the producer and its drain goroutine.  It can take as
+// long as the brokers make it (a blackholed one: the dial and read
+// timeouts), so it never runs with mu held.
 func (k *Kafka) connect() error {
+	k.dials.Add(1)
 	p, err := sarama.NewAsyncProducer(k.brokers, k.scfg)
 	if err != nil {
 		return fmt.Errorf("connect to Kafka %s: %w", strings.Join(k.brokers, ","), err)
 	}
-	k.producer = p
-	k.drained = make(chan struct{})
-	go k.drain(p, k.drained)
+	drained := make(chan struct{})
+	go k.drain(p, drained)
+	k.mu.Lock()
+	k.producer, k.drained = p, drained
+	k.mu.Unlock()
 	return nil
 }
 
@@ -264,19 +299,24 @@ func (k *Kafka) run() {
 		}
 		p := k.producer
 		k.mu.Unlock()
-		pending := new(atomic.Int32)
-		pending.Store(int32(b.Len()) + 1)
-		for i := 0; i < b.Len(); i++ {
+		lb := &liveBatch{b: b}
+		lb.pending.Store(int32(b.Len()) + 1)
+		msgs := make([]sarama.ProducerMessage, b.Len())
+		vals := make([]sarama.ByteEncoder, b.Len())
+		for i := range msgs {
 			ev := b.Event(i)
 			if len(ev) > k.maxMsg {
 				k.c.AddDrop(metrics.DropTooLarge, 1)
+				b.AddLost(1)
 				k.log.Warnf("event of %d bytes exceeds kafka.max_message_bytes; dropped", len(ev))
-				pending.Add(-1)
+				lb.pending.Add(-1)
 				continue
 			}
-			p.Input() <- &sarama.ProducerMessage{Topic: k.topic, Key: k.key, Value: sarama.ByteEncoder(ev), Metadata: liveMsg{b: b, pending: pending}}
+			vals[i] = ev
+			msgs[i] = sarama.ProducerMessage{Topic: k.topic, Key: k.key, Value: &vals[i], Metadata: lb}
+			p.Input() <- &msgs[i]
 		}
-		if pending.Add(-1) == 0 {
+		if lb.pending.Add(-1) == 0 {
 			b.Done()
 		}
 	}
@@ -286,20 +326,30 @@ func (k *Kafka) run() {
 func (k *Kafka) spoolBatch(b *Batch, from int) {
 	n, err := k.spool.Append(b, from)
 	k.c.Spooled.Add(uint64(n))
+	if n > 0 {
+		select {
+		case k.kick <- struct{}{}:
+		default:
+		}
+	}
 	if lost := b.Len() - from - n; lost > 0 {
-		k.c.AddDrop(metrics.DropSpoolFull, uint64(lost))
-		k.setErr(fmt.Errorf("spool full: %d events dropped", lost))
+		reason := metrics.DropSpoolFull
+		if !errors.Is(err, ErrSpoolFull) {
+			reason = metrics.DropSpoolError // a write error: a full disk, an I/O error
+		}
+		k.c.AddDrop(reason, uint64(lost))
+		b.AddLost(lost)
+		k.setErr(fmt.Errorf("spool: %d events dropped: %w", lost, err))
 		if time.Since(k.dropLog) > 10*time.Second {
 			k.dropLog = time.Now()
-			k.log.WithError(err).Errorf("Kafka down and spool full: %d events dropped (counted in smith_events_dropped_total{reason=\"spool_full\"})", lost)
+			k.log.WithError(err).Errorf("Kafka down and the spool takes no more: %d events dropped (counted in smith_events_dropped_total{reason=%q})", lost, metrics.DropNames[reason])
 		}
-	} else if err != nil {
-		k.log.WithError(err).Error("spool write failed")
 	}
 	k.updateSpoolGauges()
 }
 
 func (k *Kafka) updateSpoolGauges() {
+	k.c.SpoolCorrupt.Store(uint64(k.spool.Corrupt()))
 	ev, bytes := k.spool.Len()
 	k.c.SpoolEvents.Store(uint64(ev))
 	k.c.SpoolBytes.Store(uint64(bytes))
@@ -316,13 +366,13 @@ func (k *Kafka) drain(p sarama.AsyncProducer, done chan struct{}) {
 				succ = nil
 				continue
 			}
-			k.c.Sent.Add(1)
+			k.c.Acked.Add(1)
 			switch md := m.Metadata.(type) {
-			case liveMsg:
+			case *liveBatch:
 				if md.pending.Add(-1) == 0 {
 					md.b.Done()
 				}
-			case replayMsg:
+			case *replayChunk:
 				k.c.Replayed.Add(1)
 				md.wg.Done()
 			}
@@ -338,32 +388,34 @@ func (k *Kafka) drain(p sarama.AsyncProducer, done chan struct{}) {
 				k.c.AddDrop(metrics.DropTooLarge, 1)
 				k.log.WithError(e.Err).Warnf("Kafka refuses an event of %d bytes for good; dropped (message_too_large)", e.Msg.Value.Length())
 				switch md := e.Msg.Metadata.(type) {
-				case liveMsg:
+				case *liveBatch:
+					md.b.AddLost(1)
 					if md.pending.Add(-1) == 0 {
 						md.b.Done()
 					}
-				case replayMsg:
+				case *replayChunk:
 					md.wg.Done()
 				}
 				continue
 			}
 			switch md := e.Msg.Metadata.(type) {
-			case liveMsg:
+			case *liveBatch:
 				k.mu.Lock()
 				if k.online {
 					k.log.WithError(e.Err).Warn("Kafka refused an event; spooling until it is back")
 				}
 				k.online = false
-				if v, ok := e.Msg.Value.(sarama.ByteEncoder); ok {
+				if v, ok := e.Msg.Value.(*sarama.ByteEncoder); ok {
 					one := NewBatch(nil)
-					one.End(append(one.Buf(), v...))
+					one.End(append(one.Buf(), *v...))
 					k.spoolBatch(one, 0)
+					md.b.AddLost(one.Lost())
 				}
 				k.mu.Unlock()
 				if md.pending.Add(-1) == 0 {
 					md.b.Done()
 				}
-			case replayMsg:
+			case *replayChunk:
 				md.failed.Store(true)
 				md.wg.Done()
 			}
@@ -380,7 +432,8 @@ func permanent(err error) bool {
 		errors.Is(err, sarama.ErrInvalidRecord) || errors.As(err, &cfgErr)
 }
 
-// replay moves the spool to Kafka while offline.
+// replay connects, moves the spool to Kafka and turns the sink online.
+// The first attempt is at once; after a failure, every retry_interval.
 func (k *Kafka) replay() {
 	defer k.wg.Done()
 	t := time.NewTicker(k.retry)
@@ -388,15 +441,10 @@ func (k *Kafka) replay() {
 	var buf []byte
 	var evs [][]byte
 	for {
-		select {
-		case <-k.stop:
-			return
-		case <-t.C:
-		}
-		for !k.isOnline() {
-			var ok bool
-			buf, evs, ok = k.replayOnce(buf, evs)
-			if !ok {
+		for {
+			var ok, more bool
+			buf, evs, ok, more = k.replayOnce(buf, evs)
+			if !ok || !more {
 				break
 			}
 			select {
@@ -404,6 +452,12 @@ func (k *Kafka) replay() {
 				return
 			default:
 			}
+		}
+		select {
+		case <-k.stop:
+			return
+		case <-t.C:
+		case <-k.kick:
 		}
 	}
 }
@@ -414,53 +468,68 @@ func (k *Kafka) isOnline() bool {
 	return k.online
 }
 
-// replayOnce sends one chunk of the spool; ok is false when Kafka is still
-// down (try again at the next tick).
-func (k *Kafka) replayOnce(buf []byte, evs [][]byte) ([]byte, [][]byte, bool) {
+// replayOnce connects if need be and sends one chunk of the spool.  ok is
+// false when Kafka is down (try again at the next tick), more is true
+// when the spool may hold more.
+func (k *Kafka) replayOnce(buf []byte, evs [][]byte) (_ []byte, _ [][]byte, ok, more bool) {
 	k.mu.Lock()
-	if k.producer == nil {
-		if err := k.connect(); err != nil {
-			k.setErr(err)
-			k.mu.Unlock()
-			k.log.WithError(err).Debug("Kafka still unreachable")
-			return buf, evs, false
-		}
-		k.log.Info("connected to Kafka")
-	}
-	if ev, _ := k.spool.Len(); ev == 0 {
-		// Nothing left: new batches may go to Kafka directly again.  The
-		// flip happens under mu, so no batch lands in the spool after it.
-		k.online = true
-		k.mu.Unlock()
-		k.log.Info("spool empty; sending to Kafka directly")
-		return buf, evs, true
-	}
 	p := k.producer
 	k.mu.Unlock()
-
+	if p == nil {
+		if err := k.connect(); err != nil {
+			k.setErr(err)
+			k.log.WithError(err).Debug("Kafka unreachable")
+			return buf, evs, false, false
+		}
+		k.log.Info("connected to Kafka")
+		k.mu.Lock()
+		p = k.producer
+		k.mu.Unlock()
+	}
 	evs, buf, cur, err := k.spool.Peek(1000, buf, evs)
 	if err != nil {
 		k.setErr(err)
 		k.log.WithError(err).Error("read spool")
-		return buf, evs, false
+		return buf, evs, false, false
 	}
-	var wg sync.WaitGroup
-	failed := new(atomic.Bool)
-	wg.Add(len(evs))
+	if len(evs) == 0 && cur == k.spool.cursor() {
+		// Nothing spooled.  Offline with an empty spool: the producer is
+		// up (it connected), so send directly.  The flip is under mu, as
+		// every spool append: no batch lands in the spool after it.
+		k.mu.Lock()
+		flipped := !k.online
+		k.online = true
+		k.mu.Unlock()
+		if flipped {
+			k.log.Info("sending to Kafka directly")
+		}
+		return buf, evs, true, false
+	}
+	ch := &replayChunk{}
+	ch.wg.Add(len(evs))
 	for _, ev := range evs {
-		p.Input() <- &sarama.ProducerMessage{Topic: k.topic, Key: k.key, Value: sarama.ByteEncoder(ev), Metadata: replayMsg{wg: &wg, failed: failed}}
+		p.Input() <- &sarama.ProducerMessage{Topic: k.topic, Key: k.key, Value: sarama.ByteEncoder(ev), Metadata: ch}
 	}
-	wg.Wait()
-	if failed.Load() {
+	ch.wg.Wait()
+	if ch.failed.Load() {
 		// Some of the chunk may have arrived: it is sent again (at least
-		// once, the sequence numbers show the duplicates).
-		return buf, evs, false
+		// once, (stream, seq) shows the duplicates).
+		return buf, evs, false, false
 	}
 	if err := k.spool.Advance(cur, len(evs)); err != nil {
 		k.log.WithError(err).Error("advance spool cursor")
 	}
 	k.updateSpoolGauges()
-	return buf, evs, true
+	k.mu.Lock()
+	if !k.online {
+		k.online = true
+		k.log.Info("Kafka takes events again; sending directly while the spool is replayed")
+	}
+	k.mu.Unlock()
+	if k.chunkDone != nil {
+		k.chunkDone()
+	}
+	return buf, evs, true, true
 }
 
 // Close implements Sink: queued batches are sent or spooled, in-flight

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +31,8 @@ import (
 )
 
 // The Kafka sink in process (so the race detector sees it): delivery,
-// then an outage that goes to the spool and is replayed in order.
+// then an outage that goes to the spool and is replayed.  What is
+// promised is every event at least once, not order (docs/EVENTS.md).
 func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	goroutines := countGoroutines()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -51,6 +53,7 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	kc.RetryInterval = config.Duration(50 * time.Millisecond)
 	kc.Timeout = config.Duration(2 * time.Second)
 	k, c := openKafka(t, kc, 16)
+	waitOnline(t, k)
 	var wg sync.WaitGroup
 	send := func(from, n int) {
 		b := NewBatch(func(*Batch) { wg.Done() })
@@ -63,8 +66,8 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	}
 	send(0, 100)
 	wg.Wait() // acknowledged
-	if c.Sent.Load() != 100 {
-		t.Fatalf("sent %d, want 100", c.Sent.Load())
+	if c.Acked.Load() != 100 {
+		t.Fatalf("acked %d, want 100", c.Acked.Load())
 	}
 	b1.Close()
 	send(100, 100)
@@ -77,9 +80,9 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	b2 := broker()
 	defer b2.Close()
 	deadline := time.Now().Add(30 * time.Second)
-	for c.SpoolEvents.Load() != 0 || c.Sent.Load() < 300 {
+	for c.SpoolEvents.Load() != 0 || c.Acked.Load() < 300 {
 		if time.Now().After(deadline) {
-			t.Fatalf("spool not replayed: %d events left, %d sent", c.SpoolEvents.Load(), c.Sent.Load())
+			t.Fatalf("spool not replayed: %d events left, %d acked", c.SpoolEvents.Load(), c.Acked.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -103,7 +106,6 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(kc.Brokers[0]), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	seen := map[string]bool{}
-	last := -1
 	for len(seen) < 300 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -114,12 +116,9 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 				t.Errorf("key %q", r.Key)
 			}
 			var n int
-			fmt.Sscanf(string(r.Value), `{"seq":%d}`, &n)
-			// In order, except that a replayed chunk may repeat.
-			if n < last-200 {
-				t.Errorf("event %d after %d", n, last)
+			if _, err := fmt.Sscanf(string(r.Value), `{"seq":%d}`, &n); err != nil || n < 0 || n >= 300 {
+				t.Errorf("unexpected event %q", r.Value)
 			}
-			last = n
 			seen[string(r.Value)] = true
 		})
 	}
@@ -138,6 +137,7 @@ func TestKafkaSinkDropsEventsTooLarge(t *testing.T) {
 	kc.Brokers = broker.ListenAddrs()
 	kc.MaxMessageBytes = 1024
 	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
 	done := make(chan struct{})
 	b := NewBatch(func(*Batch) { close(done) })
 	for _, size := range []int{100, 5000, 1020, 100} { // too large for us; too large with sarama's overhead
@@ -153,8 +153,8 @@ func TestKafkaSinkDropsEventsTooLarge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	k.Close(ctx)
-	if c.Dropped(metrics.DropTooLarge) != 2 || c.Sent.Load() != 2 || c.Spooled.Load() != 0 {
-		t.Fatalf("dropped %d sent %d spooled %d; want 2, 2, 0", c.Dropped(metrics.DropTooLarge), c.Sent.Load(), c.Spooled.Load())
+	if c.Dropped(metrics.DropTooLarge) != 2 || c.Acked.Load() != 2 || c.Spooled.Load() != 0 {
+		t.Fatalf("dropped %d acked %d spooled %d; want 2, 2, 0", c.Dropped(metrics.DropTooLarge), c.Acked.Load(), c.Spooled.Load())
 	}
 }
 
@@ -189,11 +189,24 @@ func openKafka(t *testing.T, kc config.Kafka, queue int) (*Kafka, *metrics.Count
 	return k, c
 }
 
+// waitOnline waits until the sink connected and sends directly, or its
+// first connection failed.
+func waitOnline(t *testing.T, k *Kafka) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !k.isOnline() && k.LastError() == ""; {
+		if time.Now().After(deadline) {
+			t.Fatal("Kafka sink neither connected nor failed to")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // sendOneEvent opens a Kafka sink with kc, sends one event, waits until
 // the sink is done with it (sent or spooled) and closes the sink.
 func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
 	t.Helper()
 	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
 	done := make(chan struct{})
 	b := NewBatch(func(*Batch) { close(done) })
 	b.End(append(b.Buf(), `{"seq":1}`...))
@@ -227,11 +240,11 @@ func TestKafkaSinkSASL(t *testing.T) {
 				kc.Timeout = config.Duration(2 * time.Second)
 				kc.SASL = config.SASL{Mechanism: mech, User: "smith", Password: pw}
 				c, k := sendOneEvent(t, kc)
-				if pw == "s3cret" && (c.Sent.Load() != 1 || c.Spooled.Load() != 0) {
-					t.Errorf("right password: sent %d spooled %d (%s)", c.Sent.Load(), c.Spooled.Load(), k.LastError())
+				if pw == "s3cret" && (c.Acked.Load() != 1 || c.Spooled.Load() != 0) {
+					t.Errorf("right password: acked %d spooled %d (%s)", c.Acked.Load(), c.Spooled.Load(), k.LastError())
 				}
-				if pw == "wrong" && (c.Sent.Load() != 0 || c.Spooled.Load() != 1) {
-					t.Errorf("wrong password: sent %d spooled %d", c.Sent.Load(), c.Spooled.Load())
+				if pw == "wrong" && (c.Acked.Load() != 0 || c.Spooled.Load() != 1) {
+					t.Errorf("wrong password: acked %d spooled %d", c.Acked.Load(), c.Spooled.Load())
 				}
 			}
 		})
@@ -279,8 +292,208 @@ func TestKafkaSinkTLS(t *testing.T) {
 		kc.Timeout = config.Duration(2 * time.Second)
 		kc.TLS = config.TLS{Enabled: true, CAFile: caFile}
 		c, k := sendOneEvent(t, kc)
-		if delivered := c.Sent.Load() == 1; delivered != (name == "right CA") {
-			t.Errorf("%s: sent %d spooled %d (%s)", name, c.Sent.Load(), c.Spooled.Load(), k.LastError())
+		if delivered := c.Acked.Load() == 1; delivered != (name == "right CA") {
+			t.Errorf("%s: acked %d spooled %d (%s)", name, c.Acked.Load(), c.Spooled.Load(), k.LastError())
 		}
 	}
+}
+
+// sendBatch sends events [from, from+n) and returns a channel closed with
+// the number delivered when the sink is done with them.
+func sendBatch(k *Kafka, from, n int) chan int {
+	done := make(chan int, 1)
+	b := NewBatch(func(b *Batch) { done <- b.Delivered() })
+	for i := from; i < from+n; i++ {
+		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
+	}
+	b.Hold(1)
+	k.Send(b)
+	return done
+}
+
+// A broker that accepts connections and never answers: connecting hangs
+// for the whole timeout, and meanwhile events are spooled, not held.
+func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	cfg, _ := config.FromDefaults()
+	kc := cfg.Kafka
+	kc.Brokers = []string{ln.Addr().String()}
+	kc.Timeout = config.Duration(time.Hour)
+	k, c := openKafka(t, kc, 4)
+	for i := range 3 {
+		if got := <-sendBatch(k, i*10, 10); got != 10 {
+			t.Fatalf("batch %d: %d of 10 delivered", i, got)
+		}
+	}
+	if c.Spooled.Load() != 30 || k.dials.Load() != 1 {
+		t.Fatalf("spooled %d, dials %d; want 30 spooled while the one dial hangs", c.Spooled.Load(), k.dials.Load())
+	}
+	// Unblock the dial so that Close does not wait an hour.
+	ln.Close()
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := k.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A spool that cannot write (a full disk) drops and counts, as its own
+// reason; the sink goes on.
+func TestKafkaSinkCountsSpoolWriteErrors(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: Kafka down
+	cfg, _ := config.FromDefaults()
+	kc := cfg.Kafka
+	kc.Brokers = []string{addr}
+	kc.Timeout = config.Duration(2 * time.Second)
+	k, c := openKafka(t, kc, 4)
+	k.spool.mu.Lock()
+	k.spool.writeFn = func(*os.File, []byte) (int, error) { return 0, syscall.ENOSPC }
+	k.spool.mu.Unlock()
+	if got := <-sendBatch(k, 0, 10); got != 0 {
+		t.Fatalf("%d delivered on a full disk", got)
+	}
+	if c.Dropped(metrics.DropSpoolError) != 10 || c.Dropped(metrics.DropSpoolFull) != 0 {
+		t.Fatalf("spool_error %d spool_full %d; want 10, 0", c.Dropped(metrics.DropSpoolError), c.Dropped(metrics.DropSpoolFull))
+	}
+	k.spool.mu.Lock()
+	k.spool.writeFn = func(f *os.File, p []byte) (int, error) { return f.Write(p) }
+	k.spool.mu.Unlock()
+	if got := <-sendBatch(k, 10, 10); got != 10 || c.Spooled.Load() != 10 {
+		t.Fatalf("disk back: %d delivered, %d spooled", got, c.Spooled.Load())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k.Close(ctx)
+}
+
+// While the spool is replayed, new events go to Kafka directly: a replay
+// slower than the event rate cannot keep them waiting for good.
+func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {
+	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	sp, err := OpenSpool(t.TempDir(), 1<<20, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sp.Append(batchOf(0, 2500), 0); n != 2500 || err != nil {
+		t.Fatal(n, err)
+	}
+	cfg, _ := config.FromDefaults()
+	kc := cfg.Kafka
+	kc.Brokers = broker.ListenAddrs()
+	c := &metrics.Counters{}
+	log := logrus.New()
+	log.Out = io.Discard
+	hold, release := make(chan struct{}), make(chan struct{})
+	k, err := newKafka(kc, "host-a", sp, 4, c, log, func() {
+		select {
+		case hold <- struct{}{}:
+			<-release
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-hold // the first chunk of 1000 is acknowledged; the replay stops here
+	if !k.isOnline() {
+		t.Fatal("not online after a chunk was acknowledged")
+	}
+	if got := <-sendBatch(k, 10000, 10); got != 10 {
+		t.Fatalf("%d of 10 delivered", got)
+	}
+	if ev, _ := sp.Len(); c.Spooled.Load() != 0 || ev != 1500 {
+		t.Fatalf("new events spooled %d, spool holds %d; want 0 and 1500 (the replay is held)", c.Spooled.Load(), ev)
+	}
+	close(release)
+	for deadline := time.Now().Add(30 * time.Second); c.Replayed.Load() < 2500; {
+		if time.Now().After(deadline) {
+			t.Fatalf("replayed %d of 2500", c.Replayed.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k.Close(ctx)
+}
+
+// BenchmarkKafkaSink is the cost per event from a pipeline batch to
+// Kafka's acknowledgement: the sink, sarama and a kfake broker in this
+// process (its allocations are counted too), 8 batches of 256 events of
+// about 300 bytes in flight, acks = all.
+func BenchmarkKafkaSink(b *testing.B) {
+	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer broker.Close()
+	cfg, _ := config.FromDefaults()
+	kc := cfg.Kafka
+	kc.Brokers = broker.ListenAddrs()
+	sp, err := OpenSpool(b.TempDir(), 1<<30, 1<<24)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &metrics.Counters{}
+	log := logrus.New()
+	log.Out = io.Discard
+	k, err := NewKafka(kc, "host-a", sp, 16, c, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); !k.isOnline(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("not connected")
+		}
+	}
+	free := make(chan *Batch, 8)
+	for range 8 {
+		bt := NewBatch(func(bt *Batch) { free <- bt })
+		for i := range 256 {
+			bt.End(fmt.Appendf(bt.Buf(), `{"data_type":"59","seq":%d,"exe":"/usr/bin/python3.11","argv":"python3 -m http.server --bind 127.0.0.1 8080","cwd":"/srv/www","hostname":"web-1","local_ip":"10.0.0.5","uid":0,"euid":0,"pid":4242,"ppid":1,"tty":"pts0"}`, i))
+		}
+		free <- bt
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += 256 {
+		bt := <-free
+		bt.Hold(1)
+		k.Send(bt)
+	}
+	for range 8 {
+		<-free
+	}
+	b.StopTimer()
+	// One op is one event (b.N events in batches of 256).
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	k.Close(ctx)
 }

@@ -19,6 +19,7 @@ type Batch struct {
 	buf  []byte
 	ends []int // end of each event in buf, before its '\n'
 	refs atomic.Int32
+	lost atomic.Int32 // events a sink dropped (counted by reason)
 	// release is called once when the last reference is done.
 	release func(*Batch)
 }
@@ -31,7 +32,18 @@ func NewBatch(release func(*Batch)) *Batch { return &Batch{release: release} }
 func (b *Batch) Reset() {
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
+	b.lost.Store(0)
 }
+
+// AddLost notes that a sink dropped n of the batch's events (the sink
+// counts them by reason): they are not counted as sent.
+func (b *Batch) AddLost(n int) { b.lost.Add(int32(n)) }
+
+// Delivered is the number of events no sink dropped.
+func (b *Batch) Delivered() int { return max(0, b.Len()-int(b.lost.Load())) }
+
+// Lost is the number of events sinks dropped (AddLost).
+func (b *Batch) Lost() int { return int(b.lost.Load()) }
 
 // Buf returns the buffer to append the next event to; End must follow.
 func (b *Batch) Buf() []byte { return b.buf }

@@ -1,7 +1,7 @@
 package sink
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,9 +18,15 @@ import (
 
 // Spool is a bounded, ordered, on-disk queue of events: what Kafka could
 // not take yet.  It lives in a directory of segment files named by a
-// growing number; a record is
+// growing number; a record is framed
 //
-//	u32 length | u32 CRC-32C of the event | event bytes
+//	u32 magic "SMSP" | u32 length | u32 CRC-32C of length and event | event
+//
+// so that whatever is not a whole record (a tail torn by a crash, a tail
+// the file system zero-filled after a power loss, a record damaged in the
+// middle) is recognised: it is skipped up to the next valid frame and
+// counted (Corrupt), never returned as an event and never fatal.  An event
+// is never empty.
 //
 // Append writes a whole batch with one write(2): once it returns the
 // events survive the agent being killed (not a power loss: the spool does
@@ -40,6 +47,11 @@ type Spool struct {
 	cur    Cursor
 	crc    *crc32.Table
 	hdr    []byte // scratch for Append
+	// corrupt counts the damaged regions skipped since open (each may
+	// have held one or more events; a torn tail counts as one).
+	corrupt int64
+	// write is the segment write (a field so that tests can fail it).
+	writeFn func(f *os.File, p []byte) (int, error)
 }
 
 type segment struct {
@@ -51,9 +63,15 @@ type segment struct {
 type Cursor struct {
 	Seg uint64
 	Off int64
+	// skipped counts the damaged regions Peek stepped over to get here;
+	// Advance adds them to Corrupt.
+	skipped int64
 }
 
-const spoolRecHdr = 8
+const (
+	spoolRecHdr = 12
+	spoolMagic  = 0x50534d53 // "SMSP" little-endian
+)
 
 // ErrSpoolFull is returned when an event does not fit under the bound.
 var ErrSpoolFull = errors.New("spool full")
@@ -64,7 +82,8 @@ func OpenSpool(dir string, maxBytes, segBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool directory: %w", err)
 	}
-	s := &Spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, crc: crc32.MakeTable(crc32.Castagnoli)}
+	s := &Spool{dir: dir, maxBytes: maxBytes, segBytes: segBytes, crc: crc32.MakeTable(crc32.Castagnoli),
+		writeFn: func(f *os.File, p []byte) (int, error) { return f.Write(p) }}
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
@@ -114,9 +133,15 @@ func (s *Spool) load() error {
 		if s.segs[i].id == s.cur.Seg {
 			from = s.cur.Off
 		}
-		n, end, err := s.scan(s.segs[i].id, from)
+		n, end, size, err := s.scan(s.segs[i].id, from)
 		if err != nil {
 			return err
+		}
+		if i < len(s.segs)-1 {
+			// Damage inside an older segment is met (and counted) by Peek.
+			end = size
+		} else if end < size {
+			s.corrupt++ // a torn or zero-filled tail, cut below
 		}
 		s.events += n
 		s.segs[i].size = end
@@ -145,40 +170,64 @@ func (s *Spool) load() error {
 }
 
 // scan counts the valid records of a segment from offset from and returns
-// where the valid part ends.
-func (s *Spool) scan(id uint64, from int64) (n, end int64, err error) {
-	f, err := os.Open(s.segPath(id))
+// where the last valid one ends and the file's size.
+func (s *Spool) scan(id uint64, from int64) (n, end, size int64, err error) {
+	raw, err := os.ReadFile(s.segPath(id))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<16)
-	var hdr [spoolRecHdr]byte
 	var off int64
-	var buf []byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return n, off, nil
-		}
-		l := int64(binary.LittleEndian.Uint32(hdr[:]))
-		if l > s.segBytes+(1<<20) {
-			return n, off, nil
-		}
-		if int64(cap(buf)) < l {
-			buf = make([]byte, l)
-		}
-		buf = buf[:l]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return n, off, nil
-		}
-		if crc32.Checksum(buf, s.crc) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return n, off, nil
+	for off < int64(len(raw)) {
+		l, ok := s.frame(raw[off:])
+		if !ok {
+			if off = s.resync(raw, off+1); off < 0 {
+				break
+			}
+			continue
 		}
 		if off >= from {
 			n++
 		}
 		off += spoolRecHdr + l
+		end = off
 	}
+	return n, end, int64(len(raw)), nil
+}
+
+// frame checks the record at the start of p and returns its event length.
+func (s *Spool) frame(p []byte) (int64, bool) {
+	if len(p) < spoolRecHdr || binary.LittleEndian.Uint32(p) != spoolMagic {
+		return 0, false
+	}
+	l := int64(binary.LittleEndian.Uint32(p[4:]))
+	if l == 0 || l > int64(len(p))-spoolRecHdr {
+		return 0, false
+	}
+	if s.checksum(p[4:8], p[spoolRecHdr:spoolRecHdr+l]) != binary.LittleEndian.Uint32(p[8:]) {
+		return 0, false
+	}
+	return l, true
+}
+
+func (s *Spool) checksum(length, ev []byte) uint32 {
+	return crc32.Update(crc32.Checksum(length, s.crc), s.crc, ev)
+}
+
+// resync returns the offset of the first valid record at or after from in
+// raw, or -1.
+func (s *Spool) resync(raw []byte, from int64) int64 {
+	magic := []byte{'S', 'M', 'S', 'P'}
+	for from < int64(len(raw)) {
+		i := bytes.Index(raw[from:], magic)
+		if i < 0 {
+			return -1
+		}
+		if _, ok := s.frame(raw[from+int64(i):]); ok {
+			return from + int64(i)
+		}
+		from += int64(i) + 1
+	}
+	return -1
 }
 
 func (s *Spool) writeCursor() error {
@@ -226,9 +275,14 @@ func (s *Spool) Append(b *Batch, from int) (int, error) {
 				return n, err
 			}
 		}
+		if len(ev) == 0 {
+			n++ // nothing to keep (encoders never make one)
+			continue
+		}
 		var h [spoolRecHdr]byte
-		binary.LittleEndian.PutUint32(h[:], uint32(len(ev)))
-		binary.LittleEndian.PutUint32(h[4:], crc32.Checksum(ev, s.crc))
+		binary.LittleEndian.PutUint32(h[:], spoolMagic)
+		binary.LittleEndian.PutUint32(h[4:], uint32(len(ev)))
+		binary.LittleEndian.PutUint32(h[8:], s.checksum(h[4:8], ev))
 		buf = append(buf, h[:]...)
 		buf = append(buf, ev...)
 		n++
@@ -249,7 +303,7 @@ func (s *Spool) Append(b *Batch, from int) (int, error) {
 func countIn(buf []byte) int {
 	n := 0
 	for len(buf) >= spoolRecHdr {
-		l := int(binary.LittleEndian.Uint32(buf))
+		l := int(binary.LittleEndian.Uint32(buf[4:]))
 		buf = buf[min(len(buf), spoolRecHdr+l):]
 		n++
 	}
@@ -257,7 +311,7 @@ func countIn(buf []byte) int {
 }
 
 func (s *Spool) write(buf []byte) error {
-	if _, err := s.w.Write(buf); err != nil {
+	if _, err := s.writeFn(s.w, buf); err != nil {
 		// A partial write leaves a torn record that the next open cuts;
 		// the file offset is now unknown, so reopen at the known size.
 		last := &s.segs[len(s.segs)-1]
@@ -285,7 +339,8 @@ func (s *Spool) rollover() error {
 
 // Peek reads up to max events from the cursor into buf (reused) and
 // returns them with the cursor after the last one.  The events stay in the
-// spool until Advance.
+// spool until Advance.  A damaged region is skipped up to the next valid
+// record (Advance counts it); only an I/O error is returned.
 func (s *Spool) Peek(max int, buf []byte, events [][]byte) ([][]byte, []byte, Cursor, error) {
 	s.mu.Lock()
 	cur := s.cur
@@ -299,34 +354,37 @@ func (s *Spool) Peek(max int, buf []byte, events [][]byte) ([][]byte, []byte, Cu
 			continue
 		}
 		if sg.id > cur.Seg {
-			cur = Cursor{Seg: sg.id}
+			cur = Cursor{Seg: sg.id, skipped: cur.skipped}
 		}
 		f, err := os.Open(s.segPath(sg.id))
 		if err != nil {
 			return nil, buf, s.cur, fmt.Errorf("spool read: %w", err)
 		}
-		var hdr [spoolRecHdr]byte
-		for len(lens) < max && cur.Off+spoolRecHdr <= sg.size {
-			if _, err := f.ReadAt(hdr[:], cur.Off); err != nil {
-				f.Close()
-				return nil, buf, s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
-			}
-			l := int(binary.LittleEndian.Uint32(hdr[:]))
-			if cur.Off+spoolRecHdr+int64(l) > sg.size {
-				break
-			}
+		for len(lens) < max && cur.Off < sg.size {
 			start := len(buf)
-			buf = append(buf, make([]byte, l)...)
-			if _, err := f.ReadAt(buf[start:], cur.Off+spoolRecHdr); err != nil {
+			var l int64
+			buf, l, err = s.readRecord(f, cur.Off, sg.size, buf)
+			if err != nil {
 				f.Close()
-				return nil, buf, s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
+				return nil, buf[:start], s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
 			}
-			if crc32.Checksum(buf[start:], s.crc) != binary.LittleEndian.Uint32(hdr[4:]) {
+			if l > 0 {
+				lens = append(lens, int(l))
+				cur.Off += spoolRecHdr + l
+				continue
+			}
+			// Damaged: step to the next valid record in this segment.
+			rest := make([]byte, sg.size-cur.Off)
+			if _, err := f.ReadAt(rest, cur.Off); err != nil {
 				f.Close()
-				return nil, buf, s.cur, fmt.Errorf("spool record at %s:%d: checksum mismatch", s.segPath(sg.id), cur.Off)
+				return nil, buf[:start], s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
 			}
-			lens = append(lens, l)
-			cur.Off += spoolRecHdr + int64(l)
+			cur.skipped++
+			if next := s.resync(rest, 1); next < 0 {
+				cur.Off = sg.size
+			} else {
+				cur.Off += next
+			}
 		}
 		f.Close()
 	}
@@ -339,13 +397,40 @@ func (s *Spool) Peek(max int, buf []byte, events [][]byte) ([][]byte, []byte, Cu
 	return events, buf, cur, nil
 }
 
+// readRecord appends the event of the record at off (before size) to buf
+// and returns its length, or 0 (buf unchanged) when the record is damaged.
+func (s *Spool) readRecord(f *os.File, off, size int64, buf []byte) ([]byte, int64, error) {
+	if off+spoolRecHdr > size {
+		return buf, 0, nil
+	}
+	var hdr [spoolRecHdr]byte
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return buf, 0, err
+	}
+	l := int64(binary.LittleEndian.Uint32(hdr[4:]))
+	if binary.LittleEndian.Uint32(hdr[:]) != spoolMagic || l == 0 || off+spoolRecHdr+l > size {
+		return buf, 0, nil
+	}
+	start := len(buf)
+	buf = slices.Grow(buf, int(l))[:start+int(l)]
+	if _, err := f.ReadAt(buf[start:], off+spoolRecHdr); err != nil {
+		return buf[:start], 0, err
+	}
+	if s.checksum(hdr[4:8], buf[start:]) != binary.LittleEndian.Uint32(hdr[8:]) {
+		return buf[:start], 0, nil
+	}
+	return buf, l, nil
+}
+
 // Advance moves the cursor to c (from Peek), after its events were
 // delivered, and deletes the segments read to their end.
 func (s *Spool) Advance(c Cursor, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.corrupt += c.skipped
+	c.skipped = 0
 	s.cur = c
-	s.events -= int64(n)
+	s.events = max(0, s.events-int64(n))
 	for len(s.segs) > 1 && s.segs[0].id < c.Seg {
 		s.bytes -= s.segs[0].size
 		os.Remove(s.segPath(s.segs[0].id))
@@ -364,6 +449,20 @@ func (s *Spool) Advance(c Cursor, n int) error {
 		s.events = 0
 	}
 	return s.writeCursor()
+}
+
+func (s *Spool) cursor() Cursor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Corrupt is the number of damaged regions skipped since open: a torn or
+// zero-filled tail, or records whose frame or checksum is wrong.
+func (s *Spool) Corrupt() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.corrupt
 }
 
 // Len returns the events and bytes waiting.

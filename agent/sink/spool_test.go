@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -127,6 +129,112 @@ func TestSpoolCutsTornTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c := s.Corrupt(); c != 1 {
+		t.Fatalf("Corrupt = %d, want 1 (the torn tail)", c)
+	}
 	s.Append(batchOf(10, 5), 0)
 	equal(t, drain(t, s, 4), want(0, 15))
+}
+
+func lastSegment(t *testing.T, dir string) string {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) == 0 {
+		t.Fatal("no segment")
+	}
+	return segs[len(segs)-1]
+}
+
+func TestSpoolSkipsZeroFilledTail(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := OpenSpool(dir, 1<<20, 1<<16)
+	s.Append(batchOf(0, 10), 0)
+	s.Close()
+	// What a file system may leave after a power loss: the size grew,
+	// the data never came.
+	f, _ := os.OpenFile(lastSegment(t, dir), os.O_WRONLY|os.O_APPEND, 0)
+	f.Write(make([]byte, 4096))
+	f.Close()
+	s, err := OpenSpool(dir, 1<<20, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Corrupt(); c != 1 {
+		t.Fatalf("Corrupt = %d, want 1 (the zero-filled tail)", c)
+	}
+	s.Append(batchOf(10, 5), 0)
+	equal(t, drain(t, s, 4), want(0, 15))
+}
+
+// corruptEvent flips a byte inside the event {"seq":n} of a segment.
+func corruptEvent(t *testing.T, path string, n int) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(raw), fmt.Sprintf(`{"seq":%d}`, n))
+	if i < 0 {
+		t.Fatalf("event %d not in %s", n, path)
+	}
+	raw[i+2] ^= 0xff
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSpoolSkipsCorruptRecordInTheMiddle(t *testing.T) {
+	for _, reopen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reopen=%v", reopen), func(t *testing.T) {
+			dir := t.TempDir()
+			s, _ := OpenSpool(dir, 1<<20, 1<<16)
+			s.Append(batchOf(0, 10), 0)
+			corruptEvent(t, lastSegment(t, dir), 4)
+			if reopen {
+				s.Close()
+				var err error
+				if s, err = OpenSpool(dir, 1<<20, 1<<16); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := drain(t, s, 3)
+			equal(t, got, append(want(0, 4), want(5, 5)...))
+			if c := s.Corrupt(); c != 1 {
+				t.Fatalf("Corrupt = %d, want 1", c)
+			}
+		})
+	}
+}
+
+func TestSpoolCorruptLengthDoesNotSwallowTheRest(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := OpenSpool(dir, 1<<20, 1<<16)
+	s.Append(batchOf(0, 10), 0)
+	s.Close()
+	path := lastSegment(t, dir)
+	raw, _ := os.ReadFile(path)
+	// The length of record 2 claims far more than is there.
+	i := strings.Index(string(raw), `{"seq":2}`) - spoolRecHdr
+	raw[i+4], raw[i+5] = 0xff, 0x7f
+	os.WriteFile(path, raw, 0o600)
+	s, err := OpenSpool(dir, 1<<20, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, drain(t, s, 100), append(want(0, 2), want(3, 7)...))
+}
+
+func TestSpoolWriteErrorIsReturnedNotFull(t *testing.T) {
+	s, _ := OpenSpool(t.TempDir(), 1<<20, 1<<16)
+	s.writeFn = func(*os.File, []byte) (int, error) { return 0, syscall.ENOSPC }
+	n, err := s.Append(batchOf(0, 10), 0)
+	if n != 0 || err == nil || errors.Is(err, ErrSpoolFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append on a full disk = %d, %v; want 0 and ENOSPC", n, err)
+	}
+	// The disk has room again: nothing of the failed write is left.
+	s.writeFn = func(f *os.File, p []byte) (int, error) { return f.Write(p) }
+	if n, err := s.Append(batchOf(10, 3), 0); n != 3 || err != nil {
+		t.Fatalf("Append = %d, %v", n, err)
+	}
+	equal(t, drain(t, s, 100), want(10, 3))
 }

@@ -21,6 +21,7 @@ type writerSink struct {
 	ch      chan *Batch
 	write   func([]byte) error
 	close   func() error
+	reopen  func() error // nil: nothing to reopen
 	c       *metrics.Counters
 	log     logrus.FieldLogger
 	wg      sync.WaitGroup
@@ -40,9 +41,8 @@ func (s *writerSink) run() {
 		if err := s.write(b.Lines()); err != nil {
 			// Nothing to retry into: count the loss and say so.
 			s.c.AddDrop(metrics.DropSink, uint64(b.Len()))
+			b.AddLost(b.Len())
 			s.log.WithError(err).Errorf("%s sink: %d events lost", s.name, b.Len())
-		} else {
-			s.c.Sent.Add(uint64(b.Len()))
 		}
 		b.Done()
 	}
@@ -79,18 +79,29 @@ func NewWriter(name string, w io.Writer, queue int, c *metrics.Counters, log log
 
 // RotatingFile is the file sink: JSON lines to path, renamed to path.1
 // (path.1 to path.2, ...) when it would exceed maxBytes; maxFiles rotated
-// files are kept.
+// files are kept.  A write that fails half-way is cut back, so the file
+// never holds a partial line; a rotation that fails goes on appending to
+// path (and tries again at the next write); Reopen (SIGHUP) opens path
+// anew after an outside rotation (logrotate).
 type RotatingFile struct {
+	mu       sync.Mutex
 	path     string
 	maxBytes int64
 	maxFiles int
 	f        *os.File
 	size     int64
+	// rename and truncate are the file operations (fields so that tests
+	// can fail them).
+	rename   func(from, to string) error
+	truncate func(f *os.File, size int64) error
+	write    func(f *os.File, p []byte) (int, error)
 }
 
 // OpenRotatingFile opens (appends to) path.
 func OpenRotatingFile(path string, maxBytes int64, maxFiles int) (*RotatingFile, error) {
-	r := &RotatingFile{path: path, maxBytes: maxBytes, maxFiles: maxFiles}
+	r := &RotatingFile{path: path, maxBytes: maxBytes, maxFiles: maxFiles, rename: os.Rename,
+		truncate: func(f *os.File, size int64) error { return f.Truncate(size) },
+		write:    func(f *os.File, p []byte) (int, error) { return f.Write(p) }}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("event file directory: %w", err)
 	}
@@ -114,37 +125,73 @@ func (r *RotatingFile) open() error {
 	return nil
 }
 
-// Write appends p, rotating first when p would not fit.
+// Write appends p (whole JSON lines), rotating first when p would not
+// fit.  On error nothing of p stays in the file.
 func (r *RotatingFile) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var rotErr error
 	if r.size > 0 && r.size+int64(len(p)) > r.maxBytes {
-		if err := r.rotate(); err != nil {
-			return 0, err
-		}
+		rotErr = r.rotate()
 	}
-	n, err := r.f.Write(p)
-	r.size += int64(n)
+	n, err := r.write(r.f, p)
 	if err != nil {
-		return n, fmt.Errorf("write %s: %w", r.path, err)
+		if n > 0 {
+			// A short write (disk full): cut the partial line.  If even
+			// that fails, end the fragment so the next line is whole.
+			if terr := r.truncate(r.f, r.size); terr != nil {
+				if _, nerr := r.f.Write([]byte{'\n'}); nerr == nil {
+					r.size += int64(n) + 1
+				}
+			}
+		}
+		return 0, fmt.Errorf("write %s: %w", r.path, err)
+	}
+	r.size += int64(n)
+	if rotErr != nil {
+		return n, fmt.Errorf("written to %s without rotating: %w", r.path, rotErr)
 	}
 	return n, nil
 }
 
+// rotate renames the files; if that fails the current file stays open
+// and in use.
 func (r *RotatingFile) rotate() error {
-	if err := r.f.Close(); err != nil {
-		return fmt.Errorf("close %s for rotation: %w", r.path, err)
-	}
 	os.Remove(r.path + "." + strconv.Itoa(r.maxFiles))
 	for i := r.maxFiles - 1; i >= 1; i-- {
-		os.Rename(r.path+"."+strconv.Itoa(i), r.path+"."+strconv.Itoa(i+1))
+		r.rename(r.path+"."+strconv.Itoa(i), r.path+"."+strconv.Itoa(i+1))
 	}
-	if err := os.Rename(r.path, r.path+".1"); err != nil {
+	if err := r.rename(r.path, r.path+".1"); err != nil {
 		return fmt.Errorf("rotate %s: %w", r.path, err)
 	}
-	return r.open()
+	old := r.f
+	if err := r.open(); err != nil {
+		// path is gone (renamed) and cannot be created: keep writing
+		// to the renamed file rather than lose events.
+		return err
+	}
+	old.Close()
+	return nil
+}
+
+// Reopen closes the file and opens path again (after logrotate moved it).
+func (r *RotatingFile) Reopen() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.f
+	if err := r.open(); err != nil {
+		return err
+	}
+	old.Close()
+	return nil
 }
 
 // Close closes the current file.
-func (r *RotatingFile) Close() error { return r.f.Close() }
+func (r *RotatingFile) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.f.Close()
+}
 
 // NewFile returns the rotating file sink.
 func NewFile(path string, maxBytes int64, maxFiles, queue int, c *metrics.Counters, log logrus.FieldLogger) (Sink, error) {
@@ -152,8 +199,28 @@ func NewFile(path string, maxBytes int64, maxFiles, queue int, c *metrics.Counte
 	if err != nil {
 		return nil, err
 	}
-	return newWriterSink("file", queue, func(p []byte) error {
-		_, err := rf.Write(p)
+	ws := newWriterSink("file", queue, func(p []byte) error {
+		n, err := rf.Write(p)
+		if err != nil && n == len(p) {
+			// Written, not rotated: no event lost, the file grows.
+			log.WithError(err).Warn("file sink: rotation failed; appending to the current file")
+			return nil
+		}
 		return err
-	}, rf.Close, c, log), nil
+	}, rf.Close, c, log)
+	ws.reopen = rf.Reopen
+	return ws, nil
+}
+
+// Reopener is a sink whose files can be opened again (SIGHUP).
+type Reopener interface {
+	Reopen() error
+}
+
+// Reopen implements Reopener for the file sink.
+func (s *writerSink) Reopen() error {
+	if s.reopen == nil {
+		return nil
+	}
+	return s.reopen()
 }

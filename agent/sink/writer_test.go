@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -50,9 +51,10 @@ func TestWriterSinkCountsFailedWrites(t *testing.T) {
 	var out bytes.Buffer
 	ok := NewWriter("stdout", &out, 4, c, log)
 	bad := NewWriter("stdout", failWriter{}, 4, c, log)
+	delivered := 0
 	for _, s := range []Sink{ok, bad} {
 		done := make(chan struct{})
-		b := NewBatch(func(*Batch) { close(done) })
+		b := NewBatch(func(b *Batch) { delivered += b.Delivered(); close(done) })
 		b.End(append(b.Buf(), `{"a":1}`...))
 		b.End(append(b.Buf(), `{"a":2}`...))
 		b.Hold(1)
@@ -63,7 +65,80 @@ func TestWriterSinkCountsFailedWrites(t *testing.T) {
 	if out.String() != "{\"a\":1}\n{\"a\":2}\n" {
 		t.Errorf("stdout got %q", out.String())
 	}
-	if c.Sent.Load() != 2 || c.Dropped(metrics.DropSink) != 2 {
-		t.Errorf("sent %d dropped %d", c.Sent.Load(), c.Dropped(metrics.DropSink))
+	if delivered != 2 || c.Dropped(metrics.DropSink) != 2 {
+		t.Errorf("delivered %d dropped %d", delivered, c.Dropped(metrics.DropSink))
+	}
+}
+
+// A write that fails half-way (disk full) leaves no partial line.
+func TestRotatingFileCutsAShortWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.json")
+	rf, err := OpenRotatingFile(path, 1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	rf.Write([]byte("{\"a\":1}\n"))
+	rf.write = func(f *os.File, p []byte) (int, error) {
+		n, _ := f.Write(p[:len(p)/2])
+		return n, syscall.ENOSPC
+	}
+	if _, err := rf.Write([]byte("{\"a\":2}\n{\"a\":3}\n")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("short write: %v", err)
+	}
+	rf.write = func(f *os.File, p []byte) (int, error) { return f.Write(p) }
+	if _, err := rf.Write([]byte("{\"a\":4}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "{\"a\":1}\n{\"a\":4}\n" {
+		t.Fatalf("file holds %q", got)
+	}
+}
+
+// A rotation that fails keeps the events (appended to the current file)
+// and is tried again at the next write.
+func TestRotatingFileSurvivesAFailedRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.json")
+	rf, err := OpenRotatingFile(path, 20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	line := []byte("{\"n\":\"0123456789\"}\n") // 19 bytes: one per file
+	rf.Write(line)
+	rf.rename = func(string, string) error { return syscall.EACCES }
+	if n, err := rf.Write(line); n != len(line) || !errors.Is(err, syscall.EACCES) {
+		t.Fatalf("failed rotation: %d, %v; want the line written and the error", n, err)
+	}
+	rf.rename = os.Rename
+	if n, err := rf.Write(line); n != len(line) || err != nil {
+		t.Fatalf("after the failure: %d, %v", n, err)
+	}
+	cur, _ := os.ReadFile(path)
+	old, _ := os.ReadFile(path + ".1")
+	if string(cur) != string(line) || string(old) != string(line)+string(line) {
+		t.Fatalf("current %q, rotated %q", cur, old)
+	}
+}
+
+// Reopen (SIGHUP) after logrotate moved the file writes to a new one.
+func TestRotatingFileReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.json")
+	rf, err := OpenRotatingFile(path, 1<<20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	rf.Write([]byte("{\"a\":1}\n"))
+	os.Rename(path, path+".old")
+	if err := rf.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	rf.Write([]byte("{\"a\":2}\n"))
+	if got, _ := os.ReadFile(path); string(got) != "{\"a\":2}\n" {
+		t.Fatalf("new file holds %q", got)
+	}
+	if got, _ := os.ReadFile(path + ".old"); string(got) != "{\"a\":1}\n" {
+		t.Fatalf("moved file holds %q", got)
 	}
 }

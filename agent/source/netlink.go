@@ -130,13 +130,21 @@ func (s *netlink) Next() (shm.Record, bool, error) {
 	}
 }
 
-// Commit marks everything returned as consumed (there is nothing to give
-// back to the kernel).
-func (s *netlink) Commit() { s.cons.Store(s.pos) }
+// CommitTo marks the records before pos as consumed (there is nothing to
+// give back to the kernel).
+func (s *netlink) CommitTo(pos uint64) error {
+	if pos < s.cons.Load() || pos > s.pos {
+		return fmt.Errorf("commit to %d: outside [%d, %d]", pos, s.cons.Load(), s.pos)
+	}
+	s.cons.Store(pos)
+	return nil
+}
+
+// CommitsOnWait implements Source: Wait commits nothing.
+func (s *netlink) CommitsOnWait() bool { return false }
 
 // Wait blocks until a datagram is ready or Close.
 func (s *netlink) Wait() error {
-	s.Commit()
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if len(s.msgs) >= unix.NLMSG_HDRLEN {

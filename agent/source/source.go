@@ -29,20 +29,26 @@ type Module struct {
 	Transport string // "shm", "netlink", or "file"
 }
 
-// Source is a stream of records.  Next, Commit, Wait and ConsumerPos
+// Source is a stream of records.  Next, CommitTo, Wait and ConsumerPos
 // belong to the reading goroutine; Close, Ring and Module may be called
 // from any goroutine.
 type Source interface {
 	// Next returns the next record without blocking; ok is false when
-	// none is ready.  The view is valid until Commit or Wait.
+	// none is ready.  The view is valid until it is committed (and, for
+	// netlink, until the next Next).
 	Next() (rec shm.Record, ok bool, err error)
-	// Commit hands everything returned by Next back to the producer.
-	Commit()
-	// Wait commits, then blocks until records are due (the ring's
-	// watermark, or at most shm.DefaultWakeupTimeout with one ready),
-	// Wake or Close (ErrClosed).  It may return early: the caller calls
-	// Next again.
+	// CommitTo hands the records before pos back to the producer: pos is
+	// the End of a record returned by Next, or the commit position.
+	CommitTo(pos uint64) error
+	// Wait blocks until records are due (the ring's watermark, or at most
+	// shm.DefaultWakeupTimeout with one ready), Wake or Close
+	// (ErrClosed).  It does not commit, unless CommitsOnWait.  It may
+	// return early: the caller calls Next again.
 	Wait() error
+	// CommitsOnWait is true for a ring whose module predates ABI 1.1: it
+	// wakes a reader only at the commit position, so Wait commits all
+	// that was read, and what was read must be durable before Wait.
+	CommitsOnWait() bool
 	// Wake makes Wait return (other work is waiting for the reader).
 	Wake()
 	// ConsumerPos is the committed position (positions never wrap).
@@ -81,11 +87,11 @@ func (s *ring) Next() (shm.Record, bool, error) {
 	return rec, ok, err
 }
 
-func (s *ring) Commit() { s.rd.Commit() }
-func (s *ring) Wake()   { s.w.Wake() }
+func (s *ring) CommitTo(pos uint64) error { return s.rd.CommitTo(pos) }
+func (s *ring) Wake()                     { s.w.Wake() }
+func (s *ring) CommitsOnWait() bool       { return s.r.Meta().ABIMinor < 1 }
 
 func (s *ring) Wait() error {
-	s.rd.Commit()
 	if err := s.rd.Wait(); err != nil && !errors.Is(err, shm.ErrWoken) {
 		return err
 	}

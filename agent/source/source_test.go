@@ -35,7 +35,7 @@ func TestFileSource(t *testing.T) {
 	if m := src.Module(); m.Transport != "file" || m.ABI != fmt.Sprintf("%d.%d", shm.ABIMajor, shm.ABIMinor) || src.Size() != shm.RingMinSize {
 		t.Fatalf("module %+v size %d", m, src.Size())
 	}
-	got := 0
+	var ends []uint64
 	for {
 		r, ok, err := src.Next()
 		if err != nil {
@@ -44,16 +44,28 @@ func TestFileSource(t *testing.T) {
 		if !ok {
 			break
 		}
-		got++
-		_ = r
+		ends = append(ends, r.End())
 	}
-	if got != 2 {
-		t.Fatalf("%d records, want 2", got)
+	if len(ends) != 2 {
+		t.Fatalf("%d records, want 2", len(ends))
 	}
 	if r := src.Ring(); r.Lost != 9 || r.Written != 2 || r.Fill <= 0 {
 		t.Fatalf("ring stats before commit: %+v", r)
 	}
-	src.Commit()
+	if src.CommitsOnWait() {
+		t.Fatal("a 1.1 ring file commits on Wait")
+	}
+	// Up to the first record only: the second stays the producer's debt.
+	if err := src.CommitTo(ends[0]); err != nil || src.ConsumerPos() != ends[0] {
+		t.Fatalf("CommitTo(%d): %v, consumer %d", ends[0], err, src.ConsumerPos())
+	}
+	src.Wake() // so that Wait returns at once
+	if err := src.Wait(); err != nil || src.ConsumerPos() != ends[0] {
+		t.Fatalf("Wait: %v, consumer %d: Wait must not commit", err, src.ConsumerPos())
+	}
+	if err := src.CommitTo(ends[1]); err != nil {
+		t.Fatal(err)
+	}
 	if r := src.Ring(); r.Fill != 0 || src.ConsumerPos() != fr.Ring.ProducerPos() {
 		t.Fatalf("after commit: fill %v, consumer %d producer %d", r.Fill, src.ConsumerPos(), fr.Ring.ProducerPos())
 	}

@@ -88,6 +88,7 @@ func (o *Op) Key() string {
 type Event struct {
 	DataType string   `json:"data_type"`
 	Seq      uint64   `json:"seq"`
+	Stream   string   `json:"stream"`
 	TimeNs   int64    `json:"time_ns"`
 	Pid      uint32   `json:"pid"`
 	Tgid     uint32   `json:"tgid"`
@@ -157,8 +158,9 @@ type Counters struct {
 	HookMissed          uint64 `json:"hook_missed"`
 	RingLostRecords     uint64 `json:"ring_lost_records"` // "lost N" records written
 	// Agent drops after numbering, summed over the agent's runs.
-	AgentSpoolFull uint64 `json:"agent_spool_full"`
-	AgentTooLarge  uint64 `json:"agent_too_large"`
+	AgentSpoolFull  uint64 `json:"agent_spool_full"`
+	AgentSpoolError uint64 `json:"agent_spool_error"`
+	AgentTooLarge   uint64 `json:"agent_too_large"`
 	// Agent drops before numbering (they leave no mark in the stream and
 	// so explain nothing: any such drop of a tagged event is a failure).
 	AgentDecode uint64 `json:"agent_decode_error"`
@@ -248,15 +250,24 @@ type slot struct {
 func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	r := &Result{Ops: len(ops), Records: len(records), Counters: c, OpsByKind: map[string]int{},
 		MissingByKind: map[string]int{}, UnexplainedByKind: map[string]int{}}
+	// One agent state for the whole run, so one stream: (stream, seq)
+	// names an event, and within the stream seq alone does.
 	bySeq := map[uint64]*Event{}
+	stream := ""
 	for i, raw := range records {
 		ev := &Event{}
 		if err := json.Unmarshal(raw, ev); err != nil {
 			r.problem("record %d is not valid JSON: %v", i, err)
 			continue
 		}
-		if ev.Seq == 0 {
-			r.problem("record %d has no sequence number: %.200s", i, raw)
+		if ev.Seq == 0 || ev.Stream == "" {
+			r.problem("record %d has no sequence number or stream: %.200s", i, raw)
+			continue
+		}
+		if stream == "" {
+			stream = ev.Stream
+		} else if ev.Stream != stream {
+			r.problem("record %d is of stream %s, the run's is %s (the agent lost its state): %.200s", i, ev.Stream, stream, raw)
 			continue
 		}
 		if prev, ok := bySeq[ev.Seq]; ok {
@@ -307,8 +318,8 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	if ringDrops := c.RingDroppedFull + c.RingDroppedTooLarge + c.RingDroppedFault; r.LostTotal > ringDrops {
 		r.problem("lost records in Kafka add up to %d, more than the module counted dropped (%d)", r.LostTotal, ringDrops)
 	}
-	if agentDrops := c.AgentSpoolFull + c.AgentTooLarge; r.SeqGaps > agentDrops {
-		r.problem("%d sequence numbers never reached Kafka, but the agent counted only %d drops (spool_full + message_too_large)", r.SeqGaps, agentDrops)
+	if agentDrops := c.AgentSpoolFull + c.AgentSpoolError + c.AgentTooLarge; r.SeqGaps > agentDrops {
+		r.problem("%d sequence numbers never reached Kafka, but the agent counted only %d drops (spool_full + spool_error + message_too_large)", r.SeqGaps, agentDrops)
 	}
 
 	// Kernel events by time, for the windows; tagged events by key.

@@ -75,6 +75,9 @@ func (s *stream) raw(t *testing.T) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, r := range s.recs {
+		if _, ok := r["stream"]; !ok {
+			r["stream"] = "00000000000000aa"
+		}
 		b, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
@@ -106,6 +109,19 @@ func TestEverythingDelivered(t *testing.T) {
 	r := reconcile(t, s, Counters{})
 	if !r.OK() || r.Delivered != 10 || r.Missing != 0 || r.Events != 20 {
 		t.Fatalf("want a clean pass with 10 delivered of 20 events: %+v", r)
+	}
+}
+
+// A second stream means the agent lost its state during the run: the
+// numbers of the two cannot be told apart by seq alone.
+func TestSecondStreamFails(t *testing.T) {
+	s := newStream()
+	allKinds(s)
+	s.untagged()
+	s.recs[len(s.recs)-1]["stream"] = "00000000000000bb"
+	r := reconcile(t, s, Counters{})
+	if r.OK() {
+		t.Fatalf("a record of another stream passed: %+v", r)
 	}
 }
 

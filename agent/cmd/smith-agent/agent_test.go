@@ -374,3 +374,55 @@ segment_bytes = "4KiB"`)
 	}
 	a.stop(t)
 }
+
+// waitFile waits until path holds a line containing want.
+func waitFile(t *testing.T, path, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if raw, _ := os.ReadFile(path); strings.Contains(string(raw), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			raw, _ := os.ReadFile(path)
+			t.Fatalf("%s never held %q: %q", path, want, raw)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// SIGHUP opens the log and event files again, as logrotate expects.
+func TestSIGHUPReopensLogAndEventFiles(t *testing.T) {
+	r := newRing(t)
+	dir := t.TempDir()
+	events, logf := filepath.Join(dir, "events.json"), filepath.Join(dir, "agent.log")
+	cfg := writeConfig(t, dir, fmt.Sprintf(`[agent]
+pid_file = ""
+state_dir = %q
+[source]
+kind = "file"
+file = %q
+poll_interval = "5ms"
+[output]
+sinks = ["file"]
+[output.file]
+path = %q
+[metrics]
+listen = ""
+[log]
+file = %q
+`, dir, r.path, events, logf))
+	a := startAgent(t, cfg)
+	r.exec(t, 1)
+	waitFile(t, events, "token-0")
+	waitFile(t, logf, "first sequence number")
+	os.Rename(events, events+".1")
+	os.Rename(logf, logf+".1")
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitFile(t, logf, "SIGHUP: log and output files reopened")
+	r.exec(t, 1)
+	waitFile(t, events, "token-1")
+	a.stop(t)
+	if raw, _ := os.ReadFile(events + ".1"); strings.Contains(string(raw), "token-1") {
+		t.Fatalf("event after SIGHUP went to the moved file: %q", raw)
+	}
+}

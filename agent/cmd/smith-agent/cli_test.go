@@ -21,16 +21,21 @@ func TestConfigErrorsExitTwoWithOneLine(t *testing.T) {
 		code int
 		out  string
 	}{
-		"unknown key":  {cfg: "[agent]\nformatt = \"ecs\"\n", code: 2, out: "unknown key(s) agent.formatt"},
-		"bad value":    {cfg: "[kafka]\nacks = \"maybe\"\n", code: 2, out: `kafka.acks = "maybe"`},
-		"unreadable":   {args: []string{"-config", "/nonexistent/agent.toml"}, code: 2, out: "/nonexistent/agent.toml"},
-		"bad flag":     {args: []string{"-nope"}, code: 2, out: "flag provided but not defined"},
-		"check ok":     {args: []string{"-check-config"}, cfg: "[agent]\nformat = \"ecs\"\n", code: 0, out: "configuration OK"},
-		"check bad":    {args: []string{"-check-config"}, cfg: "[output]\nsinks = [\"tape\"]\n", code: 2, out: "output.sinks"},
-		"version":      {args: []string{"-version"}, code: 0, out: "smith-agent "},
-		"help":         {args: []string{"-help"}, code: 0, out: "-check-config"},
-		"stray arg":    {args: []string{"run"}, code: 2, out: "unexpected argument"},
-		"missing ring": {cfg: "[agent]\npid_file = \"\"\nstate_dir = \"" + dir + "\"\n[source]\nkind = \"file\"\nfile = \"/nonexistent/ring\"\n[metrics]\nlisten = \"\"\n", code: 1, out: "/nonexistent/ring"},
+		"unknown key":             {cfg: "[agent]\nformatt = \"ecs\"\n", code: 2, out: "unknown key(s) agent.formatt"},
+		"bad value":               {cfg: "[kafka]\nacks = \"maybe\"\n", code: 2, out: `kafka.acks = "maybe"`},
+		"unreadable":              {args: []string{"-config", "/nonexistent/agent.toml"}, code: 2, out: "/nonexistent/agent.toml"},
+		"bad flag":                {args: []string{"-nope"}, code: 2, out: "flag provided but not defined"},
+		"check ok":                {args: []string{"-check-config"}, cfg: "[agent]\nformat = \"ecs\"\n", code: 0, out: "configuration OK"},
+		"check bad":               {args: []string{"-check-config"}, cfg: "[output]\nsinks = [\"tape\"]\n", code: 2, out: "output.sinks"},
+		"version":                 {args: []string{"-version"}, code: 0, out: "smith-agent "},
+		"help":                    {args: []string{"-help"}, code: 0, out: "-check-config"},
+		"stray arg":               {args: []string{"run"}, code: 2, out: "unexpected argument"},
+		"check kafka.version":     {args: []string{"-check-config"}, cfg: "[output]\nsinks = [\"kafka\"]\n[kafka]\nbrokers = [\"127.0.0.1:1\"]\nversion = \"0.0.1\"\n", code: 2, out: "kafka.version"},
+		"check kafka CA":          {args: []string{"-check-config"}, cfg: "[output]\nsinks = [\"kafka\"]\n[kafka]\nbrokers = [\"127.0.0.1:1\"]\n[kafka.tls]\nenabled = true\nca_file = \"/nonexistent/ca.pem\"\n", code: 2, out: "/nonexistent/ca.pem"},
+		"check SASL password":     {args: []string{"-check-config"}, cfg: "[output]\nsinks = [\"kafka\"]\n[kafka]\nbrokers = [\"127.0.0.1:1\"]\n[kafka.sasl]\nmechanism = \"PLAIN\"\nuser = \"u\"\npassword_file = \"/nonexistent/pw\"\n", code: 2, out: "/nonexistent/pw"},
+		"check heartbeat token":   {args: []string{"-check-config"}, cfg: "[heartbeat]\nurl = \"https://127.0.0.1:1\"\ntoken_file = \"/nonexistent/token\"\n", code: 2, out: "/nonexistent/token"},
+		"pid file directory made": {cfg: "[agent]\npid_file = \"" + dir + "/run/smith/agent.pid\"\nstate_dir = \"" + dir + "\"\n[source]\nkind = \"file\"\nfile = \"/nonexistent/ring\"\n[metrics]\nlisten = \"\"\n", code: 1, out: "/nonexistent/ring"},
+		"missing ring":            {cfg: "[agent]\npid_file = \"\"\nstate_dir = \"" + dir + "\"\n[source]\nkind = \"file\"\nfile = \"/nonexistent/ring\"\n[metrics]\nlisten = \"\"\n", code: 1, out: "/nonexistent/ring"},
 	} {
 		args := tc.args
 		if tc.cfg != "" {

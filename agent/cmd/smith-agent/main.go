@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,17 +91,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
 		return exitConfig
 	}
+	// What a start would refuse, refused before anything starts (and by
+	// -check-config, which systemd runs first): exit 2, not restarted.
+	if err := preflight(cfg); err != nil {
+		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
+		return exitConfig
+	}
 	if *check {
 		fmt.Fprintf(stdout, "smith-agent: configuration OK (sinks: %s)\n", strings.Join(cfg.Output.Sinks, ", "))
 		return exitOK
 	}
-	log, closeLog, err := setupLog(cfg.Log, stderr)
+	log, closeLog, reopenLog, err := setupLog(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
 		return exitConfig
 	}
 	defer closeLog()
-	if err := agent(cfg, log, stdout); err != nil {
+	if err := agent(cfg, log, reopenLog, stdout); err != nil {
 		log.WithError(err).Error("smith-agent stopped")
 		if log.Out != stderr {
 			fmt.Fprintf(stderr, "smith-agent: %v\n", err)
@@ -109,12 +117,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), error) {
+// preflight checks what the configuration names beyond its own syntax,
+// as a start would use it: the log level, the event format, the filter
+// patterns, the Kafka settings (kafka.version, TLS files, the SASL
+// password file), the heartbeat token and CA files.  It changes nothing.
+func preflight(cfg config.Config) error {
+	if _, err := logrus.ParseLevel(cfg.Log.Level); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	if _, err := encode.New(encode.Format(cfg.Agent.Format), encode.Host{}); err != nil {
+		return fmt.Errorf("agent.format: %w", err)
+	}
+	if _, err := filter.New(0, cfg.Filter.ExeAllow, cfg.Filter.ArgvAllow); err != nil {
+		return err
+	}
+	if slices.Contains(cfg.Output.Sinks, "kafka") {
+		if _, err := sink.SaramaConfig(cfg.Kafka); err != nil {
+			return err
+		}
+	}
+	if cfg.Heartbeat.URL != "" {
+		if f := cfg.Heartbeat.TokenFile; f != "" {
+			if _, err := os.ReadFile(f); err != nil {
+				return fmt.Errorf("heartbeat.token_file: %w", err)
+			}
+		}
+		if f := cfg.Heartbeat.CAFile; f != "" {
+			if _, err := sink.TLSConfig(config.TLS{CAFile: f}); err != nil {
+				return fmt.Errorf("heartbeat.ca_file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// setupLog returns the logger, a function that closes its file and one
+// that opens the file again (SIGHUP, after logrotate moved it).
+func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), func() error, error) {
 	log := logrus.New()
 	log.Out = stderr
 	lvl, err := logrus.ParseLevel(c.Level)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log.level: %w", err)
+		return nil, nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	log.SetLevel(lvl)
 	if c.Format == "json" {
@@ -122,16 +166,40 @@ func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), error) {
 	} else {
 		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	}
-	closeFn := func() {}
-	if c.File != "" {
+	if c.File == "" {
+		return log, func() {}, func() error { return nil }, nil
+	}
+	open := func() (*os.File, error) {
 		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log file: %w", err)
+			return nil, fmt.Errorf("log file: %w", err)
 		}
-		log.Out = f
-		closeFn = func() { f.Close() }
+		return f, nil
 	}
-	return log, closeFn, nil
+	f, err := open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log.SetOutput(f)
+	var mu sync.Mutex
+	reopen := func() error {
+		nf, err := open()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		log.SetOutput(nf) // under the logger's lock: no line is split
+		f.Close()
+		f = nf
+		return nil
+	}
+	closeFn := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		f.Close()
+	}
+	return log, closeFn, reopen, nil
 }
 
 func openSource(c config.Source) (source.Source, error) {
@@ -146,11 +214,15 @@ func openSource(c config.Source) (source.Source, error) {
 
 // agent runs until SIGTERM or SIGINT, then stops in order: the reader
 // first (flushing what it read), then the sinks, then the rest.
-func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
+func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	if cfg.Agent.PidFile != "" {
+		// /run/smith may not exist (a tmpfs /run is empty at boot).
+		if err := os.MkdirAll(filepath.Dir(cfg.Agent.PidFile), 0o755); err != nil {
+			return fmt.Errorf("pid file directory: %w", err)
+		}
 		if err := os.WriteFile(cfg.Agent.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			return fmt.Errorf("pid file: %w", err)
 		}
@@ -181,8 +253,18 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 		return err
 	}
 	defer state.Close()
-	if fellBack {
-		log.Warnf("sequence state does not match the ring (module reloaded or state lost): numbering continues at %d", next)
+	if why := state.Fresh(); why != "" {
+		log.Warnf("%s: new event stream %s, numbered from %d (a consumer tells it from earlier ones by its stream id)", why, state.Stream(), next)
+	} else if fellBack {
+		log.Warnf("sequence state does not match the ring (module reloaded): stream %s continues at %d, above every number handed out", state.Stream(), next)
+	}
+
+	// Drop counters outlive the agent: a kill while the spool is full
+	// and dropping loses none (docs/RELIABILITY.md).
+	if note, err := counters.Persist(filepath.Join(cfg.Agent.StateDir, "drops")); err != nil {
+		return err
+	} else if note != "" {
+		log.Warn(note)
 	}
 
 	enc, err := encode.New(encode.Format(cfg.Agent.Format), host)
@@ -286,6 +368,7 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 					hostMu.Lock()
 					host = h
 					hostMu.Unlock()
+					enc.SetHost(h) // events carry the new name and addresses too
 				}
 			}
 		}
@@ -332,6 +415,33 @@ func agent(cfg config.Config, log *logrus.Logger, stdout io.Writer) error {
 			hb.Run(bgCtx)
 		}()
 	}
+
+	// SIGHUP: open the log and output files again (logrotate).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		for {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-hup:
+			}
+			if err := reopenLog(); err != nil {
+				log.WithError(err).Error("SIGHUP: reopen the log file")
+			}
+			for _, s := range sinks {
+				if r, ok := s.(sink.Reopener); ok {
+					if err := r.Reopen(); err != nil {
+						log.WithError(err).Errorf("SIGHUP: reopen the %s sink's file", s.Name())
+					}
+				}
+			}
+			log.Info("SIGHUP: log and output files reopened")
+		}
+	}()
 
 	m := src.Module()
 	log.Infof("smith-agent %s reading %s ring (ABI %s), format %s, sinks %s, first sequence number %d",

@@ -144,8 +144,8 @@ func tcpUp(addr string) (bool, error) {
 
 // promSample is the agent's counters of interest from /metrics.
 type promSample struct {
-	SpoolFull, TooLarge, Decode, SinkErr float64
-	SpoolEvents, Read, Sent              float64
+	SpoolFull, SpoolErr, TooLarge, Decode, SinkErr float64
+	SpoolEvents, Read, Sent                        float64
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
@@ -162,6 +162,7 @@ func scrape(url string) (promSample, error) {
 	}
 	want := map[string]*float64{
 		`smith_events_dropped_total{reason="spool_full"}`:        &s.SpoolFull,
+		`smith_events_dropped_total{reason="spool_error"}`:       &s.SpoolErr,
 		`smith_events_dropped_total{reason="message_too_large"}`: &s.TooLarge,
 		`smith_events_dropped_total{reason="decode_error"}`:      &s.Decode,
 		`smith_events_dropped_total{reason="sink_error"}`:        &s.SinkErr,

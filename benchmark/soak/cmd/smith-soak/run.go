@@ -50,9 +50,8 @@ type AgentRun struct {
 	End     float64 `json:"end_s"`
 	Stop    string  `json:"stop"`
 	Scraped bool    `json:"scraped_at_stop"` // false: counters of the last periodic scrape
-	// QuietWait is how long a SIGKILL waited for the drop counters to
-	// stand still.
-	QuietWait float64 `json:"quiet_wait_s"`
+	// The agent's drop counters then: totals over every run so far (the
+	// agent keeps them in its state directory).
 	SpoolFull float64 `json:"spool_full"`
 	TooLarge  float64 `json:"message_too_large"`
 	Read      float64 `json:"read"`
@@ -236,8 +235,8 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	if err := r.stopAgent(syscall.SIGTERM); err != nil {
 		return err
 	}
-	if raw, err := os.ReadFile(filepath.Join(r.dir, "agent.log")); err == nil && strings.Contains(string(raw), "numbering continues") {
-		r.problems = append(r.problems, "the agent lost its sequence state (numbering continued at the high-water mark)")
+	if raw, err := os.ReadFile(filepath.Join(r.dir, "agent.log")); err == nil && (strings.Contains(string(raw), "does not match the ring") || strings.Contains(string(raw), "state file corrupt")) {
+		r.problems = append(r.problems, "the agent lost its sequence state (a new stream, or numbering continued at the high-water mark)")
 	}
 	stats, err := moduleStats()
 	if err != nil {
@@ -251,11 +250,15 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	r.logf("read %d records from Kafka", len(records))
 	c := soak.Counters{RingDroppedFull: stats["dropped_full"], RingDroppedTooLarge: stats["dropped_too_large"],
 		RingDroppedFault: stats["dropped_fault"], HookMissed: stats["hook_missed"], RingLostRecords: stats["lost_records"]}
+	// The agent's drop counters are totals over its runs (kept in its
+	// state directory, so a SIGKILL loses none): the largest seen is the
+	// run's total (the last, clean stop's).
 	for _, s := range r.finished {
-		c.AgentSpoolFull += uint64(s.SpoolFull)
-		c.AgentTooLarge += uint64(s.TooLarge)
-		c.AgentDecode += uint64(s.Decode)
-		c.AgentSink += uint64(s.SinkErr)
+		c.AgentSpoolFull = max(c.AgentSpoolFull, uint64(s.SpoolFull))
+		c.AgentSpoolError = max(c.AgentSpoolError, uint64(s.SpoolErr))
+		c.AgentTooLarge = max(c.AgentTooLarge, uint64(s.TooLarge))
+		c.AgentDecode = max(c.AgentDecode, uint64(s.Decode))
+		c.AgentSink = max(c.AgentSink, uint64(s.SinkErr))
 	}
 	if c.AgentDecode+c.AgentSink > 0 {
 		r.problems = append(r.problems, fmt.Sprintf("the agent dropped %d events unnumbered (decode_error %d, sink_error %d)",
@@ -344,26 +347,10 @@ func (r *runner) startAgent(ctx context.Context) error {
 	})
 }
 
-// stopAgent ends the agent with sig after a last look at its counters,
-// which count for the run.  The counters die with a killed agent, so a
-// SIGKILL waits until its drop counters stand still (two scrapes 500 ms
-// apart): a kill in the middle of dropping would leave drops nobody can
-// count (see docs/RELIABILITY.md, Limits).
+// stopAgent ends the agent with sig after a last look at its counters.
+// A SIGKILL needs no care: the agent keeps its drop counters on disk, and
+// the next run reports them.
 func (r *runner) stopAgent(sig syscall.Signal) error {
-	quiet := 0.0
-	if sig == syscall.SIGKILL {
-		start := time.Now()
-		prev, err := scrape(r.metrics)
-		for err == nil && time.Since(start) < 90*time.Second {
-			time.Sleep(500 * time.Millisecond)
-			var cur promSample
-			if cur, err = scrape(r.metrics); err == nil && cur.SpoolFull == prev.SpoolFull && cur.TooLarge == prev.TooLarge {
-				break
-			}
-			prev = cur
-		}
-		quiet = time.Since(start).Seconds()
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, serr := scrape(r.metrics)
@@ -372,7 +359,7 @@ func (r *runner) stopAgent(sig syscall.Signal) error {
 	}
 	err := r.agent.stop(sig, 60*time.Second)
 	r.finished = append(r.finished, r.last)
-	r.runs = append(r.runs, AgentRun{Start: r.started, End: r.since(), Stop: sig.String(), Scraped: serr == nil, QuietWait: quiet,
+	r.runs = append(r.runs, AgentRun{Start: r.started, End: r.since(), Stop: sig.String(), Scraped: serr == nil,
 		SpoolFull: r.last.SpoolFull, TooLarge: r.last.TooLarge, Read: r.last.Read})
 	r.last = promSample{}
 	return err
@@ -477,13 +464,7 @@ func (r *runner) cycle(ctx context.Context) error {
 			return "", r.startAgent(ctx)
 		}},
 		{"spool-full", func() (string, error) {
-			before := r.current().SpoolFull
-			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
-				return "", err
-			}
-			err := waitFor(ctx, 120*time.Second, "spool full (spool_full drops)", func() (bool, error) {
-				return r.current().SpoolFull > before, nil
-			})
+			before, err := r.fillSpool(ctx)
 			if err != nil {
 				return "", err
 			}
@@ -494,11 +475,19 @@ func (r *runner) cycle(ctx context.Context) error {
 			if err := r.startBroker(ctx); err != nil {
 				return "", err
 			}
-			err = waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
-				s := r.current()
-				return s.SpoolEvents == 0 && s.Read > 0, nil
-			})
+			err = r.spoolReplayed(ctx)
 			return fmt.Sprintf("spool_full drops while full: %.0f", dropped), err
+		}},
+		{"agent-sigkill-while-spool-full", func() (string, error) {
+			// The kill falls among drops: the counts must survive it.
+			if _, err := r.fillSpool(ctx); err != nil {
+				return "", err
+			}
+			if err := r.killAndRestart(ctx); err != nil {
+				return "", err
+			}
+			err := r.spoolReplayed(ctx)
+			return fmt.Sprintf("spool_full drops (all runs) after the restart: %.0f", r.current().SpoolFull), err
 		}},
 		{"ring-saturation", func() (string, error) {
 			st, err := moduleStats()
@@ -534,33 +523,13 @@ func (r *runner) cycle(ctx context.Context) error {
 			return "", r.startAgent(ctx)
 		}},
 		{"agent-sigkill-during-broker-outage", func() (string, error) {
-			// From an empty spool: the outage must not fill it, or
-			// the kill could fall among drops nobody can count.
-			err := waitFor(ctx, 120*time.Second, "spool empty before the outage", func() (bool, error) {
-				return r.current().SpoolEvents == 0, nil
-			})
-			if err != nil {
-				return "", err
-			}
 			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 				return "", err
 			}
 			if err := sleepCtx(ctx, time.Second); err != nil {
 				return "", err
 			}
-			if err := r.stopAgent(syscall.SIGKILL); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return "", err
-			}
-			if err := r.startAgent(ctx); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return "", err
-			}
-			return "", r.startBroker(ctx)
+			return "", r.killAndRestart(ctx)
 		}},
 	}
 	for _, s := range steps {
@@ -569,6 +538,44 @@ func (r *runner) cycle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// fillSpool stops the broker and waits until the agent drops events for
+// a full spool; it returns the spool_full count before.
+func (r *runner) fillSpool(ctx context.Context) (float64, error) {
+	before := r.current().SpoolFull
+	if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		return before, err
+	}
+	return before, waitFor(ctx, 120*time.Second, "spool full (spool_full drops)", func() (bool, error) {
+		return r.current().SpoolFull > before, nil
+	})
+}
+
+// spoolReplayed waits until the agent's spool is empty again.
+func (r *runner) spoolReplayed(ctx context.Context) error {
+	return waitFor(ctx, 120*time.Second, "spool replayed", func() (bool, error) {
+		s := r.current()
+		return s.SpoolEvents == 0 && s.Read > 0, nil
+	})
+}
+
+// killAndRestart SIGKILLs the agent while the broker is down, starts it
+// again a second later (spool from before) and the broker a second after.
+func (r *runner) killAndRestart(ctx context.Context) error {
+	if err := r.stopAgent(syscall.SIGKILL); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return err
+	}
+	if err := r.startAgent(ctx); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, time.Second); err != nil {
+		return err
+	}
+	return r.startBroker(ctx)
 }
 
 // drain waits until the agent has read the whole ring and its spool is
