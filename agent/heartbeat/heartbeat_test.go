@@ -318,14 +318,15 @@ func TestLongMultibyteSummaryStaysValid(t *testing.T) {
 	}
 }
 
-// refusingConsole answers invalid_heartbeat to any heartbeat carrying task
-// results and hands out one users task on the first one.
-type refusingConsole struct {
-	mu    sync.Mutex
-	beats []api.Heartbeat
+// scriptedConsole records every heartbeat and answers with answer(n, hb),
+// n counting from 1: an api.Response, or an error code to refuse with.
+type scriptedConsole struct {
+	mu     sync.Mutex
+	beats  []api.Heartbeat
+	answer func(n int, hb api.Heartbeat) (api.Response, string)
 }
 
-func (f *refusingConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *scriptedConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if fakeEnrol(w, r) {
 		return
 	}
@@ -335,20 +336,39 @@ func (f *refusingConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.beats = append(f.beats, hb)
 	n := len(f.beats)
 	f.mu.Unlock()
-	if len(hb.TaskResults) > 0 {
+	resp, refuse := f.answer(n, hb)
+	if refuse != "" {
 		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(api.Error{Code: "invalid_heartbeat", Message: "task_results[0]: summary too long"})
+		json.NewEncoder(w).Encode(api.Error{Code: refuse, Message: "task_results[0]: summary too long"})
 		return
 	}
-	resp := api.Response{Version: api.Version, IntervalSeconds: 30}
-	if n == 1 {
-		resp.Tasks = []api.Task{{ID: "u-1", Kind: api.TaskUsers}}
-	}
+	resp.Version = api.Version
 	json.NewEncoder(w).Encode(resp)
 }
 
+func (f *scriptedConsole) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.beats)
+}
+
+// refusingConsole answers invalid_heartbeat to any heartbeat carrying task
+// results and hands out one users task on the first one.
+func refusingConsole() *scriptedConsole {
+	return &scriptedConsole{answer: func(n int, hb api.Heartbeat) (api.Response, string) {
+		if len(hb.TaskResults) > 0 {
+			return api.Response{}, "invalid_heartbeat"
+		}
+		resp := api.Response{IntervalSeconds: 30}
+		if n == 1 {
+			resp.Tasks = []api.Task{{ID: "u-1", Kind: api.TaskUsers}}
+		}
+		return resp, ""
+	}}
+}
+
 func TestRefusedResultsAreDroppedNotRetriedForEver(t *testing.T) {
-	fc := &refusingConsole{}
+	fc := refusingConsole()
 	srv := httptest.NewServer(fc)
 	defer srv.Close()
 	cl := newTestClient(t, srv.URL, 30*time.Second, nil)
@@ -480,38 +500,15 @@ func beatAndRun(ctx context.Context, cl *Client) error {
 	return err
 }
 
-// slowTaskConsole hands out one module_status task on the first
-// heartbeat and counts the heartbeats.
-type slowTaskConsole struct {
-	mu    sync.Mutex
-	beats []api.Heartbeat
-}
-
-func (f *slowTaskConsole) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if fakeEnrol(w, r) {
-		return
-	}
-	var hb api.Heartbeat
-	json.NewDecoder(r.Body).Decode(&hb)
-	f.mu.Lock()
-	f.beats = append(f.beats, hb)
-	n := len(f.beats)
-	f.mu.Unlock()
-	resp := api.Response{Version: api.Version, IntervalSeconds: 1}
-	if n == 1 {
-		resp.Tasks = []api.Task{{ID: "slow-1", Kind: api.TaskModuleStatus}}
-	}
-	json.NewEncoder(w).Encode(resp)
-}
-
-func (f *slowTaskConsole) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.beats)
-}
-
 func TestALongTaskDoesNotHoldHeartbeatsBack(t *testing.T) {
-	fc := &slowTaskConsole{}
+	// One module_status task on the first heartbeat.
+	fc := &scriptedConsole{answer: func(n int, _ api.Heartbeat) (api.Response, string) {
+		resp := api.Response{IntervalSeconds: 1}
+		if n == 1 {
+			resp.Tasks = []api.Task{{ID: "slow-1", Kind: api.TaskModuleStatus}}
+		}
+		return resp, ""
+	}}
 	srv := httptest.NewServer(fc)
 	defer srv.Close()
 	release := make(chan struct{})
