@@ -86,21 +86,24 @@ func (o *Op) Key() string {
 
 // Event is the part of a smith-format event the reconciler reads.
 type Event struct {
-	DataType string   `json:"data_type"`
-	Seq      uint64   `json:"seq"`
-	Stream   string   `json:"stream"`
-	TimeNs   int64    `json:"time_ns"`
-	Pid      uint32   `json:"pid"`
-	Tgid     uint32   `json:"tgid"`
-	Res      int64    `json:"res"`
-	Filename string   `json:"filename"`
-	Args     []string `json:"args"`
-	Protocol string   `json:"protocol"`
-	DIP      string   `json:"dip"`
-	DPort    uint16   `json:"dport"`
-	ModPath  string   `json:"mod_path"`
-	Params   string   `json:"mod_params"`
-	Lost     uint64   `json:"lost"`
+	DataType string `json:"data_type"`
+	Seq      uint64 `json:"seq"`
+	Stream   string `json:"stream"`
+	TimeNs   int64  `json:"time_ns"`
+	Pid      uint32 `json:"pid"`
+	Tgid     uint32 `json:"tgid"`
+	Res      int64  `json:"res"`
+	// Restarted: a signal interrupted the call (res -EINTR); the kernel
+	// may restart it, and the restarted call is a record of its own.
+	Restarted bool     `json:"restarted"`
+	Filename  string   `json:"filename"`
+	Args      []string `json:"args"`
+	Protocol  string   `json:"protocol"`
+	DIP       string   `json:"dip"`
+	DPort     uint16   `json:"dport"`
+	ModPath   string   `json:"mod_path"`
+	Params    string   `json:"mod_params"`
+	Lost      uint64   `json:"lost"`
 }
 
 // Event type ids of the smith format.
@@ -374,11 +377,12 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 		evs := found[k]
 		delete(found, k)
 		// A call interrupted by a signal and restarted by the kernel
-		// passes the hook twice: first with a restart code user space
-		// never sees, then with its result.
+		// passes the hook twice: first marked restarted (-EINTR, which
+		// the caller does not see when the call is restarted), then
+		// with its result.
 		final := evs[:0:0]
 		for _, ev := range evs {
-			if isRestart(ev.Res) && ev.Res != op.Result {
+			if ev.Restarted && ev.Res != op.Result {
 				r.Restarted++
 				continue
 			}
@@ -474,16 +478,6 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 		}
 	}
 	return r
-}
-
-// Kernel-internal restart codes (include/linux/errno.h): a syscall that
-// returns one of them is restarted, the caller never sees it.
-func isRestart(res int64) bool {
-	switch res {
-	case -512, -513, -514, -516: // ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK
-		return true
-	}
-	return false
 }
 
 // mismatch says how a delivered event differs from the op, "" if it does

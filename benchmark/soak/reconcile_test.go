@@ -318,13 +318,14 @@ func TestHookMissExplainsConnectsOnly(t *testing.T) {
 func TestRestartedCall(t *testing.T) {
 	s := newStream()
 	allKinds(s)
-	// The connect passed the hook twice: interrupted (ERESTARTSYS),
-	// then restarted by the kernel with its real result.
+	// The connect passed the hook twice: interrupted (-EINTR, marked
+	// restarted), then restarted by the kernel with its real result.
 	first := map[string]any{}
 	for k, v := range s.recs[4] {
 		first[k] = v
 	}
-	first["res"] = -512
+	first["res"] = -4
+	first["restarted"] = true
 	s.seq++
 	first["seq"] = s.seq
 	s.recs = append(s.recs, first)
@@ -336,7 +337,8 @@ func TestRestartedCall(t *testing.T) {
 	// Only the interrupted pass arrived: the op is missing.
 	s = newStream()
 	allKinds(s)
-	s.recs[4]["res"] = -512
+	s.recs[4]["res"] = -4
+	s.recs[4]["restarted"] = true
 	if r := reconcile(t, s, Counters{}); r.OK() || r.Missing != 1 {
 		t.Fatalf("a call whose final pass is missing must be missing: %+v", r)
 	}
