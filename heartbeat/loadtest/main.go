@@ -56,12 +56,18 @@ type Options struct {
 	// of keeping one per agent: the console then holds no idle
 	// connections, which shows what they cost.
 	NewConnEach bool
+	// Conns > 0 makes the agents share that many connections (agent i
+	// uses connection i mod Conns, one request at a time on it), for
+	// fleets larger than the machine's open-file limit allows one
+	// connection per agent for; 0 gives each agent its own.
+	Conns int
 }
 
 // Result is what a run measured.
 type Result struct {
 	Agents        int     `json:"agents"`
 	KeepAlive     bool    `json:"keep_alive"`
+	Conns         int     `json:"shared_conns,omitempty"`
 	IntervalS     float64 `json:"interval_s"`
 	DurationS     float64 `json:"duration_s"`
 	Requests      int64   `json:"requests"`
@@ -89,6 +95,7 @@ func main() {
 	flag.DurationVar(&opts.Duration, "duration", 60*time.Second, "length of the run")
 	flag.StringVar(&opts.URL, "console", "", "URL of a running console (instead of -console-bin)")
 	flag.BoolVar(&opts.NewConnEach, "new-conn-each", false, "open a new connection for every heartbeat (no keep-alive)")
+	flag.IntVar(&opts.Conns, "conns", 0, "share this many connections among the agents (0: one per agent); for more agents than the open-file limit allows")
 	bin := flag.String("console-bin", "bin/smith-console", "smith-console binary to start on loopback")
 	replicas := flag.Int("replicas", 1, "consoles to start, sharing one fleet in a redis-server started for the run when more than 1")
 	redisBin := flag.String("redis-bin", "redis-server", "redis-server binary for -replicas")
@@ -186,13 +193,21 @@ func Run(ctx context.Context, opts Options, tick func()) (*Result, error) {
 		mu             sync.Mutex
 		latencies      = make([]time.Duration, 0, int(float64(opts.Agents)*(opts.Duration.Seconds()/opts.Interval.Seconds()+1)))
 	)
+	var shared []*http.Transport
+	for range opts.Conns {
+		shared = append(shared, newTransport(opts, 1))
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range opts.Agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a := newAgent(i, opts)
+			tr := newTransport(opts, 0)
+			if len(shared) > 0 {
+				tr = shared[i%len(shared)]
+			}
+			a := newAgent(i, opts, tr)
 			defer a.transport.CloseIdleConnections()
 			next := start.Add(time.Duration(rand.Int64N(int64(opts.Interval))))
 			for {
@@ -238,7 +253,7 @@ func Run(ctx context.Context, opts Options, tick func()) (*Result, error) {
 	elapsed := time.Since(start)
 
 	res := &Result{
-		Agents: opts.Agents, KeepAlive: !opts.NewConnEach, IntervalS: opts.Interval.Seconds(), DurationS: elapsed.Seconds(),
+		Agents: opts.Agents, KeepAlive: !opts.NewConnEach, Conns: opts.Conns, IntervalS: opts.Interval.Seconds(), DurationS: elapsed.Seconds(),
 		Requests: requests.Load(), Errors: errs.Load(), FirstError: firstErrText,
 		RatePerSecond: float64(requests.Load()) / elapsed.Seconds(),
 	}
@@ -274,8 +289,14 @@ type agent struct {
 	started   time.Time
 }
 
-func newAgent(i int, opts Options) *agent {
-	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 2 * opts.Interval, DisableKeepAlives: opts.NewConnEach}
+// newTransport is a connection to the console; maxConns > 0 bounds the
+// connections it opens (requests beyond wait their turn).
+func newTransport(opts Options, maxConns int) *http.Transport {
+	return &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: maxConns, IdleConnTimeout: 2 * opts.Interval,
+		DisableKeepAlives: opts.NewConnEach}
+}
+
+func newAgent(i int, opts Options, tr *http.Transport) *agent {
 	return &agent{
 		transport: tr,
 		client:    api.NewClient(opts.url(i), opts.Token, &http.Client{Transport: tr, Timeout: 30 * time.Second}),

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +112,46 @@ func TestSmallLoadOnReplicas(t *testing.T) {
 	}
 	if res.Errors != 0 || res.Registered != agents {
 		t.Fatalf("result = %+v", res)
+	}
+}
+
+// With Conns set, the agents share that many connections: every agent
+// still enrols and beats, and the console never sees more connections.
+func TestAgentsShareConnections(t *testing.T) {
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{OfflineAfter: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	quiet := logrus.New()
+	quiet.SetLevel(logrus.ErrorLevel)
+	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv)
+	var conns atomic.Int64
+	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	defer ts.Close()
+
+	const agents, shared = 40, 3
+	res, err := Run(context.Background(), Options{
+		Agents: agents, Conns: shared, Interval: 500 * time.Millisecond, Duration: 2500 * time.Millisecond,
+		URL: ts.URL, Token: "f", Password: "c",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Errors != 0 || res.Registered != agents || res.Requests < agents {
+		t.Fatalf("result = %+v", res)
+	}
+	// The final registry check opens one connection of its own.
+	if n := conns.Load(); n > shared+1 {
+		t.Errorf("%d connections for %d shared", n, shared)
 	}
 }
