@@ -8,6 +8,10 @@
 #                       agents, 30 s interval, 60 s); figures for the
 #                       "## Console" section of docs/BENCHMARKS.md.  Takes
 #                       about one core for the whole run; never in make test.
+#                       More agents than the open-file limit allows one
+#                       connection each: CONSOLE_LOAD_ARGS="-agents 50000
+#                       -conns 4000 -interval 30s -duration 60s" (they share
+#                       4,000 connections).
 
 CONSOLE_LOAD_ARGS ?= -agents 10000 -interval 30s -duration 60s
 
