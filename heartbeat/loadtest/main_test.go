@@ -22,20 +22,10 @@ import (
 // in-process console registers every agent with no errors and answers
 // tasks with results.
 func TestSmallLoad(t *testing.T) {
-	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{
+	reg, srv := newConsole(t, store.Policy{
 		OfflineAfter:  time.Minute,
 		TaskIntervals: map[api.TaskKind]time.Duration{api.TaskUsers: time.Hour},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	quiet := logrus.New()
-	quiet.SetLevel(logrus.ErrorLevel)
-	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
@@ -118,17 +108,7 @@ func TestSmallLoadOnReplicas(t *testing.T) {
 // With Conns set, the agents share that many connections: every agent
 // still enrols and beats, and the console never sees more connections.
 func TestAgentsShareConnections(t *testing.T) {
-	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{OfflineAfter: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reg.Close()
-	quiet := logrus.New()
-	quiet.SetLevel(logrus.ErrorLevel)
-	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, srv := newConsole(t, store.Policy{OfflineAfter: time.Minute})
 	ts := httptest.NewUnstartedServer(srv)
 	var conns atomic.Int64
 	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -154,4 +134,22 @@ func TestAgentsShareConnections(t *testing.T) {
 	if n := conns.Load(); n > shared+1 {
 		t.Errorf("%d connections for %d shared", n, shared)
 	}
+}
+
+// newConsole is an in-process console (fleet secret "f", password "c") on
+// a bbolt registry closed when the test ends.
+func newConsole(t *testing.T, policy store.Policy) (*store.Registry, *server.Server) {
+	t.Helper()
+	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	quiet := logrus.New()
+	quiet.SetLevel(logrus.ErrorLevel)
+	srv, err := server.New(server.Config{FleetToken: "f", ConsolePassword: "c", Registry: reg, Log: quiet, EnrolBurst: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, srv
 }
