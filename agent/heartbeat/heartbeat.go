@@ -1,7 +1,7 @@
 // Package heartbeat is the agent's side of the console protocol
 // (smith/heartbeat/api, docs/HEARTBEAT.md): every interval it posts the
 // host's identity, versions and counters, runs the tasks the console
-// answers with, ships their results as data_type "detection_module"
+// answers with (agent/inventory collects them), ships their results as data_type "detection_module"
 // events, and reports a short summary of each in the next heartbeat.
 package heartbeat
 
@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smith/agent/encode"
+	"smith/agent/inventory"
 	"smith/agent/metrics"
 	"smith/agent/source"
 	"smith/heartbeat/api"
@@ -56,7 +57,7 @@ type Options struct {
 	// Ship sends task items as events; false when they could not be
 	// queued.
 	Ship  func([]encode.TaskItem) bool
-	Tasks *Tasks
+	Tasks *inventory.Tasks
 	Log   logrus.FieldLogger
 }
 

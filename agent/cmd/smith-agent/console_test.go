@@ -29,7 +29,7 @@ func TestAgentWithConsoleShipsTaskResults(t *testing.T) {
 	intervals := map[api.TaskKind]time.Duration{}
 	for _, k := range api.TaskKinds {
 		// file_integrity reads every package's files: minutes on a
-		// full host (agent/heartbeat tests it on a tree).
+		// full host (agent/inventory tests it on a tree).
 		if k != api.TaskFileIntegrity {
 			intervals[k] = time.Hour
 		}

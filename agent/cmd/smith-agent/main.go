@@ -26,6 +26,7 @@ import (
 	"smith/agent/enrich"
 	"smith/agent/filter"
 	"smith/agent/heartbeat"
+	"smith/agent/inventory"
 	"smith/agent/metrics"
 	"smith/agent/pipeline"
 	"smith/agent/sink"
@@ -393,7 +394,7 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 				}
 				return ""
 			},
-			Tasks: &heartbeat.Tasks{Root: "/", IntegrityRate: int64(cfg.Tasks.IntegrityRate), Status: func() (mod, ag [][2]string) {
+			Tasks: &inventory.Tasks{Root: "/", IntegrityRate: int64(cfg.Tasks.IntegrityRate), Status: func() (mod, ag [][2]string) {
 				m := src.Module()
 				r := counters.Ring()
 				mod = [][2]string{{"loaded", strconv.FormatBool(m.Version != "")}, {"version", m.Version}, {"abi", m.ABI},

@@ -1,4 +1,12 @@
-package heartbeat
+// SPDX-License-Identifier: GPL-2.0
+
+// Package inventory runs the asset collections the console asks an agent
+// for (heartbeat/api task kinds): listening sockets, users, crontabs,
+// packages, the packages' file integrity (agent/integrity) and the
+// module's and agent's status.  It reads /proc and files under a root;
+// the package list is its one external command (dpkg-query or rpm).
+// agent/heartbeat runs it when a heartbeat's answer carries tasks.
+package inventory
 
 import (
 	"bufio"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-package heartbeat
+package inventory
 
 import (
 	"context"
