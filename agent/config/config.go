@@ -310,114 +310,148 @@ func (c *Config) finish() error {
 			c.Output.Sinks = []string{"stdout"}
 		}
 	}
-	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	oneOf := func(key, v string, allowed ...string) {
-		for _, a := range allowed {
-			if v == a {
-				return
-			}
-		}
-		bad("%s = %q: want one of %s", key, v, strings.Join(allowed, ", "))
+	var p problems
+	c.checkInput(&p)
+	c.checkContext(p.bad)
+	c.checkOutput(&p)
+	c.checkConsole(&p)
+	if len(p) > 0 {
+		return errors.New(strings.Join(p, "; "))
 	}
-	oneOf("agent.format", c.Agent.Format, "smith", "ecs")
+	return nil
+}
+
+// problems collects what is wrong with a configuration, in order.
+type problems []string
+
+func (p *problems) bad(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func (p *problems) oneOf(key, v string, allowed ...string) {
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	p.bad("%s = %q: want one of %s", key, v, strings.Join(allowed, ", "))
+}
+
+// checkInput checks [agent], [source], [log], [filter] and [enrich].
+func (c *Config) checkInput(p *problems) {
+	p.oneOf("agent.format", c.Agent.Format, "smith", "ecs")
 	if c.Agent.StateDir == "" {
-		bad("agent.state_dir is empty")
+		p.bad("agent.state_dir is empty")
 	}
 	if c.Agent.QueueSize < 1 || c.Agent.QueueSize > 1<<20 {
-		bad("agent.queue_size = %d: want 1..1048576", c.Agent.QueueSize)
+		p.bad("agent.queue_size = %d: want 1..1048576", c.Agent.QueueSize)
 	}
-	oneOf("source.kind", c.Source.Kind, "device", "netlink", "file")
+	p.oneOf("source.kind", c.Source.Kind, "device", "netlink", "file")
 	if c.Source.Kind == "file" && c.Source.File == "" {
-		bad("source.kind = \"file\" needs source.file")
+		p.bad("source.kind = \"file\" needs source.file")
 	}
 	if c.Source.PollInterval <= 0 {
-		bad("source.poll_interval must be positive")
+		p.bad("source.poll_interval must be positive")
 	}
-	oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	oneOf("log.format", c.Log.Format, "text", "json")
-	for _, p := range c.Filter.ExeAllow {
-		if _, err := filepath.Match(p, ""); err != nil {
-			bad("filter.exe_allow %q: %v", p, err)
+	p.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	p.oneOf("log.format", c.Log.Format, "text", "json")
+	for _, pat := range c.Filter.ExeAllow {
+		if _, err := filepath.Match(pat, ""); err != nil {
+			p.bad("filter.exe_allow %q: %v", pat, err)
 		}
 	}
-	for _, p := range c.Filter.ArgvAllow {
-		if _, err := regexp.Compile(p); err != nil {
-			bad("filter.argv_allow %q: %v", p, err)
+	for _, pat := range c.Filter.ArgvAllow {
+		if _, err := regexp.Compile(pat); err != nil {
+			p.bad("filter.argv_allow %q: %v", pat, err)
 		}
 	}
 	if c.Enrich.CacheSize < 1 || c.Enrich.CacheSize > 1<<20 {
-		bad("enrich.cache_size = %d: want 1..1048576", c.Enrich.CacheSize)
+		p.bad("enrich.cache_size = %d: want 1..1048576", c.Enrich.CacheSize)
 	}
-	c.checkContext(bad)
+}
+
+// checkOutput checks [output], [kafka] and [spool].
+func (c *Config) checkOutput(p *problems) {
 	for _, s := range c.Output.Sinks {
-		oneOf("output.sinks", s, "stdout", "file", "kafka")
+		p.oneOf("output.sinks", s, "stdout", "file", "kafka")
 	}
 	if c.HasSink("file") {
 		if c.Output.File.Path == "" {
-			bad("output.file.path is empty")
+			p.bad("output.file.path is empty")
 		}
 		if c.Output.File.MaxBytes < 4096 || c.Output.File.MaxFiles < 1 {
-			bad("output.file: max_bytes >= 4096 and max_files >= 1 required")
+			p.bad("output.file: max_bytes >= 4096 and max_files >= 1 required")
 		}
 	}
 	// Values are checked even when the sink is off: a typo stays a typo.
-	oneOf("kafka.compression", c.Kafka.Compression, "none", "gzip", "snappy", "lz4", "zstd")
-	oneOf("kafka.acks", c.Kafka.Acks, "all", "leader", "none")
-	oneOf("kafka.sasl.mechanism", c.Kafka.SASL.Mechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-	if c.HasSink("kafka") {
-		if len(c.Kafka.Brokers) == 0 {
-			bad("output.sinks has kafka but kafka.brokers is empty")
-		}
-		for _, b := range c.Kafka.Brokers {
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				bad("kafka.brokers %q: want host:port", b)
-			}
-		}
-		if c.Kafka.Topic == "" {
-			bad("kafka.topic is empty")
-		}
-		if c.Kafka.MaxMessageBytes < 1024 {
-			bad("kafka.max_message_bytes = %d: want >= 1024", c.Kafka.MaxMessageBytes)
-		}
-		if c.Kafka.Timeout <= 0 || c.Kafka.RetryInterval <= 0 {
-			bad("kafka.timeout and kafka.retry_interval must be positive")
-		}
-		if c.Spool.MaxBytes < 0 {
-			bad("spool.max_bytes must not be negative")
-		}
-		if c.Spool.SegmentBytes < 4096 {
-			bad("spool.segment_bytes = %d: want >= 4096", c.Spool.SegmentBytes)
+	p.oneOf("kafka.compression", c.Kafka.Compression, "none", "gzip", "snappy", "lz4", "zstd")
+	p.oneOf("kafka.acks", c.Kafka.Acks, "all", "leader", "none")
+	p.oneOf("kafka.sasl.mechanism", c.Kafka.SASL.Mechanism, "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+	if !c.HasSink("kafka") {
+		return
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		p.bad("output.sinks has kafka but kafka.brokers is empty")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			p.bad("kafka.brokers %q: want host:port", b)
 		}
 	}
+	if c.Kafka.Topic == "" {
+		p.bad("kafka.topic is empty")
+	}
+	if c.Kafka.MaxMessageBytes < 1024 {
+		p.bad("kafka.max_message_bytes = %d: want >= 1024", c.Kafka.MaxMessageBytes)
+	}
+	if c.Kafka.Timeout <= 0 || c.Kafka.RetryInterval <= 0 {
+		p.bad("kafka.timeout and kafka.retry_interval must be positive")
+	}
+	if c.Spool.MaxBytes < 0 {
+		p.bad("spool.max_bytes must not be negative")
+	}
+	if c.Spool.SegmentBytes < 4096 {
+		p.bad("spool.segment_bytes = %d: want >= 4096", c.Spool.SegmentBytes)
+	}
+}
+
+// checkConsole checks [heartbeat] and [metrics].
+func (c *Config) checkConsole(p *problems) {
 	if c.Heartbeat.URL != "" {
 		if err := api.CheckConsoleURL(c.Heartbeat.URL, c.Heartbeat.Insecure); err != nil {
-			bad("heartbeat.url: %v", err)
+			p.bad("heartbeat.url: %v", err)
 		}
 		if c.Heartbeat.PinSHA256 != "" {
 			if _, err := api.NormalizePin(c.Heartbeat.PinSHA256); err != nil {
-				bad("heartbeat.pin_sha256: %v", err)
+				p.bad("heartbeat.pin_sha256: %v", err)
 			}
 			if c.Heartbeat.CAFile != "" {
-				bad("heartbeat: give ca_file or pin_sha256, not both")
+				p.bad("heartbeat: give ca_file or pin_sha256, not both")
 			}
 		}
 		if c.Heartbeat.Interval < Duration(time.Second) {
-			bad("heartbeat.interval must be at least 1s")
+			p.bad("heartbeat.interval must be at least 1s")
 		}
 		if c.Heartbeat.Timeout <= 0 {
-			bad("heartbeat.timeout must be positive")
+			p.bad("heartbeat.timeout must be positive")
 		}
 	}
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			bad("metrics.listen %q: want host:port or \"\"", c.Metrics.Listen)
+			p.bad("metrics.listen %q: want host:port or \"\"", c.Metrics.Listen)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
+}
+
+// EnrolmentToken is the fleet enrolment secret: token_file's text
+// (trimmed) when given, else token.
+func (h Heartbeat) EnrolmentToken() (string, error) {
+	if h.TokenFile == "" {
+		return h.Token, nil
 	}
-	return nil
+	raw, err := os.ReadFile(h.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("heartbeat.token_file: %w", err)
+	}
+	return strings.TrimSpace(string(raw)), nil
 }
 
 // Duration is a time.Duration written as "30s", "10ms" in TOML.

@@ -27,6 +27,7 @@ import (
 	"smith/agent/filter"
 	"smith/agent/heartbeat"
 	"smith/agent/inventory"
+	"smith/agent/logging"
 	"smith/agent/metrics"
 	"smith/agent/pipeline"
 	"smith/agent/sink"
@@ -102,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "smith-agent: configuration OK (sinks: %s)\n", strings.Join(cfg.Output.Sinks, ", "))
 		return exitOK
 	}
-	log, closeLog, reopenLog, err := setupLog(cfg.Log, stderr)
+	log, closeLog, reopenLog, err := logging.Open(cfg.Log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-agent: %v\n", err)
 		return exitConfig
@@ -138,10 +139,8 @@ func preflight(cfg config.Config) error {
 		}
 	}
 	if cfg.Heartbeat.URL != "" {
-		if f := cfg.Heartbeat.TokenFile; f != "" {
-			if _, err := os.ReadFile(f); err != nil {
-				return fmt.Errorf("heartbeat.token_file: %w", err)
-			}
+		if _, err := cfg.Heartbeat.EnrolmentToken(); err != nil {
+			return err
 		}
 		if f := cfg.Heartbeat.CAFile; f != "" {
 			if _, err := sink.TLSConfig(config.TLS{CAFile: f}); err != nil {
@@ -150,57 +149,6 @@ func preflight(cfg config.Config) error {
 		}
 	}
 	return nil
-}
-
-// setupLog returns the logger, a function that closes its file and one
-// that opens the file again (SIGHUP, after logrotate moved it).
-func setupLog(c config.Log, stderr io.Writer) (*logrus.Logger, func(), func() error, error) {
-	log := logrus.New()
-	log.Out = stderr
-	lvl, err := logrus.ParseLevel(c.Level)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("log.level: %w", err)
-	}
-	log.SetLevel(lvl)
-	if c.Format == "json" {
-		log.SetFormatter(&logrus.JSONFormatter{})
-	} else {
-		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
-	}
-	if c.File == "" {
-		return log, func() {}, func() error { return nil }, nil
-	}
-	open := func() (*os.File, error) {
-		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("log file: %w", err)
-		}
-		return f, nil
-	}
-	f, err := open()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	log.SetOutput(f)
-	var mu sync.Mutex
-	reopen := func() error {
-		nf, err := open()
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		log.SetOutput(nf) // under the logger's lock: no line is split
-		f.Close()
-		f = nf
-		return nil
-	}
-	closeFn := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		f.Close()
-	}
-	return log, closeFn, reopen, nil
 }
 
 func openSource(c config.Source) (source.Source, error) {
@@ -220,26 +168,15 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 	defer stop()
 
 	if cfg.Agent.PidFile != "" {
-		// /run/smith may not exist (a tmpfs /run is empty at boot).
-		if err := os.MkdirAll(filepath.Dir(cfg.Agent.PidFile), 0o755); err != nil {
-			return fmt.Errorf("pid file directory: %w", err)
-		}
-		if err := os.WriteFile(cfg.Agent.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			return fmt.Errorf("pid file: %w", err)
+		if err := writePidFile(cfg.Agent.PidFile); err != nil {
+			return err
 		}
 		defer os.Remove(cfg.Agent.PidFile)
 	}
-	host, err := enrich.HostIdentity(cfg.Agent.Hostname)
+	host, err := enrich.NewHost(cfg.Agent.Hostname)
 	if err != nil {
 		return err
 	}
-	var hostMu sync.Mutex
-	currentHost := func() encode.Host {
-		hostMu.Lock()
-		defer hostMu.Unlock()
-		return host
-	}
-
 	src, err := openSource(cfg.Source)
 	if err != nil {
 		return err
@@ -249,17 +186,11 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 	ringStats := src.Ring
 	counters.RingStats.Store(&ringStats)
 
-	state, next, fellBack, err := pipeline.OpenSeqState(cfg.Agent.StateDir, src.ConsumerPos(), src.Size())
+	state, next, err := openSeqState(cfg.Agent.StateDir, src, log)
 	if err != nil {
 		return err
 	}
 	defer state.Close()
-	if why := state.Fresh(); why != "" {
-		log.Warnf("%s: new event stream %s, numbered from %d (a consumer tells it from earlier ones by its stream id)", why, state.Stream(), next)
-	} else if fellBack {
-		log.Warnf("sequence state does not match the ring (module reloaded): stream %s continues at %d, above every number handed out", state.Stream(), next)
-	}
-
 	// Drop counters outlive the agent: a kill while the spool is full
 	// and dropping loses none (docs/RELIABILITY.md).
 	if note, err := counters.Persist(filepath.Join(cfg.Agent.StateDir, "drops")); err != nil {
@@ -268,70 +199,23 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 		log.Warn(note)
 	}
 
-	enc, err := encode.New(encode.Format(cfg.Agent.Format), host)
+	enc, err := encode.New(encode.Format(cfg.Agent.Format), host.Get())
 	if err != nil {
 		return err
 	}
-	selfPid, prevPid, prevEnd := uint32(0), uint32(0), uint64(0)
-	if cfg.Filter.Self {
-		selfPid = uint32(os.Getpid())
-		// Everything the previous agent could have read was written
-		// before now.
-		prevPid, prevEnd = state.PreviousPID(), src.ProducerPos()
-	}
-	flt, err := filter.New(selfPid, cfg.Filter.ExeAllow, cfg.Filter.ArgvAllow)
+	flt, prevPid, prevEnd, err := newFilter(cfg.Filter, state, src)
 	if err != nil {
 		return err
 	}
-	enr := enrich.New(enrich.Options{
-		ProcDir: cfg.Enrich.ProcDir, PasswdFile: cfg.Enrich.PasswdFile, DockerDir: cfg.Enrich.DockerDir,
-		KubeletDir: cfg.Enrich.KubeletDir, CacheSize: cfg.Enrich.CacheSize,
-		Usernames: cfg.Enrich.Usernames, Containers: cfg.Enrich.Containers,
-		ContainerdDir: cfg.Enrich.ContainerdDir, CrioDirs: cfg.Enrich.CrioDirs,
-		Ancestry: cfg.Enrich.Ancestry, ProcessTableSize: cfg.Enrich.ProcessTableSize,
-		Hash: enrich.HashOptions{Enabled: cfg.Enrich.ExeHash, MaxSize: int64(cfg.Enrich.ExeHashMaxSize),
-			Rate: int64(cfg.Enrich.ExeHashRate), Wait: cfg.Enrich.ExeHashWait.D(), CacheSize: cfg.Enrich.CacheSize},
-	})
+	enr := enrich.New(enrich.OptionsFrom(cfg.Enrich))
 	defer enr.Close()
 
-	queue := max(2, cfg.Agent.QueueSize/256) + 1
-	var sinks []sink.Sink
-	var kafka *sink.Kafka
-	for _, name := range cfg.Output.Sinks {
-		switch name {
-		case "stdout":
-			sinks = append(sinks, sink.NewWriter("stdout", stdout, queue, counters, log))
-		case "file":
-			s, err := sink.NewFile(cfg.Output.File.Path, int64(cfg.Output.File.MaxBytes), cfg.Output.File.MaxFiles, queue, counters, log)
-			if err != nil {
-				return err
-			}
-			sinks = append(sinks, s)
-		case "kafka":
-			sp, err := sink.OpenSpool(cfg.SpoolDir(), int64(cfg.Spool.MaxBytes), int64(cfg.Spool.SegmentBytes))
-			if err != nil {
-				return err
-			}
-			kafka, err = sink.NewKafka(cfg.Kafka, host.Name, sp, queue, counters, log)
-			if err != nil {
-				sp.Close()
-				return err
-			}
-			sinks = append(sinks, kafka)
-		}
+	sinks, err := sink.Open(cfg, host.Get().Name, stdout, max(2, cfg.Agent.QueueSize/256)+1, counters, log)
+	if err != nil {
+		return err
 	}
-	closeSinks := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		for _, s := range sinks {
-			if err := s.Close(ctx); err != nil {
-				log.WithError(err).Warnf("closing %s sink", s.Name())
-			}
-		}
-	}
-
 	p := pipeline.New(pipeline.Options{
-		Source: src, Encoder: enc, Enricher: enr, Filter: flt, Sinks: sinks, Counters: counters,
+		Source: src, Encoder: enc, Enricher: enr, Filter: flt, Sinks: sinks.Sinks, Counters: counters,
 		State: state, NextSeq: next, RingSize: src.Size(), QueueEvents: cfg.Agent.QueueSize, Log: log,
 		PrevPid: prevPid, PrevEnd: prevEnd,
 	})
@@ -343,112 +227,128 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 		bg.Wait()
 	}()
 	if cfg.Metrics.Listen != "" {
-		ms, err := metrics.Serve(cfg.Metrics.Listen, counters)
+		closeMetrics, err := serveMetrics(cfg.Metrics.Listen, counters, log)
 		if err != nil {
-			closeSinks()
+			sinks.Close(sinkCloseTimeout)
 			return err
 		}
-		log.Infof("metrics on http://%s/metrics", ms.Addr())
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			ms.Close(ctx)
-		}()
+		defer closeMetrics()
 	}
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		t := time.NewTicker(cfg.Enrich.RefreshHost.D())
-		defer t.Stop()
-		for {
-			select {
-			case <-bgCtx.Done():
-				return
-			case <-t.C:
-				if h, err := enrich.HostIdentity(cfg.Agent.Hostname); err == nil {
-					hostMu.Lock()
-					host = h
-					hostMu.Unlock()
-					enc.SetHost(h) // events carry the new name and addresses too
-				}
-			}
-		}
-	}()
+	bg.Go(func() { host.Watch(bgCtx, cfg.Enrich.RefreshHost.D(), enc.SetHost) })
 	if cfg.Heartbeat.URL != "" {
-		token := cfg.Heartbeat.Token
-		if cfg.Heartbeat.TokenFile != "" {
-			raw, err := os.ReadFile(cfg.Heartbeat.TokenFile)
-			if err != nil {
-				closeSinks()
-				return fmt.Errorf("heartbeat.token_file: %w", err)
-			}
-			token = strings.TrimSpace(string(raw))
-		}
-		hb, err := heartbeat.New(heartbeat.Options{
-			URL: cfg.Heartbeat.URL, Token: token, CredentialFile: cfg.HeartbeatCredentialFile(), SpoolMaxBytes: cfg.SpoolBound(), Interval: cfg.Heartbeat.Interval.D(), Timeout: cfg.Heartbeat.Timeout.D(),
-			CAFile: cfg.Heartbeat.CAFile, PinSHA256: cfg.Heartbeat.PinSHA256, Insecure: cfg.Heartbeat.Insecure, AgentVersion: version, Host: currentHost, Module: src.Module,
-			Counters: counters, Ship: p.AddTasks, Log: log,
-			LastError: func() string {
-				if kafka != nil {
-					return kafka.LastError()
-				}
-				return ""
-			},
-			Tasks: &inventory.Tasks{Root: "/", IntegrityRate: int64(cfg.Tasks.IntegrityRate), Status: func() (mod, ag [][2]string) {
-				m := src.Module()
-				r := counters.Ring()
-				mod = [][2]string{{"loaded", strconv.FormatBool(m.Version != "")}, {"version", m.Version}, {"abi", m.ABI},
-					{"transport", m.Transport}, {"written", strconv.FormatUint(r.Written, 10)},
-					{"dropped_full", strconv.FormatUint(r.DroppedFull, 10)}, {"hook_missed", strconv.FormatUint(r.HookMissed, 10)}}
-				ag = [][2]string{{"version", version}, {"format", cfg.Agent.Format}, {"sinks", strings.Join(cfg.Output.Sinks, ",")},
-					{"events_read", strconv.FormatUint(counters.Read.Load(), 10)}, {"events_sent", strconv.FormatUint(counters.Sent.Load(), 10)},
-					{"spool_events", strconv.FormatUint(counters.SpoolEvents.Load(), 10)}}
-				return mod, ag
-			}},
-		})
+		hb, err := newHeartbeat(cfg, host, src, counters, sinks, p, log)
 		if err != nil {
-			closeSinks()
+			sinks.Close(sinkCloseTimeout)
 			return err
 		}
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			hb.Run(bgCtx)
-		}()
+		bg.Go(func() { hb.Run(bgCtx) })
 	}
+	reopenOnHUP(bgCtx, &bg, reopenLog, sinks, log)
 
-	// SIGHUP: open the log and output files again (logrotate).
+	m := src.Module()
+	log.Infof("smith-agent %s reading %s ring (ABI %s), format %s, sinks %s, first sequence number %d",
+		version, m.Transport, m.ABI, cfg.Agent.Format, strings.Join(cfg.Output.Sinks, ","), next)
+	runErr := p.Run(ctx)
+	sinks.Close(sinkCloseTimeout)
+	log.Infof("stopped: %d events read, %d sent, %d spooled", counters.Read.Load(), counters.Sent.Load(), counters.Spooled.Load())
+	return runErr
+}
+
+// sinkCloseTimeout bounds the wait for the sinks at a stop.
+const sinkCloseTimeout = 15 * time.Second
+
+// writePidFile writes the agent's pid to path, making its directory
+// (/run/smith may not exist: a tmpfs /run is empty at boot).
+func writePidFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("pid file directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// openSeqState opens the sequence state in dir for src's ring and says
+// when the event stream starts anew or continues above a mismatch.
+func openSeqState(dir string, src source.Source, log logrus.FieldLogger) (*pipeline.SeqState, uint64, error) {
+	state, next, fellBack, err := pipeline.OpenSeqState(dir, src.ConsumerPos(), src.Size())
+	if err != nil {
+		return nil, 0, err
+	}
+	if why := state.Fresh(); why != "" {
+		log.Warnf("%s: new event stream %s, numbered from %d (a consumer tells it from earlier ones by its stream id)", why, state.Stream(), next)
+	} else if fellBack {
+		log.Warnf("sequence state does not match the ring (module reloaded): stream %s continues at %d, above every number handed out", state.Stream(), next)
+	}
+	return state, next, nil
+}
+
+// newFilter is the filter of [filter]; with filter.self it drops the
+// agent's own events, and those of the agent before it up to where the
+// ring is now (everything that one could have read was written before
+// now): the pid and the ring position returned.
+func newFilter(c config.Filter, state *pipeline.SeqState, src source.Source) (*filter.Filter, uint32, uint64, error) {
+	selfPid, prevPid, prevEnd := uint32(0), uint32(0), uint64(0)
+	if c.Self {
+		selfPid = uint32(os.Getpid())
+		prevPid, prevEnd = state.PreviousPID(), src.ProducerPos()
+	}
+	flt, err := filter.New(selfPid, c.ExeAllow, c.ArgvAllow)
+	return flt, prevPid, prevEnd, err
+}
+
+// serveMetrics serves the Prometheus endpoint on listen until the
+// returned function closes it.
+func serveMetrics(listen string, counters *metrics.Counters, log logrus.FieldLogger) (func(), error) {
+	ms, err := metrics.Serve(listen, counters)
+	if err != nil {
+		return nil, err
+	}
+	log.Infof("metrics on http://%s/metrics", ms.Addr())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ms.Close(ctx)
+	}, nil
+}
+
+// newHeartbeat is the console client of [heartbeat]: its tasks collect
+// from the host's root, its status from src and counters.
+func newHeartbeat(cfg config.Config, host *enrich.Host, src source.Source, counters *metrics.Counters, sinks *sink.Set, p *pipeline.Pipeline, log logrus.FieldLogger) (*heartbeat.Client, error) {
+	token, err := cfg.Heartbeat.EnrolmentToken()
+	if err != nil {
+		return nil, err
+	}
+	status := inventory.Status{Module: src.Module, Counters: counters, Version: version, Format: cfg.Agent.Format, Sinks: cfg.Output.Sinks}
+	return heartbeat.New(heartbeat.Options{
+		URL: cfg.Heartbeat.URL, Token: token, CredentialFile: cfg.HeartbeatCredentialFile(), SpoolMaxBytes: cfg.SpoolBound(),
+		Interval: cfg.Heartbeat.Interval.D(), Timeout: cfg.Heartbeat.Timeout.D(),
+		CAFile: cfg.Heartbeat.CAFile, PinSHA256: cfg.Heartbeat.PinSHA256, Insecure: cfg.Heartbeat.Insecure,
+		AgentVersion: version, Host: host.Get, Module: src.Module, Counters: counters, Ship: p.AddTasks, LastError: sinks.LastError,
+		Tasks: &inventory.Tasks{Root: "/", IntegrityRate: int64(cfg.Tasks.IntegrityRate), Status: status.Facts},
+		Log:   log,
+	})
+}
+
+// reopenOnHUP opens the log and output files again on each SIGHUP
+// (logrotate) until ctx is done.
+func reopenOnHUP(ctx context.Context, bg *sync.WaitGroup, reopenLog func() error, sinks *sink.Set, log logrus.FieldLogger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
+	bg.Go(func() {
+		defer signal.Stop(hup)
 		for {
 			select {
-			case <-bgCtx.Done():
+			case <-ctx.Done():
 				return
 			case <-hup:
 			}
 			if err := reopenLog(); err != nil {
 				log.WithError(err).Error("SIGHUP: reopen the log file")
 			}
-			for _, s := range sinks {
-				if r, ok := s.(sink.Reopener); ok {
-					if err := r.Reopen(); err != nil {
-						log.WithError(err).Errorf("SIGHUP: reopen the %s sink's file", s.Name())
-					}
-				}
-			}
+			sinks.Reopen()
 			log.Info("SIGHUP: log and output files reopened")
 		}
-	}()
-
-	m := src.Module()
-	log.Infof("smith-agent %s reading %s ring (ABI %s), format %s, sinks %s, first sequence number %d",
-		version, m.Transport, m.ABI, cfg.Agent.Format, strings.Join(cfg.Output.Sinks, ","), next)
-	runErr := p.Run(ctx)
-	closeSinks()
-	log.Infof("stopped: %d events read, %d sent, %d spooled", counters.Read.Load(), counters.Sent.Load(), counters.Spooled.Load())
-	return runErr
+	})
 }
