@@ -238,32 +238,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			continue
 		}
 		cur = p.flush(cur)
-		if src.CommitsOnWait() {
-			// A 1.0 module's ring: Wait commits everything read, so it
-			// must all be durable first (stop and wait).
-			if !p.waitIdle(ctx, false) {
-				break
-			}
-		}
-		if err = p.commit(cur, 0); err != nil {
-			break
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		p.readPos.Store(p.lastEnd)
-		p.waiting.Store(true)
-		// A batch that became durable between commit and here finds
-		// waiting false and does not wake us: commit once more.
-		if err = p.commit(cur, 0); err != nil {
-			break
-		}
-		werr := src.Wait()
-		p.waiting.Store(false)
-		if werr != nil {
-			if !errors.Is(werr, source.ErrClosed) {
-				err = fmt.Errorf("wait for ring: %w", werr)
-			}
+		var more bool
+		if more, err = p.idle(ctx); !more {
 			break
 		}
 	}
@@ -275,6 +251,43 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// idle runs when the ring has nothing ready and no batch is being
+// filled: it commits what is durable and waits for records, a wake-up or
+// the stop.  It returns false when Run must stop (with the error, if
+// one ended it).
+func (p *Pipeline) idle(ctx context.Context) (bool, error) {
+	src := p.o.Source
+	if src.CommitsOnWait() {
+		// A 1.0 module's ring: Wait commits everything read, so it
+		// must all be durable first (stop and wait).
+		if !p.waitIdle(ctx, false) {
+			return false, nil
+		}
+	}
+	if err := p.commit(nil, 0); err != nil {
+		return false, err
+	}
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	p.readPos.Store(p.lastEnd)
+	p.waiting.Store(true)
+	// A batch that became durable between commit and here finds
+	// waiting false and does not wake us: commit once more.
+	if err := p.commit(nil, 0); err != nil {
+		return false, err
+	}
+	werr := src.Wait()
+	p.waiting.Store(false)
+	if werr != nil {
+		if !errors.Is(werr, source.ErrClosed) {
+			return false, fmt.Errorf("wait for ring: %w", werr)
+		}
+		return false, nil
+	}
+	return true, nil
 }
 
 // record turns one ring record into an event in b.
