@@ -118,44 +118,14 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 			return err
 		}
 	}
-	audit := server.NewAudit(nil, logger)
-	if cfg.AuditLog != "" {
-		f, err := os.OpenFile(cfg.AuditLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
-		}
-		defer f.Close()
-		audit = server.NewAudit(f, logger)
-	}
-	policy := store.Policy{
-		OfflineAfter:  cfg.OfflineTimeout(),
-		TaskIntervals: cfg.TaskIntervals(),
-		MaxHosts:      cfg.MaxHosts,
-		DropWindow:    cfg.DropWindow.Duration,
-	}
-	var reg *store.Registry
-	var sessions server.Sessions
-	var rd *store.Redis
-	var err error
-	if cfg.RedisURL != "" {
-		if rd, err = store.OpenRedis(cfg.RedisURL, cfg.RedisPrefix); err != nil {
-			return err
-		}
-		sessions = rd.Sessions(cfg.SessionTTL.Duration)
-		reg, err = store.OpenWith(rd, policy)
-	} else {
-		reg, err = store.Open(cfg.DB, policy)
-	}
+	audit, closeAudit, err := openAudit(cfg, logger)
 	if err != nil {
 		return err
 	}
-	changes, err := reg.ScheduleChanges()
+	defer closeAudit()
+	reg, sessions, rd, err := openRegistry(cfg, audit)
 	if err != nil {
-		reg.Close()
 		return err
-	}
-	if len(changes) > 0 {
-		audit.Record(time.Now(), "tasks_changed", "", changes)
 	}
 	var webhook *server.Webhook
 	if cfg.AlertWebhook != "" {
@@ -190,54 +160,116 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	// http.Server's own complaints (TLS handshakes, bad requests) at
-	// debug level: a scanner must not be able to flood the log.
-	errLog := logger.WriterLevel(logrus.DebugLevel)
-	defer errLog.Close()
-	httpSrv := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       cfg.IdleTimeout.Duration,
-		ErrorLog:          log.New(errLog, "", 0),
+	logListening(logger, cfg, ln.Addr().String(), tlsConfig != nil, rd != nil, pin)
+
+	maintainCtx, stopMaintain := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Maintain(maintainCtx, cfg.FlushInterval.Duration) })
+	if rd != nil {
+		wg.Go(func() {
+			reg.Follow(maintainCtx, func(err error) { logger.WithError(err).Error("redis: another replica's change not read") })
+		})
 	}
+	if webhook != nil {
+		wg.Go(func() { webhook.Run(maintainCtx) })
+	}
+	serveErr := serveHTTP(ctx, srv, ln, cfg, logger)
+	stopMaintain()
+	wg.Wait()
+	if err := reg.Close(); err != nil {
+		return errors.Join(serveErr, err)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve on %s: %w", cfg.Listen, serveErr)
+	}
+	logger.Info("stopped; registry saved")
+	return nil
+}
+
+// openAudit is the audit trail: the audit_log file and the log, or the
+// log alone; the function returned closes the file.
+func openAudit(cfg *Config, logger *logrus.Logger) (*server.Audit, func(), error) {
+	if cfg.AuditLog == "" {
+		return server.NewAudit(nil, logger), func() {}, nil
+	}
+	f, err := os.OpenFile(cfg.AuditLog, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log: %w", err)
+	}
+	return server.NewAudit(f, logger), func() { f.Close() }, nil
+}
+
+// openRegistry opens the host registry (bbolt, or Redis when redis_url
+// is set, which then also holds the sessions) and audits a changed task
+// schedule.
+func openRegistry(cfg *Config, audit *server.Audit) (*store.Registry, server.Sessions, *store.Redis, error) {
+	policy := store.Policy{
+		OfflineAfter:  cfg.OfflineTimeout(),
+		TaskIntervals: cfg.TaskIntervals(),
+		MaxHosts:      cfg.MaxHosts,
+		DropWindow:    cfg.DropWindow.Duration,
+	}
+	var reg *store.Registry
+	var sessions server.Sessions
+	var rd *store.Redis
+	var err error
+	if cfg.RedisURL != "" {
+		if rd, err = store.OpenRedis(cfg.RedisURL, cfg.RedisPrefix); err != nil {
+			return nil, nil, nil, err
+		}
+		sessions = rd.Sessions(cfg.SessionTTL.Duration)
+		reg, err = store.OpenWith(rd, policy)
+	} else {
+		reg, err = store.Open(cfg.DB, policy)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	changes, err := reg.ScheduleChanges()
+	if err != nil {
+		reg.Close()
+		return nil, nil, nil, err
+	}
+	if len(changes) > 0 {
+		audit.Record(time.Now(), "tasks_changed", "", changes)
+	}
+	return reg, sessions, rd, nil
+}
+
+// logListening says where and how the console serves.
+func logListening(logger *logrus.Logger, cfg *Config, addr string, tlsOn, redis bool, pin string) {
 	fields := logrus.Fields{
-		"addr": ln.Addr().String(), "tls": tlsConfig != nil, "tls_proxy": cfg.TLSProxy, "db": cfg.DB,
+		"addr": addr, "tls": tlsOn, "tls_proxy": cfg.TLSProxy, "db": cfg.DB,
 		"heartbeat_interval": cfg.HeartbeatInterval.String(), "offline_after": cfg.OfflineTimeout().String(),
 	}
-	if rd != nil {
+	if redis {
 		fields["db"] = "redis, keys " + cfg.RedisPrefix + "*"
 	}
 	if pin != "" {
 		// What agents put in heartbeat.pin_sha256.
 		fields["cert_sha256"] = pin
 	}
-	if tlsConfig == nil && !cfg.TLSProxy {
-		logger.WithField("addr", ln.Addr().String()).Warn("serving plain HTTP: credentials travel in clear")
+	if !tlsOn && !cfg.TLSProxy {
+		logger.WithField("addr", addr).Warn("serving plain HTTP: credentials travel in clear")
 	}
 	logger.WithFields(fields).Info("smith-console listening")
+}
 
-	maintainCtx, stopMaintain := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		srv.Maintain(maintainCtx, cfg.FlushInterval.Duration)
-	}()
-	if rd != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			reg.Follow(maintainCtx, func(err error) { logger.WithError(err).Error("redis: another replica's change not read") })
-		}()
-	}
-	if webhook != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			webhook.Run(maintainCtx)
-		}()
+// serveHTTP serves h on ln until ctx ends or serving fails, then gives
+// in-flight requests shutdownGrace to finish; it returns why serving
+// ended (nil for ctx).
+func serveHTTP(ctx context.Context, h http.Handler, ln net.Listener, cfg *Config, logger *logrus.Logger) error {
+	// http.Server's own complaints (TLS handshakes, bad requests) at
+	// debug level: a scanner must not be able to flood the log.
+	errLog := logger.WriterLevel(logrus.DebugLevel)
+	defer errLog.Close()
+	httpSrv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout.Duration,
+		ErrorLog:          log.New(errLog, "", 0),
 	}
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
@@ -260,14 +292,5 @@ func run(ctx context.Context, cfg *Config, logger *logrus.Logger) error {
 	} else if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
-	stopMaintain()
-	wg.Wait()
-	if err := reg.Close(); err != nil {
-		return errors.Join(serveErr, err)
-	}
-	if serveErr != nil {
-		return fmt.Errorf("serve on %s: %w", cfg.Listen, serveErr)
-	}
-	logger.Info("stopped; registry saved")
-	return nil
+	return serveErr
 }
