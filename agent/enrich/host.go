@@ -9,6 +9,7 @@ import (
 
 	"smith/agent/config"
 	"smith/agent/encode"
+	"smith/internal/tick"
 )
 
 // OptionsFrom is the enricher's configuration from the [enrich] table.
@@ -50,21 +51,14 @@ func (t *Host) Get() encode.Host {
 // Watch reads the identity again every interval until ctx is done and
 // hands each one to changed (a failed read keeps the last one).
 func (t *Host) Watch(ctx context.Context, every time.Duration, changed func(encode.Host)) {
-	tk := time.NewTicker(every)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	tick.Every(ctx, every, func() {
+		h, err := HostIdentity(t.override)
+		if err != nil {
 			return
-		case <-tk.C:
-			h, err := HostIdentity(t.override)
-			if err != nil {
-				continue
-			}
-			t.mu.Lock()
-			t.h = h
-			t.mu.Unlock()
-			changed(h) // events carry the new name and addresses too
 		}
-	}
+		t.mu.Lock()
+		t.h = h
+		t.mu.Unlock()
+		changed(h) // events carry the new name and addresses too
+	})
 }

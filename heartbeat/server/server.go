@@ -28,6 +28,7 @@ import (
 	"smith/heartbeat/api"
 	"smith/heartbeat/store"
 	"smith/heartbeat/web"
+	"smith/internal/tick"
 )
 
 // Config wires a Server.
@@ -195,16 +196,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (which flushes once more).
 func (s *Server) Maintain(ctx context.Context, period time.Duration) {
 	s.period.Store(int64(period))
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.maintain()
-		}
-	}
+	tick.Every(ctx, period, s.maintain)
 }
 
 func (s *Server) maintain() {
