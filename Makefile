@@ -8,9 +8,8 @@
 SHELL := /bin/bash
 GO ?= go
 # Kernels the module is built and tested against: the default list of
-# scripts/vm/kernels.sh (amd64 5.10 6.1 6.12 6.1-rt, arm64 6.1-arm64
-# 6.12-arm64); on 6.1-rt only the hooks scenario runs (the scenarios'
-# "# kernels:" lines).
+# scripts/vm/kernels.sh, the one list of kernels; the scenarios'
+# "# kernels:" lines select from it (only hooks runs on PREEMPT_RT).
 KERNELS ?= $(shell scripts/vm/kernels.sh --default)
 # Downloads and kernel trees are cached here across runs.
 export SMITH_CACHE ?= $(HOME)/.cache/smith
@@ -33,8 +32,9 @@ help:
 deps:
 	@scripts/deps.sh
 
-# The version both binaries report: the nearest tag and commit.
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The version both binaries, the packages and the module report: the
+# nearest tag and commit (scripts/version.sh, its one definition).
+VERSION ?= $(shell scripts/version.sh 2>/dev/null || echo dev)
 VERSION_LDFLAGS = -X main.version=$(VERSION) -X smith/heartbeat/cli.Version=$(VERSION)
 
 # make build ARCH=arm64 (a GOARCH: amd64, arm64) builds for that

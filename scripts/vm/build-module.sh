@@ -41,7 +41,8 @@ tar -C "$src" --exclude='*.go' -cf - . | tar -C "$dst" -xf -
 find "$dst" \( -name '*.o' -o -name '*.ko' -o -name '.*.cmd' -o -name '*.mod' \
 	-o -name '*.mod.c' -o -name modules.order -o -name Module.symvers \) -delete
 
-kmake=(make -C "$SMITH_KBUILD" M="$dst")
+# The module reports the tree's version (scripts/version.sh).
+kmake=(make -C "$SMITH_KBUILD" M="$dst" SMITH_VERSION="$("$SMITH_ROOT/scripts/version.sh" 2>/dev/null || echo unknown)")
 [ -n "$SMITH_KCC" ] && kmake+=(CC="$SMITH_KCC")
 # A cross build (arm64 on an amd64 host): ARCH= and CROSS_COMPILE=.
 # shellcheck disable=SC2206 # SMITH_KMAKE is a list of VAR=value words

@@ -15,7 +15,9 @@
 # kernels.sh --default  prints the VERs `make test` builds and boots (the
 #                       default of KERNELS): all of them
 #
-# This is the one list of kernels: the Makefile, test.sh and lib.sh ask it.
+# This is the one list of kernels: the Makefile, test.sh and lib.sh ask it,
+# and the scenarios' "# kernels:" lines select from it by pattern
+# (scripts/vm/test.sh).
 #
 # An -arm64 kernel comes with its arm64 headers and the host's own
 # linux-kbuild of the same version (its tools run on the build machine);
@@ -53,7 +55,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KNOWN_KERNELS="5.10 6.1 6.12 6.1-rt 6.1-arm64 6.12-arm64"
-DEFAULT_KERNELS="5.10 6.1 6.12 6.1-rt 6.1-arm64 6.12-arm64"
+DEFAULT_KERNELS=$KNOWN_KERNELS
 case ${1:-} in
 --known) echo "$KNOWN_KERNELS"; exit 0 ;;
 --default) echo "$DEFAULT_KERNELS"; exit 0 ;;

@@ -8,8 +8,8 @@
 #                             scripts/vm/scenarios/*.sh without "# test-vm: no")
 #
 # For each kernel: fetch it, build the module (W=1 and sparse), then boot
-# each scenario that declares the kernel ("# kernels: ..." in the scenario,
-# default all).  Guest binaries are expected in out/guest/ (guest.sh).
+# each scenario that selects the kernel ("# kernels: ..." in the scenario,
+# default all: see runs_on).  Guest binaries are expected in out/guest/ (guest.sh).
 # Prints a table of kernel, scenario, result and boot time; fails if any
 # build or scenario failed.  Every combination runs even after a failure.
 set -euo pipefail
@@ -28,12 +28,24 @@ else
 fi
 [ -n "${scenarios// /}" ] || die "no scenarios in $VM_DIR/scenarios"
 
-# Does scenario $1 run on kernel $2?  "# kernels: 6.1 6.12" restricts it.
+# Does scenario $1 run on kernel $2?  Its "# kernels:" line holds shell
+# patterns: "6.1 6.12" runs it on those only, "!*-rt" on every kernel but
+# the PREEMPT_RT ones; no line, on every kernel.
 runs_on() {
-	local decl
+	local decl w words in=0 any=0
 	decl=$(sed -n 's/^# kernels: *//p' "$VM_DIR/scenarios/$1.sh" | head -n1)
-	[ -z "$decl" ] && return 0
-	[[ " $decl " == *" $2 "* ]]
+	read -ra words <<<"$decl"
+	for w in "${words[@]}"; do
+		if [[ $w == '!'* ]]; then
+			# shellcheck disable=SC2053 # a pattern, on purpose
+			[[ $2 == ${w#!} ]] && return 1
+		else
+			any=1
+			# shellcheck disable=SC2053
+			[[ $2 == $w ]] && in=1
+		fi
+	done
+	((in || !any))
 }
 
 rows=()

@@ -2,7 +2,7 @@
 # The module core: device, mmap rules, ioctls, parameters, load/unload
 # safety and the netlink transport (kernel/test, built as /guest/kernel-test.test).
 # The tests load and unload the module themselves.
-# kernels: 5.10 6.1 6.12 6.1-arm64 6.12-arm64
+# kernels: !*-rt
 # timeout: 600
 t=/guest/kernel-test.test
 [ -x "$t" ] || { echo "module: $t missing (build kernel/test with -tags vmtest)"; exit 1; }

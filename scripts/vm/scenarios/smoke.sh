@@ -4,7 +4,7 @@
 # in its script runs it itself, with its own setup).  Guest tests start with
 # the module unloaded, load it with the parameters they need and leave it
 # unloaded.
-# kernels: 5.10 6.1 6.12 6.1-arm64 6.12-arm64
+# kernels: !*-rt
 # timeout: 600
 insmod /smith.ko
 ls -l /dev/smith
