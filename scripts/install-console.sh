@@ -17,45 +17,22 @@
 # secrets when it does not exist yet.  scripts/uninstall-console.sh undoes
 # all of it.
 set -euo pipefail
-
-prefix=/usr/local
-root=
-start=1
-while (($#)); do
-	case $1 in
-	--prefix) prefix=$2; shift 2 ;;
-	--root) root=$2; start=0; shift 2 ;;
-	--no-start) start=0; shift ;;
-	-h | --help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "install-console.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-
-src=$(cd "$(dirname "$0")/.." && pwd)
-say() { echo "install-console.sh: $*"; }
-die() { echo "install-console.sh: $*" >&2; exit 1; }
-
-if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
-	die "must run as root"
-fi
+# shellcheck source=scripts/lib/install-common.sh
+. "$(dirname "$0")/lib/install-common.sh"
+parse_options "--no-start" "$@"
+need_root
 
 bin=${SMITH_CONSOLE_BIN:-$src/bin/smith-console}
 if [ ! -x "$bin" ]; then
 	say "building smith-console"
-	(cd "$src" && CGO_ENABLED=0 go build -trimpath -o bin/smith-console ./heartbeat/cmd/smith-console) ||
-		die "cannot build smith-console (is Go installed?); run make console first"
+	go_build bin/smith-console ./heartbeat/cmd/smith-console console
 fi
 
-install -d -m 0755 "$root$prefix/bin" "$root/etc/smith" "$root/etc/systemd/system" "$root$prefix/share/doc/smith"
+install_dirs
 install -m 0755 "$bin" "$root$prefix/bin/smith-console"
 say "binary: $prefix/bin/smith-console"
-if [ -e "$root/etc/smith/smith-console.toml" ]; then
-	say "keeping the existing /etc/smith/smith-console.toml"
-else
-	# Readable by the service's transient user; it holds no secret.
-	install -m 0644 "$src/heartbeat/smith-console.toml" "$root/etc/smith/smith-console.toml"
-	say "configuration: /etc/smith/smith-console.toml"
-fi
+# Readable by the service's transient user; it holds no secret.
+install_config 0644 "$src/heartbeat/smith-console.toml" smith-console.toml
 if [ -e "$root/etc/smith/smith-console.env" ]; then
 	say "keeping the existing /etc/smith/smith-console.env"
 else
@@ -71,8 +48,7 @@ else
 	say "secrets: /etc/smith/smith-console.env (mode 0600; give agents its SMITH_FLEET_TOKEN)"
 fi
 install -m 0644 "$src/docs/CONSOLE.md" "$src/docs/HEARTBEAT.md" "$root$prefix/share/doc/smith/"
-sed "s|/usr/local|$prefix|g" "$src/scripts/systemd/smith-console.service" >"$root/etc/systemd/system/smith-console.service"
-chmod 0644 "$root/etc/systemd/system/smith-console.service"
+install_units smith-console.service
 say "systemd unit: smith-console.service"
 
 if ((start)); then

@@ -23,29 +23,10 @@
 # An existing /etc/smith/smith-agent.toml is kept.  scripts/uninstall.sh
 # undoes all of it.
 set -euo pipefail
-
-prefix=/usr/local
-root=
-module=1
-start=1
-while (($#)); do
-	case $1 in
-	--prefix) prefix=$2; shift 2 ;;
-	--root) root=$2; module=0; start=0; shift 2 ;;
-	--no-module) module=0; shift ;;
-	--no-start) start=0; shift ;;
-	-h | --help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-
-src=$(cd "$(dirname "$0")/.." && pwd)
-say() { echo "install.sh: $*"; }
-die() { echo "install.sh: $*" >&2; exit 1; }
-
-if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
-	die "must run as root"
-fi
+# shellcheck source=scripts/lib/install-common.sh
+. "$(dirname "$0")/lib/install-common.sh"
+parse_options "--no-module --no-start" "$@"
+need_root
 
 # This machine's architecture: its Go name and its ELF e_machine number.
 case $(uname -m) in
@@ -72,40 +53,31 @@ else
 	done
 	if [ -z "$bin" ]; then
 		say "building smith-agent for $goarch"
-		(cd "$src" && CGO_ENABLED=0 GOARCH=$goarch go build -trimpath -o "bin/linux-$goarch/smith-agent" ./agent/cmd/smith-agent) ||
-			die "cannot build smith-agent (is Go installed?); run make build first"
+		go_build "bin/linux-$goarch/smith-agent" ./agent/cmd/smith-agent build "$goarch"
 		bin=$src/bin/linux-$goarch/smith-agent
 	fi
 fi
 
-install -d -m 0755 "$root$prefix/bin" "$root/etc/smith" "$root/etc/systemd/system" "$root$prefix/share/doc/smith"
+install_dirs
 install -m 0755 "$bin" "$root$prefix/bin/smith-agent"
 say "binary: $prefix/bin/smith-agent"
-if [ -e "$root/etc/smith/smith-agent.toml" ]; then
-	say "keeping the existing /etc/smith/smith-agent.toml"
-else
-	install -m 0600 "$src/agent/smith-agent.toml" "$root/etc/smith/smith-agent.toml"
-	say "configuration: /etc/smith/smith-agent.toml (set kafka.brokers and heartbeat.url there)"
-fi
+install_config 0600 "$src/agent/smith-agent.toml" smith-agent.toml "set kafka.brokers and heartbeat.url there"
 install -m 0644 "$src/docs/AGENT.md" "$src/docs/EVENTS.md" "$root$prefix/share/doc/smith/"
-for unit in smith-module.service smith-agent.service; do
-	sed "s|/usr/local|$prefix|g" "$src/scripts/systemd/$unit" >"$root/etc/systemd/system/$unit"
-	chmod 0644 "$root/etc/systemd/system/$unit"
-done
+install_units smith-module.service smith-agent.service
 say "systemd units: smith-module.service, smith-agent.service"
 
-# The module's version: git describe of this tree (the packages convert
-# the same to their version), or SMITH_VERSION.  It is the DKMS version
-# and what the loaded module reports (/sys/module/smith/version).
-ver=${SMITH_VERSION:-$(git -C "$src" describe --always --dirty 2>/dev/null || :)}
+# The module's version: this tree's (scripts/version.sh; the packages
+# convert the same to their version), or SMITH_VERSION.  It is the DKMS
+# version and what the loaded module reports (/sys/module/smith/version).
+ver=${SMITH_VERSION:-$("$src/scripts/version.sh" 2>/dev/null || :)}
 if ((module)); then
 	[ -n "$ver" ] || die "no version: $src is not a git checkout; set SMITH_VERSION"
 	if command -v dkms >/dev/null; then
 		say "module: DKMS smith/$ver"
 		# Every registered version goes first, this one included: DKMS
 		# skips building a version it already built.
-		st=$(dkms status -m smith)
-		for old in $(sed -n 's|^smith[/,] *\([^,:]*\).*|\1|p' <<<"$st" | sort -u); do
+		registered=$(dkms_versions)
+		for old in $registered; do
 			say "module: removing DKMS smith/$old"
 			dkms remove -m smith -v "$old" --all
 			rm -rf "/usr/src/smith-$old"
@@ -128,18 +100,6 @@ if ((module)); then
 		depmod -a
 	fi
 fi
-
-# stop_unmanaged_agent: an agent started without systemd (pid file).
-stop_unmanaged_agent() {
-	[ -f /run/smith.pid ] || return 0
-	local pid
-	pid=$(cat /run/smith.pid)
-	kill -0 "$pid" 2>/dev/null || return 0
-	say "stopping smith-agent (pid $pid)"
-	kill -TERM "$pid"
-	for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 1; done
-	die "smith-agent (pid $pid) did not stop within 30 s"
-}
 
 if ((start)); then
 	# An upgrade replaces a loaded module: the agent stops first (the

@@ -12,20 +12,9 @@
 #                  registry (/var/lib/smith-console: every enrolled host's
 #                  credential is lost) and the audit log
 set -euo pipefail
-
-prefix=/usr/local
-root=
-purge=0
-while (($#)); do
-	case $1 in
-	--prefix) prefix=$2; shift 2 ;;
-	--root) root=$2; shift 2 ;;
-	--purge) purge=1; shift ;;
-	-h | --help) sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "uninstall-console.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-say() { echo "uninstall-console.sh: $*"; }
+# shellcheck source=scripts/lib/install-common.sh
+. "$(dirname "$0")/lib/install-common.sh"
+parse_options "--purge" "$@"
 
 if [ -z "$root" ] && [ -d /run/systemd/system ]; then
 	systemctl disable --now smith-console.service 2>/dev/null || true

@@ -12,24 +12,12 @@
 #   --purge        also remove /etc/smith, /var/lib/smith (sequence state
 #                  and spool: unsent events are lost) and /var/log/smith*
 set -euo pipefail
-
-prefix=/usr/local
-root=
-purge=0
-while (($#)); do
-	case $1 in
-	--prefix) prefix=$2; shift 2 ;;
-	--root) root=$2; shift 2 ;;
-	--purge) purge=1; shift ;;
-	-h | --help) sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "uninstall.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-	esac
-done
-say() { echo "uninstall.sh: $*"; }
-die() { echo "uninstall.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/install-common.sh
+. "$(dirname "$0")/lib/install-common.sh"
+parse_options "--purge" "$@"
 
 if [ -z "$root" ]; then
-	[ "$(id -u)" = 0 ] || { echo "uninstall.sh: must run as root" >&2; exit 1; }
+	need_root
 	units=()
 	for u in smith-agent.service smith-module.service; do
 		if [ -e "/etc/systemd/system/$u" ]; then units+=("$u"); fi
@@ -37,11 +25,8 @@ if [ -z "$root" ]; then
 	if [ -d /run/systemd/system ] && ((${#units[@]})); then
 		# Agent first: the module cannot unload while /dev/smith is open.
 		systemctl stop "${units[@]}"
-	elif [ -f /run/smith.pid ] && kill -0 "$(cat /run/smith.pid)" 2>/dev/null; then
-		pid=$(cat /run/smith.pid)
-		kill -TERM "$pid"
-		for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-		! kill -0 "$pid" 2>/dev/null || die "smith-agent (pid $pid) did not stop within 30 s; nothing removed"
+	else
+		stop_unmanaged_agent "; nothing removed"
 	fi
 	if [ -d /sys/module/smith ]; then
 		modprobe -r smith || die "the module is in use (by what holds /dev/smith); nothing removed"
@@ -50,8 +35,8 @@ if [ -z "$root" ]; then
 		systemctl disable "${units[@]}"
 	fi
 	if command -v dkms >/dev/null; then
-		st=$(dkms status -m smith)
-		for ver in $(sed -n 's|^smith[/,] *\([^,:]*\).*|\1|p' <<<"$st" | sort -u); do
+		registered=$(dkms_versions)
+		for ver in $registered; do
 			dkms remove -m smith -v "$ver" --all
 			rm -rf "/usr/src/smith-$ver"
 			say "module: DKMS smith/$ver removed"
