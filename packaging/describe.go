@@ -36,14 +36,19 @@ type pkgDesc struct {
 	files   []pkgFile
 }
 
-// docFiles: the copyright note (deb) or license (rpm) and the Debian
-// changelog every package carries.
-func docFiles(name string) []pkgFile {
-	return []pkgFile{
-		{src: "copyright", dst: "/usr/share/doc/" + name + "/copyright", mode: 0o644, gen: true, only: "deb"},
-		{src: "changelog.Debian.gz", dst: "/usr/share/doc/" + name + "/changelog.Debian.gz", mode: 0o644, gen: true, only: "deb"},
-		{src: "LICENSE", dst: "/usr/share/licenses/" + name + "/LICENSE", mode: 0o644, kind: files.TypeRPMLicense, only: "rpm"},
+// docFiles: the guides of docs/ the package name carries, then the
+// copyright note (deb) or license (rpm) and the Debian changelog every
+// package carries.
+func docFiles(name string, guides ...string) []pkgFile {
+	var fs []pkgFile
+	for _, g := range guides {
+		fs = append(fs, pkgFile{src: "docs/" + g, dst: "/usr/share/doc/" + name + "/" + g, mode: 0o644})
 	}
+	return append(fs,
+		pkgFile{src: "copyright", dst: "/usr/share/doc/" + name + "/copyright", mode: 0o644, gen: true, only: "deb"},
+		pkgFile{src: "changelog.Debian.gz", dst: "/usr/share/doc/" + name + "/changelog.Debian.gz", mode: 0o644, gen: true, only: "deb"},
+		pkgFile{src: "LICENSE", dst: "/usr/share/licenses/" + name + "/LICENSE", mode: 0o644, kind: files.TypeRPMLicense, only: "rpm"},
+	)
 }
 
 // moduleFiles are the module's sources relative to kernel/ (moduleSources).
@@ -61,7 +66,6 @@ func description(arch string, moduleFiles []string) []pkgDesc {
 		files: []pkgFile{
 			{src: "dkms.conf", dst: "/usr/src/smith-{{.DKMS}}/dkms.conf", mode: 0o644, gen: true},
 			{src: "smith-module.service", dst: "/usr/lib/systemd/system/smith-module.service", mode: 0o644, gen: true},
-			{src: "docs/MODULE.md", dst: "/usr/share/doc/smith-dkms/MODULE.md", mode: 0o644},
 		},
 	}
 	// The module's sources: every C file, header and the Kbuild Makefile
@@ -69,7 +73,7 @@ func description(arch string, moduleFiles []string) []pkgDesc {
 	for _, f := range moduleFiles {
 		dkms.files = append(dkms.files, pkgFile{src: "kernel/" + f, dst: "/usr/src/smith-{{.DKMS}}/" + f, mode: 0o644})
 	}
-	dkms.files = append(dkms.files, docFiles("smith-dkms")...)
+	dkms.files = append(dkms.files, docFiles("smith-dkms", "MODULE.md")...)
 
 	agent := pkgDesc{
 		name: "smith-agent", arch: arch, section: "admin",
@@ -86,9 +90,7 @@ func description(arch string, moduleFiles []string) []pkgDesc {
 			{src: "agent/smith-agent.toml", dst: "/etc/smith/smith-agent.toml", mode: 0o600, kind: files.TypeConfigNoReplace},
 			{dst: "/var/lib/smith", mode: 0o700, kind: files.TypeDir},
 			{dst: "/var/log/smith", mode: 0o750, kind: files.TypeDir},
-			{src: "docs/AGENT.md", dst: "/usr/share/doc/smith-agent/AGENT.md", mode: 0o644},
-			{src: "docs/EVENTS.md", dst: "/usr/share/doc/smith-agent/EVENTS.md", mode: 0o644},
-		}, docFiles("smith-agent")...),
+		}, docFiles("smith-agent", "AGENT.md", "EVENTS.md")...),
 	}
 
 	console := pkgDesc{
@@ -104,9 +106,7 @@ func description(arch string, moduleFiles []string) []pkgDesc {
 			{src: "smith-console.service", dst: "/usr/lib/systemd/system/smith-console.service", mode: 0o644, gen: true},
 			{src: "heartbeat/smith-console.toml", dst: "/etc/smith/smith-console.toml", mode: 0o640, kind: files.TypeConfigNoReplace, owner: "smith-console"},
 			{dst: "/var/lib/smith-console", mode: 0o750, kind: files.TypeDir, owner: "smith-console"},
-			{src: "docs/CONSOLE.md", dst: "/usr/share/doc/smith-console/CONSOLE.md", mode: 0o644},
-			{src: "docs/HEARTBEAT.md", dst: "/usr/share/doc/smith-console/HEARTBEAT.md", mode: 0o644},
-		}, docFiles("smith-console")...),
+		}, docFiles("smith-console", "CONSOLE.md", "HEARTBEAT.md")...),
 	}
 	return []pkgDesc{dkms, agent, console}
 }

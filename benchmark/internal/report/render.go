@@ -220,6 +220,12 @@ func primary(vms []results.VM) *results.VM {
 	return nil
 }
 
+// notMeasured is the text of a section whose results (what: VM, host)
+// the last run did not produce.
+func notMeasured(what string) string {
+	return "Not measured in the last run (no " + what + " results).\n"
+}
+
 func kernelShort(k string) string {
 	if i := strings.IndexByte(k, '-'); i > 0 {
 		return k[:i]
@@ -228,11 +234,10 @@ func kernelShort(k string) string {
 }
 
 func hookCost(vms []results.VM) (string, []Chart) {
-	var b strings.Builder
 	if len(vms) == 0 {
-		b.WriteString("Not measured in the last run (no VM results).\n")
-		return b.String(), nil
+		return notMeasured("VM"), nil
 	}
+	var b strings.Builder
 	b.WriteString("An exec loop (fork + execve of a tiny static program + wait) and a connect " +
 		"loop (TCP connect + close to a listener on 127.0.0.1), both plain C " +
 		"(benchmark/guest/hookloop.c), timed per iteration in five configurations in one VM boot: " +
@@ -554,11 +559,10 @@ func costRatio(vm results.VM) float64 {
 }
 
 func transports(vms []results.VM) (string, []Chart) {
-	var b strings.Builder
 	if len(vms) == 0 {
-		b.WriteString("Not measured in the last run (no VM results).\n")
-		return b.String(), nil
+		return notMeasured("VM"), nil
 	}
+	var b strings.Builder
 	b.WriteString("SMITH_IOC_EMIT_TEST makes the module write test records through the " +
 		"configured transport as fast as it can, each the way a hook does (reserve, fill, " +
 		"commit, with preemption off), while a reader consumes them on the other vCPU. " +
@@ -642,11 +646,10 @@ func transports(vms []results.VM) (string, []Chart) {
 }
 
 func pipeline(h *results.Host) (string, []Chart) {
-	var b strings.Builder
 	if h == nil {
-		b.WriteString("Not measured in the last run (no host results).\n")
-		return b.String(), nil
+		return notMeasured("host"), nil
 	}
+	var b strings.Builder
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machineLine(h.Machine))
 	goBenchTable(&b, h.GoBench)
 	charts := pipelineLoad(&b, h.Pipeline)
