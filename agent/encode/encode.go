@@ -203,31 +203,17 @@ func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskI
 	return append(dst, '}')
 }
 
-// fieldNames are the smith-format keys of the string fields, by id.
-var fieldNames = [...]string{
-	decode.FieldExe:       "exe",
-	decode.FieldNodename:  "nodename",
-	decode.FieldFilename:  "filename",
-	decode.FieldArgv:      "argv",
-	decode.FieldCwd:       "cwd",
-	decode.FieldStdin:     "stdin",
-	decode.FieldStdout:    "stdout",
-	decode.FieldTTY:       "tty",
-	decode.FieldConnectID: "connect",
-	decode.FieldModName:   "mod_name",
-	decode.FieldModPath:   "mod_path",
-	decode.FieldModParams: "mod_params",
-}
-
-// truncatedNames and faultNames are the flag keys per field, precomputed
-// so that writing them does not allocate.
-var truncatedNames, faultNames [len(fieldNames)]string
+// truncatedNames, faultNames and b64Names are the keys of a field's flags
+// and exact bytes, by id (decode.Fields), precomputed so that writing them
+// does not allocate.
+var truncatedNames, faultNames, b64Names [len(decode.Fields)]string
 
 func init() {
-	for id, name := range fieldNames {
-		if name != "" {
-			truncatedNames[id] = name + "_truncated"
-			faultNames[id] = name + "_fault"
+	for id, f := range decode.Fields {
+		if f.Name != "" {
+			truncatedNames[id] = f.Name + "_truncated"
+			faultNames[id] = f.Name + "_fault"
+			b64Names[id] = f.Name + "_b64"
 		}
 	}
 }
@@ -274,18 +260,14 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 		if !f.Present || uint16(id) == decode.FieldConnectID {
 			continue
 		}
-		name := fieldNames[id]
 		if uint16(id) == decode.FieldArgv {
 			dst = appendKey(dst, "argv")
 			dst = appendCommandLine(dst, f.Value)
 			dst = appendKey(dst, "args")
 			dst = appendArgs(dst, f.Value)
-			if !validUTF8(f.Value) {
-				dst = appendKey(dst, "argv_b64")
-				dst = appendBase64(dst, f.Value)
-			}
+			dst = appendB64(dst, id, f.Value)
 		} else {
-			dst = appendPathField(dst, name, f.Value)
+			dst = appendPathField(dst, id, f.Value)
 		}
 		dst = appendFieldFlags(dst, id, f.Flags)
 	}
@@ -305,24 +287,10 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	return append(dst, '}')
 }
 
-// recordFlags names the record flags in the smith format.
-var recordFlags = [...]struct {
-	flag uint16
-	name string
-}{
-	{decode.FlagTruncated, "truncated"},
-	{decode.FlagFault, "fault"},
-	{decode.FlagExecveat, "execveat"},
-	{decode.FlagCompat, "compat"},
-	{decode.FlagNoResult, "res_unknown"},
-	{decode.FlagRestart, "restarted"},
-	{decode.FlagFastOpen, "fastopen"},
-}
-
 func appendRecordFlags(dst []byte, flags uint16) []byte {
-	for _, f := range recordFlags {
-		if flags&f.flag != 0 {
-			dst = appendBoolField(dst, f.name, true)
+	for _, f := range decode.RecordFlags {
+		if flags&f.Flag != 0 {
+			dst = appendBoolField(dst, f.Name, true)
 		}
 	}
 	return dst

@@ -92,3 +92,50 @@ func TestGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestEventTableNames encodes an event of every type in decode.Events
+// with all its fields and checks both formats write the table's names:
+// data_type and ECS event.code, action, category and type, and each field
+// under its smith name or its ECS place.
+func TestEventTableNames(t *testing.T) {
+	for i := range decode.Events {
+		info := &decode.Events[i]
+		ev := &decode.Event{Type: info.Type, Comm: []byte("c")}
+		ids := append(append([]uint16(nil), decode.CommonFields...), info.Fields...)
+		for _, id := range ids {
+			ev.Fields[id] = decode.Field{Present: true, Value: []byte("v")}
+			if id == decode.FieldConnectID {
+				ev.HasConnect = true
+				ev.Connect = decode.Connect{Family: decode.AFInet, Protocol: 6}
+			}
+		}
+		smith := encodeJSON(t, FormatSmith, ev, &Meta{Seq: 1})
+		ecs := encodeJSON(t, FormatECS, ev, &Meta{Seq: 1})
+		if smith["data_type"] != info.DataType || get(ecs, "smith.data_type") != info.DataType || get(ecs, "event.code") != info.DataType {
+			t.Errorf("%s: data_type %v / %v / code %v, want %s", info.Name, smith["data_type"], get(ecs, "smith.data_type"), get(ecs, "event.code"), info.DataType)
+		}
+		if get(ecs, "event.action") != info.Name || !jsonEqual(get(ecs, "event.category"), []any{info.ECSCategory}) {
+			t.Errorf("%s: ECS action %v, category %v", info.Name, get(ecs, "event.action"), get(ecs, "event.category"))
+		}
+		types := []any{}
+		for _, ty := range info.ECSType {
+			types = append(types, ty)
+		}
+		if !jsonEqual(get(ecs, "event.type"), types) {
+			t.Errorf("%s: ECS type %v, want %v", info.Name, get(ecs, "event.type"), types)
+		}
+		for _, id := range ids {
+			f := decode.Fields[id]
+			if id != decode.FieldConnectID && smith[f.Name] == nil {
+				t.Errorf("%s: smith format has no %q", info.Name, f.Name)
+			}
+			place := "smith." + f.Name
+			if f.ECS != "" {
+				place = f.ECS
+			}
+			if get(ecs, place) == nil {
+				t.Errorf("%s: ECS format has nothing at %s", info.Name, place)
+			}
+		}
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strconv"
 	"unicode/utf8"
+
+	"smith/agent/decode"
 )
 
 const hex = "0123456789abcdef"
@@ -76,12 +78,18 @@ func appendStrField[T string | []byte](dst []byte, key string, v T) []byte {
 	return appendString(appendKey(dst, key), v)
 }
 
-// appendPathField appends key and, when v is not valid UTF-8, key_b64 with
-// the exact bytes, so no path is ever lost to U+FFFD.
-func appendPathField(dst []byte, key string, v []byte) []byte {
-	dst = appendStrField(dst, key, v)
+// appendPathField appends field id under its name and, when v is not
+// valid UTF-8, its exact bytes (appendB64), so no path is ever lost to
+// U+FFFD.
+func appendPathField(dst []byte, id int, v []byte) []byte {
+	return appendB64(appendStrField(dst, decode.Fields[id].Name, v), id, v)
+}
+
+// appendB64 appends name_b64 with the exact bytes of field id's value v
+// when v is not valid UTF-8.
+func appendB64(dst []byte, id int, v []byte) []byte {
 	if !validUTF8(v) {
-		dst = appendKey(dst, key+"_b64")
+		dst = appendKey(dst, b64Names[id])
 		dst = appendBase64(dst, v)
 	}
 	return dst
