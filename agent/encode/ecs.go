@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"bytes"
 	"strconv"
 
 	"smith/agent/decode"
@@ -222,14 +223,5 @@ func countArgs(argv []byte) int {
 	if len(argv) == 0 {
 		return 0
 	}
-	if argv[len(argv)-1] == 0 {
-		argv = argv[:len(argv)-1]
-	}
-	n := 1
-	for _, c := range argv {
-		if c == 0 {
-			n++
-		}
-	}
-	return n
+	return bytes.Count(trimArgv(argv), nul) + 1
 }

@@ -135,27 +135,45 @@ func (e *Encoder) AppendEvent(dst []byte, ev *decode.Event, m *Meta) []byte {
 // reached the agent (a "lost N" record of the ring), at timeNs.
 func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte {
 	if e.format == FormatECS {
-		dst = append(dst, `{"@timestamp":`...)
-		dst = appendTime(dst, timeNs)
-		dst = append(dst, ecsHead...)
-		dst = append(dst, `,"event":{"kind":"metric","action":"lost","dataset":"smith.lost","sequence":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, "},"...)
-		dst = append(dst, *e.hostJSON.Load()...)
-		dst = append(dst, `,"smith":{"data_type":"1","seq":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, e.streamJSON...)
+		dst = e.appendECSHead(dst, seq, timeNs, `"kind":"metric","action":"lost","dataset":"smith.lost"`, decode.DataTypeLost)
 		dst = appendUintField(dst, "lost", count)
 		return append(dst, "}}"...)
 	}
-	dst = append(dst, `{"data_type":"1"`...)
+	dst = e.appendSmithHead(dst, seq, timeNs, decode.DataTypeLost)
+	dst = appendUintField(dst, "lost", count)
+	return append(dst, '}')
+}
+
+// appendECSHead appends an ECS event that is not a record up to the
+// members of its smith object: event (its members before sequence given),
+// host, then smith's data_type, seq and stream.
+func (e *Encoder) appendECSHead(dst []byte, seq uint64, timeNs int64, event, dataType string) []byte {
+	dst = append(dst, `{"@timestamp":`...)
+	dst = appendTime(dst, timeNs)
+	dst = append(dst, ecsHead...)
+	dst = append(dst, `,"event":{`...)
+	dst = append(dst, event...)
+	dst = append(dst, `,"sequence":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, "},"...)
+	dst = append(dst, *e.hostJSON.Load()...)
+	dst = append(dst, `,"smith":{"data_type":`...)
+	dst = appendString(dst, dataType)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, e.streamJSON...)
+}
+
+// appendSmithHead appends a smith-format event that is not a record up to
+// its own members: data_type, seq, stream, time and host.
+func (e *Encoder) appendSmithHead(dst []byte, seq uint64, timeNs int64, dataType string) []byte {
+	dst = append(dst, `{"data_type":`...)
+	dst = appendString(dst, dataType)
 	dst = e.appendSeq(dst, seq)
 	dst = appendIntField(dst, "time", timeNs/1e6)
 	dst = appendIntField(dst, "time_ns", timeNs)
 	dst = append(dst, ',')
-	dst = append(dst, *e.hostJSON.Load()...)
-	dst = appendUintField(dst, "lost", count)
-	return append(dst, '}')
+	return append(dst, *e.hostJSON.Load()...)
 }
 
 // TaskItem is one item of an asset-collection task result (one listening
@@ -170,37 +188,23 @@ type TaskItem struct {
 // AppendTaskItem appends one task result item.  Not on the hot path.
 func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskItem) []byte {
 	if e.format == FormatECS {
-		dst = append(dst, `{"@timestamp":`...)
-		dst = appendTime(dst, timeNs)
-		dst = append(dst, ecsHead...)
-		dst = append(dst, `,"event":{"kind":"state","action":`...)
-		dst = appendString(dst, it.Kind)
-		dst = append(dst, `,"dataset":"smith.detection_module","sequence":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, "},"...)
-		dst = append(dst, *e.hostJSON.Load()...)
-		dst = append(dst, `,"smith":{"data_type":"detection_module","seq":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, e.streamJSON...)
-		dst = appendStrField(dst, "task_id", it.TaskID)
-		dst = appendStrField(dst, "task_kind", it.Kind)
-		for _, f := range it.Fields {
-			dst = appendStrField(dst, f[0], f[1])
-		}
-		return append(dst, "}}"...)
+		event := appendString([]byte(`"kind":"state","action":`), it.Kind)
+		event = append(event, `,"dataset":"smith.detection_module"`...)
+		dst = e.appendECSHead(dst, seq, timeNs, string(event), DataTypeTask)
+		return append(appendTaskFields(dst, it), "}}"...)
 	}
-	dst = append(dst, `{"data_type":"detection_module"`...)
-	dst = e.appendSeq(dst, seq)
-	dst = appendIntField(dst, "time", timeNs/1e6)
-	dst = appendIntField(dst, "time_ns", timeNs)
-	dst = append(dst, ',')
-	dst = append(dst, *e.hostJSON.Load()...)
+	dst = e.appendSmithHead(dst, seq, timeNs, DataTypeTask)
+	return append(appendTaskFields(dst, it), '}')
+}
+
+// appendTaskFields appends a task item's id, kind and fields.
+func appendTaskFields(dst []byte, it *TaskItem) []byte {
 	dst = appendStrField(dst, "task_id", it.TaskID)
 	dst = appendStrField(dst, "task_kind", it.Kind)
 	for _, f := range it.Fields {
 		dst = appendStrField(dst, f[0], f[1])
 	}
-	return append(dst, '}')
+	return dst
 }
 
 // truncatedNames, faultNames and b64Names are the keys of a field's flags

@@ -480,27 +480,26 @@ func BenchmarkKafkaSink(b *testing.B) {
 
 // kafka.acks and kafka.compression become the sarama settings they name.
 func TestSaramaConfigAcksAndCompression(t *testing.T) {
-	for acks, want := range map[string]sarama.RequiredAcks{"all": sarama.WaitForAll, "leader": sarama.WaitForLocal, "none": sarama.NoResponse} {
+	for _, tc := range []struct {
+		acks, compression string
+		wantAcks          sarama.RequiredAcks
+		wantCodec         sarama.CompressionCodec
+	}{
+		{"all", "none", sarama.WaitForAll, sarama.CompressionNone},
+		{"leader", "gzip", sarama.WaitForLocal, sarama.CompressionGZIP},
+		{"none", "snappy", sarama.NoResponse, sarama.CompressionSnappy},
+		{"all", "lz4", sarama.WaitForAll, sarama.CompressionLZ4},
+		{"leader", "zstd", sarama.WaitForLocal, sarama.CompressionZSTD},
+	} {
 		kc := kafkaConfig("127.0.0.1:9092")
-		kc.Acks = acks
+		kc.Acks, kc.Compression = tc.acks, tc.compression
 		s, err := SaramaConfig(kc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Producer.RequiredAcks != want {
-			t.Errorf("acks %q: %v, want %v", acks, s.Producer.RequiredAcks, want)
-		}
-	}
-	for name, want := range map[string]sarama.CompressionCodec{"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP,
-		"snappy": sarama.CompressionSnappy, "lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD} {
-		kc := kafkaConfig("127.0.0.1:9092")
-		kc.Compression = name
-		s, err := SaramaConfig(kc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Producer.Compression != want {
-			t.Errorf("compression %q: %v, want %v", name, s.Producer.Compression, want)
+		if s.Producer.RequiredAcks != tc.wantAcks || s.Producer.Compression != tc.wantCodec {
+			t.Errorf("acks %q, compression %q: %v, %v; want %v, %v", tc.acks, tc.compression,
+				s.Producer.RequiredAcks, s.Producer.Compression, tc.wantAcks, tc.wantCodec)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package soak
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -222,10 +223,7 @@ func TestDuplicates(t *testing.T) {
 	// One op under two numbers: not explained by at-least-once.
 	s = newStream()
 	allKinds(s)
-	again := map[string]any{}
-	for k, v := range s.recs[0] {
-		again[k] = v
-	}
+	again := maps.Clone(s.recs[0])
 	s.seq++
 	again["seq"] = s.seq
 	s.recs = append(s.recs, again)
@@ -236,10 +234,7 @@ func TestDuplicates(t *testing.T) {
 	// One number, two different events.
 	s = newStream()
 	allKinds(s)
-	other := map[string]any{}
-	for k, v := range s.recs[1] {
-		other[k] = v
-	}
+	other := maps.Clone(s.recs[1])
 	other["seq"] = s.recs[0]["seq"]
 	s.recs = append(s.recs, other)
 	if r := reconcile(t, s, Counters{}); r.OK() {
