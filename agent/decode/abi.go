@@ -20,7 +20,7 @@ const (
 	commSize     = len(shm.Event{}.Comm)
 )
 
-// Bits of smith_rec_shm.RecHdr{}.len and the largest record a producer writes.
+// Bits of smith_rec_hdr.len and the largest record a producer writes.
 const (
 	recBusy    = shm.RecBusy
 	recDiscard = shm.RecDiscard
@@ -40,7 +40,7 @@ const (
 	TypeFinitModule = uint16(shm.EvFinitModule)
 )
 
-// Record flags (smith_rec_shm.RecHdr{}.flags, SMITH_RF_*).
+// Record flags (smith_rec_hdr.flags, SMITH_RF_*).
 const (
 	FlagTruncated = uint16(shm.RFTruncated)
 	FlagFault     = uint16(shm.RFFault)
