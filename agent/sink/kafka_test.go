@@ -349,6 +349,11 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 			t.Fatalf("batch %d: %d of 10 delivered", i, got)
 		}
 	}
+	// The dial starts in the background: wait for it, then check it
+	// is the only one.
+	for deadline := time.Now().Add(30 * time.Second); k.dials.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if c.Spooled.Load() != 30 || k.dials.Load() != 1 {
 		t.Fatalf("spooled %d, dials %d; want 30 spooled while the one dial hangs", c.Spooled.Load(), k.dials.Load())
 	}
