@@ -143,20 +143,20 @@ func Decode(rec []byte, ev *Event) (Kind, error) {
 	if raw&recDiscard != 0 {
 		return KindSkip, nil
 	}
-	switch ev.Type {
-	case TypeLost:
+	if ev.Type == TypeLost {
 		if n < lostSize {
 			return KindSkip, corrupt("lost record of %d bytes, want %d", n, lostSize)
 		}
 		ev.Lost = binary.LittleEndian.Uint64(rec[offLostCount:])
 		return KindLost, nil
-	case TypeExecve, TypeConnect, TypeInitModule, TypeFinitModule:
-		if err := decodeEvent(rec, ev); err != nil {
-			return KindSkip, err
-		}
-		return KindEvent, nil
 	}
-	return KindSkip, nil
+	if EventByType(ev.Type) == nil {
+		return KindSkip, nil // pad, test, or a type of a newer module
+	}
+	if err := decodeEvent(rec, ev); err != nil {
+		return KindSkip, err
+	}
+	return KindEvent, nil
 }
 
 func decodeEvent(rec []byte, ev *Event) error {
