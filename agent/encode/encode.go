@@ -144,9 +144,9 @@ func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte
 	return append(dst, '}')
 }
 
-// appendECSHead appends an ECS event that is not a record up to the
-// members of its smith object: event (its members before sequence given),
-// host, then smith's data_type, seq and stream.
+// appendECSHead appends the start of an ECS event that is not a record:
+// @timestamp, ecs, event (the members given, then sequence), host, and
+// the smith object's data_type, seq and stream; the rest of smith follows.
 func (e *Encoder) appendECSHead(dst []byte, seq uint64, timeNs int64, event, dataType string) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, timeNs)
