@@ -60,16 +60,6 @@ func EventByType(t uint16) *EventInfo {
 	return nil
 }
 
-// EventByName returns the entry of the event called name, nil if none is.
-func EventByName(name string) *EventInfo {
-	for i := range Events {
-		if Events[i].Name == name {
-			return &Events[i]
-		}
-	}
-	return nil
-}
-
 // FieldInfo describes one field id.
 type FieldInfo struct {
 	// Name is the field's key in the smith format (its flags are
