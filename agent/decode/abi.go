@@ -76,7 +76,49 @@ const (
 	maxFieldID = FieldModParams
 )
 
-// The decoder reads fields at fixed offsets; fail the build if the mirror
-// ever disagrees with them.
-var _ = [1]struct{}{}[eventSize-96]
-var _ = [1]struct{}{}[connectSize-48]
+// Byte offsets the decoder reads and AppendEvent writes, all from the
+// mirror's struct types: of struct smith_rec_hdr and smith_lost ...
+const (
+	offType      = int(unsafe.Offsetof(shm.RecHdr{}.Type))
+	offFlags     = int(unsafe.Offsetof(shm.RecHdr{}.Flags))
+	offLostCount = int(unsafe.Offsetof(shm.Lost{}.Count))
+)
+
+// ... of struct smith_event ...
+const (
+	offTimeNs   = int(unsafe.Offsetof(shm.Event{}.TimeNs))
+	offResult   = int(unsafe.Offsetof(shm.Event{}.Result))
+	offPid      = int(unsafe.Offsetof(shm.Event{}.PID))
+	offTgid     = int(unsafe.Offsetof(shm.Event{}.TGID))
+	offPpid     = int(unsafe.Offsetof(shm.Event{}.PPID))
+	offPgid     = int(unsafe.Offsetof(shm.Event{}.PGID))
+	offSid      = int(unsafe.Offsetof(shm.Event{}.SID))
+	offUID      = int(unsafe.Offsetof(shm.Event{}.UID))
+	offEUID     = int(unsafe.Offsetof(shm.Event{}.EUID))
+	offGID      = int(unsafe.Offsetof(shm.Event{}.GID))
+	offPidNS    = int(unsafe.Offsetof(shm.Event{}.PIDNs))
+	offMntNS    = int(unsafe.Offsetof(shm.Event{}.MntNs))
+	offCgroupID = int(unsafe.Offsetof(shm.Event{}.CgroupID))
+	offComm     = int(unsafe.Offsetof(shm.Event{}.Comm))
+	offNFields  = int(unsafe.Offsetof(shm.Event{}.NFields))
+	offCPU      = int(unsafe.Offsetof(shm.Event{}.CPU))
+)
+
+// ... and of struct smith_connect_info.
+const (
+	offFamily     = int(unsafe.Offsetof(shm.ConnectInfo{}.Family))
+	offProtocol   = int(unsafe.Offsetof(shm.ConnectInfo{}.Protocol))
+	offFD         = int(unsafe.Offsetof(shm.ConnectInfo{}.FD))
+	offRemoteAddr = int(unsafe.Offsetof(shm.ConnectInfo{}.RemoteAddr))
+	offLocalAddr  = int(unsafe.Offsetof(shm.ConnectInfo{}.LocalAddr))
+	offRemotePort = int(unsafe.Offsetof(shm.ConnectInfo{}.RemotePort))
+	offLocalPort  = int(unsafe.Offsetof(shm.ConnectInfo{}.LocalPort))
+	addrSize      = len(shm.ConnectInfo{}.RemoteAddr)
+)
+
+// Offsets of struct smith_field.
+const (
+	offFieldID    = int(unsafe.Offsetof(shm.Field{}.ID))
+	offFieldFlags = int(unsafe.Offsetof(shm.Field{}.Flags))
+	offFieldLen   = int(unsafe.Offsetof(shm.Field{}.Len))
+)

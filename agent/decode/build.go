@@ -19,16 +19,22 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 	le := binary.LittleEndian
 	start := len(dst)
 	var hdr [eventSize]byte
-	le.PutUint16(hdr[4:], ev.Type)
-	le.PutUint16(hdr[6:], ev.Flags)
-	le.PutUint64(hdr[8:], ev.TimeNs)
-	le.PutUint64(hdr[16:], uint64(ev.Result))
-	for i, v := range [...]uint32{ev.Pid, ev.Tgid, ev.Ppid, ev.Pgid, ev.Sid, ev.UID, ev.EUID, ev.GID, ev.PidNS, ev.MntNS} {
-		le.PutUint32(hdr[24+4*i:], v)
+	le.PutUint16(hdr[offType:], ev.Type)
+	le.PutUint16(hdr[offFlags:], ev.Flags)
+	le.PutUint64(hdr[offTimeNs:], ev.TimeNs)
+	le.PutUint64(hdr[offResult:], uint64(ev.Result))
+	for _, f := range [...]struct {
+		off int
+		v   uint32
+	}{
+		{offPid, ev.Pid}, {offTgid, ev.Tgid}, {offPpid, ev.Ppid}, {offPgid, ev.Pgid}, {offSid, ev.Sid},
+		{offUID, ev.UID}, {offEUID, ev.EUID}, {offGID, ev.GID}, {offPidNS, ev.PidNS}, {offMntNS, ev.MntNS},
+	} {
+		le.PutUint32(hdr[f.off:], f.v)
 	}
-	le.PutUint64(hdr[64:], ev.CgroupID)
-	copy(hdr[72:72+commSize], ev.Comm)
-	le.PutUint16(hdr[90:], ev.CPU)
+	le.PutUint64(hdr[offCgroupID:], ev.CgroupID)
+	copy(hdr[offComm:offComm+commSize], ev.Comm)
+	le.PutUint16(hdr[offCPU:], ev.CPU)
 	dst = append(dst, hdr[:]...)
 
 	nfields, end := 0, len(dst)
@@ -37,13 +43,13 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 		f := ev.Fields[id]
 		if id == FieldConnectID && ev.HasConnect {
 			c := &ev.Connect
-			le.PutUint16(conn[0:], c.Family)
-			le.PutUint16(conn[2:], c.Protocol)
-			le.PutUint32(conn[4:], uint32(c.FD))
-			copy(conn[8:24], c.RemoteAddr[:])
-			copy(conn[24:40], c.LocalAddr[:])
-			le.PutUint16(conn[40:], c.RemotePort)
-			le.PutUint16(conn[42:], c.LocalPort)
+			le.PutUint16(conn[offFamily:], c.Family)
+			le.PutUint16(conn[offProtocol:], c.Protocol)
+			le.PutUint32(conn[offFD:], uint32(c.FD))
+			copy(conn[offRemoteAddr:offRemoteAddr+addrSize], c.RemoteAddr[:])
+			copy(conn[offLocalAddr:offLocalAddr+addrSize], c.LocalAddr[:])
+			le.PutUint16(conn[offRemotePort:], c.RemotePort)
+			le.PutUint16(conn[offLocalPort:], c.LocalPort)
 			f = Field{Value: conn[:], Flags: f.Flags, Present: true}
 		}
 		if !f.Present {
@@ -56,7 +62,7 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 		dst, end = appendField(dst, start, f.ID, f.Flags, f.Value)
 		nfields++
 	}
-	le.PutUint16(dst[start+88:], uint16(nfields))
+	le.PutUint16(dst[start+offNFields:], uint16(nfields))
 	le.PutUint32(dst[start:], uint32(end-start))
 	return dst
 }
@@ -66,8 +72,8 @@ func AppendLost(dst []byte, count uint64) []byte {
 	var rec [lostSize]byte
 	le := binary.LittleEndian
 	le.PutUint32(rec[0:], uint32(lostSize))
-	le.PutUint16(rec[4:], TypeLost)
-	le.PutUint64(rec[8:], count)
+	le.PutUint16(rec[offType:], TypeLost)
+	le.PutUint64(rec[offLostCount:], count)
 	return append(dst, rec[:]...)
 }
 
@@ -75,9 +81,9 @@ func AppendLost(dst []byte, count uint64) []byte {
 // the end of its value (the record's len when it is the last field).
 func appendField(dst []byte, start int, id, flags uint16, v []byte) ([]byte, int) {
 	var h [fieldHdrSize]byte
-	binary.LittleEndian.PutUint16(h[0:], id)
-	binary.LittleEndian.PutUint16(h[2:], flags)
-	binary.LittleEndian.PutUint32(h[4:], uint32(len(v)))
+	binary.LittleEndian.PutUint16(h[offFieldID:], id)
+	binary.LittleEndian.PutUint16(h[offFieldFlags:], flags)
+	binary.LittleEndian.PutUint32(h[offFieldLen:], uint32(len(v)))
 	dst = append(dst, h[:]...)
 	dst = append(dst, v...)
 	end := len(dst)

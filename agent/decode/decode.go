@@ -138,25 +138,25 @@ func Decode(rec []byte, ev *Event) (Kind, error) {
 		return KindSkip, corrupt("record length %d outside [%d, %d]", n, recHdrSize, min(MaxRecord, len(rec)))
 	}
 	rec = rec[:n]
-	ev.Type = binary.LittleEndian.Uint16(rec[4:])
-	ev.Flags = binary.LittleEndian.Uint16(rec[6:])
+	ev.Type = binary.LittleEndian.Uint16(rec[offType:])
+	ev.Flags = binary.LittleEndian.Uint16(rec[offFlags:])
 	if raw&recDiscard != 0 {
 		return KindSkip, nil
 	}
-	switch ev.Type {
-	case TypeLost:
+	if ev.Type == TypeLost {
 		if n < lostSize {
 			return KindSkip, corrupt("lost record of %d bytes, want %d", n, lostSize)
 		}
-		ev.Lost = binary.LittleEndian.Uint64(rec[8:])
+		ev.Lost = binary.LittleEndian.Uint64(rec[offLostCount:])
 		return KindLost, nil
-	case TypeExecve, TypeConnect, TypeInitModule, TypeFinitModule:
-		if err := decodeEvent(rec, ev); err != nil {
-			return KindSkip, err
-		}
-		return KindEvent, nil
 	}
-	return KindSkip, nil
+	if EventByType(ev.Type) == nil {
+		return KindSkip, nil // pad, test, or a type of a newer module
+	}
+	if err := decodeEvent(rec, ev); err != nil {
+		return KindSkip, err
+	}
+	return KindEvent, nil
 }
 
 func decodeEvent(rec []byte, ev *Event) error {
@@ -164,20 +164,20 @@ func decodeEvent(rec []byte, ev *Event) error {
 		return corrupt("event type %d of %d bytes, shorter than the %d-byte event header", ev.Type, len(rec), eventSize)
 	}
 	le := binary.LittleEndian
-	ev.TimeNs = le.Uint64(rec[8:])
-	ev.Result = int64(le.Uint64(rec[16:]))
-	ev.Pid = le.Uint32(rec[24:])
-	ev.Tgid = le.Uint32(rec[28:])
-	ev.Ppid = le.Uint32(rec[32:])
-	ev.Pgid = le.Uint32(rec[36:])
-	ev.Sid = le.Uint32(rec[40:])
-	ev.UID = le.Uint32(rec[44:])
-	ev.EUID = le.Uint32(rec[48:])
-	ev.GID = le.Uint32(rec[52:])
-	ev.PidNS = le.Uint32(rec[56:])
-	ev.MntNS = le.Uint32(rec[60:])
-	ev.CgroupID = le.Uint64(rec[64:])
-	comm := rec[72 : 72+commSize]
+	ev.TimeNs = le.Uint64(rec[offTimeNs:])
+	ev.Result = int64(le.Uint64(rec[offResult:]))
+	ev.Pid = le.Uint32(rec[offPid:])
+	ev.Tgid = le.Uint32(rec[offTgid:])
+	ev.Ppid = le.Uint32(rec[offPpid:])
+	ev.Pgid = le.Uint32(rec[offPgid:])
+	ev.Sid = le.Uint32(rec[offSid:])
+	ev.UID = le.Uint32(rec[offUID:])
+	ev.EUID = le.Uint32(rec[offEUID:])
+	ev.GID = le.Uint32(rec[offGID:])
+	ev.PidNS = le.Uint32(rec[offPidNS:])
+	ev.MntNS = le.Uint32(rec[offMntNS:])
+	ev.CgroupID = le.Uint64(rec[offCgroupID:])
+	comm := rec[offComm : offComm+commSize]
 	for i, c := range comm {
 		if c == 0 {
 			comm = comm[:i]
@@ -185,17 +185,17 @@ func decodeEvent(rec []byte, ev *Event) error {
 		}
 	}
 	ev.Comm = comm
-	nfields := int(le.Uint16(rec[88:]))
-	ev.CPU = le.Uint16(rec[90:])
+	nfields := int(le.Uint16(rec[offNFields:]))
+	ev.CPU = le.Uint16(rec[offCPU:])
 
 	off := eventSize
 	for i := 0; i < nfields; i++ {
 		if len(rec)-off < fieldHdrSize {
 			return corrupt("event type %d: field %d of %d header at offset %d past record end %d", ev.Type, i, nfields, off, len(rec))
 		}
-		id := le.Uint16(rec[off:])
-		flags := le.Uint16(rec[off+2:])
-		vlen := le.Uint32(rec[off+4:])
+		id := le.Uint16(rec[off+offFieldID:])
+		flags := le.Uint16(rec[off+offFieldFlags:])
+		vlen := le.Uint32(rec[off+offFieldLen:])
 		off += fieldHdrSize
 		if uint64(vlen) > uint64(len(rec)-off) {
 			return corrupt("event type %d: field id %d length %d overruns record (%d bytes left)", ev.Type, id, vlen, len(rec)-off)
@@ -213,13 +213,13 @@ func decodeEvent(rec []byte, ev *Event) error {
 				return corrupt("event type %d: connect field of %d bytes, want %d", ev.Type, len(val), connectSize)
 			}
 			c := &ev.Connect
-			c.Family = le.Uint16(val[0:])
-			c.Protocol = le.Uint16(val[2:])
-			c.FD = int32(le.Uint32(val[4:]))
-			copy(c.RemoteAddr[:], val[8:24])
-			copy(c.LocalAddr[:], val[24:40])
-			c.RemotePort = le.Uint16(val[40:])
-			c.LocalPort = le.Uint16(val[42:])
+			c.Family = le.Uint16(val[offFamily:])
+			c.Protocol = le.Uint16(val[offProtocol:])
+			c.FD = int32(le.Uint32(val[offFD:]))
+			copy(c.RemoteAddr[:], val[offRemoteAddr:offRemoteAddr+addrSize])
+			copy(c.LocalAddr[:], val[offLocalAddr:offLocalAddr+addrSize])
+			c.RemotePort = le.Uint16(val[offRemotePort:])
+			c.LocalPort = le.Uint16(val[offLocalPort:])
 			ev.HasConnect = true
 		}
 	}

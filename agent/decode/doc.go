@@ -15,6 +15,13 @@
 // are skipped, so an older agent reads a newer module (ABI minor versions
 // only add).
 //
+// Events, Fields and RecordFlags (events.go) are the event table: each
+// event type's name, data type, ECS category and type and fields, each
+// field's name and where ECS puts it, each flag's name.  The encoder and
+// the soak reconciler take these names from it (tests check the places
+// the encoder writes against it).  The offsets the decoder reads come from
+// the struct types of smith/shm (unsafe.Offsetof), not from numbers.
+//
 // The package also builds records (AppendEvent, AppendLost) the way the
 // module does, so tests and benchmarks need no kernel.
 package decode

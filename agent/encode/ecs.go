@@ -1,6 +1,7 @@
 package encode
 
 import (
+	"bytes"
 	"strconv"
 
 	"smith/agent/decode"
@@ -15,23 +16,42 @@ const ecsVersion = "8.11.0"
 // ecsHead is what follows @timestamp in every ECS event.
 const ecsHead = `,"ecs":{"version":"` + ecsVersion + `"}`
 
+// ecsEvents are the event object's members from category to action, by
+// the event's place in decode.Events (then one for an unknown type),
+// built from the table.
+var ecsEvents = func() (heads [len(decode.Events) + 1][]byte) {
+	for i, info := range decode.Events {
+		b := appendString(nil, info.ECSCategory)
+		b = append(b, `],"type":[`...)
+		for j, t := range info.ECSType {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, t)
+		}
+		b = append(b, `],"action":`...)
+		heads[i] = appendString(b, info.Name)
+	}
+	heads[len(decode.Events)] = []byte(`],"type":["info"],"action":"unknown"`)
+	return heads
+}()
+
+// ecsEvent returns the ecsEvents entry of a record type.
+func ecsEvent(t uint16) []byte {
+	for i := range decode.Events {
+		if decode.Events[i].Type == t {
+			return ecsEvents[i]
+		}
+	}
+	return ecsEvents[len(decode.Events)]
+}
+
 func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `{"@timestamp":`...)
 	dst = appendTime(dst, int64(ev.TimeNs))
 	dst = append(dst, ecsHead...)
 	dst = append(dst, `,"event":{"kind":"event","category":[`...)
-	switch ev.Type {
-	case decode.TypeExecve:
-		dst = append(dst, `"process"],"type":["start"],"action":"execve"`...)
-	case decode.TypeConnect:
-		dst = append(dst, `"network"],"type":["connection","start"],"action":"connect"`...)
-	case decode.TypeInitModule:
-		dst = append(dst, `"driver"],"type":["start"],"action":"init_module"`...)
-	case decode.TypeFinitModule:
-		dst = append(dst, `"driver"],"type":["start"],"action":"finit_module"`...)
-	default:
-		dst = append(dst, `],"type":["info"],"action":"unknown"`...)
-	}
+	dst = append(dst, ecsEvent(ev.Type)...)
 	if ev.Result < 0 {
 		dst = append(dst, `,"outcome":"failure"`...)
 	} else {
@@ -42,8 +62,29 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, `"},`...)
 	dst = append(dst, *e.hostJSON.Load()...)
+	dst = appendECSProcess(dst, ev, m)
+	dst = appendECSUser(dst, ev, m)
+	if m.ContainerID != "" {
+		dst = append(dst, `,"container":{"id":`...)
+		dst = appendString(dst, m.ContainerID)
+		if m.ContainerName != "" {
+			dst = appendStrField(dst, "name", m.ContainerName)
+		}
+		if m.ContainerRuntime != "" {
+			dst = appendStrField(dst, "runtime", m.ContainerRuntime)
+		}
+		dst = append(dst, '}')
+	}
+	dst = appendECSOrchestrator(dst, m)
+	if ev.HasConnect {
+		dst = appendECSNetwork(dst, &ev.Connect)
+	}
+	return e.appendECSSmith(dst, ev, m)
+}
 
-	// process
+// appendECSProcess appends the process object: the caller, its parent
+// and the fields of decode.Fields placed under process.
+func appendECSProcess(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `,"process":{"pid":`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Tgid), 10)
 	dst = append(dst, `,"thread":{"id":`...)
@@ -79,61 +120,58 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 	if m.Username != "" && ev.EUID == ev.UID {
 		dst = appendStrField(dst, "name", m.Username)
 	}
-	dst = append(dst, `},"real_user":{"id":"`...)
-	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
-	dst = append(dst, '"')
-	if m.Username != "" {
-		dst = appendStrField(dst, "name", m.Username)
-	}
-	dst = append(dst, "}}"...)
+	dst = append(dst, `},"real_user":`...)
+	dst = appendECSRealUser(dst, ev, m)
+	return append(dst, "}}"...)
+}
 
-	dst = append(dst, `,"user":{"id":"`...)
+// appendECSRealUser appends {"id":"<uid>","name":...: the real user,
+// left open.
+func appendECSRealUser(dst []byte, ev *decode.Event, m *Meta) []byte {
+	dst = append(dst, `{"id":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.UID), 10)
 	dst = append(dst, '"')
 	if m.Username != "" {
 		dst = appendStrField(dst, "name", m.Username)
 	}
+	return dst
+}
+
+// appendECSUser appends the user (real, with the effective one) and group.
+func appendECSUser(dst []byte, ev *decode.Event, m *Meta) []byte {
+	dst = append(dst, `,"user":`...)
+	dst = appendECSRealUser(dst, ev, m)
 	dst = append(dst, `,"effective":{"id":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.EUID), 10)
 	dst = append(dst, `"}},"group":{"id":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.GID), 10)
-	dst = append(dst, `"}`...)
+	return append(dst, `"}`...)
+}
 
-	if m.ContainerID != "" {
-		dst = append(dst, `,"container":{"id":`...)
-		dst = appendString(dst, m.ContainerID)
-		if m.ContainerName != "" {
-			dst = appendStrField(dst, "name", m.ContainerName)
-		}
-		if m.ContainerRuntime != "" {
-			dst = appendStrField(dst, "runtime", m.ContainerRuntime)
-		}
-		dst = append(dst, '}')
+// appendECSNetwork appends source, destination and network of a connect.
+func appendECSNetwork(dst []byte, c *decode.Connect) []byte {
+	// An address of an unknown family has no ip (ECS: an IP or
+	// nothing), only the port; smith.sa_family says which it was.
+	dst = append(dst, `,"source":{`...)
+	dst = appendECSAddr(dst, c, false)
+	dst = appendUintField(dst, "port", uint64(c.LocalPort))
+	dst = append(dst, `},"destination":{`...)
+	dst = appendECSAddr(dst, c, true)
+	dst = appendUintField(dst, "port", uint64(c.RemotePort))
+	dst = append(dst, `},"network":{"transport":`...)
+	dst = appendProtocol(dst, c.Protocol)
+	switch c.Family {
+	case decode.AFInet:
+		dst = append(dst, `,"type":"ipv4"`...)
+	case decode.AFInet6:
+		dst = append(dst, `,"type":"ipv6"`...)
 	}
-	dst = appendECSOrchestrator(dst, m)
+	return append(dst, '}')
+}
 
-	if ev.HasConnect {
-		c := &ev.Connect
-		// An address of an unknown family has no ip (ECS: an IP or
-		// nothing), only the port; smith.sa_family says which it was.
-		dst = append(dst, `,"source":{`...)
-		dst = appendECSAddr(dst, c, false)
-		dst = appendUintField(dst, "port", uint64(c.LocalPort))
-		dst = append(dst, `},"destination":{`...)
-		dst = appendECSAddr(dst, c, true)
-		dst = appendUintField(dst, "port", uint64(c.RemotePort))
-		dst = append(dst, `},"network":{"transport":`...)
-		dst = appendProtocol(dst, c.Protocol)
-		switch c.Family {
-		case decode.AFInet:
-			dst = append(dst, `,"type":"ipv4"`...)
-		case decode.AFInet6:
-			dst = append(dst, `,"type":"ipv6"`...)
-		}
-		dst = append(dst, '}')
-	}
-
-	// smith: what ECS has no field for, with smith-format names.
+// appendECSSmith appends the smith object: what ECS has no field for,
+// with smith-format names, and closes the event.
+func (e *Encoder) appendECSSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = append(dst, `,"smith":{"data_type":"`...)
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, '"')
@@ -150,20 +188,12 @@ func (e *Encoder) appendECS(dst []byte, ev *decode.Event, m *Meta) []byte {
 		if !f.Present || uint16(id) == decode.FieldConnectID {
 			continue
 		}
-		switch uint16(id) {
-		case decode.FieldArgv:
-			if !validUTF8(f.Value) {
-				dst = appendKey(dst, "argv_b64")
-				dst = appendBase64(dst, f.Value)
-			}
-		case decode.FieldExe, decode.FieldCwd:
-			// Under process.*; only the exact bytes when they differ.
-			if !validUTF8(f.Value) {
-				dst = appendKey(dst, fieldNames[id]+"_b64")
-				dst = appendBase64(dst, f.Value)
-			}
-		default:
-			dst = appendPathField(dst, fieldNames[id], f.Value)
+		if decode.Fields[id].ECS != "" {
+			// Written outside smith; only the exact bytes when they
+			// differ.
+			dst = appendB64(dst, id, f.Value)
+		} else {
+			dst = appendPathField(dst, id, f.Value)
 		}
 		dst = appendFieldFlags(dst, id, f.Flags)
 	}
@@ -193,14 +223,5 @@ func countArgs(argv []byte) int {
 	if len(argv) == 0 {
 		return 0
 	}
-	if argv[len(argv)-1] == 0 {
-		argv = argv[:len(argv)-1]
-	}
-	n := 1
-	for _, c := range argv {
-		if c == 0 {
-			n++
-		}
-	}
-	return n
+	return bytes.Count(trimArgv(argv), nul) + 1
 }

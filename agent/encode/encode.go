@@ -135,27 +135,45 @@ func (e *Encoder) AppendEvent(dst []byte, ev *decode.Event, m *Meta) []byte {
 // reached the agent (a "lost N" record of the ring), at timeNs.
 func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte {
 	if e.format == FormatECS {
-		dst = append(dst, `{"@timestamp":`...)
-		dst = appendTime(dst, timeNs)
-		dst = append(dst, ecsHead...)
-		dst = append(dst, `,"event":{"kind":"metric","action":"lost","dataset":"smith.lost","sequence":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, "},"...)
-		dst = append(dst, *e.hostJSON.Load()...)
-		dst = append(dst, `,"smith":{"data_type":"1","seq":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, e.streamJSON...)
+		dst = e.appendECSHead(dst, seq, timeNs, `"kind":"metric","action":"lost","dataset":"smith.lost"`, decode.DataTypeLost)
 		dst = appendUintField(dst, "lost", count)
 		return append(dst, "}}"...)
 	}
-	dst = append(dst, `{"data_type":"1"`...)
+	dst = e.appendSmithHead(dst, seq, timeNs, decode.DataTypeLost)
+	dst = appendUintField(dst, "lost", count)
+	return append(dst, '}')
+}
+
+// appendECSHead appends the start of an ECS event that is not a record:
+// @timestamp, ecs, event (the members given, then sequence), host, and
+// the smith object's data_type, seq and stream; the rest of smith follows.
+func (e *Encoder) appendECSHead(dst []byte, seq uint64, timeNs int64, event, dataType string) []byte {
+	dst = append(dst, `{"@timestamp":`...)
+	dst = appendTime(dst, timeNs)
+	dst = append(dst, ecsHead...)
+	dst = append(dst, `,"event":{`...)
+	dst = append(dst, event...)
+	dst = append(dst, `,"sequence":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, "},"...)
+	dst = append(dst, *e.hostJSON.Load()...)
+	dst = append(dst, `,"smith":{"data_type":`...)
+	dst = appendString(dst, dataType)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	return append(dst, e.streamJSON...)
+}
+
+// appendSmithHead appends a smith-format event that is not a record up to
+// its own members: data_type, seq, stream, time and host.
+func (e *Encoder) appendSmithHead(dst []byte, seq uint64, timeNs int64, dataType string) []byte {
+	dst = append(dst, `{"data_type":`...)
+	dst = appendString(dst, dataType)
 	dst = e.appendSeq(dst, seq)
 	dst = appendIntField(dst, "time", timeNs/1e6)
 	dst = appendIntField(dst, "time_ns", timeNs)
 	dst = append(dst, ',')
-	dst = append(dst, *e.hostJSON.Load()...)
-	dst = appendUintField(dst, "lost", count)
-	return append(dst, '}')
+	return append(dst, *e.hostJSON.Load()...)
 }
 
 // TaskItem is one item of an asset-collection task result (one listening
@@ -170,64 +188,36 @@ type TaskItem struct {
 // AppendTaskItem appends one task result item.  Not on the hot path.
 func (e *Encoder) AppendTaskItem(dst []byte, seq uint64, timeNs int64, it *TaskItem) []byte {
 	if e.format == FormatECS {
-		dst = append(dst, `{"@timestamp":`...)
-		dst = appendTime(dst, timeNs)
-		dst = append(dst, ecsHead...)
-		dst = append(dst, `,"event":{"kind":"state","action":`...)
-		dst = appendString(dst, it.Kind)
-		dst = append(dst, `,"dataset":"smith.detection_module","sequence":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, "},"...)
-		dst = append(dst, *e.hostJSON.Load()...)
-		dst = append(dst, `,"smith":{"data_type":"detection_module","seq":`...)
-		dst = strconv.AppendUint(dst, seq, 10)
-		dst = append(dst, e.streamJSON...)
-		dst = appendStrField(dst, "task_id", it.TaskID)
-		dst = appendStrField(dst, "task_kind", it.Kind)
-		for _, f := range it.Fields {
-			dst = appendStrField(dst, f[0], f[1])
-		}
-		return append(dst, "}}"...)
+		event := appendString([]byte(`"kind":"state","action":`), it.Kind)
+		event = append(event, `,"dataset":"smith.detection_module"`...)
+		dst = e.appendECSHead(dst, seq, timeNs, string(event), DataTypeTask)
+		return append(appendTaskFields(dst, it), "}}"...)
 	}
-	dst = append(dst, `{"data_type":"detection_module"`...)
-	dst = e.appendSeq(dst, seq)
-	dst = appendIntField(dst, "time", timeNs/1e6)
-	dst = appendIntField(dst, "time_ns", timeNs)
-	dst = append(dst, ',')
-	dst = append(dst, *e.hostJSON.Load()...)
+	dst = e.appendSmithHead(dst, seq, timeNs, DataTypeTask)
+	return append(appendTaskFields(dst, it), '}')
+}
+
+// appendTaskFields appends a task item's id, kind and fields.
+func appendTaskFields(dst []byte, it *TaskItem) []byte {
 	dst = appendStrField(dst, "task_id", it.TaskID)
 	dst = appendStrField(dst, "task_kind", it.Kind)
 	for _, f := range it.Fields {
 		dst = appendStrField(dst, f[0], f[1])
 	}
-	return append(dst, '}')
+	return dst
 }
 
-// fieldNames are the smith-format keys of the string fields, by id.
-var fieldNames = [...]string{
-	decode.FieldExe:       "exe",
-	decode.FieldNodename:  "nodename",
-	decode.FieldFilename:  "filename",
-	decode.FieldArgv:      "argv",
-	decode.FieldCwd:       "cwd",
-	decode.FieldStdin:     "stdin",
-	decode.FieldStdout:    "stdout",
-	decode.FieldTTY:       "tty",
-	decode.FieldConnectID: "connect",
-	decode.FieldModName:   "mod_name",
-	decode.FieldModPath:   "mod_path",
-	decode.FieldModParams: "mod_params",
-}
-
-// truncatedNames and faultNames are the flag keys per field, precomputed
-// so that writing them does not allocate.
-var truncatedNames, faultNames [len(fieldNames)]string
+// truncatedNames, faultNames and b64Names are the keys of a field's flags
+// and exact bytes, by id (decode.Fields), precomputed so that writing them
+// does not allocate.
+var truncatedNames, faultNames, b64Names [len(decode.Fields)]string
 
 func init() {
-	for id, name := range fieldNames {
-		if name != "" {
-			truncatedNames[id] = name + "_truncated"
-			faultNames[id] = name + "_fault"
+	for id, f := range decode.Fields {
+		if f.Name != "" {
+			truncatedNames[id] = f.Name + "_truncated"
+			faultNames[id] = f.Name + "_fault"
+			b64Names[id] = f.Name + "_b64"
 		}
 	}
 }
@@ -274,18 +264,14 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 		if !f.Present || uint16(id) == decode.FieldConnectID {
 			continue
 		}
-		name := fieldNames[id]
 		if uint16(id) == decode.FieldArgv {
 			dst = appendKey(dst, "argv")
 			dst = appendCommandLine(dst, f.Value)
 			dst = appendKey(dst, "args")
 			dst = appendArgs(dst, f.Value)
-			if !validUTF8(f.Value) {
-				dst = appendKey(dst, "argv_b64")
-				dst = appendBase64(dst, f.Value)
-			}
+			dst = appendB64(dst, id, f.Value)
 		} else {
-			dst = appendPathField(dst, name, f.Value)
+			dst = appendPathField(dst, id, f.Value)
 		}
 		dst = appendFieldFlags(dst, id, f.Flags)
 	}
@@ -305,24 +291,10 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	return append(dst, '}')
 }
 
-// recordFlags names the record flags in the smith format.
-var recordFlags = [...]struct {
-	flag uint16
-	name string
-}{
-	{decode.FlagTruncated, "truncated"},
-	{decode.FlagFault, "fault"},
-	{decode.FlagExecveat, "execveat"},
-	{decode.FlagCompat, "compat"},
-	{decode.FlagNoResult, "res_unknown"},
-	{decode.FlagRestart, "restarted"},
-	{decode.FlagFastOpen, "fastopen"},
-}
-
 func appendRecordFlags(dst []byte, flags uint16) []byte {
-	for _, f := range recordFlags {
-		if flags&f.flag != 0 {
-			dst = appendBoolField(dst, f.name, true)
+	for _, f := range decode.RecordFlags {
+		if flags&f.Flag != 0 {
+			dst = appendBoolField(dst, f.Name, true)
 		}
 	}
 	return dst

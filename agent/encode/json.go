@@ -1,9 +1,12 @@
 package encode
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strconv"
 	"unicode/utf8"
+
+	"smith/agent/decode"
 )
 
 const hex = "0123456789abcdef"
@@ -76,12 +79,18 @@ func appendStrField[T string | []byte](dst []byte, key string, v T) []byte {
 	return appendString(appendKey(dst, key), v)
 }
 
-// appendPathField appends key and, when v is not valid UTF-8, key_b64 with
-// the exact bytes, so no path is ever lost to U+FFFD.
-func appendPathField(dst []byte, key string, v []byte) []byte {
-	dst = appendStrField(dst, key, v)
+// appendPathField appends field id under its name and, when v is not
+// valid UTF-8, its exact bytes (appendB64), so no path is ever lost to
+// U+FFFD.
+func appendPathField(dst []byte, id int, v []byte) []byte {
+	return appendB64(appendStrField(dst, decode.Fields[id].Name, v), id, v)
+}
+
+// appendB64 appends name_b64 with the exact bytes of field id's value v
+// when v is not valid UTF-8.
+func appendB64(dst []byte, id int, v []byte) []byte {
 	if !validUTF8(v) {
-		dst = appendKey(dst, key+"_b64")
+		dst = appendKey(dst, b64Names[id])
 		dst = appendBase64(dst, v)
 	}
 	return dst
@@ -111,18 +120,7 @@ func appendBoolField(dst []byte, key string, v bool) []byte {
 func appendArgs(dst, argv []byte) []byte {
 	dst = append(dst, '[')
 	if len(argv) > 0 {
-		if argv[len(argv)-1] == 0 {
-			argv = argv[:len(argv)-1]
-		}
-		start := 0
-		for i, c := range argv {
-			if c == 0 {
-				dst = appendString(dst, argv[start:i])
-				dst = append(dst, ',')
-				start = i + 1
-			}
-		}
-		dst = appendString(dst, argv[start:])
+		dst = appendJoined(dst, argv, ',', true)
 	}
 	return append(dst, ']')
 }
@@ -130,18 +128,36 @@ func appendArgs(dst, argv []byte) []byte {
 // appendCommandLine appends argv with its NULs as spaces (the seed's
 // "argv"): for reading and grepping; args is the exact form.
 func appendCommandLine(dst, argv []byte) []byte {
-	if n := len(argv); n > 0 && argv[n-1] == 0 {
-		argv = argv[:n-1]
-	}
 	dst = append(dst, '"')
-	start := 0
-	for i, c := range argv {
-		if c == 0 {
-			dst = appendEscaped(dst, argv[start:i])
-			dst = append(dst, ' ')
-			start = i + 1
-		}
-	}
-	dst = appendEscaped(dst, argv[start:])
+	dst = appendJoined(dst, argv, ' ', false)
 	return append(dst, '"')
+}
+
+var nul = []byte{0}
+
+// trimArgv drops the NUL that terminates argv's last argument.
+func trimArgv(argv []byte) []byte {
+	if n := len(argv); n > 0 && argv[n-1] == 0 {
+		return argv[:n-1]
+	}
+	return argv
+}
+
+// appendJoined appends the arguments of argv with sep between them, each
+// a JSON string when quoted, else escaped for the inside of one.
+func appendJoined(dst, argv []byte, sep byte, quoted bool) []byte {
+	argv = trimArgv(argv)
+	for {
+		arg, rest, more := bytes.Cut(argv, nul)
+		if quoted {
+			dst = appendString(dst, arg)
+		} else {
+			dst = appendEscaped(dst, arg)
+		}
+		if !more {
+			return dst
+		}
+		dst = append(dst, sep)
+		argv = rest
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"smith/agent/decode"
 	"smith/agent/encode"
+	"smith/internal/testfs"
 )
 
 // testdata holds a containerd task directory, CRI-O's container storage
@@ -26,10 +27,10 @@ func TestContainerdCrioDockerNamesAndPods(t *testing.T) {
 		ContainerdDir: "testdata/containerd", CrioDirs: []string{filepath.Join(root, "none"), "testdata/crio"},
 		CacheSize: 8, Containers: true,
 	}
-	writeFile(t, filepath.Join(opt.ProcDir, "10/cgroup"), "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6a2b9a3e_1f4c_4d2b_9c1e_7f2a3b4c5d6e.slice/cri-containerd-"+idContainerd+".scope\n")
-	writeFile(t, filepath.Join(opt.ProcDir, "11/cgroup"), "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1d2e3f40_5a6b_4c7d_8e9f_0a1b2c3d4e5f.slice/crio-"+idCrio+".scope\n")
-	writeFile(t, filepath.Join(opt.ProcDir, "12/cgroup"), "11:memory:/kubepods/burstable/pod7e8f9a0b-1c2d-4e3f-8a9b-0c1d2e3f4a5b/"+idDocker+"\n")
-	writeFile(t, filepath.Join(opt.ProcDir, "13/cgroup"), "0::/system.slice/docker-"+idContainerd+".scope\n")
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "10/cgroup"), "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod6a2b9a3e_1f4c_4d2b_9c1e_7f2a3b4c5d6e.slice/cri-containerd-"+idContainerd+".scope\n")
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "11/cgroup"), "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1d2e3f40_5a6b_4c7d_8e9f_0a1b2c3d4e5f.slice/crio-"+idCrio+".scope\n")
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "12/cgroup"), "11:memory:/kubepods/burstable/pod7e8f9a0b-1c2d-4e3f-8a9b-0c1d2e3f4a5b/"+idDocker+"\n")
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "13/cgroup"), "0::/system.slice/docker-"+idContainerd+".scope\n")
 	e := New(opt)
 	defer e.Close()
 	e.hostMntNS = 1

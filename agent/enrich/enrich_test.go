@@ -9,6 +9,7 @@ import (
 
 	"smith/agent/decode"
 	"smith/agent/encode"
+	"smith/internal/testfs"
 )
 
 const (
@@ -40,16 +41,6 @@ func TestParseCgroup(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestEnrichFromProcDockerAndKubelet(t *testing.T) {
 	root := t.TempDir()
 	opt := Options{
@@ -57,11 +48,11 @@ func TestEnrichFromProcDockerAndKubelet(t *testing.T) {
 		DockerDir: filepath.Join(root, "docker"), KubeletDir: filepath.Join(root, "kubelet"),
 		CacheSize: 4, Usernames: true, Containers: true,
 	}
-	writeFile(t, opt.PasswdFile, "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n")
-	writeFile(t, filepath.Join(opt.ProcDir, "42/cgroup"), "0::/system.slice/docker-"+id1+".scope\n")
-	writeFile(t, filepath.Join(opt.DockerDir, "containers", id1, "config.v2.json"), `{"ID":"`+id1+`","Name":"/web"}`)
-	writeFile(t, filepath.Join(opt.ProcDir, "43/cgroup"), "0::/kubepods.slice/kubepods-pod"+strings.ReplaceAll(pod, "-", "_")+".slice/cri-containerd-"+id1+".scope\n")
-	writeFile(t, filepath.Join(opt.KubeletDir, "pods", pod, "etc-hosts"), "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n10.244.1.7\tweb-7d4f9\n")
+	testfs.WriteFile(t, opt.PasswdFile, "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n")
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "42/cgroup"), "0::/system.slice/docker-"+id1+".scope\n")
+	testfs.WriteFile(t, filepath.Join(opt.DockerDir, "containers", id1, "config.v2.json"), `{"ID":"`+id1+`","Name":"/web"}`)
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "43/cgroup"), "0::/kubepods.slice/kubepods-pod"+strings.ReplaceAll(pod, "-", "_")+".slice/cri-containerd-"+id1+".scope\n")
+	testfs.WriteFile(t, filepath.Join(opt.KubeletDir, "pods", pod, "etc-hosts"), "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n10.244.1.7\tweb-7d4f9\n")
 
 	e := New(opt)
 	e.hostMntNS = 1
@@ -96,7 +87,7 @@ func TestEnrichFromProcDockerAndKubelet(t *testing.T) {
 
 func TestEnrichHitDoesNotAllocate(t *testing.T) {
 	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "passwd"), "root:x:0:0::/root:/bin/sh\n")
+	testfs.WriteFile(t, filepath.Join(root, "passwd"), "root:x:0:0::/root:/bin/sh\n")
 	e := New(Options{ProcDir: root, PasswdFile: filepath.Join(root, "passwd"), CacheSize: 16, Usernames: true, Containers: true})
 	ev := &decode.Event{UID: 0, Tgid: 1, MntNS: e.hostMntNS}
 	var m encode.Meta
@@ -132,7 +123,7 @@ func TestFailedContainerLookupIsRetried(t *testing.T) {
 	if m.ContainerID != "" {
 		t.Fatalf("container from nothing: %+v", m)
 	}
-	writeFile(t, filepath.Join(opt.ProcDir, "44/cgroup"), "0::/system.slice/docker-"+id+".scope\n")
+	testfs.WriteFile(t, filepath.Join(opt.ProcDir, "44/cgroup"), "0::/system.slice/docker-"+id+".scope\n")
 	e.Enrich(ev, &m)
 	if m.ContainerID != "" {
 		t.Fatalf("retried at once (a file read per event): %+v", m)
@@ -143,7 +134,7 @@ func TestFailedContainerLookupIsRetried(t *testing.T) {
 		t.Fatalf("not retried: %+v", m)
 	}
 	// docker's metadata came later still: the name is looked up again.
-	writeFile(t, filepath.Join(opt.DockerDir, "containers", id, "config.v2.json"), `{"Name":"/web"}`)
+	testfs.WriteFile(t, filepath.Join(opt.DockerDir, "containers", id, "config.v2.json"), `{"Name":"/web"}`)
 	now = now.Add(containerRetry + time.Second)
 	e.Enrich(ev, &m)
 	if m.ContainerName != "web" {

@@ -16,6 +16,7 @@ import (
 
 	"smith/agent/decode"
 	"smith/agent/encode"
+	"smith/internal/testfs"
 )
 
 // hashFixture: a fake /proc where process 42's exe is a file of the test.
@@ -24,7 +25,7 @@ func hashFixture(t *testing.T, content []byte) (procDir, exe string) {
 	root := t.TempDir()
 	procDir = filepath.Join(root, "proc")
 	exe = filepath.Join(root, "bin", "tool")
-	writeFile(t, exe, string(content))
+	testfs.WriteFile(t, exe, string(content))
 	os.MkdirAll(filepath.Join(procDir, "42"), 0o755)
 	if err := os.Symlink(exe, filepath.Join(procDir, "42", "exe")); err != nil {
 		t.Fatal(err)
@@ -149,7 +150,7 @@ func TestExeHashQueueFullAndClose(t *testing.T) {
 	procDir := filepath.Join(root, "proc")
 	for i, name := range []string{"a", "b", "c"} {
 		exe := filepath.Join(root, name)
-		writeFile(t, exe, string(bytes.Repeat([]byte(name), 256<<10)))
+		testfs.WriteFile(t, exe, string(bytes.Repeat([]byte(name), 256<<10)))
 		os.MkdirAll(filepath.Join(procDir, string(rune('1'+i))), 0o755)
 		os.Symlink(exe, filepath.Join(procDir, string(rune('1'+i)), "exe"))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"smith/agent/decode"
 	"smith/agent/encode"
+	"smith/internal/testfs"
 )
 
 // A fake /proc: boot at bootOffset, so a start of `ticks` is
@@ -26,8 +27,8 @@ func fakeProc(t *testing.T, dir string, pid, ppid uint32, ticks uint64, exe, cmd
 	os.RemoveAll(d)
 	// comm with a space and a ')' as the kernel allows.
 	stat := fmt.Sprintf("%d (a b) c) S %d %d 0 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %d 1000 100\n", pid, ppid, pid, ticks)
-	writeFile(t, filepath.Join(d, "stat"), stat)
-	writeFile(t, filepath.Join(d, "cmdline"), cmdline)
+	testfs.WriteFile(t, filepath.Join(d, "stat"), stat)
+	testfs.WriteFile(t, filepath.Join(d, "cmdline"), cmdline)
 	if err := os.Symlink(exe, filepath.Join(d, "exe")); err != nil {
 		t.Fatal(err)
 	}

@@ -16,17 +16,8 @@ import (
 	"time"
 
 	"smith/agent/ratelimit"
+	"smith/internal/testfs"
 )
-
-func write(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func md5hex(s string) string {
 	h := md5.Sum([]byte(s))
@@ -51,22 +42,22 @@ func tamperedRoot(t *testing.T) string {
 		}
 		fmt.Fprintf(&sums, "%s  %s\n", md5hex(c), p)
 	}
-	write(t, filepath.Join(root, "var/lib/dpkg/info/tool:amd64.md5sums"), sums.String())
-	write(t, filepath.Join(root, "var/lib/dpkg/info/other.md5sums"),
+	testfs.WriteFile(t, filepath.Join(root, "var/lib/dpkg/info/tool:amd64.md5sums"), sums.String())
+	testfs.WriteFile(t, filepath.Join(root, "var/lib/dpkg/info/other.md5sums"),
 		fmt.Sprintf("%s  usr/bin/other\n%s  usr/bin/diverted\n", md5hex("other\n"), md5hex("original content\n")))
 	// "local-pkg" diverted /usr/bin/diverted to /usr/bin/diverted.distrib
 	// and installed its own file in its place.
-	write(t, filepath.Join(root, "var/lib/dpkg/diversions"), "/usr/bin/diverted\n/usr/bin/diverted.distrib\nlocal-pkg\n")
+	testfs.WriteFile(t, filepath.Join(root, "var/lib/dpkg/diversions"), "/usr/bin/diverted\n/usr/bin/diverted.distrib\nlocal-pkg\n")
 	for p, c := range files {
 		if p == "usr/bin/diverted" {
-			write(t, filepath.Join(root, "usr/bin/diverted.distrib"), c)
-			write(t, filepath.Join(root, p), "the diverting package's own file\n")
+			testfs.WriteFile(t, filepath.Join(root, "usr/bin/diverted.distrib"), c)
+			testfs.WriteFile(t, filepath.Join(root, p), "the diverting package's own file\n")
 			continue
 		}
-		write(t, filepath.Join(root, p), c)
+		testfs.WriteFile(t, filepath.Join(root, p), c)
 	}
 	// The attack: one byte changed.
-	write(t, filepath.Join(root, "usr/share/tool/data"), "data v2\n")
+	testfs.WriteFile(t, filepath.Join(root, "usr/share/tool/data"), "data v2\n")
 	return root
 }
 
@@ -186,10 +177,10 @@ func TestRPMRun(t *testing.T) {
 	}
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
-	write(t, filepath.Join(root, "var/lib/rpm/rpmdb.sqlite"), "db")
+	testfs.WriteFile(t, filepath.Join(root, "var/lib/rpm/rpmdb.sqlite"), "db")
 	args := filepath.Join(dir, "args")
 	rpm := filepath.Join(dir, "rpm")
-	write(t, rpm, `#!/bin/sh
+	testfs.WriteFile(t, rpm, `#!/bin/sh
 echo "$*" >> `+args+`
 case "$*" in
 *-Va*) printf 'S.5....T.  c /etc/app.conf\nmissing     /usr/bin/gone\nerror: noise\n'; exit 1 ;;
@@ -215,7 +206,7 @@ esac
 		t.Errorf("rpm called with:\n%s", raw)
 	}
 	// rpm failing for real (exit 2) is an error.
-	write(t, rpm, "#!/bin/sh\necho broken >&2\nexit 2\n")
+	testfs.WriteFile(t, rpm, "#!/bin/sh\necho broken >&2\nexit 2\n")
 	if _, err := Check(context.Background(), Options{Root: root, RPM: rpm}); err == nil || !strings.Contains(err.Error(), "broken") {
 		t.Errorf("failing rpm: %v", err)
 	}

@@ -334,7 +334,38 @@ func TestSeqStateStreams(t *testing.T) {
 }
 
 // heldSink hands every batch to the test, which decides when it is done.
-type heldSink struct{ ch chan *sink.Batch }
+type heldSink struct {
+	ch     chan *sink.Batch
+	events int // in the batches recv returned
+}
+
+// heldPipeline wires a pipeline on rf's ring into a heldSink that holds
+// depth batches, released when the test ends.
+func heldPipeline(t *testing.T, rf *ringFile, depth int) (*Pipeline, source.Source, *heldSink) {
+	h := &heldSink{ch: make(chan *sink.Batch, depth)}
+	p, src, st := newPipeline(t, rf, h)
+	t.Cleanup(func() {
+		st.Close()
+		src.Release()
+	})
+	return p, src, h
+}
+
+// recv takes batches until n events in all have come and returns them.
+func (h *heldSink) recv(t *testing.T, n int) []*sink.Batch {
+	t.Helper()
+	var got []*sink.Batch
+	for h.events < n {
+		select {
+		case b := <-h.ch:
+			h.events += b.Len()
+			got = append(got, b)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d events reached the sink", h.events, n)
+		}
+	}
+	return got
+}
 
 func (h *heldSink) Name() string                { return "held" }
 func (h *heldSink) Send(b *sink.Batch)          { h.ch <- b }
@@ -345,10 +376,7 @@ func (h *heldSink) Close(context.Context) error { return nil }
 // finish them.
 func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
 	rf := newRingFile(t)
-	h := &heldSink{ch: make(chan *sink.Batch, 16)}
-	p, src, st := newPipeline(t, rf, h)
-	defer src.Release()
-	defer st.Close()
+	p, src, h := heldPipeline(t, rf, 16)
 	// Records of one size: the commit position after n records is n*size.
 	write := func(from, n int) {
 		for i := from; i < from+n; i++ {
@@ -368,15 +396,10 @@ func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
 	total := 0
 	recvUntil := func(n int) {
 		t.Helper()
-		for total < n {
-			select {
-			case b := <-h.ch:
-				total += b.Len()
-				batches = append(batches, b)
-				ends = append(ends, uint64(total)*size)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%d of %d events reached the sink", total, n)
-			}
+		for _, b := range h.recv(t, n) {
+			total += b.Len()
+			batches = append(batches, b)
+			ends = append(ends, uint64(total)*size)
 		}
 	}
 	recvUntil(1)
@@ -481,35 +504,20 @@ func newPipeline(t *testing.T, rf *ringFile, sinks ...sink.Sink) (*Pipeline, sou
 // while older ones are not done: the commit must still follow every one.
 func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
 	rf := newRingFile(t)
-	h := &heldSink{ch: make(chan *sink.Batch, 64)}
-	p, src, st := newPipeline(t, rf, h)
-	defer src.Release()
-	defer st.Close()
+	p, src, h := heldPipeline(t, rf, 64)
 	done, cancel := goRun(p)
 	defer func() {
 		cancel()
 		<-done
 	}()
 	var held []*sink.Batch
-	total, n := 0, 0
-	recv := func(want int) {
-		t.Helper()
-		for total < want {
-			select {
-			case b := <-h.ch:
-				total += b.Len()
-				held = append(held, b)
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%d of %d events reached the sink", total, want)
-			}
-		}
-	}
+	n := 0
 	for round := 0; round < 20; round++ {
 		for range 300 {
 			rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", n))
 			n++
 		}
-		recv(n)
+		held = append(held, h.recv(t, n)...)
 		// Keep the oldest in flight; finish the others, newest first,
 		// so that they are reused behind it.
 		for i := len(held) - 1; i >= 1; i-- {
@@ -525,10 +533,7 @@ func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
 // flight after them must not take the commit back to where it was.
 func TestCommitAfterFilteredRecords(t *testing.T) {
 	rf := newRingFile(t)
-	h := &heldSink{ch: make(chan *sink.Batch, 16)}
-	p, src, st := newPipeline(t, rf, h)
-	defer src.Release()
-	defer st.Close()
+	p, src, h := heldPipeline(t, rf, 16)
 	p.o.Filter, _ = filter.New(42, nil, nil)
 	rf.exec(t, 42, 1, "self\x00") // the agent itself: filtered, committed
 	done, cancel := goRun(p)

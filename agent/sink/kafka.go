@@ -117,6 +117,18 @@ func newKafka(cfg config.Kafka, hostKey string, spool *Spool, queue int, c *metr
 	return k, nil
 }
 
+// requiredAcks and compressionCodecs are the sarama values of kafka.acks
+// and kafka.compression.
+var (
+	requiredAcks = map[string]sarama.RequiredAcks{
+		"all": sarama.WaitForAll, "leader": sarama.WaitForLocal, "none": sarama.NoResponse,
+	}
+	compressionCodecs = map[string]sarama.CompressionCodec{
+		"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP, "snappy": sarama.CompressionSnappy,
+		"lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+	}
+)
+
 // SaramaConfig turns the [kafka] section into a sarama configuration.
 func SaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 	s := sarama.NewConfig()
@@ -152,25 +164,11 @@ func SaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 	s.Net.WriteTimeout = cfg.Timeout.D()
 	s.Metadata.Retry.Max = 1
 	s.Metadata.Retry.Backoff = 200 * time.Millisecond
-	switch cfg.Acks {
-	case "all":
-		s.Producer.RequiredAcks = sarama.WaitForAll
-	case "leader":
-		s.Producer.RequiredAcks = sarama.WaitForLocal
-	case "none":
-		s.Producer.RequiredAcks = sarama.NoResponse
+	if acks, ok := requiredAcks[cfg.Acks]; ok {
+		s.Producer.RequiredAcks = acks
 	}
-	switch cfg.Compression {
-	case "none":
-		s.Producer.Compression = sarama.CompressionNone
-	case "gzip":
-		s.Producer.Compression = sarama.CompressionGZIP
-	case "snappy":
-		s.Producer.Compression = sarama.CompressionSnappy
-	case "lz4":
-		s.Producer.Compression = sarama.CompressionLZ4
-	case "zstd":
-		s.Producer.Compression = sarama.CompressionZSTD
+	if codec, ok := compressionCodecs[cfg.Compression]; ok {
+		s.Producer.Compression = codec
 	}
 	if cfg.TLS.Enabled {
 		tc, err := TLSConfig(cfg.TLS)

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/sirupsen/logrus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -47,9 +48,7 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 		return c
 	}
 	b1 := broker()
-	cfg, _ := config.FromDefaults()
-	kc := cfg.Kafka
-	kc.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	kc := kafkaConfig(fmt.Sprintf("127.0.0.1:%d", port))
 	kc.RetryInterval = config.Duration(50 * time.Millisecond)
 	kc.Timeout = config.Duration(2 * time.Second)
 	k, c := openKafka(t, kc, 16)
@@ -86,9 +85,7 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := k.Close(ctx); err != nil {
+	if err := closeKafka(k); err != nil {
 		t.Fatal(err)
 	}
 	b2.Close()
@@ -103,6 +100,8 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 	b3 := broker()
 	defer b3.Close()
 
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(kc.Brokers[0]), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	defer cl.Close()
 	seen := map[string]bool{}
@@ -127,32 +126,16 @@ func TestKafkaSinkSpoolsAndReplays(t *testing.T) {
 // An event Kafka can never take is dropped and counted, not spooled: it
 // would block the replay behind it forever.
 func TestKafkaSinkDropsEventsTooLarge(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	cfg, _ := config.FromDefaults()
-	kc := cfg.Kafka
-	kc.Brokers = broker.ListenAddrs()
+	kc := kafkaConfig(fakeBroker(t).ListenAddrs()...)
 	kc.MaxMessageBytes = 1024
 	k, c := openKafka(t, kc, 4)
 	waitOnline(t, k)
-	done := make(chan struct{})
-	b := NewBatch(func(*Batch) { close(done) })
+	var events []string
 	for _, size := range []int{100, 5000, 1020, 100} { // too large for us; too large with sarama's overhead
-		b.End(append(b.Buf(), strings.Repeat("x", size)...))
+		events = append(events, strings.Repeat("x", size))
 	}
-	b.Hold(1)
-	k.Send(b)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("batch never done")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	k.Close(ctx)
+	sendAndWait(t, k, events...)
+	closeKafka(k)
 	if c.Dropped(metrics.DropTooLarge) != 2 || c.Acked.Load() != 2 || c.Spooled.Load() != 0 {
 		t.Fatalf("dropped %d acked %d spooled %d; want 2, 2, 0", c.Dropped(metrics.DropTooLarge), c.Acked.Load(), c.Spooled.Load())
 	}
@@ -171,6 +154,40 @@ func countGoroutines() int {
 	return n
 }
 
+// fakeBroker starts an in-process Kafka broker holding the topic smith,
+// closed when the test ends.
+func fakeBroker(tb testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	tb.Helper()
+	broker, err := kfake.NewCluster(append(opts, kfake.SeedTopics(1, "smith"))...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(broker.Close)
+	return broker
+}
+
+// kafkaConfig is the default [kafka] section with these brokers.
+func kafkaConfig(brokers ...string) config.Kafka {
+	cfg, _ := config.FromDefaults()
+	kc := cfg.Kafka
+	kc.Brokers = brokers
+	return kc
+}
+
+// quietLog discards what it is given.
+func quietLog() *logrus.Logger {
+	log := logrus.New()
+	log.Out = io.Discard
+	return log
+}
+
+// closeKafka closes the sink, giving it 30 s.
+func closeKafka(k *Kafka) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return k.Close(ctx)
+}
+
 // openKafka opens a Kafka sink for host-a with a fresh 1 MiB spool and
 // its own counters and a queue of queue batches; logs are discarded.
 func openKafka(t *testing.T, kc config.Kafka, queue int) (*Kafka, *metrics.Counters) {
@@ -180,13 +197,29 @@ func openKafka(t *testing.T, kc config.Kafka, queue int) (*Kafka, *metrics.Count
 		t.Fatal(err)
 	}
 	c := &metrics.Counters{}
-	log := logrus.New()
-	log.Out = io.Discard
-	k, err := NewKafka(kc, "host-a", sp, queue, c, log)
+	k, err := NewKafka(kc, "host-a", sp, queue, c, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return k, c
+}
+
+// sendAndWait sends the events as one batch and waits until the sink is
+// done with it (sent, spooled or dropped).
+func sendAndWait(t *testing.T, k *Kafka, events ...string) {
+	t.Helper()
+	done := make(chan struct{})
+	b := NewBatch(func(*Batch) { close(done) })
+	for _, ev := range events {
+		b.End(append(b.Buf(), ev...))
+	}
+	b.Hold(1)
+	k.Send(b)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("batch never done")
+	}
 }
 
 // waitOnline waits until the sink connected and sends directly, or its
@@ -207,19 +240,8 @@ func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
 	t.Helper()
 	k, c := openKafka(t, kc, 4)
 	waitOnline(t, k)
-	done := make(chan struct{})
-	b := NewBatch(func(*Batch) { close(done) })
-	b.End(append(b.Buf(), `{"seq":1}`...))
-	b.Hold(1)
-	k.Send(b)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("batch never done")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	k.Close(ctx)
-	cancel()
+	sendAndWait(t, k, `{"seq":1}`)
+	closeKafka(k)
 	return c, k
 }
 
@@ -228,15 +250,9 @@ func sendOneEvent(t *testing.T, kc config.Kafka) (*metrics.Counters, *Kafka) {
 func TestKafkaSinkSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
-			broker, err := kfake.NewCluster(kfake.EnableSASL(), kfake.Superuser(mech, "smith", "s3cret"), kfake.SeedTopics(1, "smith"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer broker.Close()
+			broker := fakeBroker(t, kfake.EnableSASL(), kfake.Superuser(mech, "smith", "s3cret"))
 			for _, pw := range []string{"s3cret", "wrong"} {
-				cfg, _ := config.FromDefaults()
-				kc := cfg.Kafka
-				kc.Brokers = broker.ListenAddrs()
+				kc := kafkaConfig(broker.ListenAddrs()...)
 				kc.Timeout = config.Duration(2 * time.Second)
 				kc.SASL = config.SASL{Mechanism: mech, User: "smith", Password: pw}
 				c, k := sendOneEvent(t, kc)
@@ -277,18 +293,12 @@ func selfSigned(t *testing.T) (tls.Certificate, []byte) {
 func TestKafkaSinkTLS(t *testing.T) {
 	cert, caPEM := selfSigned(t)
 	_, otherPEM := selfSigned(t)
-	broker, err := kfake.NewCluster(kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}), kfake.SeedTopics(1, "smith"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	broker := fakeBroker(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}}))
 	dir := t.TempDir()
 	for name, ca := range map[string][]byte{"right CA": caPEM, "other CA": otherPEM} {
 		caFile := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".pem")
 		os.WriteFile(caFile, ca, 0o600)
-		cfg, _ := config.FromDefaults()
-		kc := cfg.Kafka
-		kc.Brokers = broker.ListenAddrs()
+		kc := kafkaConfig(broker.ListenAddrs()...)
 		kc.Timeout = config.Duration(2 * time.Second)
 		kc.TLS = config.TLS{Enabled: true, CAFile: caFile}
 		c, k := sendOneEvent(t, kc)
@@ -331,15 +341,18 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 			mu.Unlock()
 		}
 	}()
-	cfg, _ := config.FromDefaults()
-	kc := cfg.Kafka
-	kc.Brokers = []string{ln.Addr().String()}
+	kc := kafkaConfig(ln.Addr().String())
 	kc.Timeout = config.Duration(time.Hour)
 	k, c := openKafka(t, kc, 4)
 	for i := range 3 {
 		if got := <-sendBatch(k, i*10, 10); got != 10 {
 			t.Fatalf("batch %d: %d of 10 delivered", i, got)
 		}
+	}
+	// The dial starts in the background: wait for it, then check it
+	// is the only one.
+	for deadline := time.Now().Add(30 * time.Second); k.dials.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
 	if c.Spooled.Load() != 30 || k.dials.Load() != 1 {
 		t.Fatalf("spooled %d, dials %d; want 30 spooled while the one dial hangs", c.Spooled.Load(), k.dials.Load())
@@ -351,9 +364,7 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 		c.Close()
 	}
 	mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := k.Close(ctx); err != nil {
+	if err := closeKafka(k); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -364,9 +375,7 @@ func TestKafkaSinkCountsSpoolWriteErrors(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens: Kafka down
-	cfg, _ := config.FromDefaults()
-	kc := cfg.Kafka
-	kc.Brokers = []string{addr}
+	kc := kafkaConfig(addr)
 	kc.Timeout = config.Duration(2 * time.Second)
 	k, c := openKafka(t, kc, 4)
 	k.spool.mu.Lock()
@@ -384,19 +393,13 @@ func TestKafkaSinkCountsSpoolWriteErrors(t *testing.T) {
 	if got := <-sendBatch(k, 10, 10); got != 10 || c.Spooled.Load() != 10 {
 		t.Fatalf("disk back: %d delivered, %d spooled", got, c.Spooled.Load())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	k.Close(ctx)
+	closeKafka(k)
 }
 
 // While the spool is replayed, new events go to Kafka directly: a replay
 // slower than the event rate cannot keep them waiting for good.
 func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {
-	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	broker := fakeBroker(t)
 	sp, err := OpenSpool(t.TempDir(), 1<<20, 1<<16)
 	if err != nil {
 		t.Fatal(err)
@@ -404,14 +407,10 @@ func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {
 	if n, err := sp.Append(batchOf(0, 2500), 0); n != 2500 || err != nil {
 		t.Fatal(n, err)
 	}
-	cfg, _ := config.FromDefaults()
-	kc := cfg.Kafka
-	kc.Brokers = broker.ListenAddrs()
+	kc := kafkaConfig(broker.ListenAddrs()...)
 	c := &metrics.Counters{}
-	log := logrus.New()
-	log.Out = io.Discard
 	hold, release := make(chan struct{}), make(chan struct{})
-	k, err := newKafka(kc, "host-a", sp, 4, c, log, func() {
+	k, err := newKafka(kc, "host-a", sp, 4, c, quietLog(), func() {
 		select {
 		case hold <- struct{}{}:
 			<-release
@@ -438,9 +437,7 @@ func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	k.Close(ctx)
+	closeKafka(k)
 }
 
 // BenchmarkKafkaSink is the cost per event from a pipeline batch to
@@ -448,22 +445,12 @@ func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {
 // process (its allocations are counted too), 8 batches of 256 events of
 // about 300 bytes in flight, acks = all.
 func BenchmarkKafkaSink(b *testing.B) {
-	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer broker.Close()
-	cfg, _ := config.FromDefaults()
-	kc := cfg.Kafka
-	kc.Brokers = broker.ListenAddrs()
+	kc := kafkaConfig(fakeBroker(b).ListenAddrs()...)
 	sp, err := OpenSpool(b.TempDir(), 1<<30, 1<<24)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &metrics.Counters{}
-	log := logrus.New()
-	log.Out = io.Discard
-	k, err := NewKafka(kc, "host-a", sp, 16, c, log)
+	k, err := NewKafka(kc, "host-a", sp, 16, &metrics.Counters{}, quietLog())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -493,7 +480,31 @@ func BenchmarkKafkaSink(b *testing.B) {
 	b.StopTimer()
 	// One op is one event (b.N events in batches of 256).
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	k.Close(ctx)
+	closeKafka(k)
+}
+
+// kafka.acks and kafka.compression become the sarama settings they name.
+func TestSaramaConfigAcksAndCompression(t *testing.T) {
+	for _, tc := range []struct {
+		acks, compression string
+		wantAcks          sarama.RequiredAcks
+		wantCodec         sarama.CompressionCodec
+	}{
+		{"all", "none", sarama.WaitForAll, sarama.CompressionNone},
+		{"leader", "gzip", sarama.WaitForLocal, sarama.CompressionGZIP},
+		{"none", "snappy", sarama.NoResponse, sarama.CompressionSnappy},
+		{"all", "lz4", sarama.WaitForAll, sarama.CompressionLZ4},
+		{"leader", "zstd", sarama.WaitForLocal, sarama.CompressionZSTD},
+	} {
+		kc := kafkaConfig("127.0.0.1:9092")
+		kc.Acks, kc.Compression = tc.acks, tc.compression
+		s, err := SaramaConfig(kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Producer.RequiredAcks != tc.wantAcks || s.Producer.Compression != tc.wantCodec {
+			t.Errorf("acks %q, compression %q: %v, %v; want %v, %v", tc.acks, tc.compression,
+				s.Producer.RequiredAcks, s.Producer.Compression, tc.wantAcks, tc.wantCodec)
+		}
+	}
 }

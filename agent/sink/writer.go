@@ -164,20 +164,21 @@ func (r *RotatingFile) rotate() error {
 	if err := r.rename(r.path, r.path+".1"); err != nil {
 		return fmt.Errorf("rotate %s: %w", r.path, err)
 	}
-	old := r.f
-	if err := r.open(); err != nil {
-		// path is gone (renamed) and cannot be created: keep writing
-		// to the renamed file rather than lose events.
-		return err
-	}
-	old.Close()
-	return nil
+	// If path, gone (renamed), cannot be created, writing goes on to the
+	// renamed file rather than lose events.
+	return r.reopen()
 }
 
 // Reopen closes the file and opens path again (after logrotate moved it).
 func (r *RotatingFile) Reopen() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.reopen()
+}
+
+// reopen opens path and closes the file in use; if path cannot be
+// opened, the file in use stays in use.
+func (r *RotatingFile) reopen() error {
 	old := r.f
 	if err := r.open(); err != nil {
 		return err

@@ -4,24 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/sirupsen/logrus"
-
 	"smith/agent/metrics"
 )
 
 func TestRotatingFileKeepsMaxFiles(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.json")
-	rf, err := OpenRotatingFile(path, 4096, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rf, path := openRotating(t, 4096, 2)
 	line := []byte(strings.Repeat("x", 999) + "\n") // 1000 bytes
 	for i := 0; i < 20; i++ {
 		if _, err := rf.Write(line); err != nil {
@@ -40,14 +33,26 @@ func TestRotatingFileKeepsMaxFiles(t *testing.T) {
 	}
 }
 
+// openRotating opens a rotating file in a new directory, closed when the
+// test ends, and returns it and its path.
+func openRotating(t *testing.T, maxBytes int64, maxFiles int) (*RotatingFile, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "events.json")
+	rf, err := OpenRotatingFile(path, maxBytes, maxFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rf.Close() })
+	return rf, path
+}
+
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
 func TestWriterSinkCountsFailedWrites(t *testing.T) {
 	c := &metrics.Counters{}
-	log := logrus.New()
-	log.Out = io.Discard
+	log := quietLog()
 	var out bytes.Buffer
 	ok := NewWriter("stdout", &out, 4, c, log)
 	bad := NewWriter("stdout", failWriter{}, 4, c, log)
@@ -72,12 +77,7 @@ func TestWriterSinkCountsFailedWrites(t *testing.T) {
 
 // A write that fails half-way (disk full) leaves no partial line.
 func TestRotatingFileCutsAShortWrite(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.json")
-	rf, err := OpenRotatingFile(path, 1<<20, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
+	rf, path := openRotating(t, 1<<20, 2)
 	rf.Write([]byte("{\"a\":1}\n"))
 	rf.write = func(f *os.File, p []byte) (int, error) {
 		n, _ := f.Write(p[:len(p)/2])
@@ -98,12 +98,7 @@ func TestRotatingFileCutsAShortWrite(t *testing.T) {
 // A rotation that fails keeps the events (appended to the current file)
 // and is tried again at the next write.
 func TestRotatingFileSurvivesAFailedRotation(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.json")
-	rf, err := OpenRotatingFile(path, 20, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
+	rf, path := openRotating(t, 20, 2)
 	line := []byte("{\"n\":\"0123456789\"}\n") // 19 bytes: one per file
 	rf.Write(line)
 	rf.rename = func(string, string) error { return syscall.EACCES }
@@ -123,12 +118,7 @@ func TestRotatingFileSurvivesAFailedRotation(t *testing.T) {
 
 // Reopen (SIGHUP) after logrotate moved the file writes to a new one.
 func TestRotatingFileReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "events.json")
-	rf, err := OpenRotatingFile(path, 1<<20, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rf.Close()
+	rf, path := openRotating(t, 1<<20, 2)
 	rf.Write([]byte("{\"a\":1}\n"))
 	os.Rename(path, path+".old")
 	if err := rf.Reopen(); err != nil {

@@ -37,6 +37,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"smith/agent/decode"
 )
 
 // Op kinds the load generator performs.
@@ -106,13 +108,13 @@ type Event struct {
 	Lost      uint64   `json:"lost"`
 }
 
-// Event type ids of the smith format.
-const (
-	typeLost    = "1"
-	typeExec    = "59"
-	typeConnect = "42"
-	typeInit    = "175"
-	typeFinit   = "313"
+// Event type ids of the smith format, from the event table.
+var (
+	typeLost    = decode.DataTypeLost
+	typeExec    = decode.EventByType(decode.TypeExecve).DataType
+	typeConnect = decode.EventByType(decode.TypeConnect).DataType
+	typeInit    = decode.EventByType(decode.TypeInitModule).DataType
+	typeFinit   = decode.EventByType(decode.TypeFinitModule).DataType
 )
 
 // key is the op key an event answers to, "" when it is not a tagged one.
@@ -253,8 +255,37 @@ type slot struct {
 func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	r := &Result{Ops: len(ops), Records: len(records), Counters: c, OpsByKind: map[string]int{},
 		MissingByKind: map[string]int{}, UnexplainedByKind: map[string]int{}}
-	// One agent state for the whole run, so one stream: (stream, seq)
-	// names an event, and within the stream seq alone does.
+	bySeq := r.readRecords(records)
+	seqs := make([]uint64, 0, len(bySeq))
+	for s := range bySeq {
+		seqs = append(seqs, s)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	slots := r.dropSlots(bySeq, seqs)
+	if ringDrops := c.ringDrops(); r.LostTotal > ringDrops {
+		r.problem("lost records in Kafka add up to %d, more than the module counted dropped (%d)", r.LostTotal, ringDrops)
+	}
+	if agentDrops := c.AgentSpoolFull + c.AgentSpoolError + c.AgentTooLarge; r.SeqGaps > agentDrops {
+		r.problem("%d sequence numbers never reached Kafka, but the agent counted only %d drops (spool_full + spool_error + message_too_large)", r.SeqGaps, agentDrops)
+	}
+	idx := indexEvents(bySeq, seqs, o.TagPrefix)
+	missing := r.matchOps(ops, idx, o.SlackNs)
+	for k, evs := range idx.found {
+		r.problem("%s arrived in Kafka (seq %d) but the load generator did not perform it", k, evs[0].Seq)
+	}
+	r.explain(missing, slots, c)
+	return r
+}
+
+// ringDrops are the records the module never wrote to the ring.
+func (c *Counters) ringDrops() uint64 {
+	return c.RingDroppedFull + c.RingDroppedTooLarge + c.RingDroppedFault
+}
+
+// readRecords parses the records into events by sequence number, counting
+// duplicates.  One agent state for the whole run, so one stream: (stream,
+// seq) names an event, and within the stream seq alone does.
+func (r *Result) readRecords(records [][]byte) map[uint64]*Event {
 	bySeq := map[uint64]*Event{}
 	stream := ""
 	for i, raw := range records {
@@ -283,14 +314,13 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 		bySeq[ev.Seq] = ev
 	}
 	r.Events = len(bySeq)
-	seqs := make([]uint64, 0, len(bySeq))
-	for s := range bySeq {
-		seqs = append(seqs, s)
-	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return bySeq
+}
 
-	// Drop slots in stream order: missing numbers (from 1, where the
-	// agent's numbering starts) and lost records.
+// dropSlots returns the drop slots in stream order: missing numbers (from
+// 1, where the agent's numbering starts) and lost records, and counts them
+// in r.
+func (r *Result) dropSlots(bySeq map[uint64]*Event, seqs []uint64) []slot {
 	var slots []slot
 	next := uint64(1)
 	var prevNs int64
@@ -318,52 +348,80 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	if len(seqs) > 0 {
 		r.FirstSeq, r.LastSeq = seqs[0], seqs[len(seqs)-1]
 	}
-	if ringDrops := c.RingDroppedFull + c.RingDroppedTooLarge + c.RingDroppedFault; r.LostTotal > ringDrops {
-		r.problem("lost records in Kafka add up to %d, more than the module counted dropped (%d)", r.LostTotal, ringDrops)
-	}
-	if agentDrops := c.AgentSpoolFull + c.AgentSpoolError + c.AgentTooLarge; r.SeqGaps > agentDrops {
-		r.problem("%d sequence numbers never reached Kafka, but the agent counted only %d drops (spool_full + spool_error + message_too_large)", r.SeqGaps, agentDrops)
-	}
+	return slots
+}
 
-	// Kernel events by time, for the windows; tagged events by key.
-	type timed struct {
-		t   int64
-		seq uint64
-	}
-	var byTime []timed
-	found := map[string][]*Event{}
+// timed is a kernel event's time and sequence number.
+type timed struct {
+	t   int64
+	seq uint64
+}
+
+// eventIndex holds the kernel events by time, for the windows, and the
+// tagged ones by key.
+type eventIndex struct {
+	byTime []timed
+	// prefixMax[i]: the largest seq among byTime[:i+1]; suffixMin[i]:
+	// the smallest among byTime[i:].
+	prefixMax, suffixMin []uint64
+	found                map[string][]*Event
+}
+
+func indexEvents(bySeq map[uint64]*Event, seqs []uint64, prefix string) *eventIndex {
+	x := &eventIndex{found: map[string][]*Event{}}
 	for _, s := range seqs {
 		ev := bySeq[s]
 		if ev.DataType == typeLost {
 			continue
 		}
-		byTime = append(byTime, timed{ev.TimeNs, s})
-		if k := ev.key(o.TagPrefix); k != "" {
-			found[k] = append(found[k], ev)
+		x.byTime = append(x.byTime, timed{ev.TimeNs, s})
+		if k := ev.key(prefix); k != "" {
+			x.found[k] = append(x.found[k], ev)
 		}
 	}
+	byTime := x.byTime
 	sort.Slice(byTime, func(i, j int) bool { return byTime[i].t < byTime[j].t })
-	// prefixMax[i]: the largest seq among byTime[:i+1]; suffixMin[i]:
-	// the smallest among byTime[i:].
-	prefixMax := make([]uint64, len(byTime))
-	suffixMin := make([]uint64, len(byTime))
+	x.prefixMax = make([]uint64, len(byTime))
+	x.suffixMin = make([]uint64, len(byTime))
 	for i := range byTime {
-		prefixMax[i] = byTime[i].seq
+		x.prefixMax[i] = byTime[i].seq
 		if i > 0 {
-			prefixMax[i] = max(prefixMax[i], prefixMax[i-1])
+			x.prefixMax[i] = max(x.prefixMax[i], x.prefixMax[i-1])
 		}
 	}
 	for i := len(byTime) - 1; i >= 0; i-- {
-		suffixMin[i] = byTime[i].seq
+		x.suffixMin[i] = byTime[i].seq
 		if i < len(byTime)-1 {
-			suffixMin[i] = min(suffixMin[i], suffixMin[i+1])
+			x.suffixMin[i] = min(x.suffixMin[i], x.suffixMin[i+1])
 		}
 	}
+	return x
+}
 
-	type window struct {
-		op     *Op
-		lo, hi uint64 // slots with lo < seq < hi
+// window is a missing op's place in the stream: slots with lo < seq < hi
+// can explain it.
+type window struct {
+	op     *Op
+	lo, hi uint64
+}
+
+// window returns the stream window of a missing op: from the last
+// delivered event older than the call to the first newer, widened by
+// slack.
+func (x *eventIndex) window(op *Op, slack int64) window {
+	w := window{op: op, hi: ^uint64(0)}
+	if i := sort.Search(len(x.byTime), func(i int) bool { return x.byTime[i].t >= op.T0-slack }); i > 0 {
+		w.lo = x.prefixMax[i-1]
 	}
+	if i := sort.Search(len(x.byTime), func(i int) bool { return x.byTime[i].t > op.T1+slack }); i < len(x.byTime) {
+		w.hi = x.suffixMin[i]
+	}
+	return w
+}
+
+// matchOps finds each op's event (taking it out of x.found), checks it is
+// as performed, and returns the windows of the missing ops.
+func (r *Result) matchOps(ops []Op, x *eventIndex, slack int64) []window {
 	var missing []window
 	keys := map[string]bool{}
 	for i := range ops {
@@ -374,8 +432,8 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 			r.problem("two ops share the tag %q", k)
 		}
 		keys[k] = true
-		evs := found[k]
-		delete(found, k)
+		evs := x.found[k]
+		delete(x.found, k)
 		// A call interrupted by a signal and restarted by the kernel
 		// passes the hook twice: first marked restarted (-EINTR, which
 		// the caller does not see when the call is restarted), then
@@ -401,22 +459,15 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 		}
 		r.Missing++
 		r.MissingByKind[op.Kind]++
-		w := window{op: op, hi: ^uint64(0)}
-		// Last delivered event older than the window, first newer.
-		if i := sort.Search(len(byTime), func(i int) bool { return byTime[i].t >= op.T0-o.SlackNs }); i > 0 {
-			w.lo = prefixMax[i-1]
-		}
-		if i := sort.Search(len(byTime), func(i int) bool { return byTime[i].t > op.T1+o.SlackNs }); i < len(byTime) {
-			w.hi = suffixMin[i]
-		}
-		missing = append(missing, w)
+		missing = append(missing, x.window(op, slack))
 	}
-	for k, evs := range found {
-		r.problem("%s arrived in Kafka (seq %d) but the load generator did not perform it", k, evs[0].Seq)
-	}
+	return missing
+}
 
-	// Match missing ops to slots: by window end, each to the earliest
-	// slot with room in its window (optimal for intervals and points).
+// explain matches missing ops to slots: by window end, each to the
+// earliest slot with room in its window (optimal for intervals and
+// points); then to the hidden ring drops and the hook misses.
+func (r *Result) explain(missing []window, slots []slot, c Counters) {
 	sort.SliceStable(missing, func(i, j int) bool { return missing[i].hi < missing[j].hi })
 	hookPool := c.HookMissed
 	// Ring drops whose "lost N" record the agent numbered and then
@@ -426,7 +477,7 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	// A missing number that was a lost record explains its N drops,
 	// not N+1: its own 1 is in the slot, the rest in the pool.
 	hidden := uint64(0)
-	ringDrops := c.RingDroppedFull + c.RingDroppedTooLarge + c.RingDroppedFault
+	ringDrops := c.ringDrops()
 	if hiddenRecs := c.RingLostRecords - min(c.RingLostRecords, uint64(r.LostRecords)); hiddenRecs > 0 && ringDrops > r.LostTotal+hiddenRecs {
 		hidden = ringDrops - r.LostTotal - hiddenRecs
 	}
@@ -461,23 +512,27 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 			hookPool--
 			r.ExplainedHookMiss++
 		default:
-			r.Unexplained++
-			r.UnexplainedByKind[w.op.Kind]++
-			gaps, lost := 0, 0
-			for _, sl := range slots {
-				if sl.seq > w.lo && sl.seq < w.hi {
-					if sl.ring {
-						lost++
-					} else {
-						gaps++
-					}
-				}
-			}
-			r.problem("%s %s (phase %s, t=%d..%d) is missing from Kafka and no drop explains it (stream window seq %d..%d: %d missing numbers, %d lost records, all used)",
-				w.op.Kind, w.op.Tag, w.op.Phase, w.op.T0, w.op.T1, w.lo, w.hi, gaps, lost)
+			r.unexplained(w, slots)
 		}
 	}
-	return r
+}
+
+// unexplained records a missing op no drop explains.
+func (r *Result) unexplained(w window, slots []slot) {
+	r.Unexplained++
+	r.UnexplainedByKind[w.op.Kind]++
+	gaps, lost := 0, 0
+	for _, sl := range slots {
+		if sl.seq > w.lo && sl.seq < w.hi {
+			if sl.ring {
+				lost++
+			} else {
+				gaps++
+			}
+		}
+	}
+	r.problem("%s %s (phase %s, t=%d..%d) is missing from Kafka and no drop explains it (stream window seq %d..%d: %d missing numbers, %d lost records, all used)",
+		w.op.Kind, w.op.Tag, w.op.Phase, w.op.T0, w.op.T1, w.lo, w.hi, gaps, lost)
 }
 
 // mismatch says how a delivered event differs from the op, "" if it does

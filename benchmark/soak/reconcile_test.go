@@ -3,8 +3,12 @@ package soak
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
 	"strings"
 	"testing"
+
+	"smith/agent/decode"
 )
 
 const prefix = "soak-t-"
@@ -125,60 +129,58 @@ func TestSecondStreamFails(t *testing.T) {
 	}
 }
 
-func TestMissingWithoutCounterFails(t *testing.T) {
-	s := newStream()
-	allKinds(s)
-	s.op(OpUDP, false)
-	// The agent numbered it but it never reached Kafka, and nobody counted
-	// a drop: the seq gap alone is not an excuse.
-	allKinds(s)
-	r := reconcile(t, s, Counters{})
-	if r.OK() || r.Missing != 1 {
-		t.Fatalf("a missing event with no counter must fail: %+v", r)
-	}
-}
-
-func TestMissingWithNothingAtAllFails(t *testing.T) {
-	s := newStream()
-	allKinds(s)
-	op := s.op(OpExec, false)
-	s.seq-- // not even numbered: silently gone before the agent
-	allKinds(s)
-	r := reconcile(t, s, Counters{RingDroppedFull: 5, AgentSpoolFull: 5})
-	if r.OK() || r.Unexplained != 1 || r.UnexplainedByKind[OpExec] != 1 {
-		t.Fatalf("a missing event without a drop in its window must fail: %+v", r)
-	}
-	if !strings.Contains(strings.Join(r.Problems, "\n"), op.Tag) {
-		t.Fatalf("the problem must name the op %s: %q", op.Tag, r.Problems)
-	}
-}
-
-func TestRingDropExplains(t *testing.T) {
-	s := newStream()
-	allKinds(s)
-	s.op(OpTCP, false)
-	s.op(OpExec, false)
-	s.seq-- // ring drops are not numbered
-	s.seq--
-	s.lost(2)
-	allKinds(s)
-	r := reconcile(t, s, Counters{RingDroppedFull: 2})
-	if !r.OK() || r.ExplainedRing != 2 || r.Missing != 2 {
-		t.Fatalf("two drops of one lost 2 record must explain both: %+v", r)
-	}
-}
-
-func TestOneDropExplainsOneLoss(t *testing.T) {
-	s := newStream()
-	allKinds(s)
-	s.op(OpTCP, false)
-	s.op(OpExec, false)
-	s.seq -= 2
-	s.lost(1)
-	allKinds(s)
-	r := reconcile(t, s, Counters{RingDroppedFull: 1})
-	if r.OK() || r.ExplainedRing != 1 || r.Unexplained != 1 {
-		t.Fatalf("lost 1 must explain one of two missing events: %+v", r)
+// TestMissingOps: ops missing between two rounds of every kind, and what
+// the counters make of them.
+func TestMissingOps(t *testing.T) {
+	var tag string
+	for _, tc := range []struct {
+		name   string
+		c      Counters
+		middle func(s *stream)
+		ok     bool
+		want   func(r *Result) bool
+		why    string
+	}{
+		{"without counter", Counters{}, func(s *stream) {
+			// The agent numbered it but it never reached Kafka, and
+			// nobody counted a drop: the seq gap alone is not an excuse.
+			s.op(OpUDP, false)
+		}, false, func(r *Result) bool { return r.Missing == 1 }, "a missing event with no counter must fail"},
+		{"nothing at all", Counters{RingDroppedFull: 5, AgentSpoolFull: 5}, func(s *stream) {
+			tag = s.op(OpExec, false).Tag
+			s.seq-- // not even numbered: silently gone before the agent
+		}, false, func(r *Result) bool {
+			return r.Unexplained == 1 && r.UnexplainedByKind[OpExec] == 1 &&
+				// the problem must name the op
+				strings.Contains(strings.Join(r.Problems, "\n"), tag)
+		}, "a missing event without a drop in its window must fail, naming the op"},
+		{"ring drop", Counters{RingDroppedFull: 2}, func(s *stream) {
+			s.op(OpTCP, false)
+			s.op(OpExec, false)
+			s.seq -= 2 // ring drops are not numbered
+			s.lost(2)
+		}, true, func(r *Result) bool { return r.ExplainedRing == 2 && r.Missing == 2 }, "two drops of one lost 2 record must explain both"},
+		{"one drop, one loss", Counters{RingDroppedFull: 1}, func(s *stream) {
+			s.op(OpTCP, false)
+			s.op(OpExec, false)
+			s.seq -= 2
+			s.lost(1)
+		}, false, func(r *Result) bool { return r.ExplainedRing == 1 && r.Unexplained == 1 }, "lost 1 must explain one of two missing events"},
+		{"agent drop", Counters{AgentSpoolFull: 2}, func(s *stream) {
+			s.op(OpExec, false) // numbered, dropped by the spool
+			s.agentDrop()       // an untagged event dropped too
+		}, true, func(r *Result) bool { return r.ExplainedAgent == 1 && r.SeqGaps == 2 }, "a missing number counted as spool_full must explain the loss"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStream()
+			allKinds(s)
+			tc.middle(s)
+			allKinds(s)
+			r := reconcile(t, s, tc.c)
+			if r.OK() != tc.ok || !tc.want(r) {
+				t.Fatalf("%s (pass: %v): %+v", tc.why, tc.ok, r)
+			}
+		})
 	}
 }
 
@@ -195,18 +197,6 @@ func TestDropOutsideWindowDoesNotExplain(t *testing.T) {
 	r := reconcile(t, s, Counters{RingDroppedFull: 1})
 	if r.OK() || r.Unexplained != 1 {
 		t.Fatalf("a drop 20 ms earlier must not explain a loss: %+v", r)
-	}
-}
-
-func TestAgentDropExplains(t *testing.T) {
-	s := newStream()
-	allKinds(s)
-	s.op(OpExec, false) // numbered, dropped by the spool
-	s.agentDrop()       // an untagged event dropped too
-	allKinds(s)
-	r := reconcile(t, s, Counters{AgentSpoolFull: 2})
-	if !r.OK() || r.ExplainedAgent != 1 || r.SeqGaps != 2 {
-		t.Fatalf("a missing number counted as spool_full must explain the loss: %+v", r)
 	}
 }
 
@@ -233,10 +223,7 @@ func TestDuplicates(t *testing.T) {
 	// One op under two numbers: not explained by at-least-once.
 	s = newStream()
 	allKinds(s)
-	again := map[string]any{}
-	for k, v := range s.recs[0] {
-		again[k] = v
-	}
+	again := maps.Clone(s.recs[0])
 	s.seq++
 	again["seq"] = s.seq
 	s.recs = append(s.recs, again)
@@ -247,10 +234,7 @@ func TestDuplicates(t *testing.T) {
 	// One number, two different events.
 	s = newStream()
 	allKinds(s)
-	other := map[string]any{}
-	for k, v := range s.recs[1] {
-		other[k] = v
-	}
+	other := maps.Clone(s.recs[1])
 	other["seq"] = s.recs[0]["seq"]
 	s.recs = append(s.recs, other)
 	if r := reconcile(t, s, Counters{}); r.OK() {
@@ -381,5 +365,39 @@ func TestHiddenRingDrops(t *testing.T) {
 	r = reconcile(t, s, Counters{RingDroppedFull: 2, RingLostRecords: 1, AgentSpoolFull: 1})
 	if r.OK() || r.Unexplained != 1 {
 		t.Fatalf("a hidden drop far from the loss must not explain it: %+v", r)
+	}
+}
+
+// TestEventNamesFromTable checks the reconciler reads the smith format by
+// the event table's names: its data types and the JSON keys of the fields
+// and the flag it reads.
+func TestEventNamesFromTable(t *testing.T) {
+	for dt, typ := range map[string]uint16{typeExec: decode.TypeExecve, typeConnect: decode.TypeConnect,
+		typeInit: decode.TypeInitModule, typeFinit: decode.TypeFinitModule} {
+		if info := decode.EventByType(typ); info == nil || dt != info.DataType || dt != fmt.Sprint(typ) {
+			t.Errorf("data type %q is not the table's for type %d", dt, typ)
+		}
+	}
+	if typeLost != fmt.Sprint(decode.TypeLost) {
+		t.Errorf("lost data type %q", typeLost)
+	}
+	restarted := ""
+	for _, f := range decode.RecordFlags {
+		if f.Flag == decode.FlagRestart {
+			restarted = f.Name
+		}
+	}
+	evType := reflect.TypeOf(Event{})
+	for field, want := range map[string]string{
+		"Filename":  decode.Fields[decode.FieldFilename].Name,
+		"Args":      "args",
+		"ModPath":   decode.Fields[decode.FieldModPath].Name,
+		"Params":    decode.Fields[decode.FieldModParams].Name,
+		"Restarted": restarted,
+	} {
+		f, ok := evType.FieldByName(field)
+		if !ok || f.Tag.Get("json") != want {
+			t.Errorf("Event.%s reads %q, the encoder writes %q", field, f.Tag.Get("json"), want)
+		}
 	}
 }
