@@ -24,19 +24,14 @@ import (
 	"smith/heartbeat/api"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
+	"smith/internal/testfs"
 )
 
 // testTasks collects from a tree with two users (a users task: two
 // items, the first root) and fixed status facts.
 func testTasks(t *testing.T) *inventory.Tasks {
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	passwd := "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n"
-	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte(passwd), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testfs.WriteFile(t, filepath.Join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n")
 	return &inventory.Tasks{Root: root, Status: func() (m, a [][2]string) {
 		return [][2]string{{"loaded", "true"}, {"abi", "1.0"}}, [][2]string{{"version", "test"}}
 	}}

@@ -6,24 +6,19 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"smith/heartbeat/api"
+	"smith/internal/testfs"
 )
 
 // The file_integrity task on a root with one tampered package file: one
 // item for it, the counts in the summary and facts.
 func TestFileIntegrityTask(t *testing.T) {
 	root := t.TempDir()
-	put := func(p, text string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(root, p), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(p, text string) { testfs.WriteFile(t, filepath.Join(root, p), text) }
 	sum := func(s string) string { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
 	put("var/lib/dpkg/info/openssh-server.md5sums", sum("sshd binary")+"  usr/sbin/sshd\n"+sum("banner")+"  usr/share/openssh/banner\n")
 	put("usr/sbin/sshd", "sshd binary with a backdoor")

@@ -11,16 +11,13 @@ import (
 
 	"smith/agent/encode"
 	"smith/heartbeat/api"
+	"smith/internal/testfs"
 )
 
 func writeTree(t *testing.T, root string, files map[string]string) {
 	t.Helper()
 	for p, text := range files {
-		full := filepath.Join(root, p)
-		os.MkdirAll(filepath.Dir(full), 0o755)
-		if err := os.WriteFile(full, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testfs.WriteFile(t, filepath.Join(root, p), text)
 	}
 }
 
