@@ -39,10 +39,6 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -50,6 +46,7 @@ import (
 	"strings"
 
 	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 )
 
 type options struct {
@@ -149,6 +146,8 @@ func run(o options) error {
 		// Keep what was measured: a partial file says more than none.
 		res.Notes = append(res.Notes, "stopped early: "+err.Error())
 	}
+	// The whole result: the last block on the console, and the file.
+	b.checkpoint()
 	if werr := results.Write(o.out, res); werr != nil {
 		return werr
 	}
@@ -161,33 +160,15 @@ type bench struct {
 	res *results.VM
 }
 
-// checkpoint prints the results so far on stdout between the markers
-// bench.sh uses, so that a guest that dies later (the kprobe patching
-// races QEMU's multi-threaded emulation is known for, docs/HOOKS.md)
-// still hands back what it measured; smith-bench vmresult takes the last
-// complete block.
+// checkpoint prints the results so far on stdout as a result block of the
+// VM result channel (harness.EncodeResult), so that a guest that dies
+// later (the kprobe patching races QEMU's multi-threaded emulation is
+// known for, docs/HOOKS.md) still hands back what it measured; smith-bench
+// vmresult takes the last complete block.
 func (b *bench) checkpoint() {
-	raw, err := json.Marshal(b.res)
-	if err != nil {
+	if err := harness.EncodeResult(os.Stdout, harness.ResultBench, b.res); err != nil {
 		fmt.Fprintln(os.Stderr, "smith-bench-guest: checkpoint:", err)
-		return
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(raw)
-	if err := zw.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "smith-bench-guest: checkpoint:", err)
-		return
-	}
-	enc := base64.StdEncoding.EncodeToString(gz.Bytes())
-	var out strings.Builder
-	out.WriteString("SMITH-BENCH-JSON-BEGIN\n")
-	for len(enc) > 76 {
-		out.WriteString(enc[:76] + "\n")
-		enc = enc[76:]
-	}
-	out.WriteString(enc + "\nSMITH-BENCH-JSON-END\n")
-	os.Stdout.WriteString(out.String())
 }
 
 func (b *bench) note(format string, args ...any) {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smith/benchmark/soak"
+	"smith/internal/harness"
 )
 
 // Report is what a run writes (and prints between markers in the VM).
@@ -108,6 +109,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	modRate := fs.Float64("module-rate", 1, "module loads per second")
 	port := fs.Int("broker-port", 9092, "broker port on 127.0.0.1")
 	out := fs.String("o", "/tmp/soak/result.json", "result file")
+	printResult := fs.Bool("print-result", false, "print the result on stdout for the host too, in the VM result channel's block (smith-soak report -console reads it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -133,6 +135,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printSummary(stdout, rep)
+	if *printResult {
+		if err := harness.EncodeResult(stdout, harness.ResultSoak, rep); err != nil {
+			fmt.Fprintf(stderr, "smith-soak: %v\n", err)
+			return 1
+		}
+	}
 	if !rep.Pass {
 		return 1
 	}
