@@ -66,6 +66,11 @@ func TestParseMetricsLabelsAndErrors(t *testing.T) {
 	if v, ok := m.Value("y"); !ok || v != 1.5 {
 		t.Errorf("y %v %v", v, ok)
 	}
+	// A series whose name only starts with another's is not summed in.
+	m, err = ParseMetrics(strings.NewReader("d{reason=\"a\"} 12\nd{reason=\"b\"} 3\nd_extra 100\n"))
+	if err != nil || m.Sum("d") != 15 || len(m.ByLabel("d", "reason")) != 2 {
+		t.Errorf("sum %v by label %v (%v); want 15 from two reasons", m.Sum("d"), m.ByLabel("d", "reason"), err)
+	}
 	for _, bad := range []string{"x{a=1} 2\n", "x{a=\"1} 2\n", "x 1e\n", "x\n"} {
 		if _, err := ParseMetrics(strings.NewReader(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
