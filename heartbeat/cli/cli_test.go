@@ -15,27 +15,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
 	"smith/heartbeat/store/redistest"
 )
 
 const (
-	fleetToken = "fleet-secret"
-	consolePw  = "console-secret"
+	fleetToken = consoletest.FleetToken
+	consolePw  = consoletest.ConsolePassword
 )
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
-}
-
-func quietLogger() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(&bytes.Buffer{})
-	return l
 }
 
 // liveConsole starts a console with two hosts, one of them silent past
@@ -55,7 +48,7 @@ func liveConsole(t *testing.T) string {
 	}
 	srv, err := server.New(server.Config{
 		FleetToken: fleetToken, ConsolePassword: consolePw, Registry: reg,
-		Now: func() time.Time { return clock() }, Log: quietLogger(),
+		Now: func() time.Time { return clock() }, Log: consoletest.QuietLog(),
 	})
 	if err != nil {
 		t.Fatal(err)

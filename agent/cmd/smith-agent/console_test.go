@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -11,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"smith/agent/config"
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
 	"smith/internal/harness"
@@ -38,9 +36,8 @@ func TestAgentWithConsoleShipsTaskResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := server.New(server.Config{FleetToken: "fleet-secret", ConsolePassword: "console-secret", Registry: reg, Interval: time.Second, Log: log})
+	srv, err := server.New(server.Config{FleetToken: consoletest.FleetToken, ConsolePassword: consoletest.ConsolePassword,
+		Registry: reg, Interval: time.Second, Log: consoletest.QuietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +55,7 @@ func TestAgentWithConsoleShipsTaskResults(t *testing.T) {
 	cfg.Log.Level = "debug"
 	cfg.Kafka.Brokers = []string{broker.ListenAddrs()[0]}
 	cfg.Heartbeat.URL = console.URL
-	cfg.Heartbeat.Token = "fleet-secret"
+	cfg.Heartbeat.Token = consoletest.FleetToken
 	cfg.Heartbeat.Interval = config.Duration(time.Second)
 	a := startAgent(t, dir, cfg)
 
