@@ -3,14 +3,13 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,30 +19,6 @@ import (
 // ReadyLine is what smith-agent logs once it reads its source: the line
 // that says which sequence number comes first.
 const ReadyLine = "first sequence number"
-
-// AgentConfig is the agent's default configuration with what a test must
-// not share with the host moved under dir: state (and spool) in dir/state,
-// the log in dir/agent.log, no pid file, no metrics listener.
-func AgentConfig(dir string) config.Config {
-	c := config.Default()
-	c.Agent.StateDir = filepath.Join(dir, "state")
-	c.Agent.PidFile = ""
-	c.Log.File = filepath.Join(dir, "agent.log")
-	c.Metrics.Listen = ""
-	return c
-}
-
-// WriteConfig renders c into the file path (mode 0600: it may hold secrets).
-func WriteConfig(path string, c config.Config) error {
-	raw, err := config.Render(c)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return fmt.Errorf("agent config: %w", err)
-	}
-	return nil
-}
 
 // Agent is a running smith-agent.
 type Agent struct {
@@ -137,7 +112,7 @@ func (a *Agent) Ready(ctx context.Context, timeout time.Duration) error {
 func (a *Agent) ready(ctx context.Context) (bool, string) {
 	if a.Config.Log.File != "" {
 		raw, _ := os.ReadFile(a.Config.Log.File)
-		if len(raw) < a.logStart || !bytes.Contains(raw[a.logStart:], []byte(ReadyLine)) {
+		if len(raw) < a.logStart || !strings.Contains(string(raw[a.logStart:]), ReadyLine) {
 			return false, fmt.Sprintf("no %q in %s", ReadyLine, a.Config.Log.File)
 		}
 	}
