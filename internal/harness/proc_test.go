@@ -48,3 +48,14 @@ func TestFreePortCanBeListenedOn(t *testing.T) {
 	}
 	ln.Close()
 }
+
+func TestMachineFacts(t *testing.T) {
+	if k := KernelRelease(); k == "unknown" || k == "" {
+		t.Errorf("kernel release %q", k)
+	}
+	if l := LoadAverage(); l == "" {
+		t.Error("no load average")
+	}
+	// Not every architecture's cpuinfo has "model name": only logged.
+	t.Logf("CPU model %q", CPUModel())
+}

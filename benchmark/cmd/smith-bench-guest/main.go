@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 
 	"smith/benchmark/internal/results"
 	"smith/internal/harness"
@@ -119,7 +118,7 @@ func main() {
 
 func run(o options) error {
 	res := &results.VM{
-		Machine: results.Machine{CPU: o.cpu, Kernel: kernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
+		Machine: results.Machine{CPU: o.cpu, Kernel: harness.KernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
 		Rounds:  o.rounds,
 		Clock:   o.clock,
 	}
@@ -175,12 +174,4 @@ func (b *bench) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	fmt.Fprintln(os.Stderr, "smith-bench-guest:", msg)
 	b.res.Notes = append(b.res.Notes, msg)
-}
-
-func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
 }

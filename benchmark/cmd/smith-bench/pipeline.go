@@ -70,7 +70,7 @@ func cmdPipeline(args []string) error {
 	if err != nil {
 		h.Notes = append(h.Notes, "pipeline stopped early: "+err.Error())
 	}
-	h.Machine.HostLoad = loadAverage()
+	h.Machine.HostLoad = harness.LoadAverage()
 	if werr := results.Write(o.out, h); werr != nil {
 		return werr
 	}

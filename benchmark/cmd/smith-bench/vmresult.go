@@ -29,7 +29,7 @@ func cmdVMResult(args []string) error {
 		return fmt.Errorf("%s: %w", *console, err)
 	}
 	// The VM run has just ended: how busy the host was is worth knowing.
-	vm.Machine.HostLoad = loadAverage()
+	vm.Machine.HostLoad = harness.LoadAverage()
 	return results.Write(*out, vm)
 }
 
