@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
 	"smith/heartbeat/store/redistest"
+	"smith/internal/harness"
 )
 
 const (
@@ -255,13 +255,11 @@ users = "1h"
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 // startServe runs the serve verb with args on a free loopback port and
