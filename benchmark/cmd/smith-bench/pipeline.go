@@ -253,26 +253,18 @@ func (a *agent) offer(k *harness.TopicReader, rate float64, d time.Duration) (re
 	if err != nil {
 		return st, err
 	}
-	const tick = time.Millisecond
-	perTick := rate * tick.Seconds()
-	var owed float64
 	var sent, ringDrops uint64
-	t0 := time.Now()
-	for next := t0; time.Since(t0) < d; {
-		owed += perTick
-		for ; owed >= 1; owed-- {
+	took, _ := harness.Pace(rate, d, time.Millisecond, func(n int) error {
+		for range n {
 			if ok, _ := a.prod.Write(a.events[a.next]); !ok {
 				ringDrops++
 			}
 			a.next = (a.next + 1) % len(a.events)
 			sent++
 		}
-		next = next.Add(tick)
-		if wait := time.Until(next); wait > 0 {
-			time.Sleep(wait)
-		}
-	}
-	offerSecs := time.Since(t0).Seconds()
+		return nil
+	})
+	offerSecs := took.Seconds()
 	// Delivered: wait until Kafka holds everything that was not dropped,
 	// or until it stops growing.
 	var got uint64
