@@ -37,12 +37,6 @@ func StartAgent(bin, cfgPath string, c config.Config, stdout, stderr io.Writer) 
 	if err := WriteConfig(cfgPath, c); err != nil {
 		return nil, err
 	}
-	return StartAgentFile(bin, cfgPath, c, stdout, stderr)
-}
-
-// StartAgentFile starts bin on the configuration file cfgPath, already
-// written from c.
-func StartAgentFile(bin, cfgPath string, c config.Config, stdout, stderr io.Writer) (*Agent, error) {
 	a := &Agent{Config: c, done: make(chan struct{})}
 	if c.Log.File != "" {
 		before, _ := os.ReadFile(c.Log.File)
@@ -62,15 +56,6 @@ func StartAgentFile(bin, cfgPath string, c config.Config, stdout, stderr io.Writ
 
 // Pid is the agent's process id.
 func (a *Agent) Pid() int { return a.Cmd.Process.Pid }
-
-// Exited is closed when the agent has exited; ExitErr then says how.
-func (a *Agent) Exited() <-chan struct{} { return a.done }
-
-// ExitErr is the agent's exit (nil: status 0), once Exited is closed.
-func (a *Agent) ExitErr() error {
-	<-a.done
-	return a.err
-}
 
 // MetricsURL is the agent's /metrics ("" without a listener).
 func (a *Agent) MetricsURL() string {
