@@ -11,8 +11,15 @@
 //	                        pipeline into a kfake broker, and the report
 //	                        (docs/BENCHMARKS.md tables and docs/*.png charts)
 //	internal/               result types, statistics, report and charts
+//	soak/                   the soak test: end-to-end accounting under
+//	                        faults (docs/RELIABILITY.md), and its reconciler
 //
-// `make bench` (scripts/mk/bench.mk) runs all of it; docs/BENCHMARKS.md says
-// what each figure means.  Benchmarks report, they never gate: nothing here
-// runs in `make test` except the unit tests of the internal packages.
+// `make bench` (scripts/mk/bench.mk) runs the benchmarks; docs/BENCHMARKS.md
+// says what each figure means.  Benchmarks report, they never gate: `make
+// test` runs none of them, only the unit tests of the packages here and the
+// short soak (`make test-soak`, scripts/mk/soak.mk), which is a test and
+// not a benchmark: it fails on an unexplained loss, never on speed.
+// What they share with the agent's tests (starting the agent, the kfake
+// broker, scraping, /proc samplers, the VM result channel) is
+// internal/harness at the repository root.
 package benchmark

@@ -52,6 +52,39 @@ const (
 // FilterNames are the reason labels, by Filter.
 var FilterNames = [numFilters]string{"self", "exe_allow", "argv_allow"}
 
+// The Prometheus series the endpoint serves: what scrapers (tests,
+// benchmarks, the soak) look up, so that a rename is one edit.
+const (
+	NameRead            = "smith_events_read_total"
+	NameSent            = "smith_events_sent_total"
+	NameAcked           = "smith_kafka_acked_total"
+	NameSpoolCorrupt    = "smith_spool_corrupt_total"
+	NameSpooled         = "smith_events_spooled_total"
+	NameReplayed        = "smith_events_replayed_total"
+	NameDropped         = "smith_events_dropped_total"  // by LabelReason: DropNames and the ring's RingDrop* reasons
+	NameFiltered        = "smith_events_filtered_total" // by LabelReason: FilterNames
+	NameRingLost        = "smith_ring_lost_total"
+	NameRingFill        = "smith_ring_fill_ratio"
+	NameModuleWritten   = "smith_module_records_written_total"
+	NameModuleTruncated = "smith_module_truncated_total"
+	NameSpoolBytes      = "smith_spool_bytes"
+	NameSpoolEvents     = "smith_spool_events"
+	// LabelReason is the label of NameDropped and NameFiltered.
+	LabelReason = "reason"
+)
+
+// The module-side drop reasons of NameDropped (totals since it loaded).
+const (
+	RingDropFull      = "ring_full"
+	RingDropTooLarge  = "ring_too_large"
+	RingDropFault     = "ring_fault"
+	RingHookMissed    = "hook_missed"
+	RingNetlinkFailed = "netlink_failed"
+)
+
+// String is the reason label of d.
+func (d Drop) String() string { return DropNames[d] }
+
 // Ring is what the source reports about the kernel side.
 type Ring struct {
 	Fill float64 // 0..1 of the ring holding unread records
@@ -188,11 +221,11 @@ func (c *Counters) Ring() Ring {
 func (c *Counters) Drops() map[string]uint64 {
 	r := c.Ring()
 	m := map[string]uint64{
-		"ring_full":      r.DroppedFull,
-		"ring_too_large": r.DroppedTooLarge,
-		"ring_fault":     r.DroppedFault,
-		"hook_missed":    r.HookMissed,
-		"netlink_failed": r.NetlinkFailed,
+		RingDropFull:      r.DroppedFull,
+		RingDropTooLarge:  r.DroppedTooLarge,
+		RingDropFault:     r.DroppedFault,
+		RingHookMissed:    r.HookMissed,
+		RingNetlinkFailed: r.NetlinkFailed,
 	}
 	for i, name := range DropNames {
 		m[name] = c.drops[i].Load()
@@ -210,20 +243,20 @@ func newCollector(c *Counters) *collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &collector{c: c, desc: map[string]*prometheus.Desc{
-		"read":      d("smith_events_read_total", "Events decoded from the ring, lost records included."),
-		"sent":      d("smith_events_sent_total", "Events taken by every sink (acknowledged, written or spooled)."),
-		"acked":     d("smith_kafka_acked_total", "Events Kafka acknowledged, replayed ones included."),
-		"corrupt":   d("smith_spool_corrupt_total", "Damaged spool regions skipped (a torn or zero-filled tail, a record whose frame or checksum is wrong); each held one or more events."),
-		"spooled":   d("smith_events_spooled_total", "Events written to the disk spool because Kafka could not take them."),
-		"replayed":  d("smith_events_replayed_total", "Events sent to Kafka from the spool."),
-		"dropped":   d("smith_events_dropped_total", "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", "reason"),
-		"filtered":  d("smith_events_filtered_total", "Events not reported on purpose, by filter.", "reason"),
-		"lost":      d("smith_ring_lost_total", "Records the module reported lost in \"lost N\" records this agent read."),
-		"fill":      d("smith_ring_fill_ratio", "Fraction of the ring holding records not yet consumed."),
-		"written":   d("smith_module_records_written_total", "Records the module committed to the ring since it loaded."),
-		"truncated": d("smith_module_truncated_total", "Records written with at least one field cut at its cap."),
-		"spoolB":    d("smith_spool_bytes", "Bytes waiting in the disk spool."),
-		"spoolN":    d("smith_spool_events", "Events waiting in the disk spool."),
+		"read":      d(NameRead, "Events decoded from the ring, lost records included."),
+		"sent":      d(NameSent, "Events taken by every sink (acknowledged, written or spooled)."),
+		"acked":     d(NameAcked, "Events Kafka acknowledged, replayed ones included."),
+		"corrupt":   d(NameSpoolCorrupt, "Damaged spool regions skipped (a torn or zero-filled tail, a record whose frame or checksum is wrong); each held one or more events."),
+		"spooled":   d(NameSpooled, "Events written to the disk spool because Kafka could not take them."),
+		"replayed":  d(NameReplayed, "Events sent to Kafka from the spool."),
+		"dropped":   d(NameDropped, "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", LabelReason),
+		"filtered":  d(NameFiltered, "Events not reported on purpose, by filter.", LabelReason),
+		"lost":      d(NameRingLost, "Records the module reported lost in \"lost N\" records this agent read."),
+		"fill":      d(NameRingFill, "Fraction of the ring holding records not yet consumed."),
+		"written":   d(NameModuleWritten, "Records the module committed to the ring since it loaded."),
+		"truncated": d(NameModuleTruncated, "Records written with at least one field cut at its cap."),
+		"spoolB":    d(NameSpoolBytes, "Bytes waiting in the disk spool."),
+		"spoolN":    d(NameSpoolEvents, "Events waiting in the disk spool."),
 	}}
 }
 
@@ -262,6 +295,9 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("spoolN", float64(c.SpoolEvents.Load()))
 }
 
+// Path is where Serve answers.
+const Path = "/metrics"
+
 // Server serves /metrics.
 type Server struct {
 	srv *http.Server
@@ -281,7 +317,7 @@ func Serve(addr string, c *Counters) (*Server, error) {
 		return nil, fmt.Errorf("metrics listener on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle(Path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln, err: make(chan error, 1)}
 	go func() {
 		err := s.srv.Serve(ln)

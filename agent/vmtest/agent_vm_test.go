@@ -4,6 +4,7 @@ package vmtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,11 +13,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smith/agent/config"
+	"smith/internal/harness"
 )
 
 func koPath() string {
@@ -53,7 +56,7 @@ func TestMain(m *testing.M) {
 }
 
 type agent struct {
-	cmd    *exec.Cmd
+	*harness.Agent
 	events string
 	log    string
 }
@@ -65,53 +68,33 @@ func startAgent(t *testing.T, dir, format string) *agent {
 
 func startAgentOn(t *testing.T, dir, format, kind string) *agent {
 	t.Helper()
-	return startAgentConf(t, dir, format, kind, "")
+	return startAgentConf(t, dir, format, kind, nil)
 }
 
-// startAgentConf starts the agent with extra TOML tables after the
-// test's configuration.
-func startAgentConf(t *testing.T, dir, format, kind, extra string) *agent {
+// startAgentConf starts the agent on the test's configuration, changed by
+// edit (when not nil), and waits until it reads its source.
+func startAgentConf(t *testing.T, dir, format, kind string, edit func(*config.Config)) *agent {
 	t.Helper()
 	bin, err := exec.LookPath("smith-agent")
 	if err != nil {
 		t.Fatal("smith-agent not on PATH:", err)
 	}
 	a := &agent{events: filepath.Join(dir, format+".json"), log: filepath.Join(dir, format+".log")}
-	cfg := filepath.Join(dir, format+".toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`
-[agent]
-format = %q
-state_dir = %q
-pid_file = ""
-[source]
-kind = %q
-[log]
-file = %q
-level = "debug"
-[output]
-sinks = ["file"]
-[output.file]
-path = %q
-[metrics]
-listen = ""
-%s`, format, filepath.Join(dir, "state"), kind, a.log, a.events, extra)), 0o600)
-	a.cmd = exec.Command(bin, "-config", cfg)
-	a.cmd.Stderr = os.Stderr
-	if err := a.cmd.Start(); err != nil {
+	cfg := harness.AgentConfig(dir)
+	cfg.Agent.Format = format
+	cfg.Source.Kind = kind
+	cfg.Log.File, cfg.Log.Level = a.log, "debug"
+	cfg.Output.Sinks = []string{"file"}
+	cfg.Output.File.Path = a.events
+	if edit != nil {
+		edit(&cfg)
+	}
+	if a.Agent, err = harness.StartAgent(bin, filepath.Join(dir, format+".toml"), cfg, nil, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		raw, _ := os.ReadFile(a.log)
-		if strings.Contains(string(raw), "first sequence number") {
-			break
-		}
-		if time.Now().After(deadline) {
-			a.cmd.Process.Kill()
-			a.cmd.Wait()
-			t.Fatalf("agent did not start:\n%s", raw)
-		}
-		time.Sleep(20 * time.Millisecond)
+	t.Cleanup(a.Kill)
+	if err := a.Ready(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	return a
 }
@@ -119,10 +102,9 @@ listen = ""
 // stop ends the agent with SIGTERM and returns its events.
 func (a *agent) stop(t *testing.T) []map[string]any {
 	t.Helper()
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	if err := a.cmd.Wait(); err != nil {
+	if err := a.Stop(60 * time.Second); err != nil {
 		raw, _ := os.ReadFile(a.log)
-		t.Fatalf("agent exit: %v\n%s", err, raw)
+		t.Fatalf("%v\n%s", err, raw)
 	}
 	f, err := os.Open(a.events)
 	if err != nil {
@@ -278,7 +260,7 @@ func TestAgentReadsTheModule(t *testing.T) {
 					t.Fatalf("seq %v after %v", seq, lastSeq)
 				}
 				lastSeq = seq
-				if p := get(ev, "tgid"); format == "smith" && p == float64(a.cmd.Process.Pid) {
+				if p := get(ev, "tgid"); format == "smith" && p == float64(a.Pid()) {
 					t.Fatalf("the agent's own activity reported: %v", ev)
 				}
 			}
@@ -379,8 +361,7 @@ func TestAgentKilledAndRestarted(t *testing.T) {
 	}
 	a := startAgent(t, dir, "smith")
 	execs(0, 40)
-	a.cmd.Process.Kill()
-	a.cmd.Wait()
+	a.Kill()
 	execs(40, 20)
 	a = startAgent(t, dir, "smith")
 	execs(60, 10)

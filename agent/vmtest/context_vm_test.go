@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"smith/agent/config"
 )
 
 // An exec chain shell -> child shell -> grandchild: the grandchild's exec
@@ -29,7 +31,7 @@ func TestAgentAncestryAndHash(t *testing.T) {
 	for _, format := range []string{"smith", "ecs"} {
 		t.Run(format, func(t *testing.T) {
 			// A wait long enough for TCG to hash busybox on its first exec.
-			a := startAgentConf(t, dir, format, "device", "[enrich]\nexe_hash_wait = \"1s\"\n")
+			a := startAgentConf(t, dir, format, "device", func(c *config.Config) { c.Enrich.ExeHashWait = config.Duration(time.Second) })
 			token := fmt.Sprintf("chain-%s-%d", format, time.Now().UnixNano())
 			inner := "/bin/busybox echo " + token + "; true"
 			// "; true" keeps each shell from exec'ing its last command.

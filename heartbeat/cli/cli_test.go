@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,27 +14,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
 	"smith/heartbeat/store/redistest"
+	"smith/internal/harness"
 )
 
 const (
-	fleetToken = "fleet-secret"
-	consolePw  = "console-secret"
+	fleetToken = consoletest.FleetToken
+	consolePw  = consoletest.ConsolePassword
 )
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
-}
-
-func quietLogger() *logrus.Logger {
-	l := logrus.New()
-	l.SetOutput(&bytes.Buffer{})
-	return l
 }
 
 // liveConsole starts a console with two hosts, one of them silent past
@@ -55,7 +48,7 @@ func liveConsole(t *testing.T) string {
 	}
 	srv, err := server.New(server.Config{
 		FleetToken: fleetToken, ConsolePassword: consolePw, Registry: reg,
-		Now: func() time.Time { return clock() }, Log: quietLogger(),
+		Now: func() time.Time { return clock() }, Log: consoletest.QuietLog(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -262,13 +255,11 @@ users = "1h"
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 // startServe runs the serve verb with args on a free loopback port and

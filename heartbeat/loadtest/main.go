@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,13 +31,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"smith/heartbeat/api"
+	"smith/internal/harness"
 )
 
 // Options describe one load run.
@@ -385,16 +384,8 @@ func printResult(w io.Writer, r *Result) {
 }
 
 func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
+	if m := harness.CPUModel(); m != "" {
+		return m
 	}
 	return "unknown CPU"
 }
@@ -448,13 +439,11 @@ func startRedis(bin string) (*consoleProc, string, error) {
 }
 
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		return "", err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr, nil
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
 
 func startConsole(bin, token, password, redisURL string) (*consoleProc, error) {
@@ -520,35 +509,14 @@ type procStat struct {
 	rssMiB, hwmMiB float64
 }
 
-// clockTicks is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
+// stat samples the console's CPU time and memory; what cannot be read
+// (the process gone) stays 0.
 func (c *consoleProc) stat() procStat {
 	var s procStat
 	pid := c.cmd.Process.Pid
-	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// Fields after the parenthesised command name; utime and stime
-		// are fields 14 and 15 of the whole line.
-		if i := strings.LastIndexByte(string(raw), ')'); i > 0 {
-			f := strings.Fields(string(raw[i+1:]))
-			if len(f) > 12 {
-				ut, _ := strconv.ParseFloat(f[11], 64)
-				st, _ := strconv.ParseFloat(f[12], 64)
-				s.cpu = (ut + st) / clockTicks
-			}
-		}
-	}
-	if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(raw), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			switch k {
-			case "VmRSS":
-				s.rssMiB = kb / 1024
-			case "VmHWM":
-				s.hwmMiB = kb / 1024
-			}
-		}
+	s.cpu, _ = harness.ProcCPU(pid)
+	if m, err := harness.ProcMemory(pid); err == nil {
+		s.rssMiB, s.hwmMiB = m.RSSMiB, m.PeakMiB
 	}
 	return s
 }

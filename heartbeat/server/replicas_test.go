@@ -12,6 +12,7 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/store"
 	"smith/heartbeat/store/redistest"
 )
@@ -88,7 +89,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // one replica only.
 func TestReplicasShareTheFleetThroughRedis(t *testing.T) {
 	url := redistest.Start(t)
-	clk := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	clk := consoletest.NewClock(time.Now().UTC().Truncate(time.Second))
 	a, b := newReplica(t, url, clk), newReplica(t, url, clk)
 
 	e, err := api.NewClient(a.ts.URL, fleetToken, nil).Enrol(context.Background(), "id-1", "web-1")

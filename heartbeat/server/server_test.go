@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,31 +18,17 @@ import (
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/store"
 )
 
 const (
-	fleetToken = "fleet-secret"
-	consolePw  = "console-secret"
+	fleetToken = consoletest.FleetToken
+	consolePw  = consoletest.ConsolePassword
 )
 
 // clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = consoletest.Clock
 
 var testPolicy = store.Policy{
 	OfflineAfter: 90 * time.Second,
@@ -77,7 +62,7 @@ func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 		path:  filepath.Join(t.TempDir(), "hosts.db"),
 		// The clock starts at the real time: the cookie jar of the login
 		// test checks the session cookie's Expires against the wall clock.
-		clock: &clock{now: time.Now().UTC().Truncate(time.Second)},
+		clock: consoletest.NewClock(time.Now().UTC().Truncate(time.Second)),
 	}
 	f.start()
 	t.Cleanup(f.stop)

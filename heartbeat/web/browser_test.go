@@ -8,14 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/sirupsen/logrus"
 
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
 )
@@ -34,23 +33,6 @@ func chromium(t *testing.T) string {
 		t.Fatalf("no browser at %s: install Debian's chromium (scripts/deps.sh does), or set SMITH_SKIP_BROWSER=1 to skip this test", path)
 	}
 	return path
-}
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 // screenshot saves the page in the test's temp dir, and also in
@@ -83,7 +65,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	browser := chromium(t)
 	artifacts := t.TempDir()
 
-	clk := &clock{now: time.Now()}
+	clk := consoletest.NewClock(time.Now())
 	reg, err := store.Open(filepath.Join(t.TempDir(), "hosts.db"), store.Policy{
 		OfflineAfter:  90 * time.Second,
 		TaskIntervals: map[api.TaskKind]time.Duration{api.TaskUsers: time.Hour},
@@ -92,8 +74,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	quiet := logrus.New()
-	quiet.SetOutput(&strings.Builder{})
+	quiet := consoletest.QuietLog()
 	srv, err := server.New(server.Config{
 		FleetToken: "fleet", ConsolePassword: "open sesame", Registry: reg, Now: clk.Now, Log: quiet,
 	})

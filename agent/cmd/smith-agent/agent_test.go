@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +15,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"smith/agent/config"
 	"smith/agent/decode"
+	"smith/agent/metrics"
+	"smith/internal/harness"
 	"smith/shm"
 )
 
@@ -101,64 +100,39 @@ func (r *ring) exec(t *testing.T, n int) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
-type agentProc struct {
-	cmd  *exec.Cmd
-	done chan error
+// testConfig is the tests' agent configuration: state and log in dir,
+// reading the ring r.
+func testConfig(dir string, r *ring) config.Config {
+	c := harness.AgentConfig(dir)
+	c.Source.Kind, c.Source.File = "file", r.path
+	return c
 }
 
-func writeConfig(t *testing.T, dir, extra string) string {
+// startAgent writes cfg to dir/agent.toml and starts the agent on it,
+// killed at the test's end.
+func startAgent(t *testing.T, dir string, cfg config.Config) *harness.Agent {
 	t.Helper()
-	p := filepath.Join(dir, "agent.toml")
-	if err := os.WriteFile(p, []byte(extra), 0o600); err != nil {
+	a, err := harness.StartAgent(agentBin, filepath.Join(dir, "agent.toml"), cfg, os.Stderr, os.Stderr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
-}
-
-func startAgent(t *testing.T, cfg string) *agentProc {
-	t.Helper()
-	cmd := exec.Command(agentBin, "-config", cfg)
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	a := &agentProc{cmd: cmd, done: make(chan error, 1)}
-	go func() { a.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-a.done
-	})
+	t.Cleanup(a.Kill)
 	return a
 }
 
-func (a *agentProc) stop(t *testing.T) {
+// stopAgent ends the agent with SIGTERM: it must exit cleanly.
+func stopAgent(t *testing.T, a *harness.Agent) {
 	t.Helper()
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-a.done:
-		if err != nil {
-			t.Fatalf("agent exit after SIGTERM: %v", err)
-		}
-		a.done <- nil
-	case <-time.After(30 * time.Second):
-		t.Fatal("agent did not stop on SIGTERM")
+	if err := a.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func (a *agentProc) kill(t *testing.T) {
-	t.Helper()
-	a.cmd.Process.Kill()
-	err := <-a.done
-	a.done <- err
 }
 
 // consumed reads every record of the topic from the start until want
@@ -166,7 +140,7 @@ func (a *agentProc) kill(t *testing.T) {
 // the number of records (duplicates included).
 func consumed(t *testing.T, addr string, want int, timeout time.Duration) (map[int]int, int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := harness.NewTopicReader("", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +152,11 @@ func consumed(t *testing.T, addr string, want int, timeout time.Duration) (map[i
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for len(tokens) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		recs, err := cl.Poll(ctx)
+		if err != nil {
 			t.Fatalf("only %d of %d events arrived in Kafka within %s", len(tokens), want, timeout)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
+		for _, r := range recs {
 			records++
 			var ev struct {
 				DataType string   `json:"data_type"`
@@ -207,7 +181,7 @@ func consumed(t *testing.T, addr string, want int, timeout time.Duration) (map[i
 			}
 			bySeq[ev.Seq] = tok
 			tokens[tok] = true
-		})
+		}
 	}
 	return bySeq, records
 }
@@ -224,38 +198,30 @@ func checkNoGaps(t *testing.T, bySeq map[int]int, n int) {
 	}
 }
 
-func kafkaConfig(r *ring, dir string, port int, spool string) string {
-	return fmt.Sprintf(`
-[agent]
-state_dir = %q
-pid_file = ""
-hostname = "test-host"
-[source]
-kind = "file"
-file = %q
-poll_interval = "2ms"
-[log]
-file = %q
-level = "debug"
-[kafka]
-brokers = ["127.0.0.1:%d"]
-retry_interval = "100ms"
-timeout = "2s"
-[spool]
-%s
-[metrics]
-listen = ""
-`, filepath.Join(dir, "state"), r.path, filepath.Join(dir, "agent.log"), port, spool)
+// kafkaConfig: the agent ships to a broker on port, spooling with the
+// given bounds.
+func kafkaConfig(r *ring, dir string, port int, spool config.Spool) config.Config {
+	c := testConfig(dir, r)
+	c.Agent.Hostname = "test-host"
+	c.Source.PollInterval = config.Duration(2 * time.Millisecond)
+	c.Log.Level = "debug"
+	c.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", port)}
+	c.Kafka.RetryInterval = config.Duration(100 * time.Millisecond)
+	c.Kafka.Timeout = config.Duration(2 * time.Second)
+	c.Spool = spool
+	return c
 }
 
 func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 	dir := t.TempDir()
 	r := newRing(t)
 	port := freePort(t)
-	cfg := writeConfig(t, dir, kafkaConfig(r, dir, port, `max_bytes = "64MiB"`))
+	spool := config.Default().Spool
+	spool.MaxBytes = 64 << 20
+	cfg := kafkaConfig(r, dir, port, spool)
 	data := filepath.Join(dir, "kafka-data")
 	newBroker := func() *kfake.Cluster {
-		c, err := kfake.NewCluster(kfake.Ports(port), kfake.SeedTopics(1, "smith"), kfake.DataDir(data))
+		c, err := harness.NewBroker(harness.BrokerOptions{Port: port, DataDir: data})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +229,7 @@ func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 	}
 
 	// Broker absent at start: events wait in the spool.
-	a := startAgent(t, cfg)
+	a := startAgent(t, dir, cfg)
 	r.exec(t, 300)
 	time.Sleep(300 * time.Millisecond)
 	broker := newBroker()
@@ -285,9 +251,9 @@ func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 	broker.Close()
 	r.exec(t, 300)
 	waitForSpool(t, filepath.Join(dir, "state", "spool"))
-	a.kill(t)
+	a.Kill()
 	r.exec(t, 300)
-	a = startAgent(t, cfg)
+	a = startAgent(t, dir, cfg)
 	r.exec(t, 100)
 	time.Sleep(300 * time.Millisecond)
 	broker = newBroker()
@@ -296,7 +262,7 @@ func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 	bySeq, records := consumed(t, addr, 1800, 90*time.Second)
 	checkNoGaps(t, bySeq, 1800)
 	t.Logf("1800 events, %d records in Kafka (%d duplicates from at-least-once delivery)", records, records-1800)
-	a.stop(t)
+	stopAgent(t, a)
 }
 
 // waitForSpool waits until the spool holds something: the agent noticed
@@ -316,40 +282,29 @@ func waitForSpool(t *testing.T, dir string) {
 	t.Fatal("nothing reached the spool while the broker was down")
 }
 
-func metric(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1 // not listening yet
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
-			v, _ := strconv.ParseFloat(f[1], 64)
-			return v
-		}
-	}
-	return -1
-}
-
 func TestSpoolTooSmallCountsDrops(t *testing.T) {
 	dir := t.TempDir()
 	r := newRing(t)
 	port := freePort(t)
 	mport := freePort(t)
-	cfg := kafkaConfig(r, dir, port, `max_bytes = "16KiB"
-segment_bytes = "4KiB"`)
-	cfg = strings.Replace(cfg, `listen = ""`, fmt.Sprintf(`listen = "127.0.0.1:%d"`, mport), 1)
-	a := startAgent(t, writeConfig(t, dir, cfg))
-	maddr := fmt.Sprintf("127.0.0.1:%d", mport)
+	cfg := kafkaConfig(r, dir, port, config.Spool{MaxBytes: 16 << 10, SegmentBytes: 4 << 10})
+	cfg.Metrics.Listen = fmt.Sprintf("127.0.0.1:%d", mport)
+	a := startAgent(t, dir, cfg)
 	const n = 400
 	r.exec(t, n)
 	var spooled, dropped float64
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		spooled = metric(t, maddr, "smith_events_spooled_total")
-		dropped = metric(t, maddr, `smith_events_dropped_total{reason="spool_full"}`)
+		// -1: not listening yet, or the series not served.
+		spooled, dropped = -1, -1
+		if m, err := a.Scrape(context.Background()); err == nil {
+			if v, ok := m.Value(metrics.NameSpooled); ok {
+				spooled = v
+			}
+			if v, ok := m.Dropped(metrics.DropSpoolFull.String()); ok {
+				dropped = v
+			}
+		}
 		if spooled+dropped == n {
 			break
 		}
@@ -363,7 +318,7 @@ segment_bytes = "4KiB"`)
 		t.Fatalf("no spool_full message in the log:\n%s", logText)
 	}
 	// What the spool kept arrives once Kafka is up.
-	broker, err := kfake.NewCluster(kfake.Ports(port), kfake.SeedTopics(1, "smith"))
+	broker, err := harness.NewBroker(harness.BrokerOptions{Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +327,7 @@ segment_bytes = "4KiB"`)
 	if records != int(spooled) {
 		t.Fatalf("%d records in Kafka, %v spooled", records, spooled)
 	}
-	a.stop(t)
+	stopAgent(t, a)
 }
 
 // waitFile waits until path holds a line containing want.
@@ -395,33 +350,23 @@ func TestSIGHUPReopensLogAndEventFiles(t *testing.T) {
 	r := newRing(t)
 	dir := t.TempDir()
 	events, logf := filepath.Join(dir, "events.json"), filepath.Join(dir, "agent.log")
-	cfg := writeConfig(t, dir, fmt.Sprintf(`[agent]
-pid_file = ""
-state_dir = %q
-[source]
-kind = "file"
-file = %q
-poll_interval = "5ms"
-[output]
-sinks = ["file"]
-[output.file]
-path = %q
-[metrics]
-listen = ""
-[log]
-file = %q
-`, dir, r.path, events, logf))
-	a := startAgent(t, cfg)
+	cfg := testConfig(dir, r)
+	cfg.Agent.StateDir = dir
+	cfg.Source.PollInterval = config.Duration(5 * time.Millisecond)
+	cfg.Output.Sinks = []string{"file"}
+	cfg.Output.File.Path = events
+	cfg.Log.File = logf
+	a := startAgent(t, dir, cfg)
 	r.exec(t, 1)
 	waitFile(t, events, "token-0")
-	waitFile(t, logf, "first sequence number")
+	waitFile(t, logf, harness.ReadyLine)
 	os.Rename(events, events+".1")
 	os.Rename(logf, logf+".1")
-	a.cmd.Process.Signal(syscall.SIGHUP)
+	a.Cmd.Process.Signal(syscall.SIGHUP)
 	waitFile(t, logf, "SIGHUP: log and output files reopened")
 	r.exec(t, 1)
 	waitFile(t, events, "token-1")
-	a.stop(t)
+	stopAgent(t, a)
 	if raw, _ := os.ReadFile(events + ".1"); strings.Contains(string(raw), "token-1") {
 		t.Fatalf("event after SIGHUP went to the moved file: %q", raw)
 	}

@@ -8,9 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"smith/agent/config"
+	"smith/internal/harness"
 )
 
 func TestConfigErrorsExitTwoWithOneLine(t *testing.T) {
@@ -66,26 +68,17 @@ func TestConfigErrorsExitTwoWithOneLine(t *testing.T) {
 func TestStdoutAndGracefulShutdown(t *testing.T) {
 	dir := t.TempDir()
 	r := newRing(t)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-[agent]
-state_dir = %q
-pid_file = %q
-format = "ecs"
-[source]
-kind = "file"
-file = %q
-poll_interval = "2ms"
-[log]
-file = %q
-[metrics]
-listen = ""
-`, filepath.Join(dir, "state"), filepath.Join(dir, "smith.pid"), r.path, filepath.Join(dir, "agent.log")))
-	cmd := exec.Command(agentBin, "-config", cfg)
+	cfg := testConfig(dir, r)
+	cfg.Agent.PidFile = filepath.Join(dir, "smith.pid")
+	cfg.Agent.Format = "ecs"
+	cfg.Source.PollInterval = config.Duration(2 * time.Millisecond)
 	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	if err := cmd.Start(); err != nil {
+	a, err := harness.StartAgent(agentBin, filepath.Join(dir, "agent.toml"), cfg, &stdout, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(a.Kill)
+	cmd := a.Cmd
 	r.exec(t, 2000)
 	deadline := time.Now().Add(20 * time.Second)
 	for r.fr.Ring.ConsumerPos() != r.fr.Ring.ProducerPos() && time.Now().Before(deadline) {
@@ -95,9 +88,8 @@ listen = ""
 	if err != nil || strings.TrimSpace(string(pid)) != fmt.Sprint(cmd.Process.Pid) {
 		t.Fatalf("pid file %q, %v", pid, err)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
+	if err := a.Stop(30 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != 2000 {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-
+	"smith/agent/config"
 	"smith/heartbeat/api"
+	"smith/heartbeat/consoletest"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
+	"smith/internal/harness"
 )
 
 // A real smith-agent heartbeats to the real console (in process), runs the
@@ -39,42 +36,28 @@ func TestAgentWithConsoleShipsTaskResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	log := logrus.New()
-	log.Out = io.Discard
-	srv, err := server.New(server.Config{FleetToken: "fleet-secret", ConsolePassword: "console-secret", Registry: reg, Interval: time.Second, Log: log})
+	srv, err := server.New(server.Config{FleetToken: consoletest.FleetToken, ConsolePassword: consoletest.ConsolePassword,
+		Registry: reg, Interval: time.Second, Log: consoletest.QuietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	console := httptest.NewServer(srv)
 	defer console.Close()
-	broker, err := kfake.NewCluster(kfake.SeedTopics(1, "smith"))
+	broker, err := harness.NewBroker(harness.BrokerOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer broker.Close()
 
 	r := newRing(t)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-[agent]
-state_dir = %q
-pid_file = ""
-hostname = "console-test-host"
-[source]
-kind = "file"
-file = %q
-[log]
-file = %q
-level = "debug"
-[kafka]
-brokers = [%q]
-[heartbeat]
-url = %q
-token = "fleet-secret"
-interval = "1s"
-[metrics]
-listen = ""
-`, filepath.Join(dir, "state"), r.path, filepath.Join(dir, "agent.log"), broker.ListenAddrs()[0], console.URL))
-	a := startAgent(t, cfg)
+	cfg := testConfig(dir, r)
+	cfg.Agent.Hostname = "console-test-host"
+	cfg.Log.Level = "debug"
+	cfg.Kafka.Brokers = []string{broker.ListenAddrs()[0]}
+	cfg.Heartbeat.URL = console.URL
+	cfg.Heartbeat.Token = consoletest.FleetToken
+	cfg.Heartbeat.Interval = config.Duration(time.Second)
+	a := startAgent(t, dir, cfg)
 
 	deadline := time.Now().Add(60 * time.Second)
 	var host api.Host
@@ -101,7 +84,10 @@ listen = ""
 	}
 
 	// Every item of every successful task is an event in Kafka.
-	cl, _ := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := harness.NewTopicReader("", broker.ListenAddrs()...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer cl.Close()
 	want := 0
 	for _, n := range items {
@@ -113,18 +99,18 @@ listen = ""
 	defer cancel()
 	total := 0
 	for total < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
+		recs, err := cl.Poll(ctx)
+		if err != nil {
 			logText, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
 			t.Fatalf("%d of %d task events in Kafka: %v\n%s", total, want, got, logText)
 		}
-		fs.EachRecord(func(rec *kgo.Record) {
+		for _, rec := range recs {
 			var ev map[string]any
 			if err := json.Unmarshal(rec.Value, &ev); err != nil {
 				t.Fatalf("invalid JSON: %s", rec.Value)
 			}
 			if ev["data_type"] != "detection_module" || ev["hostname"] != "console-test-host" {
-				return
+				continue
 			}
 			kind, _ := ev["task_kind"].(string)
 			got[kind]++
@@ -133,7 +119,7 @@ listen = ""
 			if kind == "users" && ev["name"] == "root" && ev["uid"] != "0" {
 				t.Errorf("root user event: %v", ev)
 			}
-		})
+		}
 	}
 	for kind, n := range items {
 		if got[kind] != n {
@@ -146,5 +132,5 @@ listen = ""
 	if items["users"] == 0 || !strings.Contains(host.Tasks[0].Summary+host.Tasks[1].Summary+host.Tasks[2].Summary+host.Tasks[3].Summary+host.Tasks[4].Summary+host.Tasks[5].Summary, "") {
 		t.Errorf("no users collected: %v", items)
 	}
-	a.stop(t)
+	stopAgent(t, a)
 }

@@ -4,18 +4,17 @@ package main
 
 import (
 	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 	"smith/shm"
 )
 
@@ -24,55 +23,29 @@ import (
 // events under a temporary directory, the events to a file, no metrics
 // listener).
 type agentConsumer struct {
-	cmd    *exec.Cmd
+	*harness.Agent
 	dir    string
 	events string
-	log    string
 }
-
-// agentConfig keeps every default of smith-agent.toml but the paths.
-const agentConfig = `
-[agent]
-state_dir = %q
-pid_file = ""
-[log]
-file = %q
-[output]
-sinks = ["file"]
-[output.file]
-path = %q
-[metrics]
-listen = ""
-`
 
 func startAgent(bin string) (*agentConsumer, error) {
 	dir, err := os.MkdirTemp("", "bench-agent")
 	if err != nil {
 		return nil, fmt.Errorf("agent directory: %w", err)
 	}
-	a := &agentConsumer{dir: dir, events: filepath.Join(dir, "events.json"), log: filepath.Join(dir, "agent.log")}
-	cfg := filepath.Join(dir, "agent.toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, agentConfig, filepath.Join(dir, "state"), a.log, a.events), 0o600); err != nil {
-		return nil, fmt.Errorf("agent configuration: %w", err)
-	}
-	a.cmd = exec.Command(bin, "-config", cfg)
-	if err := a.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	a := &agentConsumer{dir: dir, events: filepath.Join(dir, "events.json")}
+	cfg := harness.AgentConfig(dir)
+	cfg.Output.Sinks = []string{"file"}
+	cfg.Output.File.Path = a.events
+	if a.Agent, err = harness.StartAgent(bin, filepath.Join(dir, "agent.toml"), cfg, nil, nil); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	// Started once it has opened the ring and logged its first sequence
-	// number (as agent/vmtest waits for it).
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		raw, _ := os.ReadFile(a.log)
-		if bytes.Contains(raw, []byte("first sequence number")) {
-			return a, nil
-		}
-		if time.Now().After(deadline) {
-			a.Close()
-			return nil, fmt.Errorf("smith-agent did not start within 60 s:\n%s", raw)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// number.
+	if err := a.Ready(context.Background(), 60*time.Second); err != nil {
+		return nil, errors.Join(err, a.Close())
 	}
+	return a, nil
 }
 
 // received is the number of events the agent wrote to its file so far.
@@ -94,7 +67,7 @@ func (a *agentConsumer) received() uint64 {
 func (a *agentConsumer) testRecords() uint64 { return 0 }
 
 func (a *agentConsumer) status() string {
-	raw, _ := os.ReadFile(a.log)
+	raw, _ := os.ReadFile(a.Config.Log.File)
 	if len(raw) > 2000 {
 		raw = raw[len(raw)-2000:]
 	}
@@ -103,43 +76,12 @@ func (a *agentConsumer) status() string {
 
 // contextSwitches sums the voluntary context switches of every thread of
 // the agent: each is one sleep that ended in a wake-up.
-func (a *agentConsumer) contextSwitches() (uint64, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", a.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	var sum uint64
-	for _, t := range tasks {
-		raw, err := os.ReadFile(t)
-		if err != nil {
-			continue // a thread that just exited
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-				n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-				sum += n
-			}
-		}
-	}
-	return sum, nil
-}
+func (a *agentConsumer) contextSwitches() (uint64, error) { return harness.ProcWakeups(a.Pid()) }
 
 // Close stops the agent with SIGTERM (it commits and exits) and removes its
 // files.
 func (a *agentConsumer) Close() error {
-	var err error
-	if a.cmd.Process != nil {
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- a.cmd.Wait() }()
-		select {
-		case err = <-done:
-		case <-time.After(30 * time.Second):
-			_ = a.cmd.Process.Kill()
-			err = errors.Join(errors.New("smith-agent did not stop within 30 s of SIGTERM"), <-done)
-		}
-	}
-	return errors.Join(err, os.RemoveAll(a.dir))
+	return errors.Join(a.Stop(30*time.Second), os.RemoveAll(a.dir))
 }
 
 // debugfsDev answers what hookRound asks of a device from the module's

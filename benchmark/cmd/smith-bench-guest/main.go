@@ -39,17 +39,13 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
-	"strings"
 
 	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 )
 
 type options struct {
@@ -122,7 +118,7 @@ func main() {
 
 func run(o options) error {
 	res := &results.VM{
-		Machine: results.Machine{CPU: o.cpu, Kernel: kernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
+		Machine: results.Machine{CPU: o.cpu, Kernel: harness.KernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
 		Rounds:  o.rounds,
 		Clock:   o.clock,
 	}
@@ -149,6 +145,8 @@ func run(o options) error {
 		// Keep what was measured: a partial file says more than none.
 		res.Notes = append(res.Notes, "stopped early: "+err.Error())
 	}
+	// The whole result: the last block on the console, and the file.
+	b.checkpoint()
 	if werr := results.Write(o.out, res); werr != nil {
 		return werr
 	}
@@ -161,45 +159,19 @@ type bench struct {
 	res *results.VM
 }
 
-// checkpoint prints the results so far on stdout between the markers
-// bench.sh uses, so that a guest that dies later (the kprobe patching
-// races QEMU's multi-threaded emulation is known for, docs/HOOKS.md)
-// still hands back what it measured; smith-bench vmresult takes the last
-// complete block.
+// checkpoint prints the results so far on stdout as a result block of the
+// VM result channel (harness.EncodeResult), so that a guest that dies
+// later (the kprobe patching races QEMU's multi-threaded emulation is
+// known for, docs/HOOKS.md) still hands back what it measured; smith-bench
+// vmresult takes the last complete block.
 func (b *bench) checkpoint() {
-	raw, err := json.Marshal(b.res)
-	if err != nil {
+	if err := harness.EncodeResult(os.Stdout, harness.ResultBench, b.res); err != nil {
 		fmt.Fprintln(os.Stderr, "smith-bench-guest: checkpoint:", err)
-		return
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(raw)
-	if err := zw.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "smith-bench-guest: checkpoint:", err)
-		return
-	}
-	enc := base64.StdEncoding.EncodeToString(gz.Bytes())
-	var out strings.Builder
-	out.WriteString("SMITH-BENCH-JSON-BEGIN\n")
-	for len(enc) > 76 {
-		out.WriteString(enc[:76] + "\n")
-		enc = enc[76:]
-	}
-	out.WriteString(enc + "\nSMITH-BENCH-JSON-END\n")
-	os.Stdout.WriteString(out.String())
 }
 
 func (b *bench) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	fmt.Fprintln(os.Stderr, "smith-bench-guest:", msg)
 	b.res.Notes = append(b.res.Notes, msg)
-}
-
-func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
 }

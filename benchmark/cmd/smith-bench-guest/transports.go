@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 	"smith/shm"
 )
 
@@ -199,29 +200,21 @@ func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.Ra
 		return st, err
 	}
 	got0 := e.cons.testRecords()
-	perTick := rate * tick.Seconds()
-	var owed float64
 	var sent, written uint64
-	t0 := time.Now()
-	for next := t0; time.Since(t0) < d; {
-		owed += perTick
-		n := uint32(owed)
-		owed -= float64(n)
-		if n > 0 {
-			w, err := e.dev.emit(n, length, e.seq)
-			if err != nil {
-				return st, err
-			}
-			e.seq += uint64(n)
-			sent += uint64(n)
-			written += w
+	took, err := harness.Pace(rate, d, tick, func(n int) error {
+		w, err := e.dev.emit(uint32(n), length, e.seq)
+		if err != nil {
+			return err
 		}
-		next = next.Add(tick)
-		if wait := time.Until(next); wait > 0 {
-			time.Sleep(wait)
-		}
+		e.seq += uint64(n)
+		sent += uint64(n)
+		written += w
+		return nil
+	})
+	if err != nil {
+		return st, err
 	}
-	offerSecs := time.Since(t0).Seconds()
+	offerSecs := took.Seconds()
 	got := e.drain(got0, written, 5*time.Second)
 	after, err := e.dev.stats()
 	if err != nil {

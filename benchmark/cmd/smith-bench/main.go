@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"strings"
 
 	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 )
 
 func usage() {
@@ -83,49 +83,16 @@ func cmdGoBench(args []string) error {
 		return fmt.Errorf("no benchmark results from %s", strings.Join(fs.Args(), " "))
 	}
 	m := hostMachine()
-	m.HostLoad = loadAverage()
+	m.HostLoad = harness.LoadAverage()
 	return results.Write(*out, results.Host{Machine: m, GoBench: list})
 }
 
 // hostMachine describes this machine the way lscpu does ("Model name" is
 // /proc/cpuinfo's "model name").
 func hostMachine() results.Machine {
-	return results.Machine{CPU: cpuModel(), Kernel: osRelease(), CPUs: runtime.NumCPU(), Where: "host"}
-}
-
-// loadAverage is the 1-minute load average of this machine.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
+	cpu := harness.CPUModel()
+	if cpu == "" {
+		cpu = "unknown"
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func osRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.TrimSpace(string(b))
+	return results.Machine{CPU: cpu, Kernel: harness.KernelRelease(), CPUs: runtime.NumCPU(), Where: "host"}
 }

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,11 +13,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"smith/agent/config"
 	"smith/agent/decode"
+	"smith/agent/metrics"
 	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 	"smith/shm"
 )
 
@@ -43,8 +40,6 @@ type pipelineOpts struct {
 	pollEvery   string
 	keepWorkDir bool
 }
-
-const topic = "smith"
 
 func cmdPipeline(args []string) error {
 	fs := flag.NewFlagSet("pipeline", flag.ExitOnError)
@@ -75,7 +70,7 @@ func cmdPipeline(args []string) error {
 	if err != nil {
 		h.Notes = append(h.Notes, "pipeline stopped early: "+err.Error())
 	}
-	h.Machine.HostLoad = loadAverage()
+	h.Machine.HostLoad = harness.LoadAverage()
 	if werr := results.Write(o.out, h); werr != nil {
 		return werr
 	}
@@ -83,17 +78,16 @@ func cmdPipeline(args []string) error {
 }
 
 func runPipeline(o pipelineOpts, h *results.Host) error {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	cluster, err := harness.NewBroker(harness.BrokerOptions{})
 	if err != nil {
-		return fmt.Errorf("start kfake broker: %w", err)
+		return err
 	}
 	defer cluster.Close()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	k, err := harness.NewTopicReader("", cluster.ListenAddrs()...)
 	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
+		return err
 	}
-	defer cl.Close()
-	k := &kafkaCount{cl: cl}
+	defer k.Close()
 
 	if o.steadyRate > 0 && o.steadyRuns > 0 {
 		st := &results.Steady{Rate: o.steadyRate, Seconds: o.steadySecs}
@@ -128,7 +122,7 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 
 // steadyRun offers the steady rate to a fresh agent and reads its CPU time
 // and peak RSS.
-func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *kafkaCount, st *results.Steady) error {
+func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *harness.TopicReader, st *results.Steady) error {
 	a, err := startAgent(o, cluster)
 	if err != nil {
 		return err
@@ -138,26 +132,26 @@ func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *kafkaCount, st *result
 	if _, err := a.offer(k, o.steadyRate, time.Second); err != nil {
 		return err
 	}
-	cpu0, err := procCPU(a.cmd.Process.Pid)
+	cpu0, err := harness.ProcCPU(a.Pid())
 	if err != nil {
-		return err
+		return fmt.Errorf("agent %w", err)
 	}
 	t0 := time.Now()
 	step, err := a.offer(k, o.steadyRate, time.Duration(o.steadySecs*float64(time.Second)))
 	if err != nil {
 		return err
 	}
-	cpu1, err := procCPU(a.cmd.Process.Pid)
+	cpu1, err := harness.ProcCPU(a.Pid())
 	if err != nil {
-		return err
+		return fmt.Errorf("agent %w", err)
 	}
-	hwm, err := procHWM(a.cmd.Process.Pid)
+	mem, err := harness.ProcMemory(a.Pid())
 	if err != nil {
-		return err
+		return fmt.Errorf("agent %w", err)
 	}
 	secs := time.Since(t0).Seconds()
 	st.CPUPercent = append(st.CPUPercent, 100*(cpu1-cpu0)/secs)
-	st.RSSMiB = append(st.RSSMiB, hwm)
+	st.RSSMiB = append(st.RSSMiB, mem.PeakMiB)
 	st.Delivered = append(st.Delivered, step.Received)
 	st.Dropped = append(st.Dropped, step.Dropped)
 	return a.stop()
@@ -165,17 +159,15 @@ func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *kafkaCount, st *result
 
 // agent is a running smith-agent reading a file ring this process fills.
 type agent struct {
-	cmd     *exec.Cmd
+	*harness.Agent
 	dir     string
 	keep    bool
 	ring    *shm.FileRing
 	file    *os.File
 	prod    *shm.Producer
-	metrics string // URL of its Prometheus endpoint
 	events  [][]byte
 	next    int
 	stopped bool
-	exitErr chan error
 	// lastDrops is the last scrape of the drop counters, by reason.
 	lastDrops map[string]float64
 }
@@ -185,7 +177,7 @@ func startAgent(o pipelineOpts, cluster *kfake.Cluster) (*agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("work directory: %w", err)
 	}
-	a := &agent{dir: dir, keep: o.keepWorkDir, exitErr: make(chan error, 1)}
+	a := &agent{dir: dir, keep: o.keepWorkDir}
 	fail := func(err error) (*agent, error) {
 		a.stop()
 		return nil, err
@@ -200,63 +192,30 @@ func startAgent(o pipelineOpts, cluster *kfake.Cluster) (*agent, error) {
 	a.prod = shm.NewProducer(a.ring.Ring)
 	a.events = sampleEvents()
 
-	port, err := freePort()
+	port, err := harness.FreePort()
 	if err != nil {
 		return fail(err)
 	}
-	a.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
-	poll := ""
+	cfg := harness.AgentConfig(dir)
+	cfg.Agent.Hostname = "bench-host"
+	cfg.Source.Kind, cfg.Source.File = "file", filepath.Join(dir, "ring")
 	if o.pollEvery != "" {
-		poll = fmt.Sprintf("poll_interval = %q\n", o.pollEvery)
-	}
-	cfg := fmt.Sprintf(`[agent]
-state_dir = %q
-pid_file = ""
-hostname = "bench-host"
-
-[source]
-kind = "file"
-file = %q
-%s
-[log]
-file = %q
-
-[output]
-sinks = ["kafka"]
-
-[kafka]
-brokers = [%q]
-topic = %q
-
-[metrics]
-listen = "127.0.0.1:%d"
-`, filepath.Join(dir, "state"), filepath.Join(dir, "ring"), poll, filepath.Join(dir, "agent.log"),
-		cluster.ListenAddrs()[0], topic, port)
-	cfgPath := filepath.Join(dir, "smith-agent.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return fail(fmt.Errorf("agent config: %w", err))
-	}
-	a.cmd = exec.Command(o.agent, "-config", cfgPath)
-	a.cmd.Stdout, a.cmd.Stderr = os.Stderr, os.Stderr
-	if err := a.cmd.Start(); err != nil {
-		return fail(fmt.Errorf("start %s: %w", o.agent, err))
-	}
-	go func() { a.exitErr <- a.cmd.Wait() }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if _, err := a.scrape(); err == nil {
-			return a, nil
+		d, err := time.ParseDuration(o.pollEvery)
+		if err != nil {
+			return fail(fmt.Errorf("-poll-interval: %w", err))
 		}
-		select {
-		case err := <-a.exitErr:
-			a.exitErr <- err
-			return fail(fmt.Errorf("smith-agent exited at start (%v); its log: %s", err, filepath.Join(dir, "agent.log")))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("smith-agent metrics at %s not up after 15 s", a.metrics))
-		}
+		cfg.Source.PollInterval = config.Duration(d)
 	}
+	cfg.Output.Sinks = []string{"kafka"}
+	cfg.Kafka.Brokers = []string{cluster.ListenAddrs()[0]}
+	cfg.Metrics.Listen = fmt.Sprintf("127.0.0.1:%d", port)
+	if a.Agent, err = harness.StartAgent(o.agent, filepath.Join(dir, "smith-agent.toml"), cfg, os.Stderr, os.Stderr); err != nil {
+		return fail(err)
+	}
+	if err := a.Ready(context.Background(), 15*time.Second); err != nil {
+		return fail(err)
+	}
+	return a, nil
 }
 
 // stop ends the agent with SIGTERM (it flushes what is in flight) and
@@ -267,18 +226,8 @@ func (a *agent) stop() error {
 	}
 	a.stopped = true
 	var err error
-	if a.cmd != nil && a.cmd.Process != nil {
-		_ = a.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case werr := <-a.exitErr:
-			if werr != nil {
-				err = fmt.Errorf("smith-agent exit: %w", werr)
-			}
-		case <-time.After(30 * time.Second):
-			_ = a.cmd.Process.Kill()
-			<-a.exitErr
-			err = errors.New("smith-agent did not stop within 30 s of SIGTERM")
-		}
+	if a.Agent != nil {
+		err = a.Stop(30 * time.Second)
 	}
 	if a.ring != nil {
 		err = errors.Join(err, a.ring.Close())
@@ -294,42 +243,34 @@ func (a *agent) stop() error {
 
 // offer writes events into the ring at rate per second for d, in a batch
 // every millisecond, then waits for Kafka to hold them.
-func (a *agent) offer(k *kafkaCount, rate float64, d time.Duration) (results.RateStep, error) {
+func (a *agent) offer(k *harness.TopicReader, rate float64, d time.Duration) (results.RateStep, error) {
 	st := results.RateStep{Transport: "kafka", Offered: rate}
 	drops0, err := a.dropped()
 	if err != nil {
 		return st, err
 	}
-	end0, err := k.end()
+	end0, err := k.End(context.Background())
 	if err != nil {
 		return st, err
 	}
-	const tick = time.Millisecond
-	perTick := rate * tick.Seconds()
-	var owed float64
 	var sent, ringDrops uint64
-	t0 := time.Now()
-	for next := t0; time.Since(t0) < d; {
-		owed += perTick
-		for ; owed >= 1; owed-- {
+	took, _ := harness.Pace(rate, d, time.Millisecond, func(n int) error {
+		for range n {
 			if ok, _ := a.prod.Write(a.events[a.next]); !ok {
 				ringDrops++
 			}
 			a.next = (a.next + 1) % len(a.events)
 			sent++
 		}
-		next = next.Add(tick)
-		if wait := time.Until(next); wait > 0 {
-			time.Sleep(wait)
-		}
-	}
-	offerSecs := time.Since(t0).Seconds()
+		return nil
+	})
+	offerSecs := took.Seconds()
 	// Delivered: wait until Kafka holds everything that was not dropped,
 	// or until it stops growing.
 	var got uint64
 	last, lastChange := uint64(0), time.Now()
 	for {
-		e, err := k.end()
+		e, err := k.End(context.Background())
 		if err != nil {
 			return st, err
 		}
@@ -371,94 +312,16 @@ func (a *agent) nonZeroDrops() map[string]float64 {
 	return m
 }
 
-// dropped sums smith_events_dropped_total over every reason.
-func (a *agent) dropped() (uint64, error) { return a.scrape() }
-
-func (a *agent) scrape() (uint64, error) {
+// dropped sums the agent's drop counters over every reason.
+func (a *agent) dropped() (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.metrics, nil)
+	m, err := a.Scrape(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("agent metrics: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("agent metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("agent metrics: %s", resp.Status)
-	}
-	m, total, err := metricByLabel(bufio.NewScanner(resp.Body), "smith_events_dropped_total")
-	if err == nil {
-		a.lastDrops = m
-	}
-	return total, err
-}
-
-// metricByLabel returns every sample of the named metric in Prometheus
-// text by its label set ("" for none), and their sum.
-func metricByLabel(sc *bufio.Scanner, name string) (map[string]float64, uint64, error) {
-	m := map[string]float64{}
-	var total float64
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		labels := ""
-		if i := strings.LastIndexByte(rest, '}'); i >= 0 {
-			labels, rest = rest[:i+1], rest[i+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return nil, 0, fmt.Errorf("metric line %q: %w", line, err)
-		}
-		m[labels] += v
-		total += v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read metrics: %w", err)
-	}
-	return m, uint64(total), nil
-}
-
-// kafkaCount reads how many records the topic holds (the sum of its
-// partitions' end offsets).
-type kafkaCount struct {
-	cl *kgo.Client
-}
-
-func (k *kafkaCount) end() (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req := kmsg.NewPtrListOffsetsRequest()
-	t := kmsg.NewListOffsetsRequestTopic()
-	t.Topic = topic
-	p := kmsg.NewListOffsetsRequestTopicPartition()
-	p.Partition = 0
-	p.Timestamp = -1 // the end offset
-	t.Partitions = append(t.Partitions, p)
-	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(ctx, k.cl)
-	if err != nil {
-		return 0, fmt.Errorf("kafka end offset of %s: %w", topic, err)
-	}
-	var total uint64
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if rp.ErrorCode != 0 {
-				return 0, fmt.Errorf("kafka end offset of %s/%d: error code %d", topic, rp.Partition, rp.ErrorCode)
-			}
-			total += uint64(rp.Offset)
-		}
-	}
-	return total, nil
+	a.lastDrops = m.ByLabel(metrics.NameDropped, metrics.LabelReason)
+	return uint64(m.Sum(metrics.NameDropped)), nil
 }
 
 // sampleEvents are the records the producer cycles through: execs with a
@@ -496,53 +359,4 @@ func sampleEvents() [][]byte {
 		out = append(out, decode.AppendEvent(nil, &c))
 	}
 	return out
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// procCPU is the process's user + system CPU time in seconds.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, fmt.Errorf("agent CPU time: %w", err)
-	}
-	// Fields after the command name, which is in parentheses and may
-	// hold spaces: state is field 3, utime 14, stime 15.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("agent CPU time: short /proc/%d/stat", pid)
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("agent CPU time: %w", err)
-	}
-	const clockTicks = 100 // USER_HZ, 100 on every Linux architecture Go supports
-	return float64(ut+stime) / clockTicks, nil
-}
-
-// procHWM is the process's peak resident set (VmHWM) in MiB.
-func procHWM(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("agent RSS: %w", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			if err != nil {
-				return 0, fmt.Errorf("agent RSS: %q: %w", line, err)
-			}
-			return kb / 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("agent RSS: no VmHWM in /proc/%d/status", pid)
 }

@@ -1,28 +1,22 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
+
+	"smith/internal/harness"
 )
 
-func marked(t *testing.T, json string) string {
+// marked is a console log holding the result as smith-bench-guest prints
+// it; a console may prefix noise.
+func marked(t *testing.T, text string) string {
 	t.Helper()
-	var gz bytes.Buffer
-	w := gzip.NewWriter(&gz)
-	w.Write([]byte(json))
-	w.Close()
-	enc := base64.StdEncoding.EncodeToString(gz.Bytes())
-	// busybox base64 wraps at 76 columns; a console may prefix noise.
-	var lines []string
-	for len(enc) > 76 {
-		lines = append(lines, enc[:76])
-		enc = enc[76:]
+	var b strings.Builder
+	if err := harness.EncodeResult(&b, harness.ResultBench, json.RawMessage(text)); err != nil {
+		t.Fatal(err)
 	}
-	lines = append(lines, enc)
-	return "boot noise\n[  1.0] x SMITH-BENCH-JSON-BEGIN\n" + strings.Join(lines, "\n") + "\nSMITH-BENCH-JSON-END\nafter\n"
+	return "boot noise\n[  1.0] x " + b.String() + "after\n"
 }
 
 func TestExtractVMResultDecodesTheMarkedBlock(t *testing.T) {

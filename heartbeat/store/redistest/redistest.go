@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"smith/internal/harness"
 )
 
 // Start runs Debian's redis-server on a free loopback port with its
@@ -21,12 +23,10 @@ func Start(t testing.TB) string {
 	if err != nil {
 		t.Fatal("redis-server not found: install Debian's redis-server (scripts/deps.sh)")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir,
 		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/twmb/franz-go/pkg/kfake"
+	"smith/internal/harness"
 )
 
 // brokerCmd runs a one-node kfake cluster until SIGTERM or SIGINT.  Its
@@ -21,7 +21,7 @@ func brokerCmd(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	port := fs.Int("port", 9092, "loopback port to listen on")
 	data := fs.String("data", "", "directory of the broker's log (required)")
-	topic := fs.String("topic", "smith", "topic created at start (one partition)")
+	topic := fs.String("topic", harness.Topic, "topic created at start (one partition)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -31,7 +31,7 @@ func brokerCmd(args []string, stderr io.Writer) int {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	c, err := kfake.NewCluster(kfake.Ports(*port), kfake.SeedTopics(1, *topic), kfake.DataDir(*data), kfake.SyncWrites())
+	c, err := harness.NewBroker(harness.BrokerOptions{Topic: *topic, Port: *port, DataDir: *data, SyncWrites: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "smith-soak broker: %v\n", err)
 		return 1

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +13,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"smith/agent/metrics"
+	"smith/internal/harness"
 )
 
 // proc is a child process the run starts, stops and watches: an exit it
@@ -148,46 +150,38 @@ type promSample struct {
 	SpoolEvents, Read, Sent                        float64
 }
 
-var httpClient = &http.Client{Timeout: 2 * time.Second}
-
 func scrape(url string) (promSample, error) {
 	var s promSample
-	resp, err := httpClient.Get(url)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := harness.Scrape(ctx, url)
 	if err != nil {
-		return s, fmt.Errorf("scrape %s: %w", url, err)
+		return s, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("scrape %s: %s", url, resp.Status)
+	drop := func(d metrics.Drop) func() (float64, bool) {
+		return func() (float64, bool) { return m.Dropped(d.String()) }
 	}
-	want := map[string]*float64{
-		`smith_events_dropped_total{reason="spool_full"}`:        &s.SpoolFull,
-		`smith_events_dropped_total{reason="spool_error"}`:       &s.SpoolErr,
-		`smith_events_dropped_total{reason="message_too_large"}`: &s.TooLarge,
-		`smith_events_dropped_total{reason="decode_error"}`:      &s.Decode,
-		`smith_events_dropped_total{reason="sink_error"}`:        &s.SinkErr,
-		`smith_spool_events`:      &s.SpoolEvents,
-		`smith_events_read_total`: &s.Read,
-		`smith_events_sent_total`: &s.Sent,
+	value := func(name string) func() (float64, bool) {
+		return func() (float64, bool) { return m.Value(name) }
 	}
-	seen := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if p := want[name]; ok && p != nil {
-			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-			if err != nil {
-				return s, fmt.Errorf("metric %s: %w", name, err)
-			}
-			*p = v
-			seen++
+	for _, w := range []struct {
+		p   *float64
+		get func() (float64, bool)
+	}{
+		{&s.SpoolFull, drop(metrics.DropSpoolFull)},
+		{&s.SpoolErr, drop(metrics.DropSpoolError)},
+		{&s.TooLarge, drop(metrics.DropTooLarge)},
+		{&s.Decode, drop(metrics.DropDecode)},
+		{&s.SinkErr, drop(metrics.DropSink)},
+		{&s.SpoolEvents, value(metrics.NameSpoolEvents)},
+		{&s.Read, value(metrics.NameRead)},
+		{&s.Sent, value(metrics.NameSent)},
+	} {
+		v, ok := w.get()
+		if !ok {
+			return s, errors.New("scrape: metrics missing from /metrics")
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return s, fmt.Errorf("scrape %s: %w", url, err)
-	}
-	if seen != len(want) {
-		return s, errors.New("scrape: metrics missing from /metrics")
+		*w.p = v
 	}
 	return s, nil
 }

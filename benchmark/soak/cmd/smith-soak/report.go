@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -13,15 +11,13 @@ import (
 	"strings"
 
 	"smith/benchmark/soak"
+	"smith/internal/harness"
 )
 
-// Markers of the result in the VM console (scripts/vm/scenarios/soak.sh)
-// and of the generated section of the doc.
+// Markers of the generated section of the doc.
 const (
-	jsonBegin = "SMITH-SOAK-JSON-BEGIN"
-	jsonEnd   = "SMITH-SOAK-JSON-END"
-	docBegin  = "<!-- soak-report-begin: written by smith-soak report, do not edit -->"
-	docEnd    = "<!-- soak-report-end -->"
+	docBegin = "<!-- soak-report-begin: written by smith-soak report, do not edit -->"
+	docEnd   = "<!-- soak-report-end -->"
 )
 
 func reportCmd(args []string, stdout, stderr io.Writer) int {
@@ -74,33 +70,25 @@ func reportCmd(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// extract takes the gzip'd, base64'd JSON between the markers.
+// extract takes the result smith-soak run -print-result wrote to the VM
+// console (the last complete block, harness.DecodeResult).
 func extract(console string) ([]byte, error) {
-	text, err := os.ReadFile(console)
+	f, err := os.Open(console)
 	if err != nil {
 		return nil, err
 	}
-	_, rest, ok := bytes.Cut(text, []byte(jsonBegin))
-	if !ok {
-		return nil, fmt.Errorf("%s: no %s: the guest wrote no result", console, jsonBegin)
-	}
-	body, _, ok := bytes.Cut(rest, []byte(jsonEnd))
-	if !ok {
-		return nil, fmt.Errorf("%s: result not complete (no %s)", console, jsonEnd)
-	}
-	gz, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(body)), ""))
+	defer f.Close()
+	raw, err := harness.DecodeResult(f, harness.ResultSoak)
 	if err != nil {
+		return nil, fmt.Errorf("%s: %w", console, err)
+	}
+	// Indented, as run -o writes it.
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
 		return nil, fmt.Errorf("%s: result: %w", console, err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		return nil, fmt.Errorf("%s: result: %w", console, err)
-	}
-	raw, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: result: %w", console, err)
-	}
-	return raw, nil
+	b.WriteByte('\n')
+	return b.Bytes(), nil
 }
 
 func writeDoc(path string, rep *Report) error {

@@ -2,37 +2,25 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"smith/benchmark/soak"
+	"smith/internal/harness"
 )
 
-// console writes a console log the way scripts/vm/scenarios/soak.sh
-// prints a result: gzip'd, base64'd in 76-column lines, between markers.
+// console writes a console log the way smith-soak run -print-result
+// prints a result in the VM.
 func console(t *testing.T, dir string, rep *Report) string {
 	t.Helper()
-	raw, err := json.Marshal(rep)
-	if err != nil {
+	var text strings.Builder
+	text.WriteString("boot noise\nsoak: PASS\n")
+	if err := harness.EncodeResult(&text, harness.ResultSoak, rep); err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(raw)
-	zw.Close()
-	b64 := base64.StdEncoding.EncodeToString(gz.Bytes())
-	var text strings.Builder
-	text.WriteString("boot noise\nsoak: PASS\n" + jsonBegin + "\n")
-	for len(b64) > 76 {
-		text.WriteString(b64[:76] + "\n")
-		b64 = b64[76:]
-	}
-	text.WriteString(b64 + "\n" + jsonEnd + "\nSMITH-VM-RESULT status=0\n")
+	text.WriteString("SMITH-VM-RESULT status=0\n")
 	path := filepath.Join(dir, "console.log")
 	if err := os.WriteFile(path, []byte(text.String()), 0o644); err != nil {
 		t.Fatal(err)
@@ -95,7 +83,7 @@ func TestReportWithoutResultFails(t *testing.T) {
 	path := filepath.Join(dir, "console.log")
 	os.WriteFile(path, []byte("kernel panic\n"), 0o644)
 	var out, errOut bytes.Buffer
-	if code := dispatch([]string{"report", "-console", path}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no "+jsonBegin) {
+	if code := dispatch([]string{"report", "-console", path}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no "+harness.ResultBegin(harness.ResultSoak)) {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
 }

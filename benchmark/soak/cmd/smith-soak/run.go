@@ -16,10 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
+	"smith/agent/config"
 	"smith/benchmark/soak"
+	"smith/internal/harness"
 )
 
 // Report is what a run writes (and prints between markers in the VM).
@@ -77,6 +78,7 @@ type runner struct {
 
 	agent, broker *proc
 	agentCfg      string
+	agentLog      string
 	load          *loader
 	t0            time.Time
 	faults        []Fault
@@ -108,11 +110,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	modRate := fs.Float64("module-rate", 1, "module loads per second")
 	port := fs.Int("broker-port", 9092, "broker port on 127.0.0.1")
 	out := fs.String("o", "/tmp/soak/result.json", "result file")
+	printResult := fs.Bool("print-result", false, "print the result on stdout for the host too, in the VM result channel's block (smith-soak report -console reads it)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	r := &runner{dir: *dir, ko: *ko, testKo: *testKo, ringBytes: *ring, spoolBytes: *spool, port: *port,
-		metrics: "http://127.0.0.1:9465/metrics", gap: *gap, out: stdout, t0: time.Now()}
+		gap: *gap, out: stdout, t0: time.Now()}
 	rep := &Report{Started: time.Now().UTC().Format(time.RFC3339), RingBytes: *ring, SpoolBytes: *spool,
 		ExecRate: *execRate, ConnRate: *connRate, ModRate: *modRate}
 	var u unix.Utsname
@@ -133,6 +136,12 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printSummary(stdout, rep)
+	if *printResult {
+		if err := harness.EncodeResult(stdout, harness.ResultSoak, rep); err != nil {
+			fmt.Fprintf(stderr, "smith-soak: %v\n", err)
+			return 1
+		}
+	}
 	if !rep.Pass {
 		return 1
 	}
@@ -142,41 +151,17 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, modRate float64) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := os.RemoveAll(r.dir); err != nil {
+	if err := r.loadModule(); err != nil {
 		return err
-	}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return err
-	}
-	if _, err := os.Stat("/sys/module/smith"); err == nil {
-		if err := unix.DeleteModule("smith", 0); err != nil {
-			return fmt.Errorf("unload the module left loaded: %w", err)
-		}
-	}
-	if out, err := exec.Command("insmod", r.ko, fmt.Sprintf("ring_size=%d", r.ringBytes)).CombinedOutput(); err != nil {
-		return fmt.Errorf("insmod %s: %v: %s", r.ko, err, out)
 	}
 	defer func() {
 		if err := unix.DeleteModule("smith", 0); err != nil {
 			r.problems = append(r.problems, fmt.Sprintf("rmmod smith at the end: %v", err))
 		}
 	}()
-	self, err := os.Executable()
-	if err != nil {
+	if err := r.prepare(); err != nil {
 		return err
 	}
-	agentBin, err := exec.LookPath("smith-agent")
-	if err != nil {
-		return fmt.Errorf("smith-agent: %w", err)
-	}
-	r.broker = &proc{name: "broker", log: filepath.Join(r.dir, "broker.log"),
-		argv: []string{self, "broker", "-port", fmt.Sprint(r.port), "-data", filepath.Join(r.dir, "kafka")}}
-	r.agentCfg = filepath.Join(r.dir, "agent.toml")
-	if err := os.WriteFile(r.agentCfg, []byte(fmt.Sprintf(agentConfig, filepath.Join(r.dir, "state"),
-		filepath.Join(r.dir, "agent.log"), r.port, r.spoolBytes)), 0o644); err != nil {
-		return err
-	}
-	r.agent = &proc{name: "smith-agent", log: filepath.Join(r.dir, "agent.out"), argv: []string{agentBin, "-config", r.agentCfg}}
 	if err := r.startBroker(ctx); err != nil {
 		return err
 	}
@@ -190,21 +175,9 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	}
 	go r.sample(ctx)
 
-	image, err := os.ReadFile(r.testKo)
-	if err != nil {
+	if err := r.newLoader(ctx, execRate, connRate, modRate); err != nil {
 		return err
 	}
-	lport, err := listen(ctx)
-	if err != nil {
-		return err
-	}
-	rport, err := freePort()
-	if err != nil {
-		return err
-	}
-	r.load = &loader{prefix: fmt.Sprintf("soak-%d-", time.Now().Unix()), execPath: "/bin/true", modPath: r.testKo,
-		modImage: image, port: lport, refused: rport, execRate: execRate, connRate: connRate, modRate: modRate}
-	r.load.setPhase("steady")
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	r.t0 = time.Now()
 	r.logf("load starts at %d ns", r.t0.UnixNano())
@@ -225,9 +198,8 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	// written before its record.
 	r.load.setPhase("final")
 	r.load.exec()
-	ops := r.load.ops
-	rep.EventsPerSec = float64(len(ops)) / rep.Duration
-	r.logf("load stopped: %d tagged syscalls (%.0f/s)", len(ops), rep.EventsPerSec)
+	rep.EventsPerSec = float64(len(r.load.ops)) / rep.Duration
+	r.logf("load stopped: %d tagged syscalls (%.0f/s)", len(r.load.ops), rep.EventsPerSec)
 
 	if err := r.drain(ctx); err != nil {
 		return err
@@ -235,7 +207,97 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	if err := r.stopAgent(syscall.SIGTERM); err != nil {
 		return err
 	}
-	if raw, err := os.ReadFile(filepath.Join(r.dir, "agent.log")); err == nil && (strings.Contains(string(raw), "does not match the ring") || strings.Contains(string(raw), "state file corrupt")) {
+	return r.reconcile(ctx, rep)
+}
+
+// loadModule loads smith.ko with the run's ring size, in a fresh working
+// directory (a module left loaded is unloaded first).
+func (r *runner) loadModule() error {
+	if err := os.RemoveAll(r.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	if _, err := os.Stat("/sys/module/smith"); err == nil {
+		if err := unix.DeleteModule("smith", 0); err != nil {
+			return fmt.Errorf("unload the module left loaded: %w", err)
+		}
+	}
+	if out, err := exec.Command("insmod", r.ko, fmt.Sprintf("ring_size=%d", r.ringBytes)).CombinedOutput(); err != nil {
+		return fmt.Errorf("insmod %s: %v: %s", r.ko, err, out)
+	}
+	return nil
+}
+
+// prepare writes the agent's configuration and sets up the broker and
+// agent processes (not started).
+func (r *runner) prepare() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	agentBin, err := exec.LookPath("smith-agent")
+	if err != nil {
+		return fmt.Errorf("smith-agent: %w", err)
+	}
+	r.broker = &proc{name: "broker", log: filepath.Join(r.dir, "broker.log"),
+		argv: []string{self, "broker", "-port", fmt.Sprint(r.port), "-data", filepath.Join(r.dir, "kafka")}}
+	cfg, err := r.agentConfig()
+	if err != nil {
+		return err
+	}
+	r.agentCfg = filepath.Join(r.dir, "agent.toml")
+	r.agentLog = cfg.Log.File
+	r.metrics = harness.MetricsURL(cfg.Metrics.Listen)
+	if err := harness.WriteConfig(r.agentCfg, cfg); err != nil {
+		return err
+	}
+	r.agent = &proc{name: "smith-agent", log: filepath.Join(r.dir, "agent.out"), argv: []string{agentBin, "-config", r.agentCfg}}
+	return nil
+}
+
+// agentConfig: the agent ships to the run's broker through a small spool
+// (-spool-max), retrying soon, its metrics on a fixed port.
+func (r *runner) agentConfig() (config.Config, error) {
+	cfg := harness.AgentConfig(r.dir)
+	cfg.Output.Sinks = []string{"kafka"}
+	cfg.Kafka.Brokers = []string{fmt.Sprintf("127.0.0.1:%d", r.port)}
+	cfg.Kafka.RetryInterval = config.Duration(500 * time.Millisecond)
+	cfg.Kafka.Timeout = config.Duration(2 * time.Second)
+	if err := cfg.Spool.MaxBytes.UnmarshalText([]byte(r.spoolBytes)); err != nil {
+		return cfg, fmt.Errorf("-spool-max: %w", err)
+	}
+	cfg.Spool.SegmentBytes = 64 << 10
+	cfg.Metrics.Listen = "127.0.0.1:9465"
+	return cfg, nil
+}
+
+// newLoader sets up the tagged load: execs, connects to a listener and to
+// a port that refuses, loads of the test module.
+func (r *runner) newLoader(ctx context.Context, execRate, connRate, modRate float64) error {
+	image, err := os.ReadFile(r.testKo)
+	if err != nil {
+		return err
+	}
+	lport, err := listen(ctx)
+	if err != nil {
+		return err
+	}
+	rport, err := harness.FreePort()
+	if err != nil {
+		return err
+	}
+	r.load = &loader{prefix: fmt.Sprintf("soak-%d-", time.Now().Unix()), execPath: "/bin/true", modPath: r.testKo,
+		modImage: image, port: lport, refused: rport, execRate: execRate, connRate: connRate, modRate: modRate}
+	r.load.setPhase("steady")
+	return nil
+}
+
+// reconcile reads the module's counters and every record of the topic and
+// accounts for every tagged syscall of the load.
+func (r *runner) reconcile(ctx context.Context, rep *Report) error {
+	if raw, err := os.ReadFile(r.agentLog); err == nil && (strings.Contains(string(raw), "does not match the ring") || strings.Contains(string(raw), "state file corrupt")) {
 		r.problems = append(r.problems, "the agent lost its sequence state (a new stream, or numbering continued at the high-water mark)")
 	}
 	stats, err := moduleStats()
@@ -243,7 +305,12 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 		return err
 	}
 	rep.Module = stats
-	records, err := readTopic(ctx, fmt.Sprintf("127.0.0.1:%d", r.port))
+	tr, err := harness.NewTopicReader("", fmt.Sprintf("127.0.0.1:%d", r.port))
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	records, err := tr.ReadAll(ctx, 5*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -264,7 +331,7 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 		r.problems = append(r.problems, fmt.Sprintf("the agent dropped %d events unnumbered (decode_error %d, sink_error %d)",
 			c.AgentDecode+c.AgentSink, c.AgentDecode, c.AgentSink))
 	}
-	rep.Result = soak.Reconcile(ops, records, c, soak.Options{TagPrefix: r.load.prefix, SlackNs: int64(time.Second)})
+	rep.Result = soak.Reconcile(r.load.ops, records, c, soak.Options{TagPrefix: r.load.prefix, SlackNs: int64(time.Second)})
 	rep.FaultCounts = map[string]int{}
 	for _, f := range r.faults {
 		rep.FaultCounts[f.Kind]++
@@ -272,43 +339,6 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	r.problems = append(r.problems, r.broker.crashed()...)
 	r.problems = append(r.problems, r.agent.crashed()...)
 	return nil
-}
-
-// agentConfig: state dir, log file, broker port, spool bound.
-const agentConfig = `[agent]
-format = "smith"
-state_dir = %q
-pid_file = ""
-[log]
-file = %q
-level = "info"
-[output]
-sinks = ["kafka"]
-[kafka]
-brokers = ["127.0.0.1:%d"]
-retry_interval = "500ms"
-timeout = "2s"
-[spool]
-max_bytes = %q
-segment_bytes = "64KiB"
-[metrics]
-listen = "127.0.0.1:9465"
-`
-
-func freePort() (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		return 0, err
-	}
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return 0, err
-	}
-	return sa.(*unix.SockaddrInet4).Port, nil
 }
 
 func (r *runner) startBroker(ctx context.Context) error {
@@ -320,7 +350,7 @@ func (r *runner) startBroker(ctx context.Context) error {
 }
 
 func (r *runner) startAgent(ctx context.Context) error {
-	logPath := filepath.Join(r.dir, "agent.log")
+	logPath := r.agentLog
 	before, _ := os.ReadFile(logPath)
 	if err := r.agent.start(); err != nil {
 		return err
@@ -330,7 +360,7 @@ func (r *runner) startAgent(ctx context.Context) error {
 	r.mu.Unlock()
 	err := waitFor(ctx, 60*time.Second, "smith-agent start", func() (bool, error) {
 		raw, err := os.ReadFile(logPath)
-		return len(raw) > len(before) && strings.Contains(string(raw[len(before):]), "first sequence number"), err
+		return len(raw) > len(before) && strings.Contains(string(raw[len(before):]), harness.ReadyLine), err
 	})
 	if err != nil {
 		return err
@@ -600,50 +630,6 @@ func (r *runner) drain(ctx context.Context) error {
 		lastSent = s.Sent
 		return stable >= 20, nil // about a second
 	})
-}
-
-// readTopic reads every record of the topic from the start.
-func readTopic(ctx context.Context, addr string) ([][]byte, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("smith"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500*time.Millisecond))
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
-	}
-	defer cl.Close()
-	var out [][]byte
-	var hw int64 = -1
-	var next int64
-	idle := 0
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		n := 0
-		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if p.Err != nil {
-				return
-			}
-			hw = p.HighWatermark
-			for _, rec := range p.Records {
-				out = append(out, rec.Value)
-				next = rec.Offset + 1
-				n++
-			}
-		})
-		if n == 0 {
-			idle++
-		} else {
-			idle = 0
-		}
-		if hw >= 0 && next >= hw && idle >= 2 {
-			return out, nil
-		}
-	}
-	return nil, fmt.Errorf("kafka: read %d records, high watermark %d, not caught up within 5 minutes", len(out), hw)
 }
 
 func printSummary(w io.Writer, rep *Report) {
