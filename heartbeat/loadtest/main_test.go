@@ -110,10 +110,18 @@ func TestSmallLoadOnReplicas(t *testing.T) {
 func TestAgentsShareConnections(t *testing.T) {
 	_, srv := newConsole(t, store.Policy{OfflineAfter: time.Minute})
 	ts := httptest.NewUnstartedServer(srv)
-	var conns atomic.Int64
+	// Open connections at once, and the most seen: on a loaded machine an
+	// idle shared connection may time out and be dialled again, which is
+	// still sharing; more open at once than the limit is not.
+	var open, most atomic.Int64
 	ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+		switch s {
+		case http.StateNew:
+			n := open.Add(1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
 		}
 	}
 	ts.Start()
@@ -131,8 +139,8 @@ func TestAgentsShareConnections(t *testing.T) {
 		t.Fatalf("result = %+v", res)
 	}
 	// The final registry check opens one connection of its own.
-	if n := conns.Load(); n > shared+1 {
-		t.Errorf("%d connections for %d shared", n, shared)
+	if n := most.Load(); n > shared+1 {
+		t.Errorf("%d connections open at once for %d shared", n, shared)
 	}
 }
 
