@@ -330,6 +330,7 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
+	closed := false
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -337,7 +338,13 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			conns = append(conns, c)
+			if closed {
+				// Accepted just before the listener closed: the
+				// loop below has run already.
+				c.Close()
+			} else {
+				conns = append(conns, c)
+			}
 			mu.Unlock()
 		}
 	}()
@@ -360,6 +367,7 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 	// Unblock the dial so that Close does not wait an hour.
 	ln.Close()
 	mu.Lock()
+	closed = true
 	for _, c := range conns {
 		c.Close()
 	}
