@@ -641,3 +641,51 @@ func TestEventfdWakesABlockedRead(t *testing.T) {
 		}
 	}
 }
+
+func TestWakeInterruptsAWait(t *testing.T) {
+	ev, err := NewEventfd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiters := []struct {
+		name string
+		w    Waiter
+	}{
+		{"eventfd", ev},
+		{"interval", NewIntervalWaiter(time.Hour)},
+	}
+	for _, tc := range waiters {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := newMemRing(256, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd, err := NewReader(r, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			if err := rd.SetWakeup(0, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			// A Wake before the Wait is kept: the Wait returns at once.
+			rd.Wake()
+			if err := rd.Wait(); !errors.Is(err, ErrWoken) {
+				t.Fatalf("Wait after Wake returned %v, want ErrWoken", err)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- rd.Wait() }()
+			time.Sleep(10 * time.Millisecond) // let Wait block; the test holds either way
+			rd.Wake()
+			if err := <-errc; !errors.Is(err, ErrWoken) {
+				t.Fatalf("Wait returned %v, want ErrWoken", err)
+			}
+			// Read goes on waiting after a Wake: here the deadline ends it.
+			rd.Wake()
+			rd.SetDeadline(time.Now().Add(20 * time.Millisecond))
+			if _, err := rd.Read(); !errors.Is(err, ErrDeadline) {
+				t.Fatalf("Read returned %v, want ErrDeadline", err)
+			}
+		})
+	}
+}
