@@ -279,7 +279,7 @@ func TestConnectFlood(t *testing.T) {
 		t.Fatalf("helper connect: %v", err)
 	}
 	e := s.find("other process's connect", func(e *event) bool {
-		return e.Hdr.Type == shm.EvConnect && int(e.TGID) == cmd.Process.Pid &&
+		return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == cmd.Process.Pid &&
 			connectInfo(t, e).RemotePort == other.Port()
 	})
 	ci := connectInfo(t, e)
@@ -292,7 +292,7 @@ func TestConnectFlood(t *testing.T) {
 	withResult, noResult := 0, 0
 	for withResult+noResult < flood {
 		e := s.find("flood connect", func(e *event) bool {
-			return e.Hdr.Type == shm.EvConnect && int(e.TGID) == os.Getpid() &&
+			return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == os.Getpid() &&
 				connectInfo(t, e).RemotePort == full.Port() &&
 				shm.RecFlags(e.Hdr.Flags)&shm.RFRestart == 0
 		})
@@ -410,7 +410,7 @@ func TestConnectRestart(t *testing.T) {
 	}
 	t.Logf("interrupted connect: %v", r.err)
 	match := func(e *event) bool {
-		return e.Hdr.Type == shm.EvConnect && int(e.PID) == r.tid && int(connectInfo(t, e).FD) == r.fd &&
+		return e.Hdr.Type == shm.EvConnect && int(e.Pid) == r.tid && int(connectInfo(t, e).FD) == r.fd &&
 			connectInfo(t, e).RemotePort == full.Port()
 	}
 	e := s.find("interrupted connect", match)

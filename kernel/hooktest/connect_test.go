@@ -3,8 +3,6 @@
 package hooktest
 
 import (
-	"bytes"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"os"
@@ -16,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smith/agent/decode"
 	"smith/shm"
 )
 
@@ -83,17 +82,13 @@ func (c *connectCall) runWith(t *testing.T, how func(fd int) syscall.Errno) sysc
 	return c.errno
 }
 
-func connectInfo(t *testing.T, e *event) shm.ConnectInfo {
+func connectInfo(t *testing.T, e *event) decode.Connect {
 	t.Helper()
-	var ci shm.ConnectInfo
 	f, ok := e.fields[shm.FConnect]
-	if !ok || len(f.val) != int(unsafe.Sizeof(ci)) {
+	if !ok || !e.HasConnect || len(f.val) != int(unsafe.Sizeof(shm.ConnectInfo{})) {
 		t.Fatalf("connect field missing or of the wrong size: %v", e)
 	}
-	if err := binary.Read(bytes.NewReader(f.val), binary.LittleEndian, &ci); err != nil {
-		t.Fatal(err)
-	}
-	return ci
+	return e.Connect
 }
 
 func addrOf(family uint16, b [16]byte) netip.Addr {
@@ -109,7 +104,7 @@ func (c *connectCall) check(t *testing.T, s *session) *event {
 		// An attempt interrupted by a signal (Go preempts a thread that
 		// is in int $0x80 as if it ran Go code) is recorded, marked,
 		// and the kernel restarts the call: the call's record follows.
-		if e.Hdr.Type != shm.EvConnect || int(e.PID) != c.tid ||
+		if e.Hdr.Type != shm.EvConnect || int(e.Pid) != c.tid ||
 			shm.RecFlags(e.Hdr.Flags)&shm.RFRestart != 0 {
 			return false
 		}
@@ -133,9 +128,9 @@ func (c *connectCall) check(t *testing.T, s *session) *event {
 			t.Errorf("result %d, want one of %v", e.Result, c.rec)
 		}
 	}
-	expectEq(t, "tgid", int(e.TGID), os.Getpid())
-	expectEq(t, "ppid", int(e.PPID), os.Getppid())
-	expectEq(t, "pgid", int(e.PGID), syscall.Getpgrp())
+	expectEq(t, "tgid", int(e.Tgid), os.Getpid())
+	expectEq(t, "ppid", int(e.Ppid), os.Getppid())
+	expectEq(t, "pgid", int(e.Pgid), syscall.Getpgrp())
 	self, _ := os.Executable()
 	expectStr(t, e, shm.FExe, "exe", self)
 	ci := connectInfo(t, e)
@@ -243,7 +238,7 @@ func expectUnrecorded(t *testing.T, s *session, v4 netip.AddrPort, fd int) {
 	c.run(t)
 	c.check(t, s)
 	for _, e := range s.backlog {
-		if e.Hdr.Type == shm.EvConnect && int(e.TGID) == os.Getpid() {
+		if e.Hdr.Type == shm.EvConnect && int(e.Tgid) == os.Getpid() {
 			if ci := connectInfo(t, e); int(ci.FD) == fd {
 				t.Errorf("connect on fd %d recorded: %v %+v", fd, e, ci)
 			}
