@@ -290,14 +290,6 @@ type Stats struct {
 	Hooks           [HookCount]HookStats
 }
 
-// Dropped is every record the module gave up on, whatever the transport.
-func (s Stats) Dropped() uint64 {
-	return s.DroppedFull + s.DroppedTooLarge + s.DroppedFault + s.NetlinkFailed
-}
-
-// Produced is every record the module handed to its transport.
-func (s Stats) Produced() uint64 { return s.Written + s.NetlinkSent }
-
 // EmitTest is struct smith_emit_test (SMITH_IOC_EMIT_TEST).
 type EmitTest struct {
 	Count    uint32

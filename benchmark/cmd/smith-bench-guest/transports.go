@@ -33,7 +33,7 @@ func (b *bench) transport(name, config string) error {
 		return err
 	}
 	defer s.Close()
-	dev, ok := s.dev.(*device)
+	dev, ok := s.dev.(*shm.Control)
 	if !ok {
 		return fmt.Errorf("configuration %s has no device to emit test records through", config)
 	}
@@ -79,7 +79,7 @@ func (b *bench) transport(name, config string) error {
 // produced and the consumer received.
 func (b *bench) storm(name string, s *session) (results.Storm, error) {
 	st := results.Storm{Transport: name, Procs: b.o.stormProcs}
-	before, err := s.dev.stats()
+	before, err := s.dev.Stats()
 	if err != nil {
 		return st, err
 	}
@@ -104,7 +104,7 @@ func (b *bench) storm(name string, s *session) (results.Storm, error) {
 	}
 	// Let the consumer catch up with what the module handed over.
 	time.Sleep(500 * time.Millisecond)
-	after, err := s.dev.stats()
+	after, err := s.dev.Stats()
 	if err != nil {
 		return st, err
 	}
@@ -133,7 +133,7 @@ func offeredRates(maxRate float64) []float64 {
 type emitter struct {
 	b    *bench
 	name string
-	dev  *device
+	dev  *shm.Control
 	cons consumer
 	seq  uint64
 }
@@ -141,20 +141,20 @@ type emitter struct {
 // cost times one call writing count records.
 func (e *emitter) cost(count, length uint32) (results.TransportCost, error) {
 	var c results.TransportCost
-	before, err := e.dev.stats()
+	before, err := e.dev.Stats()
 	if err != nil {
 		return c, err
 	}
 	got0 := e.cons.testRecords()
 	t0 := time.Now()
-	written, err := e.dev.emit(count, length, e.seq)
+	written, err := emit(e.dev, count, length, e.seq)
 	el := time.Since(t0)
 	e.seq += uint64(count)
 	if err != nil {
 		return c, err
 	}
 	got := e.drain(got0, written, 10*time.Second)
-	after, err := e.dev.stats()
+	after, err := e.dev.Stats()
 	if err != nil {
 		return c, err
 	}
@@ -194,7 +194,7 @@ func (e *emitter) missing(written, got uint64, st shm.Stats) {
 func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.RateStep, error) {
 	const tick = 10 * time.Millisecond
 	st := results.RateStep{Offered: rate}
-	before, err := e.dev.stats()
+	before, err := e.dev.Stats()
 	if err != nil {
 		return st, err
 	}
@@ -208,7 +208,7 @@ func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.Ra
 		n := uint32(owed)
 		owed -= float64(n)
 		if n > 0 {
-			w, err := e.dev.emit(n, length, e.seq)
+			w, err := emit(e.dev, n, length, e.seq)
 			if err != nil {
 				return st, err
 			}
@@ -223,7 +223,7 @@ func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.Ra
 	}
 	offerSecs := time.Since(t0).Seconds()
 	got := e.drain(got0, written, 5*time.Second)
-	after, err := e.dev.stats()
+	after, err := e.dev.Stats()
 	if err != nil {
 		return st, err
 	}
