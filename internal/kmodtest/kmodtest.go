@@ -128,11 +128,24 @@ func LoadT(t TB, params ...string) {
 // M is what RunUnloaded and RunLoaded run: a *testing.M.
 type M interface{ Run() int }
 
-// RunUnloaded runs the tests with smith unloaded (each loads it itself)
-// and, if it was loaded before, loads it again with default parameters.
-// It returns the exit code for os.Exit; it is not 0 when the module
-// could not be unloaded first or loaded again after.
+// root says whether the test binary runs as root, and says why not.
+func root() bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	fmt.Fprintf(os.Stderr, "%s: must run as root inside the test VM\n", filepath.Base(os.Args[0]))
+	return false
+}
+
+// RunUnloaded runs the tests, as root, with smith unloaded (each loads
+// it itself) and, if it was loaded before, loads it again with default
+// parameters. It returns the exit code for os.Exit; it is not 0 when the
+// binary does not run as root, or the module could not be unloaded first
+// or loaded again after.
 func RunUnloaded(m M) int {
+	if !root() {
+		return 1
+	}
 	was := Loaded()
 	if was {
 		if err := Unload(); err != nil {
@@ -150,9 +163,12 @@ func RunUnloaded(m M) int {
 	return code
 }
 
-// RunLoaded runs the tests with smith loaded (loading it with default
-// parameters if it was not) and leaves it as it was found.
+// RunLoaded runs the tests, as root, with smith loaded (loading it with
+// default parameters if it was not) and leaves it as it was found.
 func RunLoaded(m M) int {
+	if !root() {
+		return 1
+	}
 	was := Loaded()
 	if !was {
 		if err := Load(); err != nil {
