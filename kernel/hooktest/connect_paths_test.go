@@ -231,15 +231,13 @@ func TestConnectPaths(t *testing.T) {
 func TestConnectFamilyMismatch(t *testing.T) {
 	s := open(t)
 	v4 := listen(t, "tcp4", "127.0.0.1:0")
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Connect(fd, sockaddr(v4)); err == nil {
-		t.Fatal("AF_INET connect on an AF_UNIX socket succeeded")
-	}
-	expectUnrecorded(t, s, v4, fd)
+	expectUnrecorded(t, s, v4, func() int {
+		fd := unixSocket(t)
+		if err := unix.Connect(fd, sockaddr(v4)); err == nil {
+			t.Fatal("AF_INET connect on an AF_UNIX socket succeeded")
+		}
+		return fd
+	})
 }
 
 // synSent counts sockets in SYN_SENT towards port in /proc/net/tcp.
