@@ -112,23 +112,18 @@ func open(t *testing.T, params ...string) *session {
 	return s
 }
 
-func (s *session) info() shm.Info {
-	s.t.Helper()
-	in, err := s.dev.Info()
+// must returns what f returns, failing the test on its error.
+func must[T any](t *testing.T, f func() (T, error)) T {
+	t.Helper()
+	v, err := f()
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return in
+	return v
 }
 
-func (s *session) stats() shm.Stats {
-	s.t.Helper()
-	st, err := s.dev.Stats()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return st
-}
+func (s *session) info() shm.Info   { s.t.Helper(); return must(s.t, s.dev.Info) }
+func (s *session) stats() shm.Stats { s.t.Helper(); return must(s.t, s.dev.Stats) }
 
 // recordWait bounds the wait for one record: TCG emulation is slow.
 const recordWait = 20 * time.Second

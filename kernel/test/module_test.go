@@ -55,42 +55,31 @@ func open(t *testing.T) *device {
 	return d
 }
 
-func (d *device) info(t *testing.T) shm.Info {
+// must returns what f returns, failing the test on its error.
+func must[T any](t *testing.T, f func() (T, error)) T {
 	t.Helper()
-	in, err := d.Info()
+	v, err := f()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return in
+	return v
 }
 
-func (d *device) stats(t *testing.T) shm.Stats {
-	t.Helper()
-	st, err := d.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
+func (d *device) info(t *testing.T) shm.Info   { t.Helper(); return must(t, d.Info) }
+func (d *device) stats(t *testing.T) shm.Stats { t.Helper(); return must(t, d.Stats) }
 
 func (d *device) latency(t *testing.T, hook uint32) shm.Latency {
 	t.Helper()
-	l, err := d.Latency(hook)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return must(t, func() (shm.Latency, error) { return d.Latency(hook) })
 }
 
 // emit asks for count test records of length bytes and returns how many
 // the module wrote.
 func (d *device) emit(t *testing.T, producer, count, length uint32, firstSeq uint64) int {
 	t.Helper()
-	n, err := d.EmitTest(shm.EmitTest{Count: count, Len: length, Producer: producer, FirstSeq: firstSeq})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return must(t, func() (int, error) {
+		return d.EmitTest(shm.EmitTest{Count: count, Len: length, Producer: producer, FirstSeq: firstSeq})
+	})
 }
 
 // rawIoctl sends a request shm.Control would never send.
