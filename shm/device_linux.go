@@ -15,10 +15,10 @@ const DevicePath = "/dev/" + DeviceName
 var errNotRing = errors.New("not a smith ring")
 
 // Device is an open /dev/smith with its ring mapped: the consumer page
-// read-write, the meta page and the data area read-only. The module allows
-// one open at a time (a second gets EBUSY).
+// read-write, the meta page and the data area read-only, and the ioctls of
+// its Control. The module allows one open at a time (a second gets EBUSY).
 type Device struct {
-	f    *os.File
+	Control
 	cons []byte // consumer page, RW
 	mem  []byte // meta page + data area, RO
 	Ring *Ring
@@ -27,11 +27,11 @@ type Device struct {
 // OpenDevice opens the device at path (normally DevicePath) and maps its
 // ring, validating magic, ABI major and sizes from the meta page.
 func OpenDevice(path string) (*Device, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	c, err := OpenControl(path)
 	if err != nil {
-		return nil, fmt.Errorf("open ring device: %w", err)
+		return nil, err
 	}
-	d := &Device{f: f}
+	d := &Device{Control: *c}
 	if err := d.mmap(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("map ring of %s: %w", path, err)
@@ -86,55 +86,6 @@ func (d *Device) NewReader() (*Reader, error) {
 	return r, nil
 }
 
-// FD is the device's descriptor, for the caller's own poll loop.
-func (d *Device) FD() int { return int(d.f.Fd()) }
-
-func (d *Device) ioctl(req uint32, arg unsafe.Pointer) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, d.f.Fd(), uintptr(req), uintptr(arg))
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-// Info returns the module's configuration (SMITH_IOC_GET_INFO).
-func (d *Device) Info() (Info, error) {
-	var i Info
-	if err := d.ioctl(IocGetInfo, unsafe.Pointer(&i)); err != nil {
-		return Info{}, fmt.Errorf("ioctl SMITH_IOC_GET_INFO: %w", err)
-	}
-	return i, nil
-}
-
-// Stats returns the module's counters (SMITH_IOC_GET_STATS).
-func (d *Device) Stats() (Stats, error) {
-	var s Stats
-	if err := d.ioctl(IocGetStats, unsafe.Pointer(&s)); err != nil {
-		return Stats{}, fmt.Errorf("ioctl SMITH_IOC_GET_STATS: %w", err)
-	}
-	return s, nil
-}
-
-// EmitTest asks the module to write test records (SMITH_IOC_EMIT_TEST) and
-// returns how many it wrote; the others were dropped and counted.
-func (d *Device) EmitTest(e EmitTest) (int, error) {
-	n, _, errno := unix.Syscall(unix.SYS_IOCTL, d.f.Fd(), uintptr(IocEmitTest), uintptr(unsafe.Pointer(&e)))
-	if errno != 0 {
-		return 0, fmt.Errorf("ioctl SMITH_IOC_EMIT_TEST (%d records of %d bytes): %w", e.Count, e.Len, errno)
-	}
-	return int(n), nil
-}
-
-// Latency returns the in-kernel latency summary of one hook
-// (SMITH_IOC_GET_LATENCY); hook is the bit number of a Hook* constant.
-func (d *Device) Latency(hook uint32) (Latency, error) {
-	l := Latency{Hook: hook}
-	if err := d.ioctl(IocGetLatency, unsafe.Pointer(&l)); err != nil {
-		return Latency{}, fmt.Errorf("ioctl SMITH_IOC_GET_LATENCY: %w", err)
-	}
-	return l, nil
-}
-
 // Close unmaps the ring and closes the device. Call it after the reading
 // goroutine has returned (Reader.Close interrupts it).
 func (d *Device) Close() error {
@@ -147,10 +98,7 @@ func (d *Device) Close() error {
 		errs = append(errs, unix.Munmap(d.cons))
 		d.cons = nil
 	}
-	if d.f != nil {
-		errs = append(errs, d.f.Close())
-		d.f = nil
-	}
+	errs = append(errs, d.Control.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close ring device: %w", err)
 	}

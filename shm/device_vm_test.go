@@ -2,78 +2,26 @@
 
 // Guest tests: shm against the real module, through the real mmap. They
 // run inside the test VM as root (scripts/vm, the smoke scenario), load
-// /smith.ko (SMITH_KO overrides) with the parameters each needs, and leave
+// smith.ko (internal/kmodtest) with the parameters each needs, and leave
 // it unloaded.
 
 package shm
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smith/internal/kmodtest"
 )
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "shm vmtest: must run as root inside the test VM")
-		os.Exit(1)
-	}
-	if moduleLoaded() {
-		if err := rmmod(); err != nil {
-			fmt.Fprintln(os.Stderr, "shm vmtest: smith is loaded and cannot be unloaded:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
-}
-
-func koPath() string {
-	if p := os.Getenv("SMITH_KO"); p != "" {
-		return p
-	}
-	return "/smith.ko"
-}
-
-func moduleLoaded() bool {
-	_, err := os.Stat("/sys/module/smith")
-	return err == nil
-}
-
-func rmmod() error {
-	var err error
-	// The last close of the device may still be in flight: retry briefly.
-	for range 50 {
-		var out []byte
-		if out, err = exec.Command("rmmod", "smith").CombinedOutput(); err == nil {
-			return nil
-		} else {
-			err = fmt.Errorf("rmmod smith: %w: %s", err, bytes.TrimSpace(out))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return err
-}
-
-// loadModule inserts the module for one test and removes it after.
-func loadModule(t *testing.T, params ...string) {
-	t.Helper()
-	args := append([]string{koPath()}, params...)
-	if out, err := exec.Command("insmod", args...).CombinedOutput(); err != nil {
-		t.Fatalf("insmod %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		if err := rmmod(); err != nil {
-			t.Error(err)
-		}
-	})
+	os.Exit(kmodtest.RunUnloaded(m))
 }
 
 func openDevice(t *testing.T) *Device {
@@ -141,7 +89,7 @@ func checkEmitted(rec Record, e EmitTest, seq uint64) error {
 }
 
 func TestDeviceMetaPageDescribesTheRing(t *testing.T) {
-	loadModule(t, "ring_size=131072")
+	kmodtest.LoadT(t, "ring_size=131072")
 	d := openDevice(t)
 	m := d.Ring.Meta()
 	info, err := d.Info()
@@ -164,7 +112,7 @@ func TestDeviceMetaPageDescribesTheRing(t *testing.T) {
 }
 
 func TestDeviceEmittedRecordsArriveIntact(t *testing.T) {
-	loadModule(t)
+	kmodtest.LoadT(t)
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
 	for _, e := range []EmitTest{
@@ -184,7 +132,7 @@ func TestDeviceEmittedRecordsArriveIntact(t *testing.T) {
 }
 
 func TestDeviceSecondOpenIsBusy(t *testing.T) {
-	loadModule(t)
+	kmodtest.LoadT(t)
 	openDevice(t)
 	if d2, err := OpenDevice(DevicePath); !errors.Is(err, unix.EBUSY) {
 		if d2 != nil {
@@ -195,7 +143,7 @@ func TestDeviceSecondOpenIsBusy(t *testing.T) {
 }
 
 func TestDeviceMetaAndDataAreReadOnly(t *testing.T) {
-	loadModule(t)
+	kmodtest.LoadT(t)
 	d := openDevice(t)
 	ps := os.Getpagesize()
 	for _, pgoff := range []int64{MmapMetaPgoff, MmapDataPgoff} {
@@ -218,7 +166,7 @@ func TestDeviceMetaAndDataAreReadOnly(t *testing.T) {
 }
 
 func TestDevicePollWakesABlockedRead(t *testing.T) {
-	loadModule(t)
+	kmodtest.LoadT(t)
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
 	// Watermark 0 and no timeout to speak of: only the module's wake-up
@@ -254,7 +202,7 @@ func TestDevicePollWakesABlockedRead(t *testing.T) {
 }
 
 func TestDeviceCloseInterruptsABlockedRead(t *testing.T) {
-	loadModule(t)
+	kmodtest.LoadT(t)
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
 	got := make(chan error, 1)
@@ -275,7 +223,7 @@ func TestDeviceCloseInterruptsABlockedRead(t *testing.T) {
 }
 
 func TestDeviceFullRingLeadsToALostRecord(t *testing.T) {
-	loadModule(t, "ring_size=65536")
+	kmodtest.LoadT(t, "ring_size=65536")
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
 	e := EmitTest{Count: 200, Len: 1000, Producer: 2}
@@ -325,7 +273,7 @@ func devReadable(t *testing.T, d *Device) bool {
 // the ring is half full, or a lost record is at read_pos; read_pos may run
 // ahead of the commit position.
 func TestDevicePollFollowsTheWatermark(t *testing.T) {
-	loadModule(t, "ring_size=65536")
+	kmodtest.LoadT(t, "ring_size=65536")
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
 	rd.publish(256)
@@ -390,7 +338,7 @@ func TestDevicePollFollowsTheWatermark(t *testing.T) {
 // The check allows ten times the bound for a loaded VM; the measured
 // latency is logged.
 func TestDeviceEventWhileTheReaderSleepsArrivesWithinTheBound(t *testing.T) {
-	loadModule(t)
+	kmodtest.LoadT(t)
 	d := openDevice(t)
 	rd := newDeviceReader(t, d)
 	for i, after := range []time.Duration{DefaultWakeupTimeout / 3, 3 * DefaultWakeupTimeout} {

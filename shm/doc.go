@@ -23,5 +23,14 @@
 // the producer signals (for shared file mappings), or a polling interval
 // for tests. Reader.Close interrupts a blocked wait from any goroutine.
 //
+// Reader.SetDeadline bounds a blocked Read or Wait (ErrDeadline), and
+// Reader.Wake interrupts one for other work (ErrWoken).
+//
+// The rest of the module's user-space interface is here too, so that the
+// agent, the guest tests and the benchmarks share one client: Control is
+// the device's ioctls (Info, Stats, EmitTest, Latency, ResetLatency), and
+// Netlink the connection to the netlink transport (send_type=1), which
+// returns records as a Reader does.
+//
 // A Producer implements the same protocol as kernel/ring.c in Go.
 package shm

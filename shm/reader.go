@@ -68,7 +68,7 @@ type ReaderStats struct {
 // Reader consumes the records of a Ring. It keeps two positions: the read
 // position (Next and Read advance it) and the commit position (Commit and
 // CommitTo move it), before which producers may reuse the ring. It is not
-// safe for concurrent use, except Close and SetDeadline, which may be
+// safe for concurrent use, except Close, SetDeadline and Wake, which may be
 // called from any goroutine.
 type Reader struct {
 	ring    *Ring
@@ -353,6 +353,15 @@ func (r *Reader) Wait() error {
 			}
 			return fmt.Errorf("wait for ring records: %w", err)
 		}
+	}
+}
+
+// Wake makes a blocked Wait (or the next one) return ErrWoken, for work
+// other than records. Safe from any goroutine; it does nothing when the
+// Reader's Waiter is not a Waker.
+func (r *Reader) Wake() {
+	if w, ok := r.waiter.(Waker); ok {
+		w.Wake()
 	}
 }
 

@@ -552,45 +552,54 @@ func TestNewerMinorVersionIsAccepted(t *testing.T) {
 	}
 }
 
-func TestCloseInterruptsABlockedRead(t *testing.T) {
-	ev, err := NewEventfd()
-	if err != nil {
-		t.Fatal(err)
-	}
+// eachWaiter runs f on a Reader of an empty ring for each Waiter of this
+// package that needs no device.
+func eachWaiter(t *testing.T, f func(t *testing.T, rd *Reader)) {
 	waiters := []struct {
 		name string
-		w    Waiter
+		new  func() (Waiter, error)
 	}{
-		{"eventfd", ev},
-		{"interval", NewIntervalWaiter(time.Hour)},
+		{"eventfd", func() (Waiter, error) { return NewEventfd() }},
+		{"interval", func() (Waiter, error) { return NewIntervalWaiter(time.Hour), nil }},
 	}
 	for _, tc := range waiters {
 		t.Run(tc.name, func(t *testing.T) {
+			w, err := tc.new()
+			if err != nil {
+				t.Fatal(err)
+			}
 			r, err := newMemRing(256, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rd, err := NewReader(r, tc.w)
+			rd, err := NewReader(r, w)
 			if err != nil {
 				t.Fatal(err)
 			}
-			errc := make(chan error, 1)
-			go func() {
-				_, err := rd.Read()
-				errc <- err
-			}()
-			time.Sleep(10 * time.Millisecond) // let Read block; the test holds either way
-			if err := rd.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-errc; !errors.Is(err, ErrClosed) {
-				t.Fatalf("Read returned %v, want ErrClosed", err)
-			}
-			if _, err := rd.Read(); !errors.Is(err, ErrClosed) {
-				t.Fatalf("Read after Close returned %v, want ErrClosed", err)
-			}
+			defer rd.Close()
+			f(t, rd)
 		})
 	}
+}
+
+func TestCloseInterruptsABlockedRead(t *testing.T) {
+	eachWaiter(t, func(t *testing.T, rd *Reader) {
+		errc := make(chan error, 1)
+		go func() {
+			_, err := rd.Read()
+			errc <- err
+		}()
+		time.Sleep(10 * time.Millisecond) // let Read block; the test holds either way
+		if err := rd.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; !errors.Is(err, ErrClosed) {
+			t.Fatalf("Read returned %v, want ErrClosed", err)
+		}
+		if _, err := rd.Read(); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Read after Close returned %v, want ErrClosed", err)
+		}
+	})
 }
 
 func TestEventfdWakesABlockedRead(t *testing.T) {
@@ -640,4 +649,30 @@ func TestEventfdWakesABlockedRead(t *testing.T) {
 			t.Fatalf("read seq %d (ok %v), want %d", seq, ok, i)
 		}
 	}
+}
+
+func TestWakeInterruptsAWait(t *testing.T) {
+	eachWaiter(t, func(t *testing.T, rd *Reader) {
+		if err := rd.SetWakeup(0, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// A Wake before the Wait is kept: the Wait returns at once.
+		rd.Wake()
+		if err := rd.Wait(); !errors.Is(err, ErrWoken) {
+			t.Fatalf("Wait after Wake returned %v, want ErrWoken", err)
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- rd.Wait() }()
+		time.Sleep(10 * time.Millisecond) // let Wait block; the test holds either way
+		rd.Wake()
+		if err := <-errc; !errors.Is(err, ErrWoken) {
+			t.Fatalf("Wait returned %v, want ErrWoken", err)
+		}
+		// Read goes on waiting after a Wake: here the deadline ends it.
+		rd.Wake()
+		rd.SetDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := rd.Read(); !errors.Is(err, ErrDeadline) {
+			t.Fatalf("Read returned %v, want ErrDeadline", err)
+		}
+	})
 }

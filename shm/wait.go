@@ -22,6 +22,14 @@ type Waiter interface {
 	Close() error
 }
 
+// Waker is a Waiter that Reader.Wake can interrupt: every Waiter of this
+// package is one.
+type Waker interface {
+	Waiter
+	// Wake makes a Wait in progress, or the next one, return ErrWoken.
+	Wake()
+}
+
 // IntervalWaiter is the polling fallback: Wait sleeps for a fixed interval.
 // Meant for tests and producers that cannot signal; the agent waits on the
 // device or an eventfd instead.
@@ -29,11 +37,12 @@ type IntervalWaiter struct {
 	d    time.Duration
 	once sync.Once
 	done chan struct{}
+	wake chan struct{} // one pending Wake
 }
 
 // NewIntervalWaiter returns a Waiter whose Wait returns after d.
 func NewIntervalWaiter(d time.Duration) *IntervalWaiter {
-	return &IntervalWaiter{d: d, done: make(chan struct{})}
+	return &IntervalWaiter{d: d, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 // Wait sleeps for the interval or the timeout, whichever is shorter, or
@@ -44,8 +53,18 @@ func (w *IntervalWaiter) Wait(timeout time.Duration) error {
 	select {
 	case <-w.done:
 		return ErrClosed
+	case <-w.wake:
+		return ErrWoken
 	case <-t.C:
 		return nil
+	}
+}
+
+// Wake makes a Wait in progress (or the next one) return ErrWoken.
+func (w *IntervalWaiter) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // one is pending already
 	}
 }
 

@@ -11,11 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fdWaiter epolls one descriptor plus an eventfd of its own that Close
-// signals, so a blocked Wait always returns on Close.
+// fdWaiter epolls one descriptor plus two eventfds of its own: one that
+// Close signals, so a blocked Wait always returns on Close, and one that
+// Wake signals (Wait returns ErrWoken).
 type fdWaiter struct {
 	epfd    int
 	closefd int
+	wakefd  int
 	fd      int
 	drain   bool // fd is an eventfd: read it to rearm
 
@@ -36,12 +38,19 @@ func newFDWaiter(fd int, drain bool) (*fdWaiter, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	w := &fdWaiter{epfd: epfd, closefd: closefd, fd: fd, drain: drain}
-	for _, f := range []int{fd, closefd} {
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		unix.Close(closefd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	w := &fdWaiter{epfd: epfd, closefd: closefd, wakefd: wakefd, fd: fd, drain: drain}
+	for _, f := range []int{fd, closefd, wakefd} {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(f)}
 		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, f, &ev); err != nil {
 			unix.Close(epfd)
 			unix.Close(closefd)
+			unix.Close(wakefd)
 			return nil, fmt.Errorf("epoll_ctl add fd %d: %w", f, err)
 		}
 	}
@@ -52,7 +61,7 @@ func newFDWaiter(fd int, drain bool) (*fdWaiter, error) {
 func (w *fdWaiter) Wait(timeout time.Duration) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	var evs [2]unix.EpollEvent
+	var evs [3]unix.EpollEvent
 	for {
 		if w.closed.Load() {
 			return ErrClosed
@@ -64,12 +73,23 @@ func (w *fdWaiter) Wait(timeout time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("epoll_wait: %w", err)
 		}
+		woken, ready := false, false
 		for _, ev := range evs[:n] {
-			if int(ev.Fd) == w.closefd {
+			switch int(ev.Fd) {
+			case w.closefd:
 				return ErrClosed
+			case w.wakefd:
+				woken = true
+			default:
+				ready = true
 			}
 		}
-		if w.drain && n > 0 {
+		if woken {
+			var buf [8]byte
+			unix.Read(w.wakefd, buf[:]) // rearm; EAGAIN if another Wait drained it
+			return ErrWoken
+		}
+		if w.drain && ready {
 			var buf [8]byte
 			// EAGAIN: another reader of the eventfd drained it first.
 			if _, err := unix.Read(w.fd, buf[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
@@ -77,6 +97,16 @@ func (w *fdWaiter) Wait(timeout time.Duration) error {
 			}
 		}
 		return nil
+	}
+}
+
+// Wake makes a Wait in progress (or the next one) return ErrWoken. After
+// Close it does nothing.
+func (w *fdWaiter) Wake() {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if !w.closed.Load() {
+		_ = eventfdSignal(w.wakefd) // fails only if the counter is saturated: readable anyway
 	}
 }
 
@@ -91,7 +121,7 @@ func (w *fdWaiter) Close() error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return errors.Join(unix.Close(w.epfd), unix.Close(w.closefd))
+	return errors.Join(unix.Close(w.epfd), unix.Close(w.closefd), unix.Close(w.wakefd))
 }
 
 // timeoutMs is a poll timeout in whole milliseconds, rounded up so a
@@ -149,8 +179,11 @@ func (e *Eventfd) Signal() error {
 	return eventfdSignal(e.fd)
 }
 
-// Wait blocks until Signal, the timeout or Close.
+// Wait blocks until Signal, the timeout or Close (or Wake: ErrWoken).
 func (e *Eventfd) Wait(timeout time.Duration) error { return e.w.Wait(timeout) }
+
+// Wake makes a Wait in progress (or the next one) return ErrWoken.
+func (e *Eventfd) Wake() { e.w.Wake() }
 
 // Close interrupts a Wait in progress and closes the eventfd.
 func (e *Eventfd) Close() error {

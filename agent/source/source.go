@@ -65,12 +65,11 @@ type Source interface {
 	Module() Module
 }
 
-// ring implements Source over a shm.Reader, which sleeps in its own waker
-// so that Wake can interrupt it (shm.ErrWoken).  The reader keeps its
-// default wake-up: a watermark of a quarter of the ring, a 100 ms bound.
+// ring implements Source over a shm.Reader, whose Wake interrupts its Wait
+// (shm.ErrWoken).  The reader keeps its default wake-up: a watermark of a
+// quarter of the ring, a 100 ms bound.
 type ring struct {
 	rd      *shm.Reader
-	w       *waker
 	r       *shm.Ring
 	lost    atomic.Uint64
 	release func() error
@@ -88,7 +87,7 @@ func (s *ring) Next() (shm.Record, bool, error) {
 }
 
 func (s *ring) CommitTo(pos uint64) error { return s.rd.CommitTo(pos) }
-func (s *ring) Wake()                     { s.w.Wake() }
+func (s *ring) Wake()                     { s.rd.Wake() }
 func (s *ring) CommitsOnWait() bool       { return s.r.Meta().ABIMinor < 1 }
 
 func (s *ring) Wait() error {
@@ -135,22 +134,16 @@ func OpenDevice(path string) (Source, error) {
 	}
 	// The device is readable when the module has records due past the
 	// reader's read position (smith_abi.h, ready()).
-	w, err := newWaker(d.FD(), 0)
+	rd, err := d.NewReader()
 	if err != nil {
 		d.Close()
 		return nil, err
-	}
-	rd, err := shm.NewReader(d.Ring, w)
-	if err != nil {
-		w.Close()
-		d.Close()
-		return nil, fmt.Errorf("ring reader on %s: %w", path, err)
 	}
 	transport := "shm"
 	if info.Transport == shm.TransportNetlink {
 		transport = "netlink"
 	}
-	return &ring{rd: rd, w: w, r: d.Ring, release: d.Close, module: Module{
+	return &ring{rd: rd, r: d.Ring, release: d.Close, module: Module{
 		Version:   string(bytes.TrimRight(info.Version[:], "\x00")),
 		ABI:       fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor),
 		Transport: transport,
@@ -169,12 +162,7 @@ func OpenFile(path string, poll time.Duration) (Source, error) {
 		f.Close()
 		return nil, err
 	}
-	w, err := newWaker(-1, poll)
-	if err != nil {
-		fr.Close()
-		f.Close()
-		return nil, err
-	}
+	w := shm.NewIntervalWaiter(poll)
 	rd, err := shm.NewReader(fr.Ring, w)
 	if err != nil {
 		w.Close()
@@ -183,7 +171,7 @@ func OpenFile(path string, poll time.Duration) (Source, error) {
 		return nil, fmt.Errorf("ring reader on %s: %w", path, err)
 	}
 	m := fr.Ring.Meta()
-	return &ring{rd: rd, w: w, r: fr.Ring, release: func() error {
+	return &ring{rd: rd, r: fr.Ring, release: func() error {
 		return errors.Join(fr.Close(), f.Close())
 	}, module: Module{ABI: fmt.Sprintf("%d.%d", m.ABIMajor, m.ABIMinor), Transport: "file"}}, nil
 }

@@ -20,39 +20,14 @@ import (
 
 	"smith/agent/config"
 	"smith/internal/harness"
+	"smith/internal/kmodtest"
 )
-
-func koPath() string {
-	if d := os.Getenv("SMITH_KO_DIR"); d != "" {
-		return d + "/smith.ko"
-	}
-	return "/smith.ko"
-}
 
 func TestMain(m *testing.M) {
 	if os.Getenv("SMITH_VMTEST_CHILD") != "" {
 		os.Exit(0) // the exec the scenario performs
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "agent vmtest: must run as root inside the test VM")
-		os.Exit(1)
-	}
-	_, err := os.Stat("/sys/module/smith")
-	wasLoaded := err == nil
-	if !wasLoaded {
-		if out, err := exec.Command("insmod", koPath()).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "insmod: %v: %s\n", err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	if !wasLoaded {
-		if err := unix.DeleteModule("smith", 0); err != nil {
-			fmt.Fprintln(os.Stderr, "rmmod smith:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(kmodtest.RunLoaded(m))
 }
 
 type agent struct {
@@ -314,17 +289,17 @@ func TestAgentReadsTheModule(t *testing.T) {
 // The netlink transport: the module reloaded with send_type=1, the agent
 // with source.kind = "netlink".
 func TestAgentReadsNetlink(t *testing.T) {
-	if err := unix.DeleteModule("smith", 0); err != nil {
-		t.Fatal("rmmod smith:", err)
+	if err := kmodtest.Unload(); err != nil {
+		t.Fatal(err)
 	}
 	defer func() {
-		unix.DeleteModule("smith", 0)
-		if out, err := exec.Command("insmod", koPath()).CombinedOutput(); err != nil {
-			t.Fatalf("insmod: %v: %s", err, out)
+		_ = kmodtest.Unload()
+		if err := kmodtest.Load(); err != nil {
+			t.Fatal(err)
 		}
 	}()
-	if out, err := exec.Command("insmod", koPath(), "send_type=1").CombinedOutput(); err != nil {
-		t.Fatalf("insmod send_type=1: %v: %s", err, out)
+	if err := kmodtest.Load("send_type=1"); err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	a := startAgentOn(t, dir, "smith", "netlink")

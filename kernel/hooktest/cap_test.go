@@ -22,7 +22,7 @@ func TestRecordCapSmallRing(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := s.find("large exec", func(e *event) bool {
-		return e.Hdr.Type == shm.EvExecve && int(e.TGID) == cmd.Process.Pid
+		return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == cmd.Process.Pid
 	})
 	if uint32(len(e.raw)) > maxRecord {
 		t.Errorf("record of %d bytes, max_record %d", len(e.raw), maxRecord)

@@ -72,7 +72,7 @@ func TestCompatEntries(t *testing.T) {
 			t.Fatalf("32-bit execve %s: %v, want ENOENT", path, errno)
 		}
 		e := s.find("32-bit execve", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.PID) == tid && e.str(shm.FFilename) == path
+			return e.Hdr.Type == shm.EvExecve && int(e.Pid) == tid && e.str(shm.FFilename) == path
 		})
 		check(t, e, before, errno)
 		expectStr(t, e, shm.FArgv, "argv", cmdline(args))
@@ -90,7 +90,7 @@ func TestCompatEntries(t *testing.T) {
 			t.Fatal("32-bit init_module of junk succeeded")
 		}
 		e := s.find("32-bit init_module", func(e *event) bool {
-			return e.Hdr.Type == shm.EvInitModule && int(e.TGID) == os.Getpid() && e.str(shm.FModParams) == "compat=1"
+			return e.Hdr.Type == shm.EvInitModule && int(e.Tgid) == os.Getpid() && e.str(shm.FModParams) == "compat=1"
 		})
 		check(t, e, before, errno)
 	})
@@ -107,7 +107,7 @@ func TestCompatEntries(t *testing.T) {
 			t.Fatal("32-bit finit_module of junk succeeded")
 		}
 		e := s.find("32-bit finit_module", func(e *event) bool {
-			return e.Hdr.Type == shm.EvFinitModule && int(e.TGID) == os.Getpid() && e.str(shm.FModParams) == "compat=2"
+			return e.Hdr.Type == shm.EvFinitModule && int(e.Tgid) == os.Getpid() && e.str(shm.FModParams) == "compat=2"
 		})
 		check(t, e, before, errno)
 		expectStr(t, e, shm.FModPath, "path", p)

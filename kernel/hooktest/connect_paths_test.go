@@ -231,15 +231,13 @@ func TestConnectPaths(t *testing.T) {
 func TestConnectFamilyMismatch(t *testing.T) {
 	s := open(t)
 	v4 := listen(t, "tcp4", "127.0.0.1:0")
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Connect(fd, sockaddr(v4)); err == nil {
-		t.Fatal("AF_INET connect on an AF_UNIX socket succeeded")
-	}
-	expectUnrecorded(t, s, v4, fd)
+	expectUnrecorded(t, s, v4, func() int {
+		fd := unixSocket(t)
+		if err := unix.Connect(fd, sockaddr(v4)); err == nil {
+			t.Fatal("AF_INET connect on an AF_UNIX socket succeeded")
+		}
+		return fd
+	})
 }
 
 // synSent counts sockets in SYN_SENT towards port in /proc/net/tcp.
@@ -279,7 +277,7 @@ func TestConnectFlood(t *testing.T) {
 		t.Fatalf("helper connect: %v", err)
 	}
 	e := s.find("other process's connect", func(e *event) bool {
-		return e.Hdr.Type == shm.EvConnect && int(e.TGID) == cmd.Process.Pid &&
+		return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == cmd.Process.Pid &&
 			connectInfo(t, e).RemotePort == other.Port()
 	})
 	ci := connectInfo(t, e)
@@ -292,7 +290,7 @@ func TestConnectFlood(t *testing.T) {
 	withResult, noResult := 0, 0
 	for withResult+noResult < flood {
 		e := s.find("flood connect", func(e *event) bool {
-			return e.Hdr.Type == shm.EvConnect && int(e.TGID) == os.Getpid() &&
+			return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == os.Getpid() &&
 				connectInfo(t, e).RemotePort == full.Port() &&
 				shm.RecFlags(e.Hdr.Flags)&shm.RFRestart == 0
 		})
@@ -410,7 +408,7 @@ func TestConnectRestart(t *testing.T) {
 	}
 	t.Logf("interrupted connect: %v", r.err)
 	match := func(e *event) bool {
-		return e.Hdr.Type == shm.EvConnect && int(e.PID) == r.tid && int(connectInfo(t, e).FD) == r.fd &&
+		return e.Hdr.Type == shm.EvConnect && int(e.Pid) == r.tid && int(connectInfo(t, e).FD) == r.fd &&
 			connectInfo(t, e).RemotePort == full.Port()
 	}
 	e := s.find("interrupted connect", match)

@@ -24,7 +24,7 @@ func TestConnectExeFollowsRename(t *testing.T) {
 		c := connectCall{family: unix.AF_INET, sotype: unix.SOCK_STREAM, remote: v4, wantProto: unix.IPPROTO_TCP}
 		c.run(t)
 		e := s.find(what, func(e *event) bool {
-			if e.Hdr.Type != shm.EvConnect || int(e.PID) != c.tid {
+			if e.Hdr.Type != shm.EvConnect || int(e.Pid) != c.tid {
 				return false
 			}
 			ci := connectInfo(t, e)

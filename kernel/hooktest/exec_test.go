@@ -199,7 +199,7 @@ func TestExec(t *testing.T) {
 		_ = cmd.Wait()
 		pid := cmd.Process.Pid
 		e := s.find(fmt.Sprintf("exec of pid %d", pid), func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
 		})
 		return e, cmd, pipeIno(t, w), before
 	}
@@ -210,11 +210,11 @@ func TestExec(t *testing.T) {
 		e, cmd, pipe, before := run(t, args)
 		checkCommon(t, e, before, time.Now())
 		expectEq(t, "result", e.Result, 0)
-		expectEq(t, "pid", int(e.PID), cmd.Process.Pid)
-		expectEq(t, "ppid", int(e.PPID), me)
-		expectEq(t, "pgid", int(e.PGID), cmd.Process.Pid)
-		expectEq(t, "sid", int(e.SID), sid)
-		expectEq(t, "pid_ns", e.PIDNs, nsInode(t, me, "pid"))
+		expectEq(t, "pid", int(e.Pid), cmd.Process.Pid)
+		expectEq(t, "ppid", int(e.Ppid), me)
+		expectEq(t, "pgid", int(e.Pgid), cmd.Process.Pid)
+		expectEq(t, "sid", int(e.Sid), sid)
+		expectEq(t, "pid_ns", e.PidNS, nsInode(t, me, "pid"))
 		expectEq(t, "comm", e.comm(), "true")
 		expectEq(t, "flags", e.Hdr.Flags, 0)
 		expectStr(t, e, shm.FFilename, "filename", truePath)
@@ -254,7 +254,7 @@ func TestExec(t *testing.T) {
 		var ws syscall.WaitStatus
 		_, _ = syscall.Wait4(pid, &ws, 0, nil)
 		e := s.find("exec with empty argv", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
 		})
 		checkCommon(t, e, before, time.Now())
 		expectEq(t, "result", e.Result, 0)
@@ -277,7 +277,7 @@ func TestExec(t *testing.T) {
 		})
 		checkCommon(t, e, before, time.Now())
 		expectEq(t, "result", e.Result, -int64(errno))
-		expectEq(t, "ppid", int(e.PPID), me)
+		expectEq(t, "ppid", int(e.Ppid), me)
 		expectEq(t, "flags", e.Hdr.Flags, 0)
 		expectStr(t, e, shm.FArgv, "argv", cmdline(args))
 		expectStr(t, e, shm.FCwd, "cwd", "/tmp")
@@ -315,7 +315,7 @@ func TestExec(t *testing.T) {
 		// The helper's own start is an exec of the test binary: skip it.
 		want := cmdline([]string{"true", "helper", "execveat"})
 		e := s.find("execveat", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid && e.str(shm.FArgv) == want
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want
 		})
 		checkCommon(t, e, before, time.Now())
 		expectEq(t, "result", e.Result, -int64(errno))
@@ -342,7 +342,7 @@ func TestExec(t *testing.T) {
 		pid := cmd.Process.Pid
 		want := cmdline([]string{"true", "helper", "execveat-path"})
 		e := s.find("execveat with a path", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid && e.str(shm.FArgv) == want
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want
 		})
 		checkCommon(t, e, before, time.Now())
 		expectEq(t, "result", e.Result, 0)
@@ -360,7 +360,7 @@ func TestExec(t *testing.T) {
 		}
 		pid := cmd.Process.Pid
 		e := s.find("failed execveat", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid && e.Result < 0
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.Result < 0
 		})
 		expectEq(t, "result", e.Result, -int64(syscall.ENOENT))
 		if e.Hdr.Flags&shm.RFExecveat == 0 {
@@ -383,7 +383,7 @@ func TestExec(t *testing.T) {
 		}
 		pid := cmd.Process.Pid
 		e := s.find("script exec", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
 		})
 		checkCommon(t, e, before, time.Now())
 		expectEq(t, "result", e.Result, 0)
@@ -401,7 +401,7 @@ func TestExec(t *testing.T) {
 		pid := cmd.Process.Pid
 		want := cmdline([]string{"true", "helper", "uts"})
 		e := s.find("exec in a new UTS namespace", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid && e.str(shm.FArgv) == want
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want
 		})
 		expectEq(t, "result", e.Result, 0)
 		expectStr(t, e, shm.FNodename, "nodename", utsName)
@@ -420,12 +420,12 @@ func TestExec(t *testing.T) {
 			t.Fatal("the child shares our pid namespace")
 		}
 		e := s.find("exec in a new pid namespace", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
 		})
 		// Ids are the host's view: the global pid, not 1.
-		expectEq(t, "pid", int(e.PID), pid)
-		expectEq(t, "pid_ns", e.PIDNs, ns)
-		expectEq(t, "ppid", int(e.PPID), me)
+		expectEq(t, "pid", int(e.Pid), pid)
+		expectEq(t, "pid_ns", e.PidNS, ns)
+		expectEq(t, "ppid", int(e.Ppid), me)
 		expectStr(t, e, shm.FArgv, "argv", cmdline([]string{"/bin/sleep", "2"}))
 	})
 
@@ -455,9 +455,9 @@ func TestExec(t *testing.T) {
 		}
 		pid := cmd.Process.Pid
 		e := s.find("exec with a tty", func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
 		})
-		expectEq(t, "sid", int(e.SID), pid)
+		expectEq(t, "sid", int(e.Sid), pid)
 		expectStr(t, e, shm.FTTY, "tty", fmt.Sprintf("pts%d", n))
 		expectStr(t, e, shm.FStdin, "stdin", fmt.Sprintf("/dev/pts/%d", n))
 		expectStr(t, e, shm.FStdout, "stdout", fmt.Sprintf("/dev/pts/%d", n))

@@ -9,32 +9,24 @@
 package hooktest
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
+	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"smith/agent/decode"
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
-const devPath = "/dev/" + shm.DeviceName
-
-// The module and the test module, where the initramfs puts them.
-func koPath(name string) string {
-	if d := os.Getenv("SMITH_KO_DIR"); d != "" {
-		return d + "/" + name
-	}
-	return "/" + name
-}
+const devPath = shm.DevicePath
 
 // helperEnv makes the test binary run one step in a child process instead
 // of the tests (see runHelper); the step name is its value.
@@ -47,147 +39,29 @@ func TestMain(m *testing.M) {
 	if step := os.Getenv(helperEnv); step != "" {
 		os.Exit(runHelper(step))
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "hooktest: must run as root inside the test VM")
-		os.Exit(1)
-	}
-	// A module loaded by the scenario is unloaded first (each test loads
-	// its own) and loaded again at the end, as it was found.
-	_, err := os.Stat("/sys/module/smith")
-	wasLoaded := err == nil
-	_ = rmmod("smith")
 	if err := os.MkdirAll(cgroupRoot, 0o755); err == nil {
 		_ = unix.Mount("cgroup2", cgroupRoot, "cgroup2", 0, "")
 	}
-	code := m.Run()
+	// A module loaded by the scenario is unloaded first (each test loads
+	// its own) and loaded again at the end, as it was found.
+	code := kmodtest.RunUnloaded(m)
 	_ = unix.Unmount(cgroupRoot, 0)
-	if wasLoaded {
-		if err := insmod(koPath("smith.ko")); err != nil {
-			fmt.Fprintln(os.Stderr, "hooktest:", err)
-			code = 1
-		}
-	}
 	os.Exit(code)
 }
 
-func insmod(path string, params ...string) error {
-	out, err := exec.Command("insmod", append([]string{path}, params...)...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("insmod %s %s: %v: %s", path, strings.Join(params, " "), err, out)
-	}
-	return nil
-}
-
-func rmmod(name string) error {
-	return unix.DeleteModule(name, 0)
-}
-
-// A source of records: the shm ring or the netlink socket.
+// A source of records: the shm ring's Reader or the netlink connection.
 type source interface {
-	// next returns a copy of the next record, or nil when none came
-	// within the timeout.
-	next(timeout time.Duration) ([]byte, error)
-	close()
+	SetDeadline(time.Time)
+	Read() (shm.Record, error)
+	Close() error
 }
-
-type shmSource struct {
-	dev *shm.Device
-	r   *shm.Reader
-}
-
-func (s *shmSource) next(timeout time.Duration) ([]byte, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		rec, ok, err := s.r.Next()
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			b := append([]byte(nil), rec.Raw...)
-			s.r.Commit()
-			return b, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, nil
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func (s *shmSource) close() {
-	s.r.Close()
-	s.dev.Close()
-}
-
-type netlinkSource struct {
-	fd      int
-	pending [][]byte
-	buf     []byte
-}
-
-func openNetlink() (*netlinkSource, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, shm.NetlinkProto)
-	if err != nil {
-		return nil, fmt.Errorf("netlink socket, protocol %d: %w", shm.NetlinkProto, err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("netlink bind: %w", err)
-	}
-	// A large receive buffer: records arrive one message each.
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
-	hello := make([]byte, unix.NLMSG_HDRLEN)
-	h := (*unix.NlMsghdr)(unsafe.Pointer(&hello[0]))
-	h.Len = uint32(len(hello))
-	h.Type = shm.NlmsgHello
-	h.Seq = 1
-	if err := unix.Sendto(fd, hello, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("netlink hello: %w", err)
-	}
-	tv := unix.NsecToTimeval(int64(50 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("netlink receive timeout: %w", err)
-	}
-	return &netlinkSource{fd: fd, buf: make([]byte, 1<<20)}, nil
-}
-
-func (s *netlinkSource) next(timeout time.Duration) ([]byte, error) {
-	deadline := time.Now().Add(timeout)
-	for len(s.pending) == 0 {
-		n, _, err := unix.Recvfrom(s.fd, s.buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			if time.Now().After(deadline) {
-				return nil, nil
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("netlink receive: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(s.buf[:n])
-		if err != nil {
-			return nil, fmt.Errorf("netlink parse: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Type == shm.NlmsgRecord {
-				s.pending = append(s.pending, append([]byte(nil), m.Data...))
-			}
-		}
-	}
-	b := s.pending[0]
-	s.pending = s.pending[1:]
-	return b, nil
-}
-
-func (s *netlinkSource) close() { unix.Close(s.fd) }
 
 // session is the module loaded with some parameters and a reader attached.
 type session struct {
 	t       *testing.T
 	src     source
-	dev     *shm.Device // the shm device, also open for ioctls
+	ring    *shm.Reader  // src when reading the ring, to commit
+	dev     *shm.Control // the device's ioctls
 	backlog []*event
 	lost    uint64 // sum of "lost N" records seen
 	records uint64 // records read, lost records included
@@ -197,67 +71,59 @@ type session struct {
 // or netlink when params select it (send_type=1).
 func open(t *testing.T, params ...string) *session {
 	t.Helper()
-	_ = rmmod("smith")
-	if err := insmod(koPath("smith.ko"), params...); err != nil {
-		t.Fatal(err)
-	}
-	s := &session{t: t}
-	netlink := false
-	for _, p := range params {
-		netlink = netlink || p == fmt.Sprintf("send_type=%d", shm.TransportNetlink)
-	}
-	dev, err := shm.OpenDevice(devPath)
-	if err != nil {
-		_ = rmmod("smith")
-		t.Fatal(err)
-	}
-	s.dev = dev
-	if netlink {
-		nl, err := openNetlink()
-		if err != nil {
-			dev.Close()
-			_ = rmmod("smith")
+	if kmodtest.Loaded() {
+		if err := kmodtest.Unload(); err != nil {
 			t.Fatal(err)
 		}
-		s.src = nl
+	}
+	kmodtest.LoadT(t, params...)
+	s := &session{t: t}
+	netlink := slices.Contains(params, fmt.Sprintf("send_type=%d", shm.TransportNetlink))
+	if netlink {
+		ctl, err := shm.OpenControl(devPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ctl.Close() })
+		nl, err := shm.DialNetlink()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.src, s.dev = nl, ctl
 	} else {
+		dev, err := shm.OpenDevice(devPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { dev.Close() })
 		r, err := dev.NewReader()
 		if err != nil {
-			dev.Close()
-			_ = rmmod("smith")
 			t.Fatal(err)
 		}
-		s.src = &shmSource{dev: dev, r: r}
+		// Woken by the first record: the tests wait for one at a time.
+		if err := r.SetWakeup(0, shm.DefaultWakeupTimeout); err != nil {
+			t.Fatal(err)
+		}
+		s.src, s.ring, s.dev = r, r, &dev.Control
 	}
-	t.Cleanup(func() {
-		s.src.close()
-		if netlink {
-			dev.Close()
-		}
-		if err := rmmod("smith"); err != nil {
-			t.Errorf("rmmod smith: %v", err)
-		}
-	})
+	// Cleanups run last-in first-out: the reader closes, then the device,
+	// then the module unloads.
+	t.Cleanup(func() { s.src.Close() })
 	return s
 }
 
-func (s *session) info() shm.Info {
-	s.t.Helper()
-	in, err := s.dev.Info()
+// must returns what f returns, failing the test on its error.
+func must[T any](t *testing.T, f func() (T, error)) T {
+	t.Helper()
+	v, err := f()
 	if err != nil {
-		s.t.Fatalf("SMITH_IOC_GET_INFO: %v", err)
+		t.Fatal(err)
 	}
-	return in
+	return v
 }
 
-func (s *session) stats() shm.Stats {
-	s.t.Helper()
-	st, err := s.dev.Stats()
-	if err != nil {
-		s.t.Fatalf("SMITH_IOC_GET_STATS: %v", err)
-	}
-	return st
-}
+func (s *session) info() shm.Info   { s.t.Helper(); return must(s.t, s.dev.Info) }
+func (s *session) stats() shm.Stats { s.t.Helper(); return must(s.t, s.dev.Stats) }
 
 // recordWait bounds the wait for one record: TCG emulation is slow.
 const recordWait = 20 * time.Second
@@ -292,23 +158,31 @@ func (s *session) find(what string, pred func(*event) bool) *event {
 	return nil
 }
 
-// read returns the next event record; lost records are counted.
+// read returns the next event record; lost records are counted. It
+// returns nil when none came within the timeout.
 func (s *session) read(timeout time.Duration) (*event, error) {
+	s.src.SetDeadline(time.Now().Add(timeout))
 	for {
-		b, err := s.src.next(timeout)
-		if err != nil || b == nil {
-			return nil, err
+		rec, err := s.src.Read()
+		if errors.Is(err, shm.ErrDeadline) {
+			return nil, nil
 		}
-		s.records++
-		e, err := decode(b)
 		if err != nil {
 			return nil, err
 		}
-		if e.Hdr.Type == shm.RecLost {
-			s.lost += e.lostCount
-			continue
+		rec.Raw = append([]byte(nil), rec.Raw...)
+		if s.ring != nil {
+			s.ring.Commit()
 		}
-		if e.isEvent() {
+		s.records++
+		e, err := decodeRecord(rec)
+		if err != nil {
+			return nil, err
+		}
+		switch e.kind {
+		case decode.KindLost:
+			s.lost += e.Lost
+		case decode.KindEvent:
 			return e, nil
 		}
 	}
@@ -319,21 +193,15 @@ type field struct {
 	val   []byte
 }
 
-// event is a decoded record: header, common event header and fields.
+// event is a record as agent/decode reads it, with its header as the
+// source returned it and its fields by id.
 type event struct {
-	shm.Event
-	raw       []byte
-	fields    map[shm.FieldID]field
-	order     []shm.FieldID
-	lostCount uint64
-}
-
-func (e *event) isEvent() bool {
-	switch e.Hdr.Type {
-	case shm.EvExecve, shm.EvConnect, shm.EvInitModule, shm.EvFinitModule:
-		return true
-	}
-	return false
+	decode.Event
+	Hdr    shm.RecHdr
+	kind   decode.Kind
+	raw    []byte
+	fields map[shm.FieldID]field
+	order  []shm.FieldID // the ids present, ascending
 }
 
 func (e *event) str(id shm.FieldID) string { return string(e.fields[id].val) }
@@ -343,14 +211,12 @@ func (e *event) has(id shm.FieldID) bool {
 	return ok
 }
 
-func (e *event) comm() string {
-	return string(bytes.TrimRight(e.Comm[:], "\x00"))
-}
+func (e *event) comm() string { return string(e.Comm) }
 
 func (e *event) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "type %d flags %#x result %d pid %d tgid %d ppid %d comm %q",
-		e.Hdr.Type, e.Hdr.Flags, e.Result, e.PID, e.TGID, e.PPID, e.comm())
+		e.Hdr.Type, e.Hdr.Flags, e.Result, e.Pid, e.Tgid, e.Ppid, e.comm())
 	for _, id := range e.order {
 		f := e.fields[id]
 		fmt.Fprintf(&b, " [%d %#x %q]", id, f.flags, f.val)
@@ -358,59 +224,43 @@ func (e *event) String() string {
 	return b.String()
 }
 
-// decode checks a record's framing per smith_abi.h and splits it.
-func decode(b []byte) (*event, error) {
-	var e event
-	e.raw = b
-	if len(b) < shm.SizeofRecHdr {
-		return nil, fmt.Errorf("record of %d bytes, shorter than its header", len(b))
+// decodeRecord decodes a record with agent/decode and checks what the
+// agent's decoder tolerates but the module never writes: a field id it
+// does not know, one twice, bytes after the last field.
+func decodeRecord(rec shm.Record) (*event, error) {
+	e := &event{raw: rec.Raw, Hdr: shm.RecHdr{Len: uint32(len(rec.Raw)), Type: rec.Type, Flags: rec.Flags}}
+	kind, err := decode.Decode(rec.Raw, &e.Event)
+	if err != nil {
+		return nil, fmt.Errorf("record type %d of %d bytes: %w", rec.Type, len(rec.Raw), err)
 	}
-	if err := binary.Read(bytes.NewReader(b), binary.LittleEndian, &e.Hdr); err != nil {
-		return nil, fmt.Errorf("record header: %w", err)
+	e.kind = kind
+	if kind != decode.KindEvent {
+		return e, nil
 	}
-	if int(e.Hdr.Len&shm.RecLenMask) != len(b) {
-		return nil, fmt.Errorf("record len %d, got %d bytes", e.Hdr.Len&shm.RecLenMask, len(b))
-	}
-	if e.Hdr.Type == shm.RecLost {
-		if len(b) < 16 {
-			return nil, fmt.Errorf("lost record of %d bytes", len(b))
-		}
-		e.lostCount = binary.LittleEndian.Uint64(b[8:])
-		return &e, nil
-	}
-	if !e.isEvent() {
-		return &e, nil
-	}
-	hl := int(unsafe.Sizeof(shm.Event{}))
-	if len(b) < hl {
-		return nil, fmt.Errorf("event record of %d bytes, header is %d", len(b), hl)
-	}
-	if err := binary.Read(bytes.NewReader(b[:hl]), binary.LittleEndian, &e.Event); err != nil {
-		return nil, fmt.Errorf("event header: %w", err)
+	if e.Skipped != 0 {
+		return nil, fmt.Errorf("%d fields of unknown ids: %v", e.Skipped, e)
 	}
 	e.fields = make(map[shm.FieldID]field)
-	off := hl
-	for i := 0; i < int(e.NFields); i++ {
-		if off+8 > len(b) {
-			return nil, fmt.Errorf("field %d header at %d beyond the record (%d bytes)", i, off, len(b))
+	hl := int(unsafe.Sizeof(shm.Event{}))
+	end := hl
+	base := uintptr(unsafe.Pointer(&rec.Raw[0]))
+	for id, f := range e.Fields {
+		if !f.Present {
+			continue
 		}
-		id := shm.FieldID(binary.LittleEndian.Uint16(b[off:]))
-		fl := shm.FieldFlags(binary.LittleEndian.Uint16(b[off+2:]))
-		n := int(binary.LittleEndian.Uint32(b[off+4:]))
-		if off+8+n > len(b) {
-			return nil, fmt.Errorf("field %d (id %d) of %d bytes beyond the record", i, id, n)
-		}
-		if _, dup := e.fields[id]; dup {
-			return nil, fmt.Errorf("field id %d twice", id)
-		}
-		e.fields[id] = field{flags: fl, val: b[off+8 : off+8+n]}
-		e.order = append(e.order, id)
-		off = int(shm.RecAlign(uint32(off + 8 + n)))
+		e.fields[shm.FieldID(id)] = field{flags: shm.FieldFlags(f.Flags), val: f.Value}
+		e.order = append(e.order, shm.FieldID(id))
+		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(f.Value))) - base)
+		end = max(end, off+len(f.Value))
 	}
-	if off < len(b) {
-		return nil, fmt.Errorf("%d bytes after the last field", len(b)-off)
+	nf := int(binary.LittleEndian.Uint16(rec.Raw[unsafe.Offsetof(shm.Event{}.NFields):]))
+	if nf != len(e.order) {
+		return nil, fmt.Errorf("%d fields in the header, %d distinct ids: %v", nf, len(e.order), e)
 	}
-	return &e, nil
+	if a := int(shm.RecAlign(uint32(end))); a < len(rec.Raw) {
+		return nil, fmt.Errorf("%d bytes after the last field: %v", len(rec.Raw)-a, e)
+	}
+	return e, nil
 }
 
 // nsInode is the inode number of one of our namespaces (pid, mnt, uts).
@@ -452,8 +302,8 @@ func checkCommon(t *testing.T, e *event, before, after time.Time) {
 	if e.UID != 0 || e.EUID != 0 || e.GID != 0 {
 		t.Errorf("uid %d euid %d gid %d, want 0 0 0", e.UID, e.EUID, e.GID)
 	}
-	if want := nsInode(t, os.Getpid(), "mnt"); e.MntNs != want {
-		t.Errorf("mnt_ns %d, want %d", e.MntNs, want)
+	if want := nsInode(t, os.Getpid(), "mnt"); e.MntNS != want {
+		t.Errorf("mnt_ns %d, want %d", e.MntNS, want)
 	}
 	if id := cgroupID(t); id != 0 && e.CgroupID != id {
 		t.Errorf("cgroup_id %d, want %d", e.CgroupID, id)

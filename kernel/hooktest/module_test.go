@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
@@ -21,7 +22,7 @@ func TestModuleLoad(t *testing.T) {
 	if in := s.info(); in.HooksAttached&(shm.HookInitModule|shm.HookFinitModule) != shm.HookInitModule|shm.HookFinitModule {
 		t.Fatalf("module hooks not attached: attached %#x failed %#x", in.HooksAttached, in.HooksFailed)
 	}
-	path := koPath(testModule + ".ko")
+	path := kmodtest.Path(testModule + ".ko")
 	image, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +33,7 @@ func TestModuleLoad(t *testing.T) {
 	find := func(t *testing.T, typ shm.RecType, params string) *event {
 		t.Helper()
 		return s.find("module load", func(e *event) bool {
-			return e.Hdr.Type == typ && int(e.TGID) == os.Getpid() && e.str(shm.FModParams) == params
+			return e.Hdr.Type == typ && int(e.Tgid) == os.Getpid() && e.str(shm.FModParams) == params
 		})
 	}
 	check := func(t *testing.T, e *event, before time.Time, errno syscall.Errno, name string) {

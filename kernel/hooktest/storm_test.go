@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
@@ -85,10 +86,10 @@ type orderChecker map[uint32]uint64
 
 func (o orderChecker) add(t *testing.T, e *event) {
 	t.Helper()
-	if last, ok := o[e.PID]; ok && e.TimeNs < last {
-		t.Errorf("thread %d: record at %d after one at %d", e.PID, e.TimeNs, last)
+	if last, ok := o[e.Pid]; ok && e.TimeNs < last {
+		t.Errorf("thread %d: record at %d after one at %d", e.Pid, e.TimeNs, last)
 	}
-	o[e.PID] = e.TimeNs
+	o[e.Pid] = e.TimeNs
 }
 
 // trigger makes one more record, so that drops still pending are reported
@@ -101,7 +102,7 @@ func trigger(t *testing.T, s *session) {
 	}
 	pid := cmd.Process.Pid
 	s.find("the exec after the storm", func(e *event) bool {
-		return e.Hdr.Type == shm.EvExecve && int(e.TGID) == pid
+		return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
 	})
 }
 
@@ -222,7 +223,7 @@ func TestLoadUnloadUnderLoad(t *testing.T) {
 	}()
 	// finit_module directly: an insmod process per cycle would compete
 	// with the load for the CPUs.
-	ko, err := os.Open(koPath("smith.ko"))
+	ko, err := os.Open(kmodtest.Path("smith.ko"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +231,7 @@ func TestLoadUnloadUnderLoad(t *testing.T) {
 	start := time.Now()
 	var records uint64
 	var loading, unloading time.Duration
-	_ = rmmod("smith")
+	_ = kmodtest.Unload()
 	for i := 0; i < cycles; i++ {
 		t0 := time.Now()
 		if err := unix.FinitModule(int(ko.Fd()), "", 0); err != nil {
@@ -258,7 +259,7 @@ func TestLoadUnloadUnderLoad(t *testing.T) {
 		r.Close()
 		dev.Close()
 		t0 = time.Now()
-		if err := rmmod("smith"); err != nil {
+		if err := kmodtest.TryUnload(); err != nil {
 			t.Fatalf("cycle %d: rmmod: %v", i, err)
 		}
 		unloading += time.Since(t0)

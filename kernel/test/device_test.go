@@ -13,11 +13,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
 func TestDeviceNodeIsRootOnly(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	fi, err := os.Stat(devPath)
 	if err != nil {
 		t.Fatal(err)
@@ -33,13 +34,13 @@ func TestDeviceNodeIsRootOnly(t *testing.T) {
 }
 
 func TestSecondOpenIsBusy(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	d := open(t)
 	_, err := os.OpenFile(devPath, os.O_RDWR, 0)
 	if !errors.Is(err, syscall.EBUSY) {
 		t.Fatalf("second open: %v, want EBUSY", err)
 	}
-	if err := d.close(); err != nil {
+	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// Free again once the first reader is gone.
@@ -47,7 +48,7 @@ func TestSecondOpenIsBusy(t *testing.T) {
 }
 
 func TestInfoReportsParameters(t *testing.T) {
-	load(t, "ring_size=131072", "argv_cap=1000")
+	kmodtest.LoadT(t, "ring_size=131072", "argv_cap=1000")
 	in := open(t).info(t)
 	if in.ABIMajor != shm.ABIMajor || in.ABIMinor != shm.ABIMinor {
 		t.Errorf("abi %d.%d, want %d.%d", in.ABIMajor, in.ABIMinor, shm.ABIMajor, shm.ABIMinor)
@@ -83,7 +84,7 @@ func TestInfoReportsParameters(t *testing.T) {
 func mapMeta(t *testing.T, d *device) *shm.RingMeta {
 	t.Helper()
 	pg := os.Getpagesize()
-	b, err := syscall.Mmap(int(d.f.Fd()), int64(shm.MmapMetaPgoff*pg), pg, syscall.PROT_READ, syscall.MAP_SHARED)
+	b, err := syscall.Mmap(int(d.FD()), int64(shm.MmapMetaPgoff*pg), pg, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		t.Fatalf("mmap meta page: %v", err)
 	}
@@ -92,11 +93,11 @@ func mapMeta(t *testing.T, d *device) *shm.RingMeta {
 }
 
 func TestMmapRules(t *testing.T) {
-	load(t, "ring_size=65536")
+	kmodtest.LoadT(t, "ring_size=65536")
 	d := open(t)
 	pg := os.Getpagesize()
 	total := 2*pg + 65536
-	fd := int(d.f.Fd())
+	fd := int(d.FD())
 	rw := syscall.PROT_READ | syscall.PROT_WRITE
 
 	tests := []struct {
@@ -151,10 +152,10 @@ func TestMmapRules(t *testing.T) {
 }
 
 func TestEmitTestRecordsThroughMmap(t *testing.T) {
-	load(t, "ring_size=65536")
+	kmodtest.LoadT(t, "ring_size=65536")
 	d := open(t)
 	pg := os.Getpagesize()
-	data, err := syscall.Mmap(int(d.f.Fd()), int64(shm.MmapDataPgoff*pg), 65536, syscall.PROT_READ, syscall.MAP_SHARED)
+	data, err := syscall.Mmap(int(d.FD()), int64(shm.MmapDataPgoff*pg), 65536, syscall.PROT_READ, syscall.MAP_SHARED)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestEmitTestRecordsThroughMmap(t *testing.T) {
 }
 
 func TestEmitTestFillsRingAndCountsDrops(t *testing.T) {
-	load(t, "ring_size=65536")
+	kmodtest.LoadT(t, "ring_size=65536")
 	d := open(t)
 	const length, count = 1000, 200 // 200 KB into 64 KiB
 	n := d.emit(t, 1, count, length, 0)
@@ -206,14 +207,14 @@ func TestEmitTestFillsRingAndCountsDrops(t *testing.T) {
 }
 
 func TestEmitTestRejectsBadRequests(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	d := open(t)
 	for _, e := range []shm.EmitTest{
 		{Count: 1, Len: uint32(unsafe.Sizeof(shm.TestRec{})) - 1},
 		{Count: 1, Len: shm.RecMaxLen + 1},
 		{Count: 1<<20 + 1, Len: 64},
 	} {
-		if _, err := d.ioctl(shm.IocEmitTest, unsafe.Pointer(&e)); !errors.Is(err, syscall.EINVAL) {
+		if _, err := d.EmitTest(e); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("EMIT_TEST count %d len %d: %v, want EINVAL", e.Count, e.Len, err)
 		}
 	}
@@ -223,37 +224,33 @@ func TestEmitTestRejectsBadRequests(t *testing.T) {
 }
 
 func TestUnknownIoctl(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	d := open(t)
 	var buf [64]byte
 	for _, req := range []uint32{0, shm.IocMagic<<8 | 99, shm.IocGetStats + 1<<16} {
-		if _, err := d.ioctl(req, unsafe.Pointer(&buf[0])); !errors.Is(err, syscall.ENOTTY) {
+		if err := d.rawIoctl(req, unsafe.Pointer(&buf[0])); !errors.Is(err, syscall.ENOTTY) {
 			t.Errorf("ioctl %#x: %v, want ENOTTY", req, err)
 		}
 	}
-	bad := shm.Latency{Hook: shm.HookCount}
-	if _, err := d.ioctl(shm.IocGetLatency, unsafe.Pointer(&bad)); !errors.Is(err, syscall.EINVAL) {
-		t.Errorf("GET_LATENCY of hook %d: %v, want EINVAL", bad.Hook, err)
+	if _, err := d.Latency(shm.HookCount); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("GET_LATENCY of hook %d: %v, want EINVAL", shm.HookCount, err)
 	}
-	if _, err := d.ioctl(shm.IocGetStats, nil); !errors.Is(err, syscall.EFAULT) {
+	if err := d.rawIoctl(shm.IocGetStats, nil); !errors.Is(err, syscall.EFAULT) {
 		t.Errorf("GET_STATS into NULL: %v, want EFAULT", err)
 	}
 }
 
 func TestLatencyIoctls(t *testing.T) {
-	load(t, "measure_latency=1")
+	kmodtest.LoadT(t, "measure_latency=1")
 	d := open(t)
 	for h := uint32(0); h < shm.HookCount; h++ {
-		l := shm.Latency{Hook: h}
-		if _, err := d.ioctl(shm.IocGetLatency, unsafe.Pointer(&l)); err != nil {
-			t.Fatalf("GET_LATENCY hook %d: %v", h, err)
-		}
+		l := d.latency(t, h)
 		if l.Count > 0 && !(l.MedianNs <= l.P95Ns && l.P95Ns <= l.P99Ns && l.P99Ns <= l.MaxNs) {
 			t.Errorf("hook %d: median %d p95 %d p99 %d max %d not ordered", h, l.MedianNs, l.P95Ns, l.P99Ns, l.MaxNs)
 		}
 	}
-	if _, err := d.ioctl(shm.IocResetLatency, nil); err != nil {
-		t.Fatalf("RESET_LATENCY: %v", err)
+	if err := d.ResetLatency(); err != nil {
+		t.Fatal(err)
 	}
 	b, err := os.ReadFile("/sys/module/smith/parameters/measure_latency")
 	if err != nil || string(b) != "Y\n" {
@@ -263,7 +260,7 @@ func TestLatencyIoctls(t *testing.T) {
 
 func pollIn(t *testing.T, d *device, timeout time.Duration) bool {
 	t.Helper()
-	fds := []unix.PollFd{{Fd: int32(d.f.Fd()), Events: unix.POLLIN}}
+	fds := []unix.PollFd{{Fd: int32(d.FD()), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Poll(fds, int(timeout/time.Millisecond))
 		if errors.Is(err, syscall.EINTR) {
@@ -277,7 +274,7 @@ func pollIn(t *testing.T, d *device, timeout time.Duration) bool {
 }
 
 func TestPollWakesOnRecord(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	d := open(t)
 	if pollIn(t, d, 0) {
 		t.Fatal("empty ring polls readable")
@@ -311,11 +308,11 @@ func TestPollWakesOnRecord(t *testing.T) {
 }
 
 func TestReopenKeepsUnreadRecords(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	d := open(t)
 	d.emit(t, 1, 10, 64, 0)
 	before := d.stats(t)
-	if err := d.close(); err != nil {
+	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
 	d = open(t)
@@ -337,7 +334,7 @@ func TestRecordingFollowsReader(t *testing.T) {
 		{"record_without_reader=0", "0"},
 	} {
 		t.Run(tc.param, func(t *testing.T) {
-			load(t, tc.param)
+			kmodtest.LoadT(t, tc.param)
 			if got := debugfsStat(t, "recording"); got != "0" {
 				t.Fatalf("recording %s before any reader, want 0", got)
 			}
@@ -345,7 +342,7 @@ func TestRecordingFollowsReader(t *testing.T) {
 			if got := debugfsStat(t, "recording"); got != "1" {
 				t.Fatalf("recording %s with a reader, want 1", got)
 			}
-			if err := d.close(); err != nil {
+			if err := d.Close(); err != nil {
 				t.Fatal(err)
 			}
 			if got := debugfsStat(t, "recording"); got != tc.afterClose {
@@ -356,7 +353,7 @@ func TestRecordingFollowsReader(t *testing.T) {
 }
 
 func TestDebugfsStatsMatchIoctl(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	d := open(t)
 	d.emit(t, 1, 5, 128, 0)
 	st := d.stats(t)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"smith/internal/kmodtest"
 )
 
 func TestInvalidParametersAreRefused(t *testing.T) {
@@ -26,12 +28,12 @@ func TestInvalidParametersAreRefused(t *testing.T) {
 		"argv_cap=1048576",
 	} {
 		t.Run(p, func(t *testing.T) {
-			err := insmod(p)
+			err := kmodtest.Load(p)
 			if err == nil {
-				rmmod()
+				kmodtest.TryUnload()
 				t.Fatalf("insmod %s succeeded", p)
 			}
-			if loaded() {
+			if kmodtest.Loaded() {
 				t.Fatalf("insmod %s failed but the module is loaded", p)
 			}
 		})
@@ -39,53 +41,53 @@ func TestInvalidParametersAreRefused(t *testing.T) {
 }
 
 func TestUnloadRefusedWhileOpen(t *testing.T) {
-	if err := insmod(); err != nil {
+	if err := kmodtest.Load(); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
 	if err != nil {
-		rmmod()
+		kmodtest.TryUnload()
 		t.Fatal(err)
 	}
-	if err := rmmod(); !isBusy(err) {
+	if err := kmodtest.TryUnload(); !kmodtest.IsBusy(err) {
 		f.Close()
 		t.Fatalf("rmmod with %s open: %v, want EWOULDBLOCK or EBUSY", devPath, err)
 	}
-	if !loaded() {
+	if !kmodtest.Loaded() {
 		t.Fatal("module gone while the device was open")
 	}
 	f.Close()
-	if err := rmmod(); err != nil {
+	if err := kmodtest.TryUnload(); err != nil {
 		t.Fatalf("rmmod after close: %v", err)
 	}
-	if loaded() {
+	if kmodtest.Loaded() {
 		t.Fatal("module still loaded after rmmod")
 	}
 }
 
 func TestUnloadRefusedWhileMapped(t *testing.T) {
-	if err := insmod(); err != nil {
+	if err := kmodtest.Load(); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
 	if err != nil {
-		rmmod()
+		kmodtest.TryUnload()
 		t.Fatal(err)
 	}
 	b, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
 	f.Close()
 	if err != nil {
-		rmmod()
+		kmodtest.TryUnload()
 		t.Fatal(err)
 	}
 	// The mapping holds the file, so the ring memory stays.
-	if err := rmmod(); !isBusy(err) {
+	if err := kmodtest.TryUnload(); !kmodtest.IsBusy(err) {
 		syscall.Munmap(b)
 		t.Fatalf("rmmod with the ring mapped: %v, want EWOULDBLOCK or EBUSY", err)
 	}
 	_ = b[0]
 	syscall.Munmap(b)
-	if err := rmmod(); err != nil {
+	if err := kmodtest.TryUnload(); err != nil {
 		t.Fatalf("rmmod after munmap: %v", err)
 	}
 }
@@ -157,18 +159,18 @@ func TestLoadUnloadCyclesUnderLoad(t *testing.T) {
 		if i%2 == 1 {
 			params = append(params, "send_type=1")
 		}
-		if err := insmod(params...); err != nil {
+		if err := kmodtest.Load(params...); err != nil {
 			t.Fatalf("cycle %d: %v", i, err)
 		}
 		d, err := os.OpenFile(devPath, os.O_RDWR, 0)
 		if err != nil {
-			rmmodWait()
+			kmodtest.Unload()
 			t.Fatalf("cycle %d: open: %v", i, err)
 		}
 		// Recording is on now; let the load hit the hooks for a moment.
 		time.Sleep(20 * time.Millisecond)
 		d.Close()
-		if err := rmmodWait(); err != nil {
+		if err := kmodtest.Unload(); err != nil {
 			t.Fatalf("cycle %d: %v", i, err)
 		}
 	}

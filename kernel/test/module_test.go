@@ -19,20 +19,11 @@ import (
 	"time"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
-// koPath is the module under test; the initramfs puts it at /smith.ko.
-func koPath() string {
-	if p := os.Getenv("SMITH_KO"); p != "" {
-		return p
-	}
-	return "/smith.ko"
-}
-
-const devPath = "/dev/" + shm.DeviceName
+const devPath = shm.DevicePath
 
 // helperEnv makes the test binary run one privileged-or-not step instead
 // of the tests (see TestMain): the step name is its value.
@@ -42,144 +33,62 @@ func TestMain(m *testing.M) {
 	if step := os.Getenv(helperEnv); step != "" {
 		os.Exit(runHelper(step))
 	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "kerneltest: must run as root inside the test VM")
-		os.Exit(1)
-	}
 	// Each test loads the module with its own parameters. A module found
 	// loaded (a scenario that loads it for every test binary) is unloaded
 	// first and loaded again, with default parameters, at the end.
-	wasLoaded := loaded()
-	if wasLoaded {
-		if err := rmmod(); err != nil {
-			fmt.Fprintln(os.Stderr, "kerneltest: smith is loaded and cannot be unloaded:", err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	if wasLoaded && !loaded() {
-		if err := insmod(); err != nil {
-			fmt.Fprintln(os.Stderr, "kerneltest: reload:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(kmodtest.RunUnloaded(m))
 }
 
-func loaded() bool {
-	_, err := os.Stat("/sys/module/smith")
-	return err == nil
-}
-
-// insmod loads the module with the given parameters.
-func insmod(params ...string) error {
-	args := append([]string{koPath()}, params...)
-	out, err := exec.Command("insmod", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("insmod %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
-
-// rmmod unloads without waiting: the kernel refuses a module in use.
-func rmmod() error {
-	if err := unix.DeleteModule("smith", unix.O_NONBLOCK); err != nil {
-		return fmt.Errorf("delete_module smith: %w", err)
-	}
-	return nil
-}
-
-// rmmodWait unloads, retrying while the module is busy for a moment: a
-// child forked by another goroutine holds a copy of every open file until
-// it execs, and with it a reference to /dev/smith just closed here.
-func rmmodWait() error {
-	var err error
-	for range 100 {
-		if err = rmmod(); err == nil || !isBusy(err) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return err
-}
-
-// isBusy: delete_module with O_NONBLOCK refuses a module in use with
-// EWOULDBLOCK (EAGAIN); EBUSY is its answer when another module uses it.
-func isBusy(err error) bool {
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EBUSY)
-}
-
-// load loads the module for one test and unloads it when the test ends;
-// a failed unload fails the test.
-func load(t *testing.T, params ...string) {
-	t.Helper()
-	if loaded() {
-		t.Fatal("smith is already loaded: a previous test leaked it")
-	}
-	if err := insmod(params...); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := rmmodWait(); err != nil {
-			t.Errorf("unload at end of test: %v", err)
-		}
-	})
-}
-
-// device is an open /dev/smith.
+// device is an open /dev/smith whose ioctls fail the test.
 type device struct {
-	f *os.File
+	*shm.Control
 }
 
 func open(t *testing.T) *device {
 	t.Helper()
-	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
+	c, err := shm.OpenControl(devPath)
 	if err != nil {
-		t.Fatalf("open %s: %v", devPath, err)
+		t.Fatal(err)
 	}
-	d := &device{f: f}
-	t.Cleanup(func() { d.f.Close() })
+	d := &device{c}
+	t.Cleanup(func() { d.Close() })
 	return d
 }
 
-func (d *device) close() error { return d.f.Close() }
-
-func (d *device) ioctl(req uint32, arg unsafe.Pointer) (uintptr, error) {
-	r, _, e := syscall.Syscall(syscall.SYS_IOCTL, d.f.Fd(), uintptr(req), uintptr(arg))
-	if e != 0 {
-		return r, e
+// must returns what f returns, failing the test on its error.
+func must[T any](t *testing.T, f func() (T, error)) T {
+	t.Helper()
+	v, err := f()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return r, nil
+	return v
 }
 
-func (d *device) info(t *testing.T) shm.Info {
-	t.Helper()
-	var in shm.Info
-	if _, err := d.ioctl(shm.IocGetInfo, unsafe.Pointer(&in)); err != nil {
-		t.Fatalf("SMITH_IOC_GET_INFO: %v", err)
-	}
-	return in
-}
+func (d *device) info(t *testing.T) shm.Info   { t.Helper(); return must(t, d.Info) }
+func (d *device) stats(t *testing.T) shm.Stats { t.Helper(); return must(t, d.Stats) }
 
-func (d *device) stats(t *testing.T) shm.Stats {
+func (d *device) latency(t *testing.T, hook uint32) shm.Latency {
 	t.Helper()
-	var st shm.Stats
-	if _, err := d.ioctl(shm.IocGetStats, unsafe.Pointer(&st)); err != nil {
-		t.Fatalf("SMITH_IOC_GET_STATS: %v", err)
-	}
-	return st
+	return must(t, func() (shm.Latency, error) { return d.Latency(hook) })
 }
 
 // emit asks for count test records of length bytes and returns how many
 // the module wrote.
 func (d *device) emit(t *testing.T, producer, count, length uint32, firstSeq uint64) int {
 	t.Helper()
-	e := shm.EmitTest{Count: count, Len: length, Producer: producer, FirstSeq: firstSeq}
-	n, err := d.ioctl(shm.IocEmitTest, unsafe.Pointer(&e))
-	if err != nil {
-		t.Fatalf("SMITH_IOC_EMIT_TEST %d x %d bytes: %v", count, length, err)
+	return must(t, func() (int, error) {
+		return d.EmitTest(shm.EmitTest{Count: count, Len: length, Producer: producer, FirstSeq: firstSeq})
+	})
+}
+
+// rawIoctl sends a request shm.Control would never send.
+func (d *device) rawIoctl(req uint32, arg unsafe.Pointer) error {
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(d.FD()), uintptr(req), uintptr(arg))
+	if e != 0 {
+		return e
 	}
-	return int(n)
+	return nil
 }
 
 // debugfsStat reads one "name value" line of /sys/kernel/debug/smith/stats.
@@ -235,14 +144,14 @@ func runHelper(step string) int {
 		}
 		return 0
 	case "netlink-hello-as-nobody":
-		s, err := netlinkHello()
+		s, err := shm.DialNetlink()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		// Keep the socket a moment: a registration would be live now.
 		time.Sleep(200 * time.Millisecond)
-		syscall.Close(s)
+		s.Close()
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper step", step)

@@ -3,68 +3,39 @@
 package kerneltest
 
 import (
-	"fmt"
+	"errors"
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
-// netlinkHello opens a socket of the module's protocol and registers it.
-func netlinkHello() (int, error) {
-	s, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, shm.NetlinkProto)
-	if err != nil {
-		return -1, fmt.Errorf("netlink socket, protocol %d: %w", shm.NetlinkProto, err)
-	}
-	if err := syscall.Bind(s, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		syscall.Close(s)
-		return -1, fmt.Errorf("netlink bind: %w", err)
-	}
-	hello := make([]byte, syscall.NLMSG_HDRLEN)
-	h := (*syscall.NlMsghdr)(unsafe.Pointer(&hello[0]))
-	h.Len = uint32(len(hello))
-	h.Type = shm.NlmsgHello
-	h.Seq = 1
-	if err := syscall.Sendto(s, hello, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
-		syscall.Close(s)
-		return -1, fmt.Errorf("netlink hello: %w", err)
-	}
-	return s, nil
-}
-
-// readRecords reads netlink messages until want records arrived or the
-// socket stays silent for a second.
-func readRecords(t *testing.T, s int, want int) [][]byte {
+// readRecords reads records until want arrived or the socket stays
+// silent for a second; a message of another type fails the test.
+func readRecords(t *testing.T, nl *shm.Netlink, want int) [][]byte {
 	t.Helper()
-	tv := syscall.NsecToTimeval(int64(time.Second))
-	if err := syscall.SetsockoptTimeval(s, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
 	var recs [][]byte
-	buf := make([]byte, 1<<17)
 	for len(recs) < want {
-		n, _, err := syscall.Recvfrom(s, buf, 0)
-		if err != nil {
+		nl.SetDeadline(time.Now().Add(time.Second))
+		rec, err := nl.Read()
+		if errors.Is(err, shm.ErrDeadline) {
 			break
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
-			t.Fatalf("parse netlink messages: %v", err)
+			t.Fatal(err)
 		}
-		for _, m := range msgs {
-			if m.Header.Type != shm.NlmsgRecord {
-				t.Fatalf("netlink message type %#x, want %#x", m.Header.Type, shm.NlmsgRecord)
-			}
-			recs = append(recs, append([]byte(nil), m.Data...))
-		}
+		recs = append(recs, append([]byte(nil), rec.Raw...))
+	}
+	if n := nl.Stats().Skipped; n != 0 {
+		t.Fatalf("%d netlink messages of another type than %#x", n, shm.NlmsgRecord)
 	}
 	return recs
 }
 
 func TestNetlinkDeliversTestRecords(t *testing.T) {
-	load(t, "send_type=1")
+	kmodtest.LoadT(t, "send_type=1")
 	d := open(t)
 	if in := d.info(t); in.Transport != shm.TransportNetlink {
 		t.Fatalf("transport %d, want %d", in.Transport, shm.TransportNetlink)
@@ -81,11 +52,11 @@ func TestNetlinkDeliversTestRecords(t *testing.T) {
 		t.Fatalf("recording %s before the netlink hello, want 0", got)
 	}
 
-	s, err := netlinkHello()
+	s, err := shm.DialNetlink()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Close(s)
+	defer s.Close()
 	if got := debugfsStat(t, "recording"); got != "1" {
 		t.Fatalf("recording %s after the netlink hello, want 1", got)
 	}
@@ -118,7 +89,7 @@ func TestNetlinkDeliversTestRecords(t *testing.T) {
 }
 
 func TestNetlinkHelloNeedsPrivilege(t *testing.T) {
-	load(t, "send_type=1")
+	kmodtest.LoadT(t, "send_type=1")
 	d := open(t)
 	asNobody(t, "netlink-hello-as-nobody")
 	if got := debugfsStat(t, "recording"); got != "0" {
@@ -130,16 +101,16 @@ func TestNetlinkHelloNeedsPrivilege(t *testing.T) {
 }
 
 func TestNetlinkListenerGoneStopsSending(t *testing.T) {
-	load(t, "send_type=1", "record_without_reader=0")
+	kmodtest.LoadT(t, "send_type=1", "record_without_reader=0")
 	d := open(t)
-	s, err := netlinkHello()
+	s, err := shm.DialNetlink()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := d.emit(t, 1, 1, 64, 0); n != 1 {
 		t.Fatalf("emit with a listener sent %d", n)
 	}
-	syscall.Close(s)
+	s.Close()
 	if got := debugfsStat(t, "recording"); got != "0" {
 		t.Fatalf("recording %s after the listener closed with record_without_reader=0", got)
 	}
@@ -149,26 +120,26 @@ func TestNetlinkListenerGoneStopsSending(t *testing.T) {
 }
 
 func TestUnloadRefusedWhileNetlinkSocketOpen(t *testing.T) {
-	if err := insmod("send_type=1"); err != nil {
+	if err := kmodtest.Load("send_type=1"); err != nil {
 		t.Fatal(err)
 	}
-	s, err := netlinkHello()
+	s, err := shm.DialNetlink()
 	if err != nil {
-		rmmodWait()
+		kmodtest.Unload()
 		t.Fatal(err)
 	}
-	if err := rmmod(); !isBusy(err) {
-		syscall.Close(s)
+	if err := kmodtest.TryUnload(); !kmodtest.IsBusy(err) {
+		s.Close()
 		t.Fatalf("rmmod with a netlink socket open: %v, want EWOULDBLOCK or EBUSY", err)
 	}
-	syscall.Close(s)
-	if err := rmmodWait(); err != nil {
+	s.Close()
+	if err := kmodtest.Unload(); err != nil {
 		t.Fatalf("rmmod after closing the netlink socket: %v", err)
 	}
 }
 
 func TestNoNetlinkProtocolInShmMode(t *testing.T) {
-	load(t)
+	kmodtest.LoadT(t)
 	s, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, shm.NetlinkProto)
 	if err == nil {
 		syscall.Close(s)

@@ -8,21 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"unsafe"
 
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
 const hookExecve = 0 // bit number of shm.HookExecve: index into Stats.Hooks
-
-func (d *device) latency(t *testing.T, hook uint32) shm.Latency {
-	t.Helper()
-	l := shm.Latency{Hook: hook}
-	if _, err := d.ioctl(shm.IocGetLatency, unsafe.Pointer(&l)); err != nil {
-		t.Fatalf("SMITH_IOC_GET_LATENCY hook %d: %v", hook, err)
-	}
-	return l
-}
 
 func execTrue(t *testing.T, n int) {
 	t.Helper()
@@ -51,7 +42,7 @@ func debugfsHookLine(t *testing.T, name string) []string {
 }
 
 func TestHookCountersAndLatencyFromRealExecs(t *testing.T) {
-	load(t, "measure_latency=1")
+	kmodtest.LoadT(t, "measure_latency=1")
 	d := open(t)
 	if in := d.info(t); in.HooksAttached&shm.HookExecve == 0 {
 		t.Fatalf("execve hook not attached: attached %#x failed %#x", in.HooksAttached, in.HooksFailed)
@@ -79,7 +70,7 @@ func TestHookCountersAndLatencyFromRealExecs(t *testing.T) {
 	t.Logf("execve hook: %d calls, median %d ns, p95 %d ns, p99 %d ns, max %d ns",
 		l.Count, l.MedianNs, l.P95Ns, l.P99Ns, l.MaxNs)
 
-	if _, err := d.ioctl(shm.IocResetLatency, nil); err != nil {
+	if err := d.ResetLatency(); err != nil {
 		t.Fatal(err)
 	}
 	if l := d.latency(t, hookExecve); l.Count != 0 || l.MaxNs != 0 {

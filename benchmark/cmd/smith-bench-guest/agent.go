@@ -91,7 +91,7 @@ type debugfsDev struct{}
 
 const debugfsDir = "/sys/kernel/debug/smith"
 
-func (debugfsDev) stats() (shm.Stats, error) {
+func (debugfsDev) Stats() (shm.Stats, error) {
 	raw, err := os.ReadFile(debugfsDir + "/stats")
 	if err != nil {
 		return shm.Stats{}, fmt.Errorf("module stats: %w", err)
@@ -113,7 +113,7 @@ func (debugfsDev) stats() (shm.Stats, error) {
 	return st, nil
 }
 
-func (debugfsDev) resetLatency() error {
+func (debugfsDev) ResetLatency() error {
 	if err := os.WriteFile(debugfsDir+"/latency", []byte("1"), 0); err != nil {
 		return fmt.Errorf("reset latency: %w", err)
 	}
@@ -122,7 +122,7 @@ func (debugfsDev) resetLatency() error {
 
 var hookNames = map[uint32]string{0: "execve", 1: "execveat", 2: "connect", 3: "init_module", 4: "finit_module"}
 
-func (debugfsDev) latency(hook uint32) (shm.Latency, error) {
+func (debugfsDev) Latency(hook uint32) (shm.Latency, error) {
 	l := shm.Latency{Hook: hook}
 	raw, err := os.ReadFile(debugfsDir + "/latency")
 	if err != nil {

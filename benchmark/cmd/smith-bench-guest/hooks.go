@@ -32,9 +32,9 @@ type consumer interface {
 // statsDev is where a session reads the module's counters and latency:
 // the device's ioctls, or debugfs when smith-agent holds the device.
 type statsDev interface {
-	stats() (shm.Stats, error)
-	resetLatency() error
-	latency(hook uint32) (shm.Latency, error)
+	Stats() (shm.Stats, error)
+	ResetLatency() error
+	Latency(hook uint32) (shm.Latency, error)
 }
 
 // session is a loaded module with its consumer attached (shm, netlink,
@@ -75,11 +75,11 @@ func (b *bench) start(config string) (*session, error) {
 			return nil, err
 		}
 		if b.res.Module == "" {
-			if in, err := r.dev.info(); err == nil {
+			if in, err := r.dev.Info(); err == nil {
 				b.res.Module = string(bytes.TrimRight(in.Version[:], "\x00"))
 			}
 		}
-		return &session{dev: r.dev, close: r.dev.Close, cons: r}, nil
+		return &session{dev: r.dev, cons: r}, nil
 	case results.ConfigAgent:
 		if err := b.m.load(shm.TransportSHM, false); err != nil {
 			return nil, err
@@ -99,7 +99,7 @@ func (b *bench) start(config string) (*session, error) {
 		}
 		// With netlink the device only answers ioctls: opening it does
 		// not attach a reader.
-		dev, err := openDevice()
+		dev, err := shm.OpenControl(shm.DevicePath)
 		if err != nil {
 			nl.Close()
 			return nil, err
@@ -151,7 +151,7 @@ func (b *bench) hookRound(round int, config string) error {
 	for _, op := range []string{"exec", "connect"} {
 		var before shm.Stats
 		if s.dev != nil {
-			if before, err = s.dev.stats(); err != nil {
+			if before, err = s.dev.Stats(); err != nil {
 				return err
 			}
 		}
@@ -161,7 +161,7 @@ func (b *bench) hookRound(round int, config string) error {
 		}
 		run.Config, run.Round = config, round
 		if s.dev != nil {
-			after, err := s.dev.stats()
+			after, err := s.dev.Stats()
 			if err != nil {
 				return err
 			}
@@ -192,7 +192,7 @@ func (b *bench) hookRound(round int, config string) error {
 func drain(dev statsDev) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		st, err := dev.stats()
+		st, err := dev.Stats()
 		if err != nil {
 			return err
 		}
@@ -221,7 +221,7 @@ func (b *bench) latencyPass(dev statsDev, config string, round int) error {
 // (latency-n iterations) and records the histograms of execve and connect
 // under config.
 func (b *bench) timedLoops(dev statsDev, config string, round int) error {
-	if err := dev.resetLatency(); err != nil {
+	if err := dev.ResetLatency(); err != nil {
 		return err
 	}
 	for _, op := range []string{"exec", "connect"} {
@@ -237,7 +237,7 @@ func (b *bench) timedLoops(dev statsDev, config string, round int) error {
 		name string
 		bit  uint32
 	}{{"execve", 0}, {"connect", 2}} {
-		l, err := dev.latency(h.bit)
+		l, err := dev.Latency(h.bit)
 		if err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 // does, and commits when it runs dry or every commitEvery records.
 type shmConsumer struct {
 	shmDev  *shm.Device
-	dev     *device
+	dev     *shm.Control // the device's ioctls; Close closes it
 	rd      *shm.Reader
 	records atomic.Uint64
 	tests   atomic.Uint64
@@ -39,9 +39,7 @@ func openShmConsumer() (*shmConsumer, error) {
 		d.Close()
 		return nil, fmt.Errorf("ring reader: %w", err)
 	}
-	c := &shmConsumer{shmDev: d, rd: rd}
-	// The ioctls go through the reader's own descriptor; Close closes it.
-	c.dev = &device{fd: uintptr(d.FD()), close: func() error { return nil }}
+	c := &shmConsumer{shmDev: d, dev: &d.Control, rd: rd}
 	c.wg.Add(1)
 	go c.run()
 	return c, nil

@@ -34,7 +34,7 @@ func (b *bench) transport(name, config string) error {
 		return err
 	}
 	defer s.Close()
-	dev, ok := s.dev.(*device)
+	dev, ok := s.dev.(*shm.Control)
 	if !ok {
 		return fmt.Errorf("configuration %s has no device to emit test records through", config)
 	}
@@ -80,7 +80,7 @@ func (b *bench) transport(name, config string) error {
 // produced and the consumer received.
 func (b *bench) storm(name string, s *session) (results.Storm, error) {
 	st := results.Storm{Transport: name, Procs: b.o.stormProcs}
-	before, err := s.dev.stats()
+	before, err := s.dev.Stats()
 	if err != nil {
 		return st, err
 	}
@@ -105,7 +105,7 @@ func (b *bench) storm(name string, s *session) (results.Storm, error) {
 	}
 	// Let the consumer catch up with what the module handed over.
 	time.Sleep(500 * time.Millisecond)
-	after, err := s.dev.stats()
+	after, err := s.dev.Stats()
 	if err != nil {
 		return st, err
 	}
@@ -134,7 +134,7 @@ func offeredRates(maxRate float64) []float64 {
 type emitter struct {
 	b    *bench
 	name string
-	dev  *device
+	dev  *shm.Control
 	cons consumer
 	seq  uint64
 }
@@ -142,20 +142,20 @@ type emitter struct {
 // cost times one call writing count records.
 func (e *emitter) cost(count, length uint32) (results.TransportCost, error) {
 	var c results.TransportCost
-	before, err := e.dev.stats()
+	before, err := e.dev.Stats()
 	if err != nil {
 		return c, err
 	}
 	got0 := e.cons.testRecords()
 	t0 := time.Now()
-	written, err := e.dev.emit(count, length, e.seq)
+	written, err := emit(e.dev, count, length, e.seq)
 	el := time.Since(t0)
 	e.seq += uint64(count)
 	if err != nil {
 		return c, err
 	}
 	got := e.drain(got0, written, 10*time.Second)
-	after, err := e.dev.stats()
+	after, err := e.dev.Stats()
 	if err != nil {
 		return c, err
 	}
@@ -195,14 +195,14 @@ func (e *emitter) missing(written, got uint64, st shm.Stats) {
 func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.RateStep, error) {
 	const tick = 10 * time.Millisecond
 	st := results.RateStep{Offered: rate}
-	before, err := e.dev.stats()
+	before, err := e.dev.Stats()
 	if err != nil {
 		return st, err
 	}
 	got0 := e.cons.testRecords()
 	var sent, written uint64
 	took, err := harness.Pace(rate, d, tick, func(n int) error {
-		w, err := e.dev.emit(uint32(n), length, e.seq)
+		w, err := emit(e.dev, uint32(n), length, e.seq)
 		if err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func (e *emitter) step(rate float64, d time.Duration, length uint32) (results.Ra
 	}
 	offerSecs := took.Seconds()
 	got := e.drain(got0, written, 5*time.Second)
-	after, err := e.dev.stats()
+	after, err := e.dev.Stats()
 	if err != nil {
 		return st, err
 	}

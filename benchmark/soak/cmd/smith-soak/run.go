@@ -21,6 +21,7 @@ import (
 	"smith/agent/config"
 	"smith/benchmark/soak"
 	"smith/internal/harness"
+	"smith/internal/kmodtest"
 )
 
 // Report is what a run writes (and prints between markers in the VM).
@@ -155,8 +156,8 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 		return err
 	}
 	defer func() {
-		if err := unix.DeleteModule("smith", 0); err != nil {
-			r.problems = append(r.problems, fmt.Sprintf("rmmod smith at the end: %v", err))
+		if err := kmodtest.Unload(); err != nil {
+			r.problems = append(r.problems, fmt.Sprintf("unload smith at the end: %v", err))
 		}
 	}()
 	if err := r.prepare(); err != nil {
@@ -219,15 +220,12 @@ func (r *runner) loadModule() error {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
 		return err
 	}
-	if _, err := os.Stat("/sys/module/smith"); err == nil {
-		if err := unix.DeleteModule("smith", 0); err != nil {
+	if kmodtest.Loaded() {
+		if err := kmodtest.Unload(); err != nil {
 			return fmt.Errorf("unload the module left loaded: %w", err)
 		}
 	}
-	if out, err := exec.Command("insmod", r.ko, fmt.Sprintf("ring_size=%d", r.ringBytes)).CombinedOutput(); err != nil {
-		return fmt.Errorf("insmod %s: %v: %s", r.ko, err, out)
-	}
-	return nil
+	return kmodtest.LoadFile(r.ko, fmt.Sprintf("ring_size=%d", r.ringBytes))
 }
 
 // prepare writes the agent's configuration and sets up the broker and
