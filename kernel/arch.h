@@ -24,7 +24,8 @@
  * wrapper, SMITH_COMPAT_NATIVE_SYSCALL_SYM(NAME); arm64's AArch32 table
  * points at the native __arm64_sys_NAME itself, so the native probe sees
  * those calls already (SMITH_ARCH_COMPAT_SHARES_NATIVE; in_compat_syscall()
- * tells them apart) and probing the symbol twice would record them twice.
+ * tells them apart) and probing the symbol twice would record them twice:
+ * only the compat variants (execve, execveat) are probed apart there.
  */
 #ifndef _SMITH_ARCH_H
 #define _SMITH_ARCH_H
@@ -99,11 +100,13 @@ static inline unsigned long smith_arch_call_arg(const struct pt_regs *regs,
 #define SMITH_COMPAT_NATIVE_SYSCALL_SYM(name)	"__arm64_sys_" name
 #define SMITH_ARCH_COMPAT_SHARES_NATIVE	1
 /*
- * AArch32 entries are not probed apart: module loads reach the native
- * probes already; AArch32 failed execs (__arm64_compat_sys_execve) are
- * not recorded yet (no AArch32 test programs here to prove them).
+ * AArch32 execve and execveat have their own entries,
+ * __arm64_compat_sys_execve(at) (6.1 and 6.12), probed for their
+ * failures; AArch32 module loads reach the native probes, which tell them
+ * by in_compat_syscall() (hooks.h: smith_sys_compat()).  Tested with the
+ * A32 program kernel/hooktest/aarch32/hooktest32.s.
  */
-#define SMITH_ARCH_COMPAT_PROBES	0
+#define SMITH_ARCH_COMPAT_PROBES	IS_ENABLED(CONFIG_COMPAT)
 
 /* The wrapper's argument, the user's registers: the first C argument, x0. */
 static inline const struct pt_regs *
@@ -122,7 +125,10 @@ static inline unsigned long smith_arch_syscall_arg(const struct pt_regs *u,
 	return u->regs[min(n, 5u)];
 }
 
-/* Argument n (0-5) of an AArch32 syscall: r0-r5, the low halves of x0-x5. */
+/*
+ * Argument n (0-5) of an AArch32 syscall: r0-r5, which the compat pt_regs
+ * keeps in the low halves of regs[0]-regs[5] (r7, the number, in regs[7]).
+ */
 static inline unsigned long
 smith_arch_compat_syscall_arg(const struct pt_regs *u, unsigned int n)
 {

@@ -229,7 +229,7 @@ static int smith_execve_save(struct kretprobe_instance *ri,
 		return 1;
 	c->filename = (const char __user *)smith_sys_arg(p, regs, 0);
 	c->argv = (const void __user *)smith_sys_arg(p, regs, 1);
-	c->compat = p->sym->compat;
+	c->compat = smith_sys_compat(p);
 	return 0;
 }
 
@@ -244,7 +244,7 @@ static int smith_execveat_save(struct kretprobe_instance *ri,
 		return 1;
 	c->filename = (const char __user *)smith_sys_arg(p, regs, 1);
 	c->argv = (const void __user *)smith_sys_arg(p, regs, 2);
-	c->compat = p->sym->compat;
+	c->compat = smith_sys_compat(p);
 	c->slot = smith_execveat_mark();
 	return 0;
 }

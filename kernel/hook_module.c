@@ -160,7 +160,7 @@ static int smith_init_module_save(struct kretprobe_instance *ri,
 	c->len = smith_sys_arg(p, regs, 1);
 	c->params = (const char __user *)smith_sys_arg(p, regs, 2);
 	c->fd = -1;
-	c->compat = p->sym->compat;
+	c->compat = smith_sys_compat(p);
 	c->slot = smith_mod_slot_claim();
 	return 0;
 }
@@ -178,7 +178,7 @@ static int smith_finit_module_save(struct kretprobe_instance *ri,
 	c->len = 0;
 	c->fd = (int)smith_sys_arg(p, regs, 0);
 	c->params = (const char __user *)smith_sys_arg(p, regs, 1);
-	c->compat = p->sym->compat;
+	c->compat = smith_sys_compat(p);
 	c->slot = smith_mod_slot_claim();
 	return 0;
 }
@@ -378,7 +378,8 @@ int smith_module_hooks_init(void)
 	smith_hook_attached(SMITH_HI_FINIT_MODULE, err);
 	n += !err;
 
-	if (SMITH_ARCH_COMPAT_PROBES) {
+	/* arm64: AArch32 loads reach the native probes (arch.h). */
+	if (SMITH_ARCH_COMPAT_PROBES && !SMITH_ARCH_COMPAT_SHARES_NATIVE) {
 		err = smith_kretprobe_register(&smith_init_module32_krp,
 					       maxactive);
 		if (err)

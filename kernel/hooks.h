@@ -11,6 +11,7 @@
 #ifndef _SMITH_HOOKS_H
 #define _SMITH_HOOKS_H
 
+#include <linux/compat.h>
 #include <linux/kprobes.h>
 #include <linux/ptrace.h>
 #include <linux/types.h>
@@ -57,6 +58,16 @@ static inline unsigned long smith_func_arg(struct pt_regs *regs,
 	return regs_get_kernel_argument(regs, n);
 }
 
+/*
+ * Whether the probed call came from a 32-bit task: through a compat entry,
+ * or (arm64) through a native entry that the AArch32 table shares.
+ */
+static inline bool smith_sys_compat(const struct smith_kretprobe *p)
+{
+	return p->sym->compat ||
+	       (SMITH_ARCH_COMPAT_SHARES_NATIVE && in_compat_syscall());
+}
+
 /* Argument n (0-5) of the probed syscall, read at entry. */
 static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
 					  const struct pt_regs *regs,
@@ -67,7 +78,7 @@ static inline unsigned long smith_sys_arg(const struct smith_kretprobe *p,
 	if (!p->sym->wrapper)
 		return smith_arch_call_arg(regs, n);
 	u = smith_arch_wrapper_regs(regs);
-	if (p->sym->compat)
+	if (smith_sys_compat(p))
 		return smith_arch_compat_syscall_arg(u, n);
 	return smith_arch_syscall_arg(u, n);
 }

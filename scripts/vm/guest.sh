@@ -9,7 +9,9 @@
 #     tag: CGO_ENABLED=0 go test -c -tags vmtest -o out/guest/NAME.test ./DIR
 #     where NAME is DIR with / replaced by - (shm -> shm.test, kernel/test
 #     -> kernel-test.test, kernel/hooktest -> kernel-hooktest.test);
-#   - the static product binaries (agent/cmd/..., heartbeat/cmd/...).
+#   - the static product binaries (agent/cmd/..., heartbeat/cmd/...);
+#   - arm64 only: hooktest32, the AArch32 program of kernel/hooktest
+#     (kernel/hooktest/aarch32/hooktest32.s, binutils-arm-linux-gnueabihf).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +25,18 @@ pkgs=$(grep -rlE --include='*.go' '^//go:build .*\bvmtest\b' . \
 	--exclude-dir=out --exclude-dir=bin --exclude-dir=.git --exclude-dir=testdata |
 	xargs -r -n1 dirname | sed 's|^\./||' | LC_ALL=C sort -u)
 cmds=$("$GO" list ./agent/cmd/... ./heartbeat/cmd/... 2>/dev/null | grep -v '^$' || true)
+
+# aarch32 DIR: assemble and link the AArch32 test program into DIR.
+aarch32() {
+	local src=kernel/hooktest/aarch32/hooktest32.s
+	command -v arm-linux-gnueabihf-as >/dev/null ||
+		die "arm-linux-gnueabihf-as missing (scripts/deps.sh installs binutils-arm-linux-gnueabihf)"
+	log "arm-linux-gnueabihf-as $src -> ${final#"$SMITH_ROOT"/}/hooktest32"
+	arm-linux-gnueabihf-as -o "$1/hooktest32.o" "$src" &&
+		arm-linux-gnueabihf-ld -static -o "$1/hooktest32" "$1/hooktest32.o" ||
+		die "cannot build $src"
+	rm -f "$1/hooktest32.o"
+}
 
 # build ARCH: everything, for Debian architecture ARCH (= GOARCH for amd64
 # and arm64).
@@ -47,6 +61,7 @@ build() {
 		GOARCH=$arch "$GO" build -trimpath -o "$dst/" $cmds ||
 			die "cannot build the product binaries for the $arch guest"
 	fi
+	[ "$arch" != arm64 ] || aarch32 "$dst"
 	rm -rf "$final"
 	mv "$dst" "$final"
 	trap - EXIT
