@@ -83,10 +83,10 @@ func TestCompatAArch32(t *testing.T) {
 		t.Helper()
 		checkCommon(t, e, r.before, r.after)
 		expectEq(t, "result", e.Result, -int64(r.errno))
-		expectEq(t, "pid", int(e.PID), r.pid)
-		expectEq(t, "tgid", int(e.TGID), r.pid)
-		expectEq(t, "ppid", int(e.PPID), me)
-		expectEq(t, "pgid", int(e.PGID), syscall.Getpgrp())
+		expectEq(t, "pid", int(e.Pid), r.pid)
+		expectEq(t, "tgid", int(e.Tgid), r.pid)
+		expectEq(t, "ppid", int(e.Ppid), me)
+		expectEq(t, "pgid", int(e.Pgid), syscall.Getpgrp())
 		expectEq(t, "comm", e.comm(), filepath.Base(prog))
 		expectStr(t, e, shm.FExe, "exe", prog)
 		if got := shm.RecFlags(e.Hdr.Flags)&shm.RFCompat != 0; got != compat {
@@ -96,7 +96,7 @@ func TestCompatAArch32(t *testing.T) {
 	findExec := func(t *testing.T, r run32, path string) *event {
 		t.Helper()
 		return s.find(fmt.Sprintf("exec of %s by pid %d", path, r.pid), func(e *event) bool {
-			return e.Hdr.Type == shm.EvExecve && int(e.TGID) == r.pid && e.str(shm.FFilename) == path
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == r.pid && e.str(shm.FFilename) == path
 		})
 	}
 	// execFailed: a failed exec of path by r, with argv args.
@@ -167,7 +167,7 @@ func TestCompatAArch32(t *testing.T) {
 				t.Fatalf("AArch32 %s of junk succeeded", tc.name)
 			}
 			e := s.find("AArch32 "+tc.name, func(e *event) bool {
-				return e.Hdr.Type == tc.typ && int(e.TGID) == r.pid
+				return e.Hdr.Type == tc.typ && int(e.Tgid) == r.pid
 			})
 			check(t, e, r, true)
 			expectStr(t, e, shm.FModParams, "params", tc.args[len(tc.args)-1])
@@ -198,7 +198,7 @@ func TestCompatAArch32(t *testing.T) {
 				t.Fatalf("AArch32 connect to %v: %v, want %v", tc.remote, r.errno, tc.want)
 			}
 			e := s.find("AArch32 connect", func(e *event) bool {
-				return e.Hdr.Type == shm.EvConnect && int(e.TGID) == r.pid &&
+				return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == r.pid &&
 					shm.RecFlags(e.Hdr.Flags)&shm.RFRestart == 0
 			})
 			check(t, e, r, false)
