@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+
+package encode
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// The word-at-a-time path must agree with the byte loop on every byte
+// value at every position of a word.
+func TestPlain8(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			w := []byte("abcdefgh")
+			w[pos] = byte(c)
+			var x uint64
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(w[i])
+			}
+			want := c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+			if got := plain8(x); got != want {
+				t.Fatalf("byte %#x at %d: plain8 %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+}
+
+// appendEscaped gives the same output as the byte loop for strings that
+// mix plain runs with every kind of byte that needs escaping.
+func TestAppendEscapedWords(t *testing.T) {
+	for _, s := range []string{
+		"", "a", "abcdefg", "abcdefgh", "abcdefghi",
+		strings.Repeat("x", 64) + "\"" + strings.Repeat("y", 7),
+		"/usr/bin/curl\x00-sS\x00--max-time", "tab\there and \\ back",
+		"caf\xc3\xa9 au lait, and a bad \xff byte " + strings.Repeat("z", 9),
+		strings.Repeat("\x01", 17),
+	} {
+		got := string(appendEscaped(nil, s))
+		want := string(escapeBytewise(nil, s))
+		if got != want {
+			t.Errorf("%q: %q, want %q", s, got, want)
+		}
+		if b := string(appendEscaped(nil, []byte(s))); b != want {
+			t.Errorf("%q as bytes: %q, want %q", s, b, want)
+		}
+	}
+}
+
+// escapeBytewise is appendEscaped without the word-at-a-time path: one
+// character (or one invalid byte) per call, never eight bytes.
+func escapeBytewise(dst []byte, s string) []byte {
+	for len(s) > 0 {
+		_, n := utf8.DecodeRuneInString(s)
+		dst = appendEscaped(dst, s[:n])
+		s = s[n:]
+	}
+	return dst
+}
