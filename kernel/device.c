@@ -98,6 +98,9 @@ static long smith_dev_ioctl(struct file *file, unsigned int cmd,
 	case SMITH_IOC_EMIT_TEST: {
 		struct smith_emit_test req;
 
+		/* Records that no hook saw: only a module loaded for tests. */
+		if (!smith_params.test_records)
+			return -EPERM;
 		if (copy_from_user(&req, uarg, sizeof(req)))
 			return -EFAULT;
 		return smith_emit_test(&req);

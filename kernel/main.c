@@ -44,6 +44,10 @@ MODULE_PARM_DESC(measure_latency, "measure per-hook latency histograms (default 
 module_param_named(kernel_print, smith_params.kernel_print, bool, 0644);
 MODULE_PARM_DESC(kernel_print, "log every record, rate-limited; debugging only (default N)");
 
+/* Read-only: a running sensor cannot be switched to accept forged records. */
+module_param_named(test_records, smith_params.test_records, bool, 0444);
+MODULE_PARM_DESC(test_records, "allow SMITH_IOC_EMIT_TEST, which writes test records into the stream; tests and benchmarks only (default N)");
+
 static int __init smith_check_params(void)
 {
 	if (!is_power_of_2(ring_size) || ring_size < SMITH_RING_MIN_SIZE ||

@@ -61,6 +61,7 @@ struct smith_params {
 	u32 send_type;		/* SMITH_TRANSPORT_* */
 	bool measure_latency;	/* per-hook latency histograms */
 	bool kernel_print;	/* pr_info every record (debug only) */
+	bool test_records;	/* SMITH_IOC_EMIT_TEST allowed (tests only) */
 };
 
 extern struct smith_params smith_params;

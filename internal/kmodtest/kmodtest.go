@@ -55,8 +55,22 @@ func Loaded() bool {
 	return err == nil
 }
 
-// Load loads smith.ko with the given parameters ("name=value").
-func Load(params ...string) error { return LoadFile(Path(Module+".ko"), params...) }
+// TestRecords is the parameter that lets a test write records of its own
+// (SMITH_IOC_EMIT_TEST); off in a module loaded for production.
+const TestRecords = "test_records=1"
+
+// Load loads smith.ko with the given parameters ("name=value"), and with
+// TestRecords unless they set test_records themselves.
+func Load(params ...string) error {
+	own := false
+	for _, p := range params {
+		own = own || strings.HasPrefix(p, "test_records=")
+	}
+	if !own {
+		params = append(params, TestRecords)
+	}
+	return LoadFile(Path(Module+".ko"), params...)
+}
 
 // LoadFile loads the module file at path with the given parameters, by
 // finit_module: no insmod process, and the kernel's own error.

@@ -223,6 +223,19 @@ func TestEmitTestRejectsBadRequests(t *testing.T) {
 	}
 }
 
+// Without test_records, the module writes no record that a hook did not
+// see: EMIT_TEST is refused and nothing reaches the ring.
+func TestEmitTestNeedsTestRecords(t *testing.T) {
+	kmodtest.LoadT(t, "test_records=0")
+	d := open(t)
+	if _, err := d.EmitTest(shm.EmitTest{Count: 4, Len: 64}); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("EMIT_TEST without test_records: %v, want EPERM", err)
+	}
+	if st := d.stats(t); st.Written != 0 {
+		t.Errorf("a refused EMIT_TEST wrote %d records", st.Written)
+	}
+}
+
 func TestUnknownIoctl(t *testing.T) {
 	kmodtest.LoadT(t)
 	d := open(t)

@@ -31,7 +31,7 @@ func (m *module) load(transport int, latency bool) error {
 	}
 	if err := kmodtest.LoadFile(m.path,
 		fmt.Sprintf("%s=%d", m.transportParam, transport),
-		fmt.Sprintf("%s=%s", m.latencyParam, lat)); err != nil {
+		fmt.Sprintf("%s=%s", m.latencyParam, lat), kmodtest.TestRecords); err != nil {
 		return err
 	}
 	m.loaded = true
