@@ -9,6 +9,7 @@ PACKAGES=(
 	# kernel module builds and static checks
 	gcc make bc flex bison libelf-dev kmod dwarves sparse
 	gcc-aarch64-linux-gnu  # the arm64 module builds (kernels NAME-arm64)
+	libc6-dev-arm64-cross  # make bench: the guest's static C loops for arm64
 	binutils-arm-linux-gnueabihf  # the AArch32 test program of the arm64 guests
 	# the VM harness (qemu-system-arm has qemu-system-aarch64)
 	qemu-system-x86 qemu-system-arm busybox-static cpio debian-archive-keyring xz-utils zstd

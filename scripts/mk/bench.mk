@@ -14,9 +14,14 @@
 # other under nice.  A step that fails does not stop the others; make bench
 # fails at the end if any did, after writing what was measured.
 
-# The guest's C loops are built for the host (amd64): arm64 kernels are
-# left out, and 6.1-rt, which only the hooks scenario tests.
-BENCH_KERNELS ?= $(filter-out %-arm64 %-rt,$(KERNELS))
+# Every kernel but 6.1-rt, which only the hooks scenario tests.  The
+# guest's programs are built for each architecture of BENCH_KERNELS
+# (out/bench/guest for amd64, out/bench/guest-arm64 for arm64: the C loops
+# with aarch64-linux-gnu-gcc and its static libc).
+BENCH_KERNELS ?= $(filter-out %-rt,$(KERNELS))
+BENCH_ARCHS := $(sort $(foreach k,$(BENCH_KERNELS),$(if $(filter %-arm64,$(k)),arm64,amd64)))
+bench_cc = $(if $(filter arm64,$(1)),aarch64-linux-gnu-gcc,$(CC))
+bench_guest = $(BENCH_OUT)/guest$(if $(filter arm64,$(1)),-arm64)
 BENCH_OUT := $(OUT)/bench
 BENCH_NICE ?= nice -n 10
 # Flags of smith-bench-guest in the VM (see its -h).  Loops long against
@@ -47,13 +52,15 @@ bench-tool:
 
 # The guest's programs: static C loops (no libc start-up differences
 # between runs: -static), the Go runner, and its flags.
-bench-guest:
-	@mkdir -p $(BENCH_OUT)/guest
-	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/hookloop benchmark/guest/hookloop.c
-	$(CC) -static -O2 -Wall -Wextra -o $(BENCH_OUT)/guest/noop benchmark/guest/noop.c
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-bench-guest ./benchmark/cmd/smith-bench-guest
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BENCH_OUT)/guest/smith-agent ./agent/cmd/smith-agent
-	echo "$(BENCH_VM_ARGS) -agent /guest/smith-agent -steps-module /guest/smith-steps.ko$(if $(BENCH_ICOUNT), -clock instructions)" >$(BENCH_OUT)/guest/bench-args
+bench-guest: $(foreach a,$(BENCH_ARCHS),bench-guest-$(a))
+
+bench-guest-%:
+	@mkdir -p $(call bench_guest,$*)
+	$(call bench_cc,$*) -static -O2 -Wall -Wextra -o $(call bench_guest,$*)/hookloop benchmark/guest/hookloop.c
+	$(call bench_cc,$*) -static -O2 -Wall -Wextra -o $(call bench_guest,$*)/noop benchmark/guest/noop.c
+	CGO_ENABLED=0 GOARCH=$* $(GO) build -trimpath -o $(call bench_guest,$*)/smith-bench-guest ./benchmark/cmd/smith-bench-guest
+	CGO_ENABLED=0 GOARCH=$* $(GO) build -trimpath -o $(call bench_guest,$*)/smith-agent ./agent/cmd/smith-agent
+	echo "$(BENCH_VM_ARGS) -agent /guest/smith-agent -steps-module /guest/smith-steps.ko$(if $(BENCH_ICOUNT), -clock instructions)" >$(call bench_guest,$*)/bench-args
 
 # With BENCH_ICOUNT: one vCPU, single-threaded TCG counting instructions
 # (DESIGN.md section 9); the loop, the reader and everything else share
@@ -68,12 +75,13 @@ bench-vm: export SMITH_VM_TCG_THREAD ?= multi
 endif
 bench-vm: bench-guest bench-tool
 	@rc=0; for k in $(BENCH_KERNELS); do \
-		export SMITH_OUT=$(BENCH_OUT)/vm SMITH_GUEST_DIR=$(BENCH_OUT)/guest SMITH_VM_QUIET=1; \
+		case $$k in *-arm64) g=$(call bench_guest,arm64) ;; *) g=$(call bench_guest,amd64) ;; esac; \
+		export SMITH_OUT=$(BENCH_OUT)/vm SMITH_GUEST_DIR=$$g SMITH_VM_QUIET=1; \
 		rm -f $(BENCH_OUT)/vm-$$k.json; \
 		if ! $(BENCH_NICE) scripts/vm/build-module.sh $$k; then rc=1; continue; fi; \
-		rm -f $(BENCH_OUT)/guest/smith-steps.ko; \
+		rm -f $$g/smith-steps.ko; \
 		if SMITH_OUT=$(BENCH_OUT)/vm-steps SMITH_STEPS=1 $(BENCH_NICE) scripts/vm/build-module.sh $$k; then \
-			cp $(BENCH_OUT)/vm-steps/kernel-$$k/smith.ko $(BENCH_OUT)/guest/smith-steps.ko; \
+			cp $(BENCH_OUT)/vm-steps/kernel-$$k/smith.ko $$g/smith-steps.ko; \
 		else rc=1; fi; \
 		echo "bench: kernel $$k: VM benchmark running (log: $(BENCH_OUT)/vm/vm/$$k/bench/console.log)"; \
 		$(BENCH_NICE) scripts/vm/run.sh $$k bench || rc=1; \
