@@ -210,7 +210,7 @@ func latencySummary(vm results.VM, config, hook string, q func(results.HookLaten
 
 func primary(vms []results.VM) *results.VM {
 	for i := range vms {
-		if strings.HasPrefix(vms[i].Machine.Kernel, "6.1.") {
+		if k := vms[i].Machine.Kernel; strings.HasPrefix(k, "6.1.") && !strings.HasSuffix(k, "-arm64") {
 			return &vms[i]
 		}
 	}
@@ -226,9 +226,15 @@ func notMeasured(what string) string {
 	return "Not measured in the last run (no " + what + " results).\n"
 }
 
+// kernelShort names a kernel by its version, and its architecture when
+// it is not amd64 ("6.1.0", "6.1.0-arm64").
 func kernelShort(k string) string {
+	arch := ""
+	if strings.HasSuffix(k, "-arm64") {
+		arch = "-arm64"
+	}
 	if i := strings.IndexByte(k, '-'); i > 0 {
-		return k[:i]
+		return k[:i] + arch
 	}
 	return k
 }

@@ -157,3 +157,19 @@ func TestRenderInstructionHeadline(t *testing.T) {
 		"| 6.1.0 | idle wake-ups per second, shm reader (sleeps ended) | 1.0 | - | 10 | met (goal too) |",
 	)
 }
+
+// An arm64 kernel keeps its architecture in the tables, so that it is not
+// taken for the amd64 kernel of the same version.
+func TestKernelShortKeepsTheArchitecture(t *testing.T) {
+	for in, want := range map[string]string{
+		"6.1.0-50-amd64":      "6.1.0",
+		"6.1.0-50-arm64":      "6.1.0-arm64",
+		"6.12.95+deb12-arm64": "6.12.95+deb12-arm64",
+		"6.12.95+deb12-amd64": "6.12.95+deb12",
+		"5.10.0-32-rt-amd64":  "5.10.0",
+	} {
+		if got := kernelShort(in); got != want {
+			t.Errorf("kernelShort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
