@@ -517,13 +517,17 @@ func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
 			rf.exec(t, 1000, 1, fmt.Sprintf("cmd\x00%06d\x00", n))
 			n++
 		}
-		held = append(held, h.recv(t, n)...)
 		// Keep the oldest in flight; finish the others, newest first,
-		// so that they are reused behind it.
-		for i := len(held) - 1; i >= 1; i-- {
-			held[i].Done()
+		// as they come, so that they are reused behind it.  (Holding
+		// them all until the round is in would hold the whole pool when
+		// a slow reader cuts the round into many small batches.)
+		for h.events < n {
+			held = append(held, h.recv(t, h.events+1)...)
+			for i := len(held) - 1; i >= 1; i-- {
+				held[i].Done()
+			}
+			held = held[:1]
 		}
-		held = held[:1]
 	}
 	held[0].Done()
 	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
