@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"smith/internal/kmodtest"
+	"smith/internal/tcptest"
 )
 
 func TestInvalidParametersAreRefused(t *testing.T) {
@@ -96,19 +97,10 @@ func TestUnloadRefusedWhileMapped(t *testing.T) {
 // flight while the module comes and goes.
 func syscallLoad(ctx context.Context, t *testing.T) (wait func() int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := tcptest.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ops := 0
