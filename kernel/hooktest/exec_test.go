@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
@@ -130,12 +131,10 @@ func cstrings(ss []string) ([]*byte, error) {
 
 func helper(t *testing.T, step string) *exec.Cmd {
 	t.Helper()
-	self, err := os.Executable()
+	cmd, err := kmodtest.StepCommand(step)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), helperEnv+"="+step)
 	cmd.Stderr = os.Stderr
 	return cmd
 }
@@ -144,14 +143,9 @@ func syscallForkExec(path string, args []string) (int, error) {
 	return syscall.ForkExec(path, args, &syscall.ProcAttr{Dir: "/"})
 }
 
-func cmdline(args []string) string {
-	var b strings.Builder
-	for _, a := range args {
-		b.WriteString(a)
-		b.WriteByte(0)
-	}
-	return b.String()
-}
+// cmdline is args as the exec record's argv field holds them, each ended
+// by a NUL (as /proc/PID/cmdline).
+func cmdline(args []string) string { return strings.Join(args, "\x00") + "\x00" }
 
 func pipeIno(t *testing.T, f *os.File) string {
 	t.Helper()
