@@ -139,6 +139,17 @@ func helper(t *testing.T, step string) *exec.Cmd {
 	return cmd
 }
 
+// runStep runs a helper step to its end, failing the test if it fails,
+// and returns the process id it ran as.
+func runStep(t *testing.T, step string) int {
+	t.Helper()
+	cmd := helper(t, step)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("step %s: %v", step, err)
+	}
+	return cmd.Process.Pid
+}
+
 func syscallForkExec(path string, args []string) (int, error) {
 	return syscall.ForkExec(path, args, &syscall.ProcAttr{Dir: "/"})
 }
@@ -328,12 +339,8 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("execveat with a path", func(t *testing.T) {
-		cmd := helper(t, "execveat-path")
 		before := time.Now()
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
+		pid := runStep(t, "execveat-path")
 		want := cmdline([]string{"true", "helper", "execveat-path"})
 		e := s.find("execveat with a path", func(e *event) bool {
 			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want
@@ -348,11 +355,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("failed execveat", func(t *testing.T) {
-		cmd := helper(t, "execveat-fail")
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
+		pid := runStep(t, "execveat-fail")
 		e := s.find("failed execveat", func(e *event) bool {
 			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.Result < 0
 		})
@@ -388,11 +391,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("new UTS namespace", func(t *testing.T) {
-		cmd := helper(t, "uts")
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
+		pid := runStep(t, "uts")
 		want := cmdline([]string{"true", "helper", "uts"})
 		e := s.find("exec in a new UTS namespace", func(e *event) bool {
 			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want

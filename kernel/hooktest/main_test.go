@@ -77,26 +77,13 @@ func open(t *testing.T, params ...string) *session {
 	s := &session{t: t}
 	netlink := slices.Contains(params, fmt.Sprintf("send_type=%d", shm.TransportNetlink))
 	if netlink {
-		ctl, err := shm.OpenControl(devPath)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ctl := kmodtest.Must(t, func() (*shm.Control, error) { return shm.OpenControl(devPath) })
 		t.Cleanup(func() { ctl.Close() })
-		nl, err := shm.DialNetlink()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.src, s.dev = nl, ctl
+		s.src, s.dev = kmodtest.Must(t, shm.DialNetlink), ctl
 	} else {
-		dev, err := shm.OpenDevice(devPath)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev := kmodtest.Must(t, func() (*shm.Device, error) { return shm.OpenDevice(devPath) })
 		t.Cleanup(func() { dev.Close() })
-		r, err := dev.NewReader()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := kmodtest.Must(t, dev.NewReader)
 		// Woken by the first record: the tests wait for one at a time.
 		if err := r.SetWakeup(0, shm.DefaultWakeupTimeout); err != nil {
 			t.Fatal(err)

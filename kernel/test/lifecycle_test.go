@@ -41,7 +41,10 @@ func TestInvalidParametersAreRefused(t *testing.T) {
 	}
 }
 
-func TestUnloadRefusedWhileOpen(t *testing.T) {
+// loadAndOpen loads the module and opens its device; the test unloads
+// it itself (only TryUnload, to see it refused while the device is held).
+func loadAndOpen(t *testing.T) *os.File {
+	t.Helper()
 	if err := kmodtest.Load(); err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +53,11 @@ func TestUnloadRefusedWhileOpen(t *testing.T) {
 		kmodtest.TryUnload()
 		t.Fatal(err)
 	}
+	return f
+}
+
+func TestUnloadRefusedWhileOpen(t *testing.T) {
+	f := loadAndOpen(t)
 	if err := kmodtest.TryUnload(); !kmodtest.IsBusy(err) {
 		f.Close()
 		t.Fatalf("rmmod with %s open: %v, want EWOULDBLOCK or EBUSY", devPath, err)
@@ -67,14 +75,7 @@ func TestUnloadRefusedWhileOpen(t *testing.T) {
 }
 
 func TestUnloadRefusedWhileMapped(t *testing.T) {
-	if err := kmodtest.Load(); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
-	if err != nil {
-		kmodtest.TryUnload()
-		t.Fatal(err)
-	}
+	f := loadAndOpen(t)
 	b, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
 	f.Close()
 	if err != nil {
