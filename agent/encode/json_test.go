@@ -3,6 +3,7 @@
 package encode
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -57,4 +58,47 @@ func escapeBytewise(dst []byte, s string) []byte {
 		s = s[n:]
 	}
 	return dst
+}
+
+// joinedReference is how args and the command line were written before
+// the one-pass form: argv cut at each NUL, each argument escaped alone.
+func joinedReference(argv []byte, sep byte, quoted bool) []byte {
+	var dst []byte
+	for i, arg := range bytes.Split(trimArgv(argv), nul) {
+		if i > 0 {
+			dst = append(dst, sep)
+		}
+		if quoted {
+			dst = appendString(dst, arg)
+		} else {
+			dst = appendEscaped(dst, arg)
+		}
+	}
+	return dst
+}
+
+// appendArgs and appendCommandLine escape argv in one pass, with every
+// NUL as a separator, and give what escaping each argument alone gives:
+// empty arguments, a trailing NUL or two, invalid UTF-8 cut by a NUL,
+// control characters and quotes next to separators.
+func TestArgvOnePass(t *testing.T) {
+	for _, argv := range []string{
+		"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00", "\x00a", "a\x00\x00b\x00",
+		"python3\x00-m\x00http.server\x00--bind\x00127.0.0.1\x008080\x00",
+		"caf\xc3\x00\xa9\x00\xff\x00\xe2\x82", "\"q\"\x00\\\x00\n\t\x01\x00" + strings.Repeat("long-argument-", 9) + "\x00",
+		strings.Repeat("\x00", 17), strings.Repeat("abcdefg\x00", 9),
+	} {
+		b := []byte(argv)
+		wantArgs := "[]"
+		if len(b) > 0 {
+			wantArgs = "[" + string(joinedReference(b, ',', true)) + "]"
+		}
+		if got := string(appendArgs(nil, b)); got != wantArgs {
+			t.Errorf("args of %q: %s, want %s", argv, got, wantArgs)
+		}
+		wantCmd := `"` + string(joinedReference(b, ' ', false)) + `"`
+		if got := string(appendCommandLine(nil, b)); got != wantCmd {
+			t.Errorf("command line of %q: %s, want %s", argv, got, wantCmd)
+		}
+	}
 }
