@@ -5,6 +5,8 @@ package encode
 import (
 	"encoding/json"
 	"testing"
+
+	"smith/agent/decode"
 )
 
 func contextMeta() *Meta {
@@ -82,6 +84,46 @@ func TestContextDoesNotAllocate(t *testing.T) {
 		buf := make([]byte, 0, 8192)
 		if allocs := testing.AllocsPerRun(100, func() { buf = e.AppendEvent(buf[:0], ev, m) }); allocs != 0 {
 			t.Errorf("%s: %v allocations per event with context", f, allocs)
+		}
+	}
+}
+
+// A Meta reused for events in a row keeps the JSON of the last ancestry:
+// every event must still come out as with a fresh Meta, whether the
+// ancestry is the same, another one, changed in place (same backing
+// bytes, other content), shorter, longer or gone.
+func TestAncestryCacheMatchesFreshEncoding(t *testing.T) {
+	args := []byte("python3\x00-m\x00http.server\x00")
+	chainA := []Ancestor{{Pid: 10, StartNs: 100, Exe: "/usr/bin/python3", Args: args}, {Pid: 1, StartNs: 5, Exe: "/sbin/init"}}
+	chainB := []Ancestor{{Pid: 11, StartNs: 100, Exe: "/usr/bin/python3", Args: args, ArgsTruncated: true}}
+	steps := []func(m *Meta){
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainB },
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { copy(args, "PYTHON3"); m.Ancestors = chainA }, // same bytes, new content
+		func(m *Meta) { m.Ancestors = chainA[:1] },
+		func(m *Meta) { m.Ancestors = nil },
+		func(m *Meta) { chainA[1].Exe = "/usr/lib/systemd/systemd"; m.Ancestors = chainA },
+		func(m *Meta) { chainA[1].StartNs = 6; m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = append([]Ancestor(nil), chainA...) },
+	}
+	for _, f := range []Format{FormatSmith, FormatECS} {
+		e, err := New(f, testHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reused Meta
+		for i, step := range steps {
+			step(&reused)
+			fresh := Meta{Seq: uint64(i), Ancestors: reused.Ancestors}
+			reused.Seq = uint64(i)
+			for _, ev := range []*decode.Event{execEvent("ls\x00-l\x00"), connectEvent()} {
+				want := string(e.AppendEvent(nil, ev, &fresh))
+				if got := string(e.AppendEvent([]byte("x"), ev, &reused)[1:]); got != want {
+					t.Fatalf("%s step %d: reused Meta gave\n%s\nwant\n%s", f, i, got, want)
+				}
+			}
 		}
 	}
 }

@@ -52,6 +52,11 @@ type Meta struct {
 	ExeHash          string // sha256, hex; "" with ExeHashStatus saying why
 	ExeHashStatus    string
 	Ancestors        []Ancestor // [0] is the parent; empty when unknown
+
+	// cache holds the JSON of the last ancestry encoded with this Meta
+	// (context.go): reuse one Meta for the events of a goroutine, never
+	// one Meta in two goroutines at once.
+	cache *ancestryCache
 }
 
 // DataTypeTask is the data_type of asset-collection results.
