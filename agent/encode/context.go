@@ -5,6 +5,8 @@ package encode
 import (
 	"bytes"
 	"strconv"
+
+	"smith/agent/decode"
 )
 
 // Ancestor is one process of an event's ancestry, as the agent's process
@@ -74,11 +76,7 @@ func (m *Meta) appendAncestry(dst []byte, k int) []byte {
 	if len(m.Ancestors) == 0 {
 		return dst
 	}
-	c := m.cache
-	if c == nil {
-		c = &ancestryCache{}
-		m.cache = c
-	}
+	c := &m.caches().anc
 	if !c.holds(m.Ancestors) {
 		c.set(m.Ancestors)
 	}
@@ -89,6 +87,52 @@ func (m *Meta) appendAncestry(dst []byte, k int) []byte {
 		dst = append(dst, ',')
 	}
 	return append(dst, c.frag[k][1:]...)
+}
+
+// metaCache is what a Meta keeps of the events encoded with it.
+type metaCache struct {
+	anc  ancestryCache
+	proc procCache
+}
+
+func (m *Meta) caches() *metaCache {
+	if m.cache == nil {
+		m.cache = &metaCache{}
+	}
+	return m.cache
+}
+
+// procCache keeps the smith members of the last process encoded with a
+// Meta (uid to cgroup_id): the events of one process in a row copy them.
+// Keyed, like ancestryCache, by everything they are made of.
+type procCache struct {
+	key      procKey
+	username string
+	comm     []byte
+	json     []byte // after a '{'; valid when have
+	have     bool
+}
+
+type procKey struct {
+	result                                                   int64
+	cgroup                                                   uint64
+	uid, euid, gid, pid, tgid, ppid, pgid, sid, pidNS, mntNS uint32
+}
+
+// appendSmithProcess appends ev's members from uid to cgroup_id, from m's
+// cache when they are those of the last event encoded with m.
+func (m *Meta) appendSmithProcess(dst []byte, ev *decode.Event) []byte {
+	c := &m.caches().proc
+	k := procKey{result: ev.Result, cgroup: ev.CgroupID, uid: ev.UID, euid: ev.EUID, gid: ev.GID, pid: ev.Pid, tgid: ev.Tgid,
+		ppid: ev.Ppid, pgid: ev.Pgid, sid: ev.Sid, pidNS: ev.PidNS, mntNS: ev.MntNS}
+	if !c.have || k != c.key || m.Username != c.username || !bytes.Equal(ev.Comm, c.comm) {
+		c.key, c.username, c.comm = k, m.Username, append(c.comm[:0], ev.Comm...)
+		c.json, c.have = appendSmithProcessFields(append(c.json[:0], '{'), ev, m.Username), true
+	}
+	if last := dst[len(dst)-1]; last != '{' && last != '[' {
+		dst = append(dst, ',')
+	}
+	return append(dst, c.json[1:]...)
 }
 
 // holds reports whether the cache's key is anc.

@@ -127,3 +127,40 @@ func TestAncestryCacheMatchesFreshEncoding(t *testing.T) {
 		}
 	}
 }
+
+// The same for the process members a reused Meta keeps (uid to
+// cgroup_id): each event as with a fresh Meta whatever changed.
+func TestProcessCacheMatchesFreshEncoding(t *testing.T) {
+	ev := connectEvent()
+	comm := []byte("curl")
+	ev.Comm = comm
+	steps := []func(m *Meta){
+		func(m *Meta) {},
+		func(m *Meta) {},
+		func(m *Meta) { m.Username = "alice" },
+		func(m *Meta) { ev.UID = 1000 },
+		func(m *Meta) { ev.EUID, ev.GID = 1, 2 },
+		func(m *Meta) { ev.Pid, ev.Tgid, ev.Ppid = 8, 8, 7 },
+		func(m *Meta) { ev.Pgid, ev.Sid = 3, 4 },
+		func(m *Meta) { copy(comm, "wget") }, // same bytes, new content
+		func(m *Meta) { ev.Comm = comm[:2] },
+		func(m *Meta) { ev.Result = 0 },
+		func(m *Meta) { ev.PidNS, ev.MntNS, ev.CgroupID = 5, 6, 7 },
+		func(m *Meta) { m.Username = "" },
+		func(m *Meta) { ev.CPU, ev.TimeNs = 3, 999_999 },
+	}
+	e, err := New(FormatSmith, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reused Meta
+	for i, step := range steps {
+		step(&reused)
+		reused.Seq = uint64(i)
+		fresh := Meta{Seq: uint64(i), Username: reused.Username}
+		want := string(e.AppendEvent(nil, ev, &fresh))
+		if got := string(e.AppendEvent([]byte("x"), ev, &reused)[1:]); got != want {
+			t.Fatalf("step %d: reused Meta gave\n%s\nwant\n%s", i, got, want)
+		}
+	}
+}
