@@ -316,6 +316,9 @@ func appendSmithProcessFields(dst []byte, ev *decode.Event, username string) []b
 }
 
 func appendRecordFlags(dst []byte, flags uint16) []byte {
+	if flags == 0 {
+		return dst // the common case: no table walk
+	}
 	for _, f := range decode.RecordFlags {
 		if flags&f.Flag != 0 {
 			dst = appendBoolField(dst, f.Name, true)
