@@ -55,7 +55,7 @@ const (
 	numFrags
 )
 
-// ancestryCache keeps the JSON of the last ancestry encoded with a Meta,
+// ancestryCache keeps the JSON of the last ancestry encoded in its slot,
 // by fragment, so that the events of one process in a row (its connects,
 // a shell's commands) copy it instead of writing the parent's argv twice
 // and every ancestor again.  The key is a copy of that ancestry, compared
@@ -76,7 +76,7 @@ func (m *Meta) appendAncestry(dst []byte, k int) []byte {
 	if len(m.Ancestors) == 0 {
 		return dst
 	}
-	c := &m.caches().anc
+	c := &m.caches().anc[m.Ancestors[0].Pid%cacheSlots]
 	if !c.holds(m.Ancestors) {
 		c.set(m.Ancestors)
 	}
@@ -89,11 +89,16 @@ func (m *Meta) appendAncestry(dst []byte, k int) []byte {
 	return append(dst, c.frag[k][1:]...)
 }
 
-// metaCache is what a Meta keeps of the events encoded with it.
+// metaCache is what a Meta keeps of the events encoded with it: the last
+// ancestry and process seen in each slot (by the parent's pid and the
+// process id), so that a few processes whose events interleave each
+// keep theirs.
 type metaCache struct {
-	anc  ancestryCache
-	proc procCache
+	anc  [cacheSlots]ancestryCache
+	proc [cacheSlots]procCache
 }
+
+const cacheSlots = 8
 
 func (m *Meta) caches() *metaCache {
 	if m.cache == nil {
@@ -102,8 +107,8 @@ func (m *Meta) caches() *metaCache {
 	return m.cache
 }
 
-// procCache keeps the smith members of the last process encoded with a
-// Meta (uid to cgroup_id): the events of one process in a row copy them.
+// procCache keeps the smith members of the last process encoded in its
+// slot (uid to cgroup_id): the events of one process in a row copy them.
 // Keyed, like ancestryCache, by everything they are made of.
 type procCache struct {
 	key      procKey
@@ -122,7 +127,7 @@ type procKey struct {
 // appendSmithProcess appends ev's members from uid to cgroup_id, from m's
 // cache when they are those of the last event encoded with m.
 func (m *Meta) appendSmithProcess(dst []byte, ev *decode.Event) []byte {
-	c := &m.caches().proc
+	c := &m.caches().proc[ev.Tgid%cacheSlots]
 	k := procKey{result: ev.Result, cgroup: ev.CgroupID, uid: ev.UID, euid: ev.EUID, gid: ev.GID, pid: ev.Pid, tgid: ev.Tgid,
 		ppid: ev.Ppid, pgid: ev.Pgid, sid: ev.Sid, pidNS: ev.PidNS, mntNS: ev.MntNS}
 	if !c.have || k != c.key || m.Username != c.username || !bytes.Equal(ev.Comm, c.comm) {

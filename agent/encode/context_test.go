@@ -96,9 +96,13 @@ func TestAncestryCacheMatchesFreshEncoding(t *testing.T) {
 	args := []byte("python3\x00-m\x00http.server\x00")
 	chainA := []Ancestor{{Pid: 10, StartNs: 100, Exe: "/usr/bin/python3", Args: args}, {Pid: 1, StartNs: 5, Exe: "/sbin/init"}}
 	chainB := []Ancestor{{Pid: 11, StartNs: 100, Exe: "/usr/bin/python3", Args: args, ArgsTruncated: true}}
+	chainC := []Ancestor{{Pid: 10 + cacheSlots, StartNs: 100, Exe: "/usr/bin/python3", Args: args}} // chainA's slot
 	steps := []func(m *Meta){
 		func(m *Meta) { m.Ancestors = chainA },
 		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainB },
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainC },
 		func(m *Meta) { m.Ancestors = chainB },
 		func(m *Meta) { m.Ancestors = chainA },
 		func(m *Meta) { copy(args, "PYTHON3"); m.Ancestors = chainA }, // same bytes, new content
@@ -141,6 +145,8 @@ func TestProcessCacheMatchesFreshEncoding(t *testing.T) {
 		func(m *Meta) { ev.UID = 1000 },
 		func(m *Meta) { ev.EUID, ev.GID = 1, 2 },
 		func(m *Meta) { ev.Pid, ev.Tgid, ev.Ppid = 8, 8, 7 },
+		func(m *Meta) { ev.Tgid += cacheSlots }, // the same slot
+		func(m *Meta) { ev.Tgid -= cacheSlots },
 		func(m *Meta) { ev.Pgid, ev.Sid = 3, 4 },
 		func(m *Meta) { copy(comm, "wget") }, // same bytes, new content
 		func(m *Meta) { ev.Comm = comm[:2] },
