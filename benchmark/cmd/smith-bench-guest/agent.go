@@ -74,6 +74,32 @@ func (a *agentConsumer) status() string {
 	return fmt.Sprintf("smith-agent: %d events written; log tail:\n%s", a.received(), raw)
 }
 
+// cpuNs sums the on-CPU time of every thread of the agent
+// (schedstat's first field, ns; under icount, instructions).
+func (a *agentConsumer) cpuNs() (uint64, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", a.Pid()))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("agent threads: %d found: %v", len(tasks), err)
+	}
+	var sum uint64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that just exited
+		}
+		f := strings.Fields(string(raw))
+		if len(f) == 0 {
+			return 0, fmt.Errorf("%s: empty", t)
+		}
+		ns, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += ns
+	}
+	return sum, nil
+}
+
 // contextSwitches sums the voluntary context switches of every thread of
 // the agent: each is one sleep that ended in a wake-up.
 func (a *agentConsumer) contextSwitches() (uint64, error) { return harness.ProcWakeups(a.Pid()) }
