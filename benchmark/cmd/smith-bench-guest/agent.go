@@ -28,14 +28,19 @@ type agentConsumer struct {
 	events string
 }
 
-func startAgent(bin string) (*agentConsumer, error) {
+func startAgent(bin, sink string) (*agentConsumer, error) {
+	if sink != "file" && sink != "stdout" {
+		return nil, fmt.Errorf("-agent-sink %q: want file or stdout", sink)
+	}
 	dir, err := os.MkdirTemp("", "bench-agent")
 	if err != nil {
 		return nil, fmt.Errorf("agent directory: %w", err)
 	}
 	a := &agentConsumer{dir: dir, events: filepath.Join(dir, "events.json")}
 	cfg := harness.AgentConfig(dir)
-	cfg.Output.Sinks = []string{"file"}
+	// stdout: the events go to the agent's standard output, which
+	// StartAgent discards (received then counts nothing).
+	cfg.Output.Sinks = []string{sink}
 	cfg.Output.File.Path = a.events
 	if a.Agent, err = harness.StartAgent(bin, filepath.Join(dir, "agent.toml"), cfg, nil, nil); err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
@@ -195,7 +200,7 @@ func (b *bench) idleWakeups() error {
 	if b.o.agent == "" {
 		return b.m.unload()
 	}
-	a, err := startAgent(b.o.agent)
+	a, err := startAgent(b.o.agent, b.o.agentSink)
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (b *bench) start(config string) (*session, error) {
 		if err := b.m.load(shm.TransportSHM, false); err != nil {
 			return nil, err
 		}
-		a, err := startAgent(b.o.agent)
+		a, err := startAgent(b.o.agent, b.o.agentSink)
 		if err != nil {
 			return nil, err
 		}
