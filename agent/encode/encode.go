@@ -11,6 +11,7 @@ package encode
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -362,9 +363,33 @@ func appendAddr(dst []byte, c *decode.Connect, remote bool) []byte {
 	}
 	dst = append(dst, '"')
 	if a.IsValid() {
-		dst = a.AppendTo(dst)
+		dst = appendIP(dst, a)
 	}
 	return append(dst, '"')
+}
+
+// octets are the decimal forms of 0 to 255.
+var octets = func() (o [256]string) {
+	for i := range o {
+		o[i] = strconv.Itoa(i)
+	}
+	return o
+}()
+
+// appendIP appends a as netip.Addr.AppendTo does, an IPv4 address by
+// table (the common case; four lookups, not four conversions).
+func appendIP(dst []byte, a netip.Addr) []byte {
+	if !a.Is4() {
+		return a.AppendTo(dst)
+	}
+	b := a.As4()
+	dst = append(dst, octets[b[0]]...)
+	dst = append(dst, '.')
+	dst = append(dst, octets[b[1]]...)
+	dst = append(dst, '.')
+	dst = append(dst, octets[b[2]]...)
+	dst = append(dst, '.')
+	return append(dst, octets[b[3]]...)
 }
 
 func appendTime(dst []byte, ns int64) []byte {

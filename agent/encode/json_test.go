@@ -4,6 +4,7 @@ package encode
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -100,5 +101,26 @@ func TestArgvOnePass(t *testing.T) {
 		if got := string(appendCommandLine(nil, b)); got != wantCmd {
 			t.Errorf("command line of %q: %s, want %s", argv, got, wantCmd)
 		}
+	}
+}
+
+// appendIP writes every address as netip does: each octet value in
+// each position of an IPv4 address, and IPv6 ones (mapped included).
+func TestAppendIP(t *testing.T) {
+	check := func(a netip.Addr) {
+		t.Helper()
+		if got, want := string(appendIP(nil, a)), a.String(); got != want {
+			t.Fatalf("%v: %q, want %q", a.AsSlice(), got, want)
+		}
+	}
+	for v := 0; v < 256; v++ {
+		for pos := 0; pos < 4; pos++ {
+			b := [4]byte{1, 20, 255, 0}
+			b[pos] = byte(v)
+			check(netip.AddrFrom4(b))
+		}
+	}
+	for _, s := range []string{"::", "::1", "2001:db8::1", "::ffff:10.0.0.1", "fe80::1:2:3:4"} {
+		check(netip.MustParseAddr(s))
 	}
 }
