@@ -113,20 +113,28 @@ func TestAncestryCacheMatchesFreshEncoding(t *testing.T) {
 		func(m *Meta) { m.Ancestors = append([]Ancestor(nil), chainA...) },
 	}
 	for _, f := range []Format{FormatSmith, FormatECS} {
-		e, err := New(f, testHost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var reused Meta
-		for i, step := range steps {
-			step(&reused)
-			fresh := Meta{Seq: uint64(i), Ancestors: reused.Ancestors}
-			reused.Seq = uint64(i)
-			for _, ev := range []*decode.Event{execEvent("ls\x00-l\x00"), connectEvent()} {
-				want := string(e.AppendEvent(nil, ev, &fresh))
-				if got := string(e.AppendEvent([]byte("x"), ev, &reused)[1:]); got != want {
-					t.Fatalf("%s step %d: reused Meta gave\n%s\nwant\n%s", f, i, got, want)
-				}
+		checkReusedMeta(t, f, steps, func() []*decode.Event { return []*decode.Event{execEvent("ls\x00-l\x00"), connectEvent()} })
+	}
+}
+
+// checkReusedMeta applies each step to one reused Meta, then checks that
+// every event of evs encodes with it as with a fresh Meta of the same
+// user name and ancestry.
+func checkReusedMeta(t *testing.T, f Format, steps []func(*Meta), evs func() []*decode.Event) {
+	t.Helper()
+	e, err := New(f, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reused Meta
+	for i, step := range steps {
+		step(&reused)
+		reused.Seq = uint64(i)
+		fresh := Meta{Seq: uint64(i), Username: reused.Username, Ancestors: reused.Ancestors}
+		for _, ev := range evs() {
+			want := string(e.AppendEvent(nil, ev, &fresh))
+			if got := string(e.AppendEvent([]byte("x"), ev, &reused)[1:]); got != want {
+				t.Fatalf("%s step %d: reused Meta gave\n%s\nwant\n%s", f, i, got, want)
 			}
 		}
 	}
@@ -155,18 +163,5 @@ func TestProcessCacheMatchesFreshEncoding(t *testing.T) {
 		func(m *Meta) { m.Username = "" },
 		func(m *Meta) { ev.CPU, ev.TimeNs = 3, 999_999 },
 	}
-	e, err := New(FormatSmith, testHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reused Meta
-	for i, step := range steps {
-		step(&reused)
-		reused.Seq = uint64(i)
-		fresh := Meta{Seq: uint64(i), Username: reused.Username}
-		want := string(e.AppendEvent(nil, ev, &fresh))
-		if got := string(e.AppendEvent([]byte("x"), ev, &reused)[1:]); got != want {
-			t.Fatalf("step %d: reused Meta gave\n%s\nwant\n%s", i, got, want)
-		}
-	}
+	checkReusedMeta(t, FormatSmith, steps, func() []*decode.Event { return []*decode.Event{ev} })
 }

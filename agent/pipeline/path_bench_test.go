@@ -21,7 +21,6 @@ import (
 	"smith/agent/metrics"
 	"smith/agent/sink"
 	"smith/agent/source"
-	"smith/shm"
 )
 
 // pathProc is a fake /proc holding the connecting process's ancestry:
@@ -107,53 +106,29 @@ func benchPathInline(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer out.Close()
-	batch := sink.NewBatch(nil)
-	var ev decode.Event
-	var meta encode.Meta
-	var scratch []byte
-	seq := uint64(0)
+	r := &benchReader{enc: enc, enr: enr, flt: flt, batch: sink.NewBatch(nil)}
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	for b.Loop() {
-		if _, err := decode.Decode(rec, &ev); err != nil {
-			b.Fatal(err)
+		r.step(b, rec)
+		if len(r.meta.Ancestors) != 4 {
+			b.Fatalf("%d ancestors, want 4", len(r.meta.Ancestors))
 		}
-		var skip bool
-		if skip, _, scratch = flt.Skip(&ev, scratch); skip {
-			b.Fatal("filtered")
-		}
-		enr.Enrich(&ev, &meta)
-		if len(meta.Ancestors) != 4 {
-			b.Fatalf("%d ancestors, want 4", len(meta.Ancestors))
-		}
-		seq++
-		meta.Seq = seq
-		batch.End(enc.AppendEvent(batch.Buf(), &ev, &meta))
-		if batch.Len() == batchEvents {
-			if _, err := out.Write(batch.Lines()); err != nil {
+		if r.batch.Len() == batchEvents {
+			if _, err := out.Write(r.batch.Lines()); err != nil {
 				b.Fatal(err)
 			}
-			batch.Reset()
+			r.batch.Reset()
 		}
 	}
-	b.SetBytes(int64(batch.Bytes() / max(1, batch.Len())))
+	b.SetBytes(int64(r.batch.Bytes() / max(1, r.batch.Len())))
 	reportRates(b, cpu0)
 }
 
 func benchPathPipeline(b *testing.B) {
 	dir := b.TempDir()
-	ringPath := filepath.Join(dir, "ring")
-	f, err := os.Create(ringPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fr, err := shm.CreateFileRing(f, 2<<20)
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
-	defer fr.Close()
-	prod := shm.NewProducer(fr.Ring)
+	rf := newRingFile(b)
+	prod, ringPath := rf.prod, rf.path
 	src, err := source.OpenFile(ringPath, time.Millisecond)
 	if err != nil {
 		b.Fatal(err)

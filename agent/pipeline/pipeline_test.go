@@ -60,7 +60,7 @@ type ringFile struct {
 	prod *shm.Producer
 }
 
-func newRingFile(t *testing.T) *ringFile {
+func newRingFile(t testing.TB) *ringFile {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ring")
 	f, err := os.Create(path)
