@@ -71,7 +71,7 @@ type Options struct {
 // Pipeline is the running agent.
 type Pipeline struct {
 	o     Options
-	free  *batchPool
+	free  chan *sink.Batch
 	nbat  int
 	tasks chan []encode.TaskItem
 	log   logrus.FieldLogger
@@ -112,9 +112,11 @@ func New(o Options) *Pipeline {
 	// unique even after a lost state file.
 	o.Encoder.SetStream(o.State.Stream())
 	n := max(2, o.QueueEvents/batchEvents)
-	p := &Pipeline{o: o, nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
+	p := &Pipeline{o: o, free: make(chan *sink.Batch, n), nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
-	p.free = newBatchPool(n, p.release)
+	for range n {
+		p.free <- sink.NewBatch(p.release)
+	}
 	if o.ShutdownTimeout == 0 {
 		p.o.ShutdownTimeout = 10 * time.Second
 	}
@@ -152,7 +154,7 @@ func (p *Pipeline) release(b *sink.Batch) {
 	wake := k > 0 && p.waiting.Load() && (p.durEnd-p.commitPos >= p.o.RingSize/8 ||
 		len(p.flights) == 0 && p.o.Source.ProducerPos() <= p.readPos.Load())
 	p.mu.Unlock()
-	p.free.put(b)
+	p.free <- b
 	if wake {
 		p.o.Source.Wake()
 	}
@@ -211,7 +213,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if cur == nil {
 				// All batches in flight: wait for a sink to finish one
 				// (the ring holds the backlog meanwhile), or for the stop.
-				cur = p.free.get(ctx.Done(), nil)
+				select {
+				case cur = <-p.free:
+				case <-ctx.Done():
+				}
 				if cur == nil {
 					// rec was read but not handled: it is past every
 					// commit, so it is read again at the next start.
@@ -353,7 +358,7 @@ func (p *Pipeline) flush(b *sink.Batch) *sink.Batch {
 		return nil
 	}
 	if b.Len() == 0 {
-		p.free.put(b)
+		p.free <- b
 		return nil
 	}
 	p.submit(b)
@@ -383,7 +388,23 @@ func (p *Pipeline) waitIdle(ctx context.Context, final bool) bool {
 		defer t.Stop()
 		timeout = t.C
 	}
-	return p.free.waitFree(p.nbat, cancelled, timeout)
+	held := make([]*sink.Batch, 0, p.nbat)
+	defer func() {
+		for _, b := range held {
+			p.free <- b
+		}
+	}()
+	for len(held) < p.nbat {
+		select {
+		case b := <-p.free:
+			held = append(held, b)
+		case <-timeout:
+			return false
+		case <-cancelled:
+			return false
+		}
+	}
+	return true
 }
 
 // commit gives the ring back up to what is durable, when that is at least
@@ -454,7 +475,7 @@ func (p *Pipeline) shipTasks(ctx context.Context) error {
 			return err
 		}
 		now := time.Now().UnixNano()
-		b := p.free.get(nil, nil)
+		b := <-p.free
 		for i := range items {
 			b.End(p.o.Encoder.AppendTaskItem(b.Buf(), first+uint64(i), now, &items[i]))
 		}
