@@ -61,7 +61,7 @@ type ringFile struct {
 	prod *shm.Producer
 }
 
-func newRingFile(t *testing.T) *ringFile {
+func newRingFile(t testing.TB) *ringFile {
 	t.Helper()
 	path, fr := testfs.Ring(t, 1<<20)
 	return &ringFile{path: path, fr: fr, prod: shm.NewProducer(fr.Ring)}
