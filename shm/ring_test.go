@@ -451,6 +451,17 @@ func (c corruptRing) hdr(off uint64, n uint32, typ RecType) {
 func (c corruptRing) prod(p uint64) { c.r.meta.ProducerPos = p }
 func (c corruptRing) cons(p uint64) { *c.r.cons = p }
 
+// corruptMemRing is a ring of 256 bytes in the state setup writes.
+func corruptMemRing(t *testing.T, setup func(c corruptRing)) *Ring {
+	t.Helper()
+	r, err := newMemRing(256, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup(corruptRing{r})
+	return r
+}
+
 // A producer side no producer makes is an error, and it sticks: the
 // producer's page is not the reader's to correct.
 func TestCorruptProducerGivesAnError(t *testing.T) {
@@ -467,11 +478,7 @@ func TestCorruptProducerGivesAnError(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := newMemRing(256, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.setup(corruptRing{r})
+			r := corruptMemRing(t, tc.setup)
 			rd, err := NewReader(r, nil)
 			if err == nil {
 				tc.later(corruptRing{r})
@@ -513,11 +520,7 @@ func TestCorruptReaderSideResynchronises(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := newMemRing(256, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.setup(corruptRing{r})
+			r := corruptMemRing(t, tc.setup)
 			rd, err := NewReader(r, nil)
 			if err != nil {
 				t.Fatalf("NewReader: %v, want a reader that resynchronises", err)
