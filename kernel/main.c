@@ -81,8 +81,24 @@ static int __init smith_check_params(void)
 	return 0;
 }
 
+/*
+ * After the probes are gone: free the per-CPU record buffers, unless the
+ * in-flight count says a handler may still use them (it cannot, by
+ * construction: transport.h, "Safe unload"; they are leaked then, with
+ * the warning of smith_wait_hooks_idle()).  Returns whether memory the
+ * handlers write is being leaked.
+ */
+static bool smith_free_record_buffers(void)
+{
+	if (!smith_wait_hooks_idle())
+		return true;
+	smith_record_exit();
+	return false;
+}
+
 static int __init smith_init(void)
 {
+	bool leak = false;
 	int err;
 
 	err = smith_check_params();
@@ -120,13 +136,12 @@ out_hooks:
 	smith_debugfs_exit();
 	smith_recording_stop();
 	smith_hooks_exit();
-	smith_wait_hooks_idle();
-	smith_record_exit();
+	leak = smith_free_record_buffers();
 out_netlink:
 	smith_recording_stop();
 	smith_netlink_exit();
 out_transport:
-	smith_transport_exit();
+	smith_transport_exit(leak);
 out_stats:
 	smith_stats_exit();
 	return err;
@@ -134,18 +149,19 @@ out_stats:
 
 static void __exit smith_exit(void)
 {
+	bool leak;
+
 	/* No reader can be attached: fops.owner pinned us while open. */
 	smith_device_exit();
 	/* New calls skip the hooks from here on. */
 	smith_recording_stop();
 	/* Unregisters every probe and waits for running handlers. */
 	smith_hooks_exit();
-	smith_wait_hooks_idle();
 	/* Only now is no handler using its CPU's record buffer. */
-	smith_record_exit();
+	leak = smith_free_record_buffers();
 	smith_debugfs_exit();
 	smith_netlink_exit();
-	smith_transport_exit();
+	smith_transport_exit(leak);
 	smith_stats_exit();
 	pr_info("unloaded\n");
 }

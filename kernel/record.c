@@ -9,15 +9,18 @@
  * time; the busy flag only catches a nested call that would break that.
  *
  * What runs in atomic context and why it is safe:
- *   - paths: d_path() walks dentries under RCU and seqlocks, never sleeps;
- *     the path is pinned by a file reference (exe, fds: fput() of the last
- *     reference defers the release to task work) or, for the cwd, read
- *     under RCU exactly as getcwd(2) does.
+ *   - paths: d_path() walks dentries under RCU and seqlocks, never sleeps
+ *     without PREEMPT_RT; on RT its locked retries would, and a lockless
+ *     walk with bounded retries replaces it (smith_d_path()).  The path is
+ *     pinned by a file reference (exe, fds: fput() of the last reference
+ *     defers the release to task work) or, for the cwd, read under RCU
+ *     exactly as getcwd(2) does.
  *   - user memory: copy_from_user_nofault() page by page, so a read that
  *     meets an unmapped page keeps what came before it and flags a fault.
- *   - no lock that sleeps on PREEMPT_RT: the cwd is read with the plain
- *     seqcount under fs->seq, not its spinlock, and the tty name with a
- *     non-faulting copy instead of under the sighand lock.
+ *   - no lock that sleeps on PREEMPT_RT: the cwd and root are read with
+ *     the plain seqcount under fs->seq (bounded tries), not its spinlock,
+ *     and the tty name with a non-faulting copy instead of under the
+ *     sighand lock.
  */
 #include <linux/binfmts.h>
 #include <linux/cred.h>
@@ -26,7 +29,9 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/fs_struct.h>
+#include <linux/magic.h>
 #include <linux/mm.h>
+#include <linux/mount.h>
 #include <linux/nsproxy.h>
 #include <linux/ns_common.h>
 #include <linux/pid_namespace.h>
@@ -35,6 +40,7 @@
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/seqlock.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/timekeeping.h>
@@ -55,6 +61,8 @@
 #define SMITH_USTR_CHUNK	256u
 
 static DEFINE_PER_CPU(struct smith_rec *, smith_rec_buf);
+
+static void smith_mount_calibrate(void);
 
 /*
  * The exe path of the last record built on this CPU, so that a process
@@ -196,6 +204,7 @@ int smith_record_init(void)
 		}
 	}
 	smith_mntns_calibrate();
+	smith_mount_calibrate();
 	return 0;
 }
 
@@ -564,6 +573,251 @@ void smith_rec_put_user_argv(struct smith_rec *r, u16 id,
 	smith_step_end(r->hook, SMITH_ST_USER, t0);
 }
 
+/* Reads of a seqcount before giving up on the field. */
+#define SMITH_SEQ_TRIES	64
+
+/*
+ * A consistent copy of current's fs->root and/or fs->pwd, as getcwd(2)
+ * reads them, under RCU (dentries and mounts are freed only after a grace
+ * period) and without taking a reference (path_put() could sleep).  The
+ * bare seqcount_t: read_seqcount_begin() on fs->seq may take fs->lock on
+ * PREEMPT_RT, which sleeps.  A writer holds the count odd only for a few
+ * stores; false after SMITH_SEQ_TRIES reads found one at work.
+ */
+static bool smith_fs_paths(struct path *root, struct path *pwd)
+{
+	struct fs_struct *fs = current->fs;
+	unsigned int seq, tries;
+
+	if (!fs)
+		return false;
+	for (tries = 0; tries < SMITH_SEQ_TRIES; tries++) {
+		seq = raw_read_seqcount(&fs->seq.seqcount);
+		if (seq & 1) {
+			cpu_relax();
+			continue;
+		}
+		if (root)
+			*root = fs->root;
+		if (pwd)
+			*pwd = fs->pwd;
+		if (!read_seqcount_retry(&fs->seq.seqcount, seq))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * rename_lock's sequence without waiting for a writer (read_seqbegin()
+ * would spin, and on PREEMPT_RT may sleep): odd while a rename runs.
+ */
+static unsigned int smith_rename_seq(void)
+{
+	return smp_load_acquire(&rename_lock.seqcount.seqcount.sequence);
+}
+
+#ifdef CONFIG_PREEMPT_RT
+/*
+ * d_path() without its locks, for PREEMPT_RT.  d_path() reads
+ * rename_lock and mount_lock (seqlock_t) and current->fs->seq with
+ * read_seqbegin_or_lock()/read_seqcount_begin(): when a writer is at work
+ * they take the seqlock's spinlock_t, a sleeping lock on PREEMPT_RT,
+ * which the hooks may not take.  This walk is d_path()'s (fs/d_path.c,
+ * prepend_path()) under RCU, made consistent by rename_lock's sequence
+ * read without waiting, and retried SMITH_SEQ_TRIES times at most; then
+ * the path is reported truncated and empty.  mount_lock is not exported:
+ * a mount moved during the walk may give a path that was true just
+ * before, as /proc/PID/exe read at that moment could.
+ *
+ * struct mount is private to fs/ (fs/mount.h); every kernel this builds
+ * on starts it with these fields, around the struct vfsmount of the
+ * path.  smith_mount_calibrate() checks that at load on the caller's own
+ * mounts, and without a match every path is reported truncated.
+ */
+struct smith_mount {
+	struct hlist_node mnt_hash;
+	struct smith_mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+
+static bool smith_mount_layout_ok __read_mostly;
+
+/* Steps of one walk at most: a racing rename cannot make it loop. */
+#define SMITH_PATH_STEPS	8192
+
+static const struct smith_mount *smith_real_mount(const struct vfsmount *mnt)
+{
+	return container_of(mnt, struct smith_mount, mnt);
+}
+
+/*
+ * From the caller's root mount up, every parent must be readable and end
+ * at a mount that is its own parent with its own root as its mountpoint:
+ * how clone_mnt(), vfs_create_mount() and a detach leave a top mount.
+ */
+static void smith_mount_calibrate(void)
+{
+	const struct smith_mount *m, *parent;
+	struct dentry *mountpoint, *mnt_root;
+	struct path root;
+	int depth;
+
+	if (!smith_fs_paths(&root, NULL) || !root.mnt)
+		goto bad;
+	m = smith_real_mount(root.mnt);
+	for (depth = 0; depth < 64; depth++) {
+		if (copy_from_kernel_nofault(&parent, &m->mnt_parent, sizeof(parent)) ||
+		    copy_from_kernel_nofault(&mountpoint, &m->mnt_mountpoint, sizeof(mountpoint)) ||
+		    copy_from_kernel_nofault(&mnt_root, &m->mnt.mnt_root, sizeof(mnt_root)) ||
+		    !parent || !mountpoint)
+			goto bad;
+		if (parent == m) {
+			smith_mount_layout_ok = mountpoint == mnt_root;
+			if (!smith_mount_layout_ok)
+				goto bad;
+			return;
+		}
+		m = parent;
+	}
+bad:
+	pr_warn("mount layout not recognised: paths are reported truncated on this PREEMPT_RT kernel\n");
+}
+
+/*
+ * The filesystems whose d_dname() (pipe:[N], socket:[N], anon_inode:x,
+ * mnt:[N], /memfd:x (deleted) through simple_dname()) only formats the
+ * dentry's own fields and takes no lock; d_path() calls it before it
+ * takes any of its own.  Others (dma-buf's takes a spinlock_t) are
+ * reported truncated.
+ */
+static bool smith_dname_lockless(const struct dentry *d)
+{
+	switch (d->d_sb->s_magic) {
+	case PIPEFS_MAGIC:
+	case SOCKFS_MAGIC:
+	case ANON_INODE_FS_MAGIC:
+	case NSFS_MAGIC:
+	case TMPFS_MAGIC:
+#ifdef PIDFS_MAGIC
+	case PIDFS_MAGIC:
+#endif
+		return true;
+	}
+	return false;
+}
+
+/* prepend_path(): the walk from path up to root, into buf's end at p. */
+static char *smith_prepend_path(const struct path *path,
+				const struct path *root, char *buf, char *p)
+{
+	const struct dentry *dentry = path->dentry;
+	const struct smith_mount *mnt = smith_real_mount(path->mnt);
+	const char *end = p;
+	unsigned int steps;
+
+	for (steps = 0; dentry != root->dentry || &mnt->mnt != root->mnt;
+	     steps++) {
+		const struct dentry *parent = READ_ONCE(dentry->d_parent);
+		const unsigned char *name;
+		u32 len, i;
+
+		if (steps == SMITH_PATH_STEPS)
+			return ERR_PTR(-ELOOP);
+		if (dentry == mnt->mnt.mnt_root) {
+			const struct smith_mount *m = READ_ONCE(mnt->mnt_parent);
+
+			if (m == mnt)	/* the global root, or detached */
+				break;
+			dentry = READ_ONCE(mnt->mnt_mountpoint);
+			mnt = m;
+			continue;
+		}
+		if (dentry == parent)	/* escaped the root */
+			break;
+		/* As prepend_name(): the name pointer before its length. */
+		name = smp_load_acquire(&dentry->d_name.name);
+		len = READ_ONCE(dentry->d_name.len);
+		if (p - buf < (long)len + 1)
+			return ERR_PTR(-ENAMETOOLONG);
+		p -= len + 1;
+		*p = '/';
+		for (i = 0; i < len && name[i]; i++)
+			p[i + 1] = name[i];
+		dentry = parent;
+	}
+	if (p == end) {
+		if (p == buf)
+			return ERR_PTR(-ENAMETOOLONG);
+		*--p = '/';
+	}
+	return p;
+}
+
+static char *smith_d_path(const struct path *path, char *buf, int buflen)
+{
+	const struct dentry *d = path->dentry;
+	struct path root;
+	unsigned int seq, tries;
+	char *p = ERR_PTR(-EAGAIN), *end = buf + buflen;
+
+	if (d->d_op && d->d_op->d_dname &&
+	    (!IS_ROOT(d) || d != path->mnt->mnt_root))
+		return smith_dname_lockless(d) ? d_path(path, buf, buflen) :
+						 ERR_PTR(-EAGAIN);
+	if (!smith_mount_layout_ok || buflen < 1)
+		return ERR_PTR(-ENAMETOOLONG);
+	rcu_read_lock();
+	/* The root first: it changes only with chroot, not with renames. */
+	tries = smith_fs_paths(&root, NULL) ? 0 : SMITH_SEQ_TRIES;
+	for (; tries < SMITH_SEQ_TRIES; tries++) {
+		seq = smith_rename_seq();
+		if (seq & 1) {
+			cpu_relax();
+			continue;
+		}
+		if (d_unlinked(d)) {
+			if (buflen < 11) {
+				p = ERR_PTR(-ENAMETOOLONG);
+				break;
+			}
+			p = end - 11;
+			memcpy(p, " (deleted)", 11);
+		} else {
+			p = end - 1;
+			*p = '\0';
+		}
+		p = smith_prepend_path(path, &root, buf, p);
+		/* As read_seqretry(): the walk's loads before the re-read. */
+		smp_rmb();
+		if (READ_ONCE(rename_lock.seqcount.seqcount.sequence) == seq)
+			break;
+		p = ERR_PTR(-EAGAIN);
+	}
+	rcu_read_unlock();
+	return p;
+}
+#else
+static void smith_mount_calibrate(void)
+{
+}
+
+/* d_path()'s locked retries spin on a spinlock_t: fine without RT. */
+#define smith_d_path d_path
+#endif
+
+/* A path field that could not be read: empty and flagged truncated. */
+static void smith_rec_put_path_unknown(struct smith_rec *r, u16 id)
+{
+	u32 room;
+
+	if (!smith_rec_open(r, id, SMITH_PATH_CAP, &room)) {
+		smith_rec_no_room(r);
+		return;
+	}
+	smith_rec_close(r, 0, SMITH_FF_TRUNCATED);
+}
+
 void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
 {
 	u32 room, len = 0;
@@ -577,7 +831,7 @@ void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
 	}
 	if (room) {
 		/* d_path() writes at the end of the buffer, NUL-terminated. */
-		p = d_path(path, dst, room);
+		p = smith_d_path(path, dst, room);
 		if (IS_ERR(p)) {
 			fflags |= SMITH_FF_TRUNCATED;
 		} else {
@@ -635,28 +889,15 @@ static struct file *smith_exe_file_get(struct mm_struct *mm)
 }
 
 /*
- * rename_lock's sequence without waiting for a writer (read_seqbegin()
- * would spin, and on PREEMPT_RT may sleep): odd while a rename runs.
+ * The caller's root, as getcwd(2) reads it (smith_fs_paths()); NULL when
+ * it could not be read.
  */
-static unsigned int smith_rename_seq(void)
-{
-	return smp_load_acquire(&rename_lock.seqcount.seqcount.sequence);
-}
-
-/* The caller's root, as getcwd(2) reads it (see smith_rec_put_cwd()). */
 static void smith_fs_root(struct path *root)
 {
-	struct fs_struct *fs = current->fs;
-	unsigned int seq;
-
-	root->dentry = NULL;
-	root->mnt = NULL;
-	if (!fs)
-		return;
-	do {
-		seq = read_seqcount_begin(&fs->seq);
-		*root = fs->root;
-	} while (read_seqcount_retry(&fs->seq, seq));
+	if (!smith_fs_paths(root, NULL)) {
+		root->dentry = NULL;
+		root->mnt = NULL;
+	}
 }
 
 static bool smith_exe_cache_hit(const struct smith_exe_cache *c,
@@ -746,40 +987,18 @@ void smith_rec_put_common(struct smith_rec *r)
 	smith_step_end(r->hook, SMITH_ST_NODENAME, t0);
 }
 
-/* Reads of a seqcount before giving up on the field. */
-#define SMITH_SEQ_TRIES	64
-
 static void __smith_rec_put_cwd(struct smith_rec *r)
 {
-	struct fs_struct *fs = current->fs;
 	struct path pwd;
-	unsigned int seq, tries;
 
-	if (!fs)
+	if (!current->fs)
 		return;
-	/*
-	 * As getcwd(2): a consistent snapshot of fs->pwd under RCU, no
-	 * reference taken (path_put() could sleep); dentries and mounts are
-	 * freed only after a grace period.
-	 */
+	/* As getcwd(2): fs->pwd under RCU, no reference taken. */
 	rcu_read_lock();
-	for (tries = 0; tries < SMITH_SEQ_TRIES; tries++) {
-		/*
-		 * The bare seqcount_t: read_seqcount_begin() on fs->seq may
-		 * take fs->lock on PREEMPT_RT, which sleeps.  A writer holds
-		 * the count odd only for a few stores.
-		 */
-		seq = raw_read_seqcount(&fs->seq.seqcount);
-		if (seq & 1) {
-			cpu_relax();
-			continue;
-		}
-		pwd = fs->pwd;
-		if (!read_seqcount_retry(&fs->seq.seqcount, seq))
-			break;
-	}
-	if (tries < SMITH_SEQ_TRIES)
+	if (smith_fs_paths(NULL, &pwd))
 		smith_rec_put_path(r, SMITH_F_CWD, &pwd);
+	else
+		smith_rec_put_path_unknown(r, SMITH_F_CWD);
 	rcu_read_unlock();
 }
 

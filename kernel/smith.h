@@ -19,7 +19,7 @@ extern bool smith_record_without_reader;
 
 /* transport.c: the ring memory and its reader-facing state. */
 int smith_transport_init(u64 data_size);
-void smith_transport_exit(void);
+void smith_transport_exit(bool leak);
 struct smith_ring *smith_shm_ring(void);
 void *smith_shm_mem(void);
 size_t smith_shm_mem_size(void);
@@ -35,7 +35,7 @@ void smith_shm_poll_wait(struct file *file, struct poll_table_struct *pt);
 void smith_reader_attach(void);
 void smith_reader_detach(void);
 void smith_recording_stop(void);
-void smith_wait_hooks_idle(void);
+bool smith_wait_hooks_idle(void);
 
 /* Write the SMITH_IOC_EMIT_TEST records; returns how many were written. */
 long smith_emit_test(const struct smith_emit_test *req);

@@ -68,11 +68,16 @@ int smith_transport_init(u64 data_size)
 	return 0;
 }
 
-/* Called after the hooks are gone and the device is unregistered. */
-void smith_transport_exit(void)
+/*
+ * Called after the hooks are gone and the device is unregistered.  With
+ * leak (smith_wait_hooks_idle() gave up) the ring stays allocated: a
+ * handler might still write into it.
+ */
+void smith_transport_exit(bool leak)
 {
 	irq_work_sync(&smith_wake_work);
-	vfree(smith_mem);
+	if (!leak)
+		vfree(smith_mem);
 	smith_mem = NULL;
 }
 
@@ -135,24 +140,32 @@ static long smith_hooks_in_flight_sum(void)
 	return sum;
 }
 
+/* How long smith_wait_hooks_idle() looks at a count that should be 0. */
+#define SMITH_IDLE_WAIT_MS	1000
+
 /*
- * After smith_hooks_exit() every handler has returned (its unregister
- * calls end in an RCU grace period and handlers are not preemptible), so
- * this normally returns at once.  It waits rather than lets the memory be
- * freed under a handler, and says so if it ever has to.
+ * Bounded by construction (transport.h, "Safe unload"): every in-flight
+ * section lies inside one handler invocation, with preemption disabled
+ * and nothing that sleeps, so once smith_hooks_exit()'s grace periods
+ * are over none is running and the sum is 0 at the first look.  A count
+ * that stays non-zero can only be an enter/exit imbalance; the wait is
+ * bounded for that case, and returns false so that the caller leaks the
+ * memory a handler writes rather than free it.
  */
-void smith_wait_hooks_idle(void)
+bool smith_wait_hooks_idle(void)
 {
-	unsigned long warn_at = jiffies + 5 * HZ;
+	unsigned long deadline = jiffies + msecs_to_jiffies(SMITH_IDLE_WAIT_MS);
 	long n;
 
 	while ((n = smith_hooks_in_flight_sum()) != 0) {
-		if (time_after(jiffies, warn_at)) {
-			pr_warn("waiting for %ld hook handlers still running\n", n);
-			warn_at = jiffies + 5 * HZ;
+		if (time_after(jiffies, deadline)) {
+			WARN(1, "smith: %ld hook handlers counted in flight %u ms after every probe was unregistered; leaking the record buffers and the ring\n",
+			     n, SMITH_IDLE_WAIT_MS);
+			return false;
 		}
 		msleep(1);
 	}
+	return true;
 }
 
 static void smith_print_rec(const struct smith_rec_hdr *rec)

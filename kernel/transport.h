@@ -19,16 +19,28 @@
  * tracepoint handler runs in: none of them sleeps or allocates with more
  * than GFP_ATOMIC.
  *
- * Safe unload.  Hook handlers run with preemption disabled (kprobes and
- * tracepoint probes always do).  Module exit first turns recording off,
- * then smith_hooks_exit() unregisters every probe; unregister_kprobe(),
- * unregister_kretprobe() and tracepoint_synchronize_unregister() end in an
- * RCU grace period, which waits for every handler still running.  The
- * in-flight counter of smith_hook_enter()/smith_hook_exit() is then
- * checked to be zero (waiting as long as it takes, with a warning every
- * 5 s) before the record buffers, the ring, the netlink socket and the
- * counters are freed, so a handler that is ever made preemptible cannot
- * touch freed memory.
+ * Safe unload, and why its wait is bounded.  Every in-flight section
+ * (smith_hook_enter() to smith_hook_exit()) opens and closes within one
+ * invocation of one kprobe, kretprobe (entry or return: a section never
+ * spans the probed call, which may block) or tracepoint handler, and runs
+ * with preemption disabled: the probe frameworks disable it and
+ * smith_hook_enter() does again.  Nothing in a section sleeps (no sleeping
+ * lock, on PREEMPT_RT neither: the ring lock is raw; allocations are
+ * GFP_ATOMIC; user memory is read with nofault helpers; retry loops such
+ * as d_path's are bounded), so each one lasts microseconds.  The
+ * kretprobes' entry and return handlers hold nothing across the call but
+ * their own instance data and slots in static arrays.  Module exit first
+ * turns recording off, then smith_hooks_exit() unregisters every probe:
+ * unregister_kprobe(), unregister_kretprobe() and
+ * tracepoint_synchronize_unregister() end in RCU grace periods, which a
+ * preemption-disabled region holds off, so every handler that started
+ * before has returned, and unregister_module_notifier() waits for a
+ * running notifier.  The in-flight count is therefore 0 when
+ * smith_wait_hooks_idle() first reads it; only then are the per-CPU record
+ * buffers, the ring, the netlink socket and the counters freed.  A count
+ * still non-zero can only be an enter/exit imbalance (a bug): the wait
+ * gives up after a second with a WARN and leaks the record buffers and
+ * the ring instead of freeing memory a handler might write.
  */
 #ifndef _SMITH_TRANSPORT_H
 #define _SMITH_TRANSPORT_H

@@ -35,15 +35,48 @@ var errNoWaiter = errors.New("ring reader has no waiter: use Next")
 // Record is a zero-copy view of one record in the ring. Raw aliases the
 // ring's memory and is valid until the Reader commits past it (Commit, or
 // CommitTo beyond its Pos); copy what must live longer.
+//
+// A record with Resync set is not in the ring: the Reader made it up when
+// it resynchronised (see Resync). It is a RecLost record with a count of
+// 0 (how many records the gap held is unknown); Pos is Resync.From and
+// End is Resync.To.
 type Record struct {
-	Pos   uint64   // ring position of the header
-	Type  RecType  // the header's type
-	Flags RecFlags // the header's flags
-	Raw   []byte   // the whole record, header included, len bytes
+	Pos    uint64   // ring position of the header
+	Type   RecType  // the header's type
+	Flags  RecFlags // the header's flags
+	Raw    []byte   // the whole record, header included, len bytes
+	Resync *Resync  // set on the gap record of a resynchronisation only
 }
 
 // End is the ring position just after the record: a valid CommitTo target.
-func (r Record) End() uint64 { return r.Pos + uint64(RecAlign(uint32(len(r.Raw)))) }
+func (r Record) End() uint64 {
+	if r.Resync != nil {
+		return r.Resync.To
+	}
+	return r.Pos + uint64(RecAlign(uint32(len(r.Raw))))
+}
+
+// Resync is a gap a Reader skipped. The reader's side of the ring is
+// untrusted memory: a consumer position that is not 8-byte aligned, ahead
+// of the producer or more than the ring behind it (stale, or written by
+// something else), or a record header at the read position with a length
+// no producer writes (its bytes were overwritten because the consumer
+// page was), cannot be read on from. Rather than fail for good, and make
+// every restarted reader fail again at the same position, the Reader
+// gives up what lies between its position and the producer's and goes on
+// from the producer's: the records written from then on are read as
+// usual. A consumer page changed behind the Reader's back while it waits
+// (the module then drops or overwrites records) is stored back the same
+// way, as a gap of 0 bytes.
+//
+// The producer's side is kernel memory, read-only to a reader: a producer
+// position that goes back or is not 8-byte aligned stays an error.
+type Resync struct {
+	From  uint64 // the position found corrupt (as found: maybe misaligned)
+	To    uint64 // where reading goes on: the producer position (the read position for a page stored back)
+	Bytes uint64 // bytes of records skipped: To - From, at most the ring's size; 0 when From was ahead of To
+	Err   error  // what was wrong; wraps ErrCorrupt
+}
 
 // Payload is the record after its 8-byte header.
 func (r Record) Payload() []byte { return r.Raw[SizeofRecHdr:] }
@@ -63,6 +96,8 @@ type ReaderStats struct {
 	Lost        uint64 // sum of their counts: records the producer dropped
 	Skipped     uint64 // pad and discarded records stepped over
 	Wakeups     uint64 // sleeps in the Waiter that ended (record, timeout or other)
+	Resyncs     uint64 // resynchronisations (gap records returned)
+	ResyncBytes uint64 // sum of their Bytes
 }
 
 // Reader consumes the records of a Ring. It keeps two positions: the read
@@ -73,10 +108,11 @@ type ReaderStats struct {
 type Reader struct {
 	ring    *Ring
 	waiter  Waiter
-	pos     uint64 // read position: next record to read
-	cons    uint64 // commit position: last stored to the consumer page
-	prod    uint64 // last producer position loaded
-	err     error  // sticky: a corrupt ring cannot be read further
+	pos     uint64  // read position: next record to read
+	cons    uint64  // commit position: last stored to the consumer page
+	prod    uint64  // last producer position loaded
+	err     error   // sticky: a corrupt producer side cannot be read further
+	gap     *Resync // a resynchronisation not yet returned by Next
 	stats   ReaderStats
 	closed  atomic.Bool
 	wakeup  uint64        // watermark in bytes (SetWakeup)
@@ -88,22 +124,59 @@ type Reader struct {
 
 // NewReader starts reading at the ring's committed consumer position, so
 // records a previous reader read but did not commit are read again, not
-// lost. w is how Read and Wait block (nil: only Next is usable). The
-// watermark starts at a quarter of the ring and the timeout at
-// DefaultWakeupTimeout (SetWakeup changes them).
+// lost. A corrupt consumer position (see Resync) is replaced at once by
+// the producer position, stored to the consumer page so that producers
+// have room again, and the first Next returns the gap record. w is how
+// Read and Wait block (nil: only Next is usable). The watermark starts at
+// a quarter of the ring and the timeout at DefaultWakeupTimeout
+// (SetWakeup changes them).
 func NewReader(r *Ring, w Waiter) (*Reader, error) {
 	rd := &Reader{ring: r, waiter: w, wakeup: r.Size() / 4, timeout: DefaultWakeupTimeout}
 	rd.legacy = r.meta.ABIMinor < 1
-	rd.cons = r.ConsumerPos()
-	rd.pos, rd.prod = rd.cons, rd.cons
-	if rd.cons%8 != 0 {
-		return nil, fmt.Errorf("consumer position %d not 8-byte aligned: %w", rd.cons, ErrCorrupt)
+	cons, p := r.ConsumerPos(), r.ProducerPos()
+	if p%8 != 0 {
+		return nil, fmt.Errorf("producer position %d not 8-byte aligned: %w", p, ErrCorrupt)
 	}
-	if err := rd.loadProducer(); err != nil {
-		return nil, err
+	rd.cons, rd.pos, rd.prod = cons, cons, p
+	var why error
+	switch {
+	case cons%8 != 0:
+		why = fmt.Errorf("consumer position %d not 8-byte aligned", cons)
+	case cons > p:
+		why = fmt.Errorf("consumer position %d is ahead of the producer at %d", cons, p)
+	case p-cons > r.Size():
+		why = fmt.Errorf("consumer position %d is more than the ring size (%d) behind the producer at %d", cons, r.Size(), p)
+	}
+	if why != nil {
+		rd.gap = rd.resync(p, why)
+		rd.commit(p)
 	}
 	rd.publish(rd.wakeup)
 	return rd, nil
+}
+
+// resync moves the read position to the producer position p, giving up
+// the records between them: it returns the gap and counts it.
+func (r *Reader) resync(p uint64, why error) *Resync {
+	g := &Resync{From: r.pos, To: p, Err: fmt.Errorf("%w: %w", why, ErrCorrupt)}
+	if r.pos <= p {
+		g.Bytes = min(p-r.pos, r.ring.Size())
+	}
+	r.pos, r.prod = p, p
+	r.stats.Resyncs++
+	r.stats.ResyncBytes += g.Bytes
+	return g
+}
+
+// gapRecord is the record Next returns for g: a "lost" record of count 0
+// in memory of its own.
+func (r *Reader) gapRecord(g *Resync) Record {
+	raw := make([]byte, SizeofLost)
+	binary.LittleEndian.PutUint32(raw, uint32(SizeofLost))
+	binary.LittleEndian.PutUint16(raw[4:], uint16(RecLost))
+	r.stats.Records++
+	r.stats.LostRecords++
+	return Record{Pos: g.From, Type: RecLost, Raw: raw, Resync: g}
 }
 
 // SetWakeup sets how the Reader asks to be woken: once bytes of records lie
@@ -146,18 +219,23 @@ func (r *Reader) publish(wakeup uint64) {
 }
 
 // loadProducer refreshes the cached producer position and checks it
-// against what the protocol allows.
-func (r *Reader) loadProducer() error {
+// against what the protocol allows. With bad (what is wrong at the read
+// position), or when the producer is more than the ring ahead of the read
+// position (it overwrote records not yet read), the Reader resynchronises
+// to it: r.gap is set.
+func (r *Reader) loadProducer(bad error) error {
 	// Pairs with the producers' store-release of producer_pos: the headers
 	// of records below it are visible once we see it.
 	p := r.ring.ProducerPos()
 	switch {
 	case p < r.prod:
 		r.err = fmt.Errorf("producer position went back from %d to %d: %w", r.prod, p, ErrCorrupt)
-	case p-r.cons > r.ring.Size():
-		r.err = fmt.Errorf("producer position %d is more than the ring size (%d) ahead of the consumer at %d: %w", p, r.ring.Size(), r.cons, ErrCorrupt)
 	case p%8 != 0:
 		r.err = fmt.Errorf("producer position %d not 8-byte aligned: %w", p, ErrCorrupt)
+	case bad != nil:
+		r.gap = r.resync(p, bad)
+	case p-r.pos > r.ring.Size():
+		r.gap = r.resync(p, fmt.Errorf("producer position %d is more than the ring size (%d) ahead of the read position %d: unread records were overwritten", p, r.ring.Size(), r.pos))
 	default:
 		r.prod = p
 	}
@@ -166,15 +244,26 @@ func (r *Reader) loadProducer() error {
 
 // Next returns the next committed record without blocking; ok is false when
 // there is none yet (the ring is empty or the next record is still being
-// written). Pad and discarded records are skipped.
+// written). Pad and discarded records are skipped. A header at the read
+// position that no producer writes makes the Reader resynchronise: Next
+// returns the gap record (Record.Resync) and reads on from the producer
+// position.
 func (r *Reader) Next() (rec Record, ok bool, err error) {
 	if r.err != nil {
 		return Record{}, false, r.err
 	}
 	for {
+		if r.gap != nil {
+			g := r.gap
+			r.gap = nil
+			return r.gapRecord(g), true, nil
+		}
 		if r.pos == r.prod {
-			if err := r.loadProducer(); err != nil {
+			if err := r.loadProducer(nil); err != nil {
 				return Record{}, false, err
+			}
+			if r.gap != nil {
+				continue
 			}
 			if r.pos == r.prod {
 				return Record{}, false, nil
@@ -189,16 +278,22 @@ func (r *Reader) Next() (rec Record, ok bool, err error) {
 		}
 		n := w & RecLenMask
 		step := uint64(RecAlign(n))
+		var bad error
 		switch {
 		case n < uint32(SizeofRecHdr) || n > r.ring.maxRecord:
-			r.err = fmt.Errorf("record at %d has length %d outside [%d, %d]: %w", r.pos, n, SizeofRecHdr, r.ring.maxRecord, ErrCorrupt)
+			bad = fmt.Errorf("record at %d has length %d outside [%d, %d]", r.pos, n, SizeofRecHdr, r.ring.maxRecord)
 		case off+step > r.ring.Size():
-			r.err = fmt.Errorf("record at %d of length %d crosses the end of the ring: %w", r.pos, n, ErrCorrupt)
+			bad = fmt.Errorf("record at %d of length %d crosses the end of the ring", r.pos, n)
 		case r.pos+step > r.prod:
-			r.err = fmt.Errorf("record at %d of length %d extends past the producer position %d: %w", r.pos, n, r.prod, ErrCorrupt)
+			bad = fmt.Errorf("record at %d of length %d extends past the producer position %d", r.pos, n, r.prod)
+		case w&RecDiscard == 0 && RecType(binary.LittleEndian.Uint16(r.ring.data[off+4:])) == RecLost && n < uint32(SizeofLost):
+			bad = fmt.Errorf("lost record at %d has length %d, want %d", r.pos, n, SizeofLost)
 		}
-		if r.err != nil {
-			return Record{}, false, r.err
+		if bad != nil {
+			if err := r.loadProducer(bad); err != nil {
+				return Record{}, false, err
+			}
+			continue
 		}
 		pos := r.pos
 		r.pos += step
@@ -214,10 +309,6 @@ func (r *Reader) Next() (rec Record, ok bool, err error) {
 			Raw:   raw,
 		}
 		if rec.Type == RecLost {
-			if n < uint32(SizeofLost) {
-				r.err = fmt.Errorf("lost record at %d has length %d, want %d: %w", pos, n, SizeofLost, ErrCorrupt)
-				return Record{}, false, r.err
-			}
 			r.stats.LostRecords++
 			r.stats.Lost += binary.LittleEndian.Uint64(raw[8:])
 		}
@@ -263,13 +354,21 @@ func (r *Reader) CommitPos() uint64 { return r.cons }
 // any (a committed record is there, watermark or not) and busy (the
 // producer is ahead but the record there is still being written).
 func (r *Reader) state(wakeup uint64) (due, any, busy bool) {
-	if r.err != nil {
+	if r.err != nil || r.gap != nil {
+		return true, true, false
+	}
+	if c := r.ring.ConsumerPos(); c != r.cons {
+		// Only this Reader writes the consumer page: something else did,
+		// and the producers now count free space from a wrong position.
+		atomic.StoreUint64(r.ring.cons, r.cons)
+		r.gap = &Resync{From: r.pos, To: r.pos, Err: fmt.Errorf("consumer position changed behind the reader from %d to %d, stored back: %w", r.cons, c, ErrCorrupt)}
+		r.stats.Resyncs++
 		return true, true, false
 	}
 	// Always the producer's current position: a stale one could judge the
 	// watermark unmet after a producer, seeing it met, woke us for the
 	// last time at this read position.
-	if r.loadProducer() != nil {
+	if r.loadProducer(nil) != nil || r.gap != nil {
 		return true, true, false
 	}
 	if r.pos == r.prod {

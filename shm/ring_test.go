@@ -451,37 +451,41 @@ func (c corruptRing) hdr(off uint64, n uint32, typ RecType) {
 func (c corruptRing) prod(p uint64) { c.r.meta.ProducerPos = p }
 func (c corruptRing) cons(p uint64) { *c.r.cons = p }
 
-func TestCorruptRingGivesAnError(t *testing.T) {
+// corruptMemRing is a ring of 256 bytes in the state setup writes.
+func corruptMemRing(t *testing.T, setup func(c corruptRing)) *Ring {
+	t.Helper()
+	r, err := newMemRing(256, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup(corruptRing{r})
+	return r
+}
+
+// A producer side no producer makes is an error, and it sticks: the
+// producer's page is not the reader's to correct.
+func TestCorruptProducerGivesAnError(t *testing.T) {
 	tests := []struct {
 		name  string
 		setup func(c corruptRing)
+		later func(c corruptRing) // after NewReader, before Next
 	}{
-		{"length below the header", func(c corruptRing) { c.hdr(0, 4, RecTest); c.prod(8) }},
-		{"zero length", func(c corruptRing) { c.hdr(0, 0, RecTest); c.prod(64) }},
-		{"length above max_record", func(c corruptRing) { c.hdr(0, 72, RecTest); c.prod(128) }},
-		{"discarded length above max_record", func(c corruptRing) { c.hdr(0, 72|RecDiscard, RecPad); c.prod(128) }},
-		{"record crossing the end", func(c corruptRing) { c.cons(224); c.hdr(224, 40, RecTest); c.prod(288) }},
-		{"record past the producer", func(c corruptRing) { c.hdr(0, 32, RecTest); c.prod(16) }},
-		{"producer misaligned", func(c corruptRing) { c.hdr(0, 8, RecTest); c.prod(12) }},
-		{"producer more than the ring ahead", func(c corruptRing) { c.prod(264) }},
-		{"lost record too short", func(c corruptRing) { c.hdr(0, 8, RecLost); c.prod(8) }},
+		{"producer misaligned", func(c corruptRing) { c.hdr(0, 8, RecTest); c.prod(12) }, func(corruptRing) {}},
+		// A bad header makes the reader resynchronise to a producer
+		// position that is itself misaligned.
+		{"producer misaligned behind a bad header", func(c corruptRing) { c.hdr(0, 4, RecTest); c.prod(8) }, func(c corruptRing) { c.prod(12) }},
+		{"producer back behind a bad header", func(c corruptRing) { c.hdr(0, 4, RecTest); c.prod(64) }, func(c corruptRing) { c.prod(32) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := newMemRing(256, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.setup(corruptRing{r})
+			r := corruptMemRing(t, tc.setup)
 			rd, err := NewReader(r, nil)
 			if err == nil {
+				tc.later(corruptRing{r})
 				_, _, err = rd.Next()
 			}
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("err %v, want ErrCorrupt", err)
-			}
-			if err == nil {
-				return
 			}
 			if rd != nil {
 				if _, _, err2 := rd.Next(); !errors.Is(err2, ErrCorrupt) {
@@ -492,24 +496,140 @@ func TestCorruptRingGivesAnError(t *testing.T) {
 	}
 }
 
-func TestProducerPositionGoingBackIsAnError(t *testing.T) {
-	r, p, rd := newTestRing(t, 256)
-	mustWrite(t, p, testRec(32, 0, 0))
-	mustNext(t, rd)
-	r.meta.ProducerPos = 16
-	if _, _, err := rd.Next(); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("err %v, want ErrCorrupt", err)
+// A corrupt reader side (the consumer page, or headers overwritten
+// because of it) makes the reader resynchronise to the producer: a gap
+// record first, then the records written from there, read as usual.
+func TestCorruptReaderSideResynchronises(t *testing.T) {
+	tests := []struct {
+		name            string
+		setup           func(c corruptRing)
+		from, to, bytes uint64
+		atStart         bool // found by NewReader: the page is fixed at once
+	}{
+		{"length below the header", func(c corruptRing) { c.hdr(0, 4, RecTest); c.prod(8) }, 0, 8, 8, false},
+		{"zero length", func(c corruptRing) { c.hdr(0, 0, RecTest); c.prod(64) }, 0, 64, 64, false},
+		{"length above max_record", func(c corruptRing) { c.hdr(0, 72, RecTest); c.prod(128) }, 0, 128, 128, false},
+		{"discarded length above max_record", func(c corruptRing) { c.hdr(0, 72|RecDiscard, RecPad); c.prod(128) }, 0, 128, 128, false},
+		{"record crossing the end", func(c corruptRing) { c.cons(224); c.hdr(224, 40, RecTest); c.prod(288) }, 224, 288, 64, false},
+		{"record past the producer", func(c corruptRing) { c.hdr(0, 32, RecTest); c.prod(16) }, 0, 16, 16, false},
+		{"lost record too short", func(c corruptRing) { c.hdr(0, 8, RecLost); c.prod(8) }, 0, 8, 8, false},
+		{"consumer misaligned", func(c corruptRing) { c.cons(4); c.prod(64) }, 4, 64, 60, true},
+		{"consumer beyond the producer", func(c corruptRing) { c.cons(1024); c.prod(64) }, 1024, 64, 0, true},
+		{"stale consumer, more than the ring behind", func(c corruptRing) { c.cons(64); c.prod(4096) }, 64, 4096, 256, true},
+		{"producer more than the ring ahead", func(c corruptRing) { c.prod(264) }, 0, 264, 256, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := corruptMemRing(t, tc.setup)
+			rd, err := NewReader(r, nil)
+			if err != nil {
+				t.Fatalf("NewReader: %v, want a reader that resynchronises", err)
+			}
+			if tc.atStart && r.ConsumerPos() != tc.to {
+				t.Fatalf("consumer page at %d after NewReader, want the producer's %d", r.ConsumerPos(), tc.to)
+			}
+			gap := mustNext(t, rd)
+			g := gap.Resync
+			if g == nil || gap.Type != RecLost {
+				t.Fatalf("first record: type %d, resync %v; want the gap record", gap.Type, g)
+			}
+			if g.From != tc.from || g.To != tc.to || g.Bytes != tc.bytes || gap.Pos != tc.from || gap.End() != tc.to {
+				t.Fatalf("gap %+v (pos %d, end %d), want from %d to %d, %d bytes", *g, gap.Pos, gap.End(), tc.from, tc.to, tc.bytes)
+			}
+			if n, ok := gap.LostCount(); !ok || n != 0 {
+				t.Fatalf("gap record's lost count %d (%v), want 0: unknown", n, ok)
+			}
+			if !errors.Is(g.Err, ErrCorrupt) {
+				t.Fatalf("gap error %v, want ErrCorrupt", g.Err)
+			}
+			if st := rd.Stats(); st.Resyncs != 1 || st.ResyncBytes != tc.bytes {
+				t.Fatalf("stats %+v, want 1 resync of %d bytes", st, tc.bytes)
+			}
+			mustBeEmpty(t, rd)
+			if err := rd.CommitTo(gap.End()); err != nil {
+				t.Fatal(err)
+			}
+			if r.ConsumerPos() != tc.to {
+				t.Fatalf("consumer at %d after committing the gap, want %d", r.ConsumerPos(), tc.to)
+			}
+			// The producer has room again and the reader reads on.
+			p := NewProducer(r)
+			mustWrite(t, p, testRec(32, 0, 7))
+			rec := mustNext(t, rd)
+			if rec.Pos != tc.to || rec.Type != RecTest || binary.LittleEndian.Uint64(rec.Raw[16:]) != 7 {
+				t.Fatalf("record after the gap: pos %d type %d, want the test record at %d", rec.Pos, rec.Type, tc.to)
+			}
+			rd.Commit()
+			mustBeEmpty(t, rd)
+		})
 	}
 }
 
-func TestMisalignedConsumerIsAnError(t *testing.T) {
+// Records overwritten after the reader read some: the producer is more
+// than the ring ahead of the read position.
+func TestOverrunReaderResynchronises(t *testing.T) {
+	r, p, rd := newTestRing(t, 256)
+	mustWrite(t, p, testRec(32, 0, 0))
+	mustWrite(t, p, testRec(32, 0, 1))
+	first := mustNext(t, rd)
+	r.meta.ProducerPos = 32 + 8*256
+	mustNext(t, rd) // the second record, below the old producer position
+	gap := mustNext(t, rd)
+	if gap.Resync == nil || gap.Resync.From != 64 || gap.End() != 32+8*256 || gap.Resync.Bytes != 256 {
+		t.Fatalf("got %+v, want a gap from 64 to %d of 256 bytes", gap, 32+8*256)
+	}
+	// What was read before the gap can still be committed, then the gap.
+	if err := rd.CommitTo(first.End()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.CommitTo(gap.End()); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, p, testRec(24, 0, 2))
+	if rec := mustNext(t, rd); rec.Resync != nil || rec.Pos != gap.End() {
+		t.Fatalf("record after the gap at %d, want %d", rec.Pos, gap.End())
+	}
+}
+
+// A consumer page written behind the reader's back while it waits (the
+// producers would count free space from it) is stored back, and Wait
+// reports it with a gap record of 0 bytes.
+func TestConsumerPageChangedWhileWaitingIsStoredBack(t *testing.T) {
 	r, err := newMemRing(256, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	*r.cons = 4
-	if _, err := NewReader(r, nil); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("err %v, want ErrCorrupt", err)
+	rd, err := NewReader(r, NewIntervalWaiter(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	p := NewProducer(r)
+	mustWrite(t, p, testRec(32, 0, 0))
+	mustNext(t, rd)
+	rd.Commit()
+	*r.cons = 1 << 40 // the producers now see the ring as full
+	if ok, _ := p.Write(testRec(32, 0, 1)); ok {
+		t.Fatal("the producer wrote with the consumer position ahead of it")
+	}
+	rd.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := rd.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if r.ConsumerPos() != 32 {
+		t.Fatalf("consumer page %d after Wait, want 32 stored back", r.ConsumerPos())
+	}
+	gap := mustNext(t, rd)
+	if gap.Resync == nil || gap.Resync.From != 32 || gap.End() != 32 || gap.Resync.Bytes != 0 || !errors.Is(gap.Resync.Err, ErrCorrupt) {
+		t.Fatalf("got %+v, want a 0-byte gap at 32", gap)
+	}
+	mustWrite(t, p, testRec(32, 0, 2))
+	// The producer's drop comes back as its own "lost 1" record.
+	if n, ok := mustNext(t, rd).LostCount(); !ok || n != 1 {
+		t.Fatalf("lost count %d (%v), want the producer's 1", n, ok)
+	}
+	if rec := mustNext(t, rd); binary.LittleEndian.Uint64(rec.Raw[16:]) != 2 {
+		t.Fatal("the record written after the store-back is not read")
 	}
 }
 

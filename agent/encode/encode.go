@@ -140,14 +140,29 @@ func (e *Encoder) AppendEvent(dst []byte, ev *decode.Event, m *Meta) []byte {
 // AppendLost appends the event that reports count records lost before they
 // reached the agent (a "lost N" record of the ring), at timeNs.
 func (e *Encoder) AppendLost(dst []byte, seq, count uint64, timeNs int64) []byte {
+	return e.appendLost(dst, seq, count, timeNs, false, 0)
+}
+
+// AppendGap appends the lost event that reports a gap the reader skipped
+// (shm.Resync): gap_bytes bytes of records given up, how many records
+// unknown, so lost is 0.
+func (e *Encoder) AppendGap(dst []byte, seq, gapBytes uint64, timeNs int64) []byte {
+	return e.appendLost(dst, seq, 0, timeNs, true, gapBytes)
+}
+
+func (e *Encoder) appendLost(dst []byte, seq, count uint64, timeNs int64, gap bool, gapBytes uint64) []byte {
+	end := "}"
 	if e.format == FormatECS {
 		dst = e.appendECSHead(dst, seq, timeNs, `"kind":"metric","action":"lost","dataset":"smith.lost"`, decode.DataTypeLost)
-		dst = appendUintField(dst, "lost", count)
-		return append(dst, "}}"...)
+		end = "}}"
+	} else {
+		dst = e.appendSmithHead(dst, seq, timeNs, decode.DataTypeLost)
 	}
-	dst = e.appendSmithHead(dst, seq, timeNs, decode.DataTypeLost)
 	dst = appendUintField(dst, "lost", count)
-	return append(dst, '}')
+	if gap {
+		dst = appendUintField(dst, "gap_bytes", gapBytes)
+	}
+	return append(dst, end...)
 }
 
 // appendECSHead appends the start of an ECS event that is not a record:

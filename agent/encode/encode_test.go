@@ -179,6 +179,21 @@ func TestLostAndTaskEvents(t *testing.T) {
 		if lost != 1234.0 || seq != 9.0 {
 			t.Errorf("%s lost event: %s", f, out)
 		}
+		if _, ok := v["gap_bytes"]; ok {
+			t.Errorf("%s lost event with gap_bytes: %s", f, out)
+		}
+		v = nil
+		out = e.AppendGap(nil, 11, 4096, 1700000000000000000)
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatalf("%s gap: %v %s", f, err, out)
+		}
+		lost, gap, seq := v["lost"], v["gap_bytes"], v["seq"]
+		if f == FormatECS {
+			lost, gap, seq = get(v, "smith.lost"), get(v, "smith.gap_bytes"), get(v, "smith.seq")
+		}
+		if lost != 0.0 || gap != 4096.0 || seq != 11.0 {
+			t.Errorf("%s gap event: %s", f, out)
+		}
 		out = e.AppendTaskItem(nil, 10, 1, &TaskItem{TaskID: "t1", Kind: "users", Fields: [][2]string{{"name", "root"}, {"uid", "0"}}})
 		if err := json.Unmarshal(out, &v); err != nil {
 			t.Fatalf("%s task: %v %s", f, err, out)

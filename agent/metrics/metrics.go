@@ -64,6 +64,8 @@ const (
 	NameDropped         = "smith_events_dropped_total"  // by LabelReason: DropNames and the ring's RingDrop* reasons
 	NameFiltered        = "smith_events_filtered_total" // by LabelReason: FilterNames
 	NameRingLost        = "smith_ring_lost_total"
+	NameRingResyncs     = "smith_ring_resyncs_total"
+	NameRingResyncBytes = "smith_ring_resync_bytes_total"
 	NameRingFill        = "smith_ring_fill_ratio"
 	NameModuleWritten   = "smith_module_records_written_total"
 	NameModuleTruncated = "smith_module_truncated_total"
@@ -95,6 +97,9 @@ type Ring struct {
 	NetlinkFailed uint64
 	// Lost is the sum of "lost N" counts this agent read.
 	Lost uint64
+	// Resyncs: times this agent found its ring position corrupt and went
+	// on at the producer's (shm.Resync); ResyncBytes: the bytes skipped.
+	Resyncs, ResyncBytes uint64
 }
 
 // Counters are the agent's totals since it started.
@@ -252,6 +257,8 @@ func newCollector(c *Counters) *collector {
 		"dropped":   d(NameDropped, "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", LabelReason),
 		"filtered":  d(NameFiltered, "Events not reported on purpose, by filter.", LabelReason),
 		"lost":      d(NameRingLost, "Records the module reported lost in \"lost N\" records this agent read."),
+		"resyncs":   d(NameRingResyncs, "Times the reader found its ring position corrupt and resynchronised to the producer's."),
+		"resyncB":   d(NameRingResyncBytes, "Bytes of ring records the reader skipped when it resynchronised."),
 		"fill":      d(NameRingFill, "Fraction of the ring holding records not yet consumed."),
 		"written":   d(NameModuleWritten, "Records the module committed to the ring since it loaded."),
 		"truncated": d(NameModuleTruncated, "Records written with at least one field cut at its cap."),
@@ -288,6 +295,8 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	r := c.Ring()
 	counter("lost", r.Lost)
+	counter("resyncs", r.Resyncs)
+	counter("resyncB", r.ResyncBytes)
 	gauge("fill", r.Fill)
 	counter("written", r.Written)
 	counter("truncated", r.Truncated)

@@ -292,7 +292,7 @@ func (p *Pipeline) idle(ctx context.Context) (bool, error) {
 
 // record turns one ring record into an event in b.
 func (p *Pipeline) record(rec shm.Record, b *sink.Batch, ev *decode.Event, meta *encode.Meta, buf []byte) ([]byte, error) {
-	p.lastEnd = rec.Pos + uint64(shm.RecAlign(uint32(len(rec.Raw))))
+	p.lastEnd = rec.End()
 	kind, err := decode.Decode(rec.Raw, ev)
 	if err != nil {
 		p.o.Counters.AddDrop(metrics.DropDecode, 1)
@@ -308,6 +308,13 @@ func (p *Pipeline) record(rec shm.Record, b *sink.Batch, ev *decode.Event, meta 
 		seq, err := p.seq()
 		if err != nil {
 			return buf, err
+		}
+		if g := rec.Resync; g != nil {
+			// The reader's position was corrupt: it went on at the
+			// producer's, and the stream shows the gap.
+			p.log.WithError(g.Err).Warnf("ring reader resynchronised from position %d to the producer's %d: %d bytes of records skipped (a lost event with gap_bytes)", g.From, g.To, g.Bytes)
+			b.End(p.o.Encoder.AppendGap(b.Buf(), seq, g.Bytes, time.Now().UnixNano()))
+			break
 		}
 		b.End(p.o.Encoder.AppendLost(b.Buf(), seq, ev.Lost, time.Now().UnixNano()))
 	case decode.KindEvent:

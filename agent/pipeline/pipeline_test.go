@@ -564,3 +564,101 @@ func goRun(p *Pipeline) (chan error, context.CancelFunc) {
 	go func() { done <- p.Run(ctx) }()
 	return done, cancel
 }
+
+// A corrupt consumer position (misaligned, beyond the producer, stale) at
+// a restart must not make every restart fail at the same place: the
+// agent goes on at the producer's position, reports the gap in the
+// stream (a lost event with gap_bytes) and in its metrics, and reads
+// what comes after.
+func TestCorruptConsumerPositionIsSkippedWithAGapEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cons func(committed, prod uint64) uint64
+		gap  func(committed, prod uint64) uint64 // gap_bytes expected
+	}{
+		{"misaligned", func(c, _ uint64) uint64 { return c + 4 }, func(c, p uint64) uint64 { return p - c - 4 }},
+		{"beyond the producer", func(_, p uint64) uint64 { return p + 1<<30 }, func(uint64, uint64) uint64 { return 0 }},
+		{"stale", func(_, p uint64) uint64 { return p - 2<<20 }, func(uint64, uint64) uint64 { return 1 << 20 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rf := newRingFile(t)
+			state := t.TempDir()
+			// Fill past a few ring sizes (read and committed) so that a
+			// stale position can lie more than the ring behind.
+			arg := string(make([]byte, 1000))
+			for rf.fr.Ring.ProducerPos() < 3*rf.fr.Ring.Size() {
+				for i := 0; i < 500; i++ {
+					rf.exec(t, 100+uint32(i), 1, arg)
+				}
+				drainRing(t, rf)
+			}
+			r := start(t, rf, state, &memSink{}, 0)
+			rf.exec(t, 1, 1, "before")
+			waitFor(t, "the first event", func() bool { return len(r.sink.all()) == 1 })
+			r.stop(t)
+			committed := rf.fr.Ring.ConsumerPos()
+			rf.exec(t, 2, 1, "unread") // skipped by the resynchronisation
+			prod := rf.fr.Ring.ProducerPos()
+			writeConsumerPos(t, rf, tc.cons(committed, prod))
+
+			var src source.Source
+			s := &memSink{}
+			r = start(t, rf, state, s, 0, func(o *Options, _ *SeqState) { src = o.Source })
+			if got := rf.fr.Ring.ConsumerPos(); got != prod {
+				t.Fatalf("consumer page at %d after the start, want the producer's %d", got, prod)
+			}
+			rf.exec(t, 3, 1, "after")
+			waitFor(t, "the gap and the event after it", func() bool { return len(s.all()) == 2 })
+			m := src.Ring() // before stop releases the ring
+			r.stop(t)
+			evs := s.all()
+			if g := evs[0]; g["data_type"] != "1" || g["lost"] != 0.0 || g["gap_bytes"] != float64(tc.gap(committed, prod)) {
+				t.Fatalf("first event %v, want a lost event with gap_bytes %d", g, tc.gap(committed, prod))
+			}
+			if ev := evs[1]; ev["tgid"] != 3.0 || ev["seq"].(float64) <= evs[0]["seq"].(float64) {
+				t.Fatalf("event after the gap %v", ev)
+			}
+			if m.Resyncs != 1 || m.ResyncBytes != tc.gap(committed, prod) {
+				t.Fatalf("ring metrics %+v, want 1 resync of %d bytes", m, tc.gap(committed, prod))
+			}
+			if rf.fr.Ring.ConsumerPos() != rf.fr.Ring.ProducerPos() {
+				t.Fatal("ring not committed after the gap")
+			}
+		})
+	}
+}
+
+// writeConsumerPos writes the consumer page of the ring file behind the
+// mapping's back, as a corrupt or stale writer would.
+func writeConsumerPos(t *testing.T, rf *ringFile, pos uint64) {
+	t.Helper()
+	f, err := os.OpenFile(rf.path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], pos)
+	if _, err := f.WriteAt(b[:], 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drainRing reads and commits every record of the ring file.
+func drainRing(t *testing.T, rf *ringFile) {
+	t.Helper()
+	rd, err := shm.NewReader(rf.fr.Ring, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, ok, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+	}
+	rd.Commit()
+}

@@ -72,6 +72,8 @@ type ring struct {
 	rd      *shm.Reader
 	r       *shm.Ring
 	lost    atomic.Uint64
+	resyncs atomic.Uint64 // gap records of the reader (shm.Resync)
+	resyncB atomic.Uint64 // their bytes
 	release func() error
 	module  Module
 }
@@ -81,6 +83,10 @@ func (s *ring) Next() (shm.Record, bool, error) {
 	if ok {
 		if n, isLost := rec.LostCount(); isLost {
 			s.lost.Add(n)
+		}
+		if g := rec.Resync; g != nil {
+			s.resyncs.Add(1)
+			s.resyncB.Add(g.Bytes)
 		}
 	}
 	return rec, ok, err
@@ -114,6 +120,7 @@ func (s *ring) Ring() metrics.Ring {
 		Fill: fill, Written: c.Written, DroppedFull: c.DroppedFull, DroppedTooLarge: c.DroppedTooLarge,
 		DroppedFault: c.DroppedFault, Truncated: c.Truncated, HookMissed: c.HookMissed,
 		LostRecords: c.LostRecords, Lost: s.lost.Load(),
+		Resyncs: s.resyncs.Load(), ResyncBytes: s.resyncB.Load(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -379,4 +380,144 @@ func TestDebugfsStatsMatchIoctl(t *testing.T) {
 			t.Errorf("debugfs %s = %s, ioctl says %d", name, got, want)
 		}
 	}
+}
+
+// The consumer page is user memory. A corrupt consumer position written
+// through the mmap (ahead of the producer, more than the ring behind it)
+// must not make the module write over unread records or trust it: it
+// drops and counts. A reader (a restarted agent) goes on at the producer
+// position with a gap record, the module writes again, and its "lost N"
+// reports what it dropped; a page changed behind a waiting reader is
+// stored back.
+func TestCorruptConsumerPositionThroughMmap(t *testing.T) {
+	kmodtest.LoadT(t, "ring_size=65536")
+	dev, err := shm.OpenDevice(devPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	d := &device{&dev.Control}
+	pg := os.Getpagesize()
+	page, err := syscall.Mmap(int(d.FD()), int64(shm.MmapConsumerPgoff*pg), pg, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(page)
+	cons := (*uint64)(unsafe.Pointer(&page[0]))
+
+	// Move the producer more than a ring past 0, reading as we go.
+	rd, err := dev.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for dev.Ring.ProducerPos() < 2*65536 {
+		d.emit(t, 1, 32, 1000, 0)
+		drainTestRecords(t, rd, -1)
+		rd.Commit()
+	}
+	for _, tc := range []struct {
+		name string
+		pos  func(prod uint64) uint64
+	}{
+		{"ahead of the producer", func(p uint64) uint64 { return p + 1<<20 }},
+		{"more than the ring behind", func(p uint64) uint64 { return p - 65536 - 8 }},
+		{"misaligned and ahead", func(p uint64) uint64 { return p + 4 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := d.stats(t)
+			atomic.StoreUint64(cons, tc.pos(before.ProducerPos))
+			if n := d.emit(t, 2, 3, 64, 0); n != 0 {
+				t.Fatalf("module wrote %d records with consumer_pos %d, producer_pos %d", n, *cons, before.ProducerPos)
+			}
+			after := d.stats(t)
+			if after.ProducerPos != before.ProducerPos || after.DroppedFull-before.DroppedFull != 3 {
+				t.Fatalf("producer_pos %d -> %d, dropped_full +%d; want unchanged and +3", before.ProducerPos, after.ProducerPos, after.DroppedFull-before.DroppedFull)
+			}
+			// A restarted reader: it resynchronises at once.
+			rd2, err := shm.NewReader(dev.Ring, nil)
+			if err != nil {
+				t.Fatalf("reader on a corrupt consumer position: %v", err)
+			}
+			if got := atomic.LoadUint64(cons); got != after.ProducerPos {
+				t.Fatalf("consumer_pos %d after the reader started, want the producer's %d", got, after.ProducerPos)
+			}
+			gap, ok, err := rd2.Next()
+			if err != nil || !ok || gap.Resync == nil || gap.End() != after.ProducerPos {
+				t.Fatalf("first record %+v (ok %v, err %v): want the gap record up to %d", gap, ok, err, after.ProducerPos)
+			}
+			if d.emit(t, 3, 2, 64, 50) != 2 {
+				t.Fatal("the module does not write after the reader resynchronised")
+			}
+			if lost := drainTestRecords(t, rd2, 50); lost < 3 {
+				t.Fatalf("lost %d records reported, want at least the 3 dropped", lost)
+			}
+			rd2.Commit()
+		})
+	}
+
+	// While a reader waits: the page is stored back, the module writes on.
+	rd3, err := dev.NewReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd3.Close()
+	drainTestRecords(t, rd3, -1)
+	rd3.Commit()
+	atomic.StoreUint64(cons, 1<<50)
+	if n := d.emit(t, 4, 1, 64, 0); n != 0 {
+		t.Fatalf("module wrote %d records with consumer_pos far ahead", n)
+	}
+	rd3.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := rd3.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	gap, ok, err := rd3.Next()
+	if err != nil || !ok || gap.Resync == nil || gap.Resync.Bytes != 0 {
+		t.Fatalf("after Wait: %+v (ok %v, err %v), want a gap record of 0 bytes", gap, ok, err)
+	}
+	if got := atomic.LoadUint64(cons); got != rd3.CommitPos() {
+		t.Fatalf("consumer_pos %d, want %d stored back", got, rd3.CommitPos())
+	}
+	if d.emit(t, 5, 1, 64, 70) != 1 {
+		t.Fatal("the module does not write after the page was stored back")
+	}
+	if lost := drainTestRecords(t, rd3, 70); lost < 1 {
+		t.Fatalf("lost %d, want the drop reported", lost)
+	}
+}
+
+// drainTestRecords reads every record there is and returns the sum of the
+// "lost N" counts. With firstSeq >= 0 the test records read must be the
+// ones from that sequence number on, in order, and at least one must be
+// there; other records (a hook's) are skipped.
+func drainTestRecords(t *testing.T, rd *shm.Reader, firstSeq int) uint64 {
+	t.Helper()
+	var lost uint64
+	seq, seen := uint64(firstSeq), 0
+	for {
+		rec, ok, err := rd.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if n, isLost := rec.LostCount(); isLost {
+			lost += n
+			continue
+		}
+		if rec.Type != shm.RecTest || firstSeq < 0 {
+			continue
+		}
+		if err := checkTestRecord(rec.Raw, uint32(len(rec.Raw)), (*shm.TestRec)(unsafe.Pointer(&rec.Raw[0])).Producer, seq); err != nil {
+			t.Fatalf("record at %d: %v", rec.Pos, err)
+		}
+		seq++
+		seen++
+	}
+	if firstSeq >= 0 && seen == 0 {
+		t.Fatalf("no test record from seq %d", firstSeq)
+	}
+	return lost
 }
