@@ -190,20 +190,34 @@ func execEvID(t *testing.T, pid uint32, exe, path string) *decode.Event {
 	return ev
 }
 
-// A cache hit of the record's identity makes no system call: with the
-// fake /proc and the file gone altogether, the same identity is still
-// served its hash.
-func TestExeHashIdentityHitNoSyscall(t *testing.T) {
-	content := bytes.Repeat([]byte("\x7fELF id "), 4096)
-	procDir, exe := hashFixture(t, content)
-	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
-	defer h.close()
-	ev := execEvID(t, 42, exe, exe)
+// hashedByID: the fixture, a hasher, and an identity record of the file
+// whose first lookup hashed it.
+func hashedByID(t *testing.T, content []byte) (procDir, exe string, h *exeHasher, ev *decode.Event) {
+	t.Helper()
+	procDir, exe = hashFixture(t, content)
+	h = testHasher(t)
+	ev = execEvID(t, 42, exe, exe)
 	var m encode.Meta
 	h.lookup(procDir, ev, &m)
 	if m.ExeHash != sha(content) || m.ExeHashStatus != "" || h.Hashed.Load() != 1 {
 		t.Fatalf("miss: hash %q status %q, %d hashed", m.ExeHash, m.ExeHashStatus, h.Hashed.Load())
 	}
+	return procDir, exe, h, ev
+}
+
+// testHasher waits up to a minute for a hash, closed with the test.
+func testHasher(t *testing.T) *exeHasher {
+	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
+	t.Cleanup(h.close)
+	return h
+}
+
+// A cache hit of the record's identity makes no system call: with the
+// fake /proc and the file gone altogether, the same identity is still
+// served its hash.
+func TestExeHashIdentityHitNoSyscall(t *testing.T) {
+	content := bytes.Repeat([]byte("\x7fELF id "), 4096)
+	procDir, exe, h, ev := hashedByID(t, content)
 	if err := os.RemoveAll(filepath.Dir(procDir)); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +225,7 @@ func TestExeHashIdentityHitNoSyscall(t *testing.T) {
 		t.Fatalf("fake /proc still there: %v", err)
 	}
 	for _, pid := range []uint32{42, 43} {
-		m = encode.Meta{}
+		var m encode.Meta
 		h.lookup(procDir, execEv(pid, exe), &m) // without the identity: stat fails
 		if m.ExeHashStatus != encode.HashError {
 			t.Fatalf("1.1 record, file gone: status %q", m.ExeHashStatus)
@@ -230,7 +244,7 @@ func TestExeHashIdentityHitNoSyscall(t *testing.T) {
 	big := *ev
 	big.ExeID.Ino++
 	big.ExeID.Size = 2 << 20
-	m = encode.Meta{}
+	var m encode.Meta
 	h.lookup(procDir, &big, &m)
 	if m.ExeHashStatus != encode.HashTooLarge {
 		t.Fatalf("too large: status %q", m.ExeHashStatus)
@@ -242,15 +256,7 @@ func TestExeHashIdentityHitNoSyscall(t *testing.T) {
 // hash, and the old identity keeps its own.
 func TestExeHashIdentityReplaced(t *testing.T) {
 	v1 := bytes.Repeat([]byte("v1"), 3000)
-	procDir, exe := hashFixture(t, v1)
-	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
-	defer h.close()
-	old := execEvID(t, 42, exe, exe)
-	var m encode.Meta
-	h.lookup(procDir, old, &m)
-	if m.ExeHash != sha(v1) {
-		t.Fatalf("v1: hash %q status %q", m.ExeHash, m.ExeHashStatus)
-	}
+	procDir, exe, h, old := hashedByID(t, v1)
 	// Replaced the way package managers do: a new file renamed over it.
 	v2 := bytes.Repeat([]byte("v2"), 3000) // same size
 	tmp := exe + ".new"
@@ -262,7 +268,7 @@ func TestExeHashIdentityReplaced(t *testing.T) {
 	if cur.ExeID == old.ExeID {
 		t.Fatal("the replacement has the old identity")
 	}
-	m = encode.Meta{}
+	var m encode.Meta
 	h.lookup(procDir, cur, &m)
 	if m.ExeHash != sha(v2) || h.Hashed.Load() != 2 {
 		t.Fatalf("v2: hash %q status %q, %d hashed", m.ExeHash, m.ExeHashStatus, h.Hashed.Load())
@@ -292,8 +298,7 @@ func TestExeHashIdentityReplaced(t *testing.T) {
 func TestExeHashIdentityOtherDevice(t *testing.T) {
 	content := []byte("\x7fELF dev")
 	procDir, exe := hashFixture(t, content)
-	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
-	defer h.close()
+	h := testHasher(t)
 	ev := execEvID(t, 42, exe, exe)
 	ev.ExeID.Dev ^= 0x55
 	var m encode.Meta
@@ -309,8 +314,7 @@ func TestExeHashIdentityOtherDevice(t *testing.T) {
 func TestExeHashOldABIFallback(t *testing.T) {
 	content := []byte("\x7fELF old abi")
 	procDir, exe := hashFixture(t, content)
-	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
-	defer h.close()
+	h := testHasher(t)
 	zero := execEv(42, exe)
 	zero.HasExeID = true
 	for name, ev := range map[string]*decode.Event{"1.1 record": execEv(42, exe), "zero identity": zero, "by path": execEv(43, exe)} {
