@@ -184,10 +184,14 @@ func execEvID(t *testing.T, pid uint32, exe, path string) *decode.Event {
 		t.Fatal(err)
 	}
 	ev := execEv(pid, exe)
-	ev.HasExeID = true
-	ev.ExeID = decode.ExeID{Dev: uint32(st.Dev), Ino: st.Ino, Size: st.Size,
-		MtimeSec: st.Mtim.Sec, MtimeNsec: uint32(st.Mtim.Nsec), CtimeSec: st.Ctim.Sec, CtimeNsec: uint32(st.Ctim.Nsec)}
+	ev.HasExeID, ev.ExeID = true, idOf(&st)
 	return ev
+}
+
+// idOf is the identity the module would record for a file of this stat.
+func idOf(st *unix.Stat_t) decode.ExeID {
+	return decode.ExeID{Dev: uint32(st.Dev), Ino: st.Ino, Size: st.Size,
+		MtimeSec: st.Mtim.Sec, MtimeNsec: uint32(st.Mtim.Nsec), CtimeSec: st.Ctim.Sec, CtimeNsec: uint32(st.Ctim.Nsec)}
 }
 
 // hashedByID: the fixture, a hasher, and an identity record of the file
@@ -207,6 +211,7 @@ func hashedByID(t *testing.T, content []byte) (procDir, exe string, h *exeHasher
 
 // testHasher waits up to a minute for a hash, closed with the test.
 func testHasher(t *testing.T) *exeHasher {
+	t.Helper()
 	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
 	t.Cleanup(h.close)
 	return h
@@ -331,5 +336,38 @@ func TestExeHashOldABIFallback(t *testing.T) {
 	h.lookup(procDir, execEv(42, exe), &m)
 	if m.ExeHash != "" || m.ExeHashStatus != encode.HashError {
 		t.Fatalf("1.1 record, file gone: hash %q status %q", m.ExeHash, m.ExeHashStatus)
+	}
+}
+
+// BenchmarkExeHashLookup is a cache hit of the reader: by the record's
+// identity (ABI 1.2, no system call) and by stat(2) of /proc/PID/exe
+// (an older module's record).
+func BenchmarkExeHashLookup(b *testing.B) {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(self, &st); err != nil {
+		b.Fatal(err)
+	}
+	pid := uint32(os.Getpid())
+	old := execEv(pid, self)
+	id := execEv(pid, self)
+	id.HasExeID, id.ExeID = true, idOf(&st)
+	for name, ev := range map[string]*decode.Event{"identity": id, "stat": old} {
+		b.Run(name, func(b *testing.B) {
+			h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 30, Wait: time.Minute, CacheSize: 16})
+			defer h.close()
+			var m encode.Meta
+			h.lookup("/proc", ev, &m)
+			if m.ExeHash == "" {
+				b.Fatalf("first lookup: status %q", m.ExeHashStatus)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.lookup("/proc", ev, &m)
+			}
+		})
 	}
 }
