@@ -194,30 +194,39 @@ func openVersion(path string, key fileKey) (*os.File, fileKey, string) {
 }
 
 // openLoaded opens the file the kernel recorded as id: /proc/PID/exe,
-// else the event's exe path, and checks with fstat that it is that
-// version (HashChanged if not: replaced or modified since the exec).
+// else the event's exe path (the process exited, or exec'd again since),
+// checking with fstat that it is that version.  HashChanged when what
+// opens is another version (replaced or modified since the exec).
 func openLoaded(procDir string, ev *decode.Event, id fileKey) (*os.File, fileKey, string) {
-	f, err := os.Open(procExe(procDir, ev.Tgid))
-	if err != nil {
-		exe := ev.Fields[decode.FieldExe]
-		if !exe.Present || len(exe.Value) == 0 {
-			return nil, fileKey{}, ""
+	paths := [2]string{procExe(procDir, ev.Tgid)}
+	if exe := ev.Fields[decode.FieldExe]; exe.Present && len(exe.Value) > 0 {
+		paths[1] = filepath.Clean(string(exe.Value))
+	}
+	status := "" // no file to look at: no status, as without the identity
+	for i, path := range paths {
+		if path == "" {
+			break
 		}
-		if f, err = os.Open(filepath.Clean(string(exe.Value))); err != nil {
-			return nil, fileKey{}, encode.HashError
+		f, err := os.Open(path)
+		if err != nil {
+			if i == 1 && status == "" {
+				status = encode.HashError
+			}
+			continue
 		}
-	}
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) != nil {
+			f.Close()
+			status = encode.HashError
+			continue
+		}
+		if ver := keyOf(&st); ver.sameVersion(id) {
+			return f, ver, ""
+		}
 		f.Close()
-		return nil, fileKey{}, encode.HashError
+		status = encode.HashChanged
 	}
-	ver := keyOf(&st)
-	if !ver.sameVersion(id) {
-		f.Close()
-		return nil, fileKey{}, encode.HashChanged
-	}
-	return f, ver, ""
+	return nil, fileKey{}, status
 }
 
 // serve fills m from the cache, or queues the file open gives and waits

@@ -298,6 +298,29 @@ func TestExeHashIdentityReplaced(t *testing.T) {
 	}
 }
 
+// The process exec'd again before its first exec was looked at:
+// /proc/PID/exe names the later program, so the file the record names is
+// found by its path and gets its own hash, not the later program's.
+func TestExeHashIdentityExecAgain(t *testing.T) {
+	first := []byte("\x7fELF first")
+	procDir, exe := hashFixture(t, first)
+	later := filepath.Join(filepath.Dir(exe), "later")
+	testfs.WriteFile(t, later, "\x7fELF later")
+	link := filepath.Join(procDir, "42", "exe")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(later, link); err != nil {
+		t.Fatal(err)
+	}
+	h := testHasher(t)
+	var m encode.Meta
+	h.lookup(procDir, execEvID(t, 42, exe, exe), &m)
+	if m.ExeHash != sha(first) || m.ExeHashStatus != "" {
+		t.Fatalf("first exec: hash %q status %q, want %s", m.ExeHash, m.ExeHashStatus, sha(first))
+	}
+}
+
 // The record's device may differ from stat's (btrfs subvolumes,
 // overlayfs): the file is still that version and is hashed.
 func TestExeHashIdentityOtherDevice(t *testing.T) {
