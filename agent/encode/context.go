@@ -3,7 +3,10 @@
 package encode
 
 import (
+	"bytes"
 	"strconv"
+
+	"smith/agent/decode"
 )
 
 // Ancestor is one process of an event's ancestry, as the agent's process
@@ -41,16 +44,154 @@ func appendSmithContext(dst []byte, m *Meta) []byte {
 	} else if m.ExeHashStatus != "" {
 		dst = appendStrField(dst, "exe_hash_status", m.ExeHashStatus)
 	}
+	return m.appendAncestry(dst, fragSmith)
+}
+
+// The JSON fragments of an ancestry, by where they go.
+const (
+	fragSmith     = iota // smith: parent_exe ... ancestors
+	fragECSParent        // ecs: process.parent's members after its pid
+	fragECSSmith         // ecs: smith.parent_args_truncated and ancestors
+	numFrags
+)
+
+// ancestryCache keeps the JSON of the last ancestry encoded in its slot,
+// by fragment, so that the events of one process in a row (its connects,
+// a shell's commands) copy it instead of writing the parent's argv twice
+// and every ancestor again.  The key is a copy of that ancestry, compared
+// in full with each event's: any difference encodes (and keeps) the new
+// one, so the output is always what encoding it would give.
+type ancestryCache struct {
+	key  []Ancestor
+	args []byte // the bytes of key[i].Args
+	// frag[k] is fragment k after a '{' (so its first key took no
+	// comma), when have[k].
+	frag [numFrags][]byte
+	have [numFrags]bool
+}
+
+// appendAncestry appends fragment k of m's ancestry (nothing when there is
+// none), from m's cache when the ancestry is the last one encoded.
+func (m *Meta) appendAncestry(dst []byte, k int) []byte {
 	if len(m.Ancestors) == 0 {
 		return dst
 	}
-	p := &m.Ancestors[0]
-	dst = appendParent(dst, p, "parent_exe", "parent_args", "", "parent_argv")
-	if p.ArgsTruncated {
-		dst = appendBoolField(dst, "parent_args_truncated", true)
+	c := &m.caches().anc[m.Ancestors[0].Pid%cacheSlots]
+	if !c.holds(m.Ancestors) {
+		c.set(m.Ancestors)
 	}
-	dst = appendUintField(dst, "parent_start_time_ns", p.StartNs)
-	return appendAncestors(appendKey(dst, "ancestors"), m.Ancestors, "exe", "start_time_ns")
+	if !c.have[k] {
+		c.frag[k], c.have[k] = encodeFragment(append(c.frag[k][:0], '{'), c.key, k), true
+	}
+	if last := dst[len(dst)-1]; last != '{' && last != '[' {
+		dst = append(dst, ',')
+	}
+	return append(dst, c.frag[k][1:]...)
+}
+
+// metaCache is what a Meta keeps of the events encoded with it: the last
+// ancestry and process seen in each slot (by the parent's pid and the
+// process id), so that a few processes whose events interleave each
+// keep theirs.
+type metaCache struct {
+	anc  [cacheSlots]ancestryCache
+	proc [cacheSlots]procCache
+}
+
+const cacheSlots = 8
+
+func (m *Meta) caches() *metaCache {
+	if m.cache == nil {
+		m.cache = &metaCache{}
+	}
+	return m.cache
+}
+
+// procCache keeps the smith members of the last process encoded in its
+// slot (uid to cgroup_id): the events of one process in a row copy them.
+// Keyed, like ancestryCache, by everything they are made of.
+type procCache struct {
+	key      procKey
+	username string
+	comm     []byte
+	json     []byte // after a '{'; valid when have
+	have     bool
+}
+
+type procKey struct {
+	result                                                   int64
+	cgroup                                                   uint64
+	uid, euid, gid, pid, tgid, ppid, pgid, sid, pidNS, mntNS uint32
+}
+
+// appendSmithProcess appends ev's members from uid to cgroup_id, from m's
+// cache when they are those of the last event encoded with m.
+func (m *Meta) appendSmithProcess(dst []byte, ev *decode.Event) []byte {
+	c := &m.caches().proc[ev.Tgid%cacheSlots]
+	k := procKey{result: ev.Result, cgroup: ev.CgroupID, uid: ev.UID, euid: ev.EUID, gid: ev.GID, pid: ev.Pid, tgid: ev.Tgid,
+		ppid: ev.Ppid, pgid: ev.Pgid, sid: ev.Sid, pidNS: ev.PidNS, mntNS: ev.MntNS}
+	if !c.have || k != c.key || m.Username != c.username || !bytes.Equal(ev.Comm, c.comm) {
+		c.key, c.username, c.comm = k, m.Username, append(c.comm[:0], ev.Comm...)
+		c.json, c.have = appendSmithProcessFields(append(c.json[:0], '{'), ev, m.Username), true
+	}
+	if last := dst[len(dst)-1]; last != '{' && last != '[' {
+		dst = append(dst, ',')
+	}
+	return append(dst, c.json[1:]...)
+}
+
+// holds reports whether the cache's key is anc.
+func (c *ancestryCache) holds(anc []Ancestor) bool {
+	if len(anc) != len(c.key) {
+		return false
+	}
+	for i := range anc {
+		a, b := &anc[i], &c.key[i]
+		if a.Pid != b.Pid || a.StartNs != b.StartNs || a.ArgsTruncated != b.ArgsTruncated || a.Exe != b.Exe ||
+			!bytes.Equal(a.Args, b.Args) {
+			return false
+		}
+	}
+	return true
+}
+
+// set makes anc the key (its own copy of the argument bytes) and drops
+// the fragments of the previous one.
+func (c *ancestryCache) set(anc []Ancestor) {
+	c.key, c.args = append(c.key[:0], anc...), c.args[:0]
+	for i := range c.key {
+		c.args = append(c.args, anc[i].Args...)
+	}
+	off := 0
+	for i := range c.key {
+		n := len(c.key[i].Args)
+		c.key[i].Args = c.args[off : off+n : off+n]
+		off += n
+	}
+	c.have = [numFrags]bool{}
+}
+
+// encodeFragment appends fragment k of the ancestry chain (not empty).
+func encodeFragment(dst []byte, chain []Ancestor, k int) []byte {
+	p := &chain[0]
+	switch k {
+	case fragSmith:
+		dst = appendParent(dst, p, "parent_exe", "parent_args", "", "parent_argv")
+		if p.ArgsTruncated {
+			dst = appendBoolField(dst, "parent_args_truncated", true)
+		}
+		dst = appendUintField(dst, "parent_start_time_ns", p.StartNs)
+		return appendAncestors(appendKey(dst, "ancestors"), chain, "exe", "start_time_ns")
+	case fragECSParent:
+		dst = appendParent(dst, p, "executable", "args", "args_count", "command_line")
+		dst = appendKey(dst, "start")
+		return appendTime(dst, int64(p.StartNs))
+	default:
+		if p.ArgsTruncated {
+			dst = appendBoolField(dst, "parent_args_truncated", true)
+		}
+		return appendAncestors(appendKey(dst, "ancestors"), chain, "executable", "start")
+	}
 }
 
 // appendAncestors writes the chain as an array of {pid, exe, start}.
@@ -77,13 +218,7 @@ func appendAncestors(dst []byte, chain []Ancestor, exeKey, startKey string) []by
 
 // appendECSParent writes the members of process.parent after its pid.
 func appendECSParent(dst []byte, m *Meta) []byte {
-	if len(m.Ancestors) == 0 {
-		return dst
-	}
-	p := &m.Ancestors[0]
-	dst = appendParent(dst, p, "executable", "args", "args_count", "command_line")
-	dst = appendKey(dst, "start")
-	return appendTime(dst, int64(p.StartNs))
+	return m.appendAncestry(dst, fragECSParent)
 }
 
 // appendParent writes the parent's executable, arguments (and their
@@ -112,13 +247,7 @@ func appendECSSmithContext(dst []byte, m *Meta) []byte {
 	if m.ExeHash == "" && m.ExeHashStatus != "" {
 		dst = appendStrField(dst, "exe_hash_status", m.ExeHashStatus)
 	}
-	if len(m.Ancestors) > 0 {
-		if m.Ancestors[0].ArgsTruncated {
-			dst = appendBoolField(dst, "parent_args_truncated", true)
-		}
-		dst = appendAncestors(appendKey(dst, "ancestors"), m.Ancestors, "executable", "start")
-	}
-	return dst
+	return m.appendAncestry(dst, fragECSSmith)
 }
 
 // appendECSOrchestrator writes orchestrator for a pod.

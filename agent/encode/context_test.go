@@ -5,6 +5,8 @@ package encode
 import (
 	"encoding/json"
 	"testing"
+
+	"smith/agent/decode"
 )
 
 func contextMeta() *Meta {
@@ -84,4 +86,82 @@ func TestContextDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: %v allocations per event with context", f, allocs)
 		}
 	}
+}
+
+// A Meta reused for events in a row keeps the JSON of the last ancestry:
+// every event must still come out as with a fresh Meta, whether the
+// ancestry is the same, another one, changed in place (same backing
+// bytes, other content), shorter, longer or gone.
+func TestAncestryCacheMatchesFreshEncoding(t *testing.T) {
+	args := []byte("python3\x00-m\x00http.server\x00")
+	chainA := []Ancestor{{Pid: 10, StartNs: 100, Exe: "/usr/bin/python3", Args: args}, {Pid: 1, StartNs: 5, Exe: "/sbin/init"}}
+	chainB := []Ancestor{{Pid: 11, StartNs: 100, Exe: "/usr/bin/python3", Args: args, ArgsTruncated: true}}
+	chainC := []Ancestor{{Pid: 10 + cacheSlots, StartNs: 100, Exe: "/usr/bin/python3", Args: args}} // chainA's slot
+	steps := []func(m *Meta){
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainB },
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = chainC },
+		func(m *Meta) { m.Ancestors = chainB },
+		func(m *Meta) { m.Ancestors = chainA },
+		func(m *Meta) { copy(args, "PYTHON3"); m.Ancestors = chainA }, // same bytes, new content
+		func(m *Meta) { m.Ancestors = chainA[:1] },
+		func(m *Meta) { m.Ancestors = nil },
+		func(m *Meta) { chainA[1].Exe = "/usr/lib/systemd/systemd"; m.Ancestors = chainA },
+		func(m *Meta) { chainA[1].StartNs = 6; m.Ancestors = chainA },
+		func(m *Meta) { m.Ancestors = append([]Ancestor(nil), chainA...) },
+	}
+	for _, f := range []Format{FormatSmith, FormatECS} {
+		checkReusedMeta(t, f, steps, func() []*decode.Event { return []*decode.Event{execEvent("ls\x00-l\x00"), connectEvent()} })
+	}
+}
+
+// checkReusedMeta applies each step to one reused Meta, then checks that
+// every event of evs encodes with it as with a fresh Meta of the same
+// user name and ancestry.
+func checkReusedMeta(t *testing.T, f Format, steps []func(*Meta), evs func() []*decode.Event) {
+	t.Helper()
+	e, err := New(f, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reused Meta
+	for i, step := range steps {
+		step(&reused)
+		reused.Seq = uint64(i)
+		fresh := Meta{Seq: uint64(i), Username: reused.Username, Ancestors: reused.Ancestors}
+		for _, ev := range evs() {
+			want := string(e.AppendEvent(nil, ev, &fresh))
+			if got := string(e.AppendEvent([]byte("x"), ev, &reused)[1:]); got != want {
+				t.Fatalf("%s step %d: reused Meta gave\n%s\nwant\n%s", f, i, got, want)
+			}
+		}
+	}
+}
+
+// The same for the process members a reused Meta keeps (uid to
+// cgroup_id): each event as with a fresh Meta whatever changed.
+func TestProcessCacheMatchesFreshEncoding(t *testing.T) {
+	ev := connectEvent()
+	comm := []byte("curl")
+	ev.Comm = comm
+	steps := []func(m *Meta){
+		func(m *Meta) {},
+		func(m *Meta) {},
+		func(m *Meta) { m.Username = "alice" },
+		func(m *Meta) { ev.UID = 1000 },
+		func(m *Meta) { ev.EUID, ev.GID = 1, 2 },
+		func(m *Meta) { ev.Pid, ev.Tgid, ev.Ppid = 8, 8, 7 },
+		func(m *Meta) { ev.Tgid += cacheSlots }, // the same slot
+		func(m *Meta) { ev.Tgid -= cacheSlots },
+		func(m *Meta) { ev.Pgid, ev.Sid = 3, 4 },
+		func(m *Meta) { copy(comm, "wget") }, // same bytes, new content
+		func(m *Meta) { ev.Comm = comm[:2] },
+		func(m *Meta) { ev.Result = 0 },
+		func(m *Meta) { ev.PidNS, ev.MntNS, ev.CgroupID = 5, 6, 7 },
+		func(m *Meta) { m.Username = "" },
+		func(m *Meta) { ev.CPU, ev.TimeNs = 3, 999_999 },
+	}
+	checkReusedMeta(t, FormatSmith, steps, func() []*decode.Event { return []*decode.Event{ev} })
 }

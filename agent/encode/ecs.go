@@ -214,7 +214,7 @@ func appendECSAddr(dst []byte, c *decode.Connect, remote bool) []byte {
 		return dst
 	}
 	dst = append(dst, `"ip":"`...)
-	dst = a.AppendTo(dst)
+	dst = appendIP(dst, a)
 	return append(dst, '"')
 }
 

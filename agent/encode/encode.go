@@ -11,6 +11,7 @@ package encode
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,11 @@ type Meta struct {
 	ExeHash          string // sha256, hex; "" with ExeHashStatus saying why
 	ExeHashStatus    string
 	Ancestors        []Ancestor // [0] is the parent; empty when unknown
+
+	// cache holds the JSON of the last process and ancestry encoded
+	// with this Meta (context.go): reuse one Meta for the events of a
+	// goroutine, never one Meta in two goroutines at once.
+	cache *metaCache
 }
 
 // DataTypeTask is the data_type of asset-collection results.
@@ -227,26 +233,10 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	dst = strconv.AppendUint(dst, uint64(ev.Type), 10)
 	dst = append(dst, '"')
 	dst = e.appendSeq(dst, m.Seq)
-	dst = appendIntField(dst, "time", int64(ev.TimeNs/1e6))
-	dst = appendUintField(dst, "time_ns", ev.TimeNs)
+	dst = appendTimeFields(dst, ev.TimeNs)
 	dst = append(dst, ',')
 	dst = append(dst, *e.hostJSON.Load()...)
-	dst = appendUintField(dst, "uid", uint64(ev.UID))
-	dst = appendUintField(dst, "euid", uint64(ev.EUID))
-	dst = appendUintField(dst, "gid", uint64(ev.GID))
-	if m.Username != "" {
-		dst = appendStrField(dst, "username", m.Username)
-	}
-	dst = appendUintField(dst, "pid", uint64(ev.Pid))
-	dst = appendUintField(dst, "tgid", uint64(ev.Tgid))
-	dst = appendUintField(dst, "ppid", uint64(ev.Ppid))
-	dst = appendUintField(dst, "pgid", uint64(ev.Pgid))
-	dst = appendUintField(dst, "sid", uint64(ev.Sid))
-	dst = appendStrField(dst, "comm", ev.Comm)
-	dst = appendIntField(dst, "res", ev.Result)
-	dst = appendUintField(dst, "pid_ns", uint64(ev.PidNS))
-	dst = appendUintField(dst, "mnt_ns", uint64(ev.MntNS))
-	dst = appendUintField(dst, "cgroup_id", ev.CgroupID)
+	dst = m.appendSmithProcess(dst, ev)
 	dst = appendUintField(dst, "cpu", uint64(ev.CPU))
 	if m.ContainerID != "" {
 		dst = appendStrField(dst, "container_id", m.ContainerID)
@@ -291,7 +281,45 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 	return append(dst, '}')
 }
 
+// appendTimeFields appends time (ms) and time_ns: the digits of ns once,
+// time being them without the last six.
+func appendTimeFields(dst []byte, ns uint64) []byte {
+	var a [20]byte
+	d := strconv.AppendUint(a[:0], ns, 10)
+	dst = appendKey(dst, "time")
+	if len(d) > 6 {
+		dst = append(dst, d[:len(d)-6]...)
+	} else {
+		dst = append(dst, '0')
+	}
+	return append(appendKey(dst, "time_ns"), d...)
+}
+
+// appendSmithProcessFields appends the smith members of ev's process
+// from uid to cgroup_id.
+func appendSmithProcessFields(dst []byte, ev *decode.Event, username string) []byte {
+	dst = appendUintField(dst, "uid", uint64(ev.UID))
+	dst = appendUintField(dst, "euid", uint64(ev.EUID))
+	dst = appendUintField(dst, "gid", uint64(ev.GID))
+	if username != "" {
+		dst = appendStrField(dst, "username", username)
+	}
+	dst = appendUintField(dst, "pid", uint64(ev.Pid))
+	dst = appendUintField(dst, "tgid", uint64(ev.Tgid))
+	dst = appendUintField(dst, "ppid", uint64(ev.Ppid))
+	dst = appendUintField(dst, "pgid", uint64(ev.Pgid))
+	dst = appendUintField(dst, "sid", uint64(ev.Sid))
+	dst = appendStrField(dst, "comm", ev.Comm)
+	dst = appendIntField(dst, "res", ev.Result)
+	dst = appendUintField(dst, "pid_ns", uint64(ev.PidNS))
+	dst = appendUintField(dst, "mnt_ns", uint64(ev.MntNS))
+	return appendUintField(dst, "cgroup_id", ev.CgroupID)
+}
+
 func appendRecordFlags(dst []byte, flags uint16) []byte {
+	if flags == 0 {
+		return dst // the common case: no table walk
+	}
 	for _, f := range decode.RecordFlags {
 		if flags&f.Flag != 0 {
 			dst = appendBoolField(dst, f.Name, true)
@@ -335,9 +363,33 @@ func appendAddr(dst []byte, c *decode.Connect, remote bool) []byte {
 	}
 	dst = append(dst, '"')
 	if a.IsValid() {
-		dst = a.AppendTo(dst)
+		dst = appendIP(dst, a)
 	}
 	return append(dst, '"')
+}
+
+// octets are the decimal forms of 0 to 255.
+var octets = func() (o [256]string) {
+	for i := range o {
+		o[i] = strconv.Itoa(i)
+	}
+	return o
+}()
+
+// appendIP appends a as netip.Addr.AppendTo does, an IPv4 address by
+// table (the common case; four lookups, not four conversions).
+func appendIP(dst []byte, a netip.Addr) []byte {
+	if !a.Is4() {
+		return a.AppendTo(dst)
+	}
+	b := a.As4()
+	dst = append(dst, octets[b[0]]...)
+	dst = append(dst, '.')
+	dst = append(dst, octets[b[1]]...)
+	dst = append(dst, '.')
+	dst = append(dst, octets[b[2]]...)
+	dst = append(dst, '.')
+	return append(dst, octets[b[3]]...)
 }
 
 func appendTime(dst []byte, ns int64) []byte {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"smith/agent/decode"
+	"smith/internal/harness"
 )
 
 var testHost = Host{Name: "web-1", IPs: []string{"10.0.0.5", "fe80::1"}}
@@ -65,17 +66,7 @@ func encodeJSON(t testing.TB, f Format, ev *decode.Event, m *Meta) map[string]an
 }
 
 // get walks a dotted path through nested objects.
-func get(v map[string]any, path string) any {
-	var cur any = v
-	for _, k := range strings.Split(path, ".") {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = obj[k]
-	}
-	return cur
-}
+var get = harness.Lookup
 
 func TestSmithFormatFields(t *testing.T) {
 	m := &Meta{Seq: 42, Username: "alice", ContainerID: "abc123", ContainerName: "web", PodName: "web-7d4"}

@@ -1,10 +1,12 @@
 package encode
 
 import (
-	"bytes"
 	"encoding/base64"
+	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"smith/agent/decode"
 )
@@ -16,20 +18,18 @@ const (
 	highs = 0x8080808080808080
 )
 
-// load8 reads s[i:i+8] as a little-endian word; the caller checks the
-// bounds.
-func load8[T string | []byte](s T, i int) uint64 {
-	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-}
-
 // plain8 reports whether none of the eight bytes of x is a control
 // character, '"', '\\' or past ASCII, so that all are copied as they are.
-func plain8(x uint64) bool {
+func plain8(x uint64) bool { return special8(x) == 0 }
+
+// special8 has the high bit set of the first byte of x (little-endian)
+// that is a control character, '"', '\\' or past ASCII, and maybe of
+// later ones; 0 when all eight are plain.
+func special8(x uint64) uint64 {
 	lt20 := (x - 0x20*ones) &^ x // a high bit where a byte < 0x20
 	q := x ^ '"'*ones            // a zero byte where a '"'
 	b := x ^ '\\'*ones           // a zero byte where a '\\'
-	return (x|lt20|(q-ones)&^q|(b-ones)&^b)&highs == 0
+	return (x | lt20 | (q-ones)&^q | (b-ones)&^b) & highs
 }
 
 // appendString appends s as a JSON string.  Control characters are
@@ -43,12 +43,32 @@ func appendString[T string | []byte](dst []byte, s T) []byte {
 
 // appendEscaped appends the inside of a JSON string holding s.
 func appendEscaped[T string | []byte](dst []byte, s T) []byte {
+	return appendEscapedSep(dst, s, "")
+}
+
+// appendEscapedSep is appendEscaped, except that each NUL byte of s
+// becomes sep when sep is not empty (argv's separators, in one pass).
+// One copy for strings and bytes: a string is read through a byte view
+// of its data (never written), so the word loads are single loads.
+func appendEscapedSep[T string | []byte](dst []byte, str T, sep string) []byte {
+	var s []byte
+	switch v := any(str).(type) {
+	case string:
+		s = unsafe.Slice(unsafe.StringData(v), len(v))
+	case []byte:
+		s = v
+	}
 	start := 0
 	for i := 0; i < len(s); {
-		// Eight bytes at a time while none needs a look of its own.
-		if i+8 <= len(s) && plain8(load8(s, i)) {
-			i += 8
-			continue
+		// Eight bytes at a time while none needs a look of its own,
+		// then straight to the first that does.
+		if i+8 <= len(s) {
+			m := special8(binary.LittleEndian.Uint64(s[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) / 8
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -57,14 +77,16 @@ func appendEscaped[T string | []byte](dst []byte, s T) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
+			switch {
+			case c == 0 && sep != "":
+				dst = append(dst, sep...)
+			case c == '"' || c == '\\':
 				dst = append(dst, '\\', c)
-			case '\n':
+			case c == '\n':
 				dst = append(dst, '\\', 'n')
-			case '\r':
+			case c == '\r':
 				dst = append(dst, '\\', 'r')
-			case '\t':
+			case c == '\t':
 				dst = append(dst, '\\', 't')
 			default:
 				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
@@ -142,11 +164,14 @@ func appendBoolField(dst []byte, key string, v bool) []byte {
 
 // appendArgs appends the arguments of a NUL-separated argv as a JSON
 // array.  One trailing NUL (the terminator of the last argument) does not
-// start another argument, so join(args, NUL) is argv without it.
+// start another argument, so join(args, NUL) is argv without it.  One
+// pass over argv: each NUL closes a string and opens the next.
 func appendArgs(dst, argv []byte) []byte {
 	dst = append(dst, '[')
 	if len(argv) > 0 {
-		dst = appendJoined(dst, argv, ',', true)
+		dst = append(dst, '"')
+		dst = appendEscapedSep(dst, trimArgv(argv), `","`)
+		dst = append(dst, '"')
 	}
 	return append(dst, ']')
 }
@@ -155,7 +180,7 @@ func appendArgs(dst, argv []byte) []byte {
 // "argv"): for reading and grepping; args is the exact form.
 func appendCommandLine(dst, argv []byte) []byte {
 	dst = append(dst, '"')
-	dst = appendJoined(dst, argv, ' ', false)
+	dst = appendEscapedSep(dst, trimArgv(argv), " ")
 	return append(dst, '"')
 }
 
@@ -167,23 +192,4 @@ func trimArgv(argv []byte) []byte {
 		return argv[:n-1]
 	}
 	return argv
-}
-
-// appendJoined appends the arguments of argv with sep between them, each
-// a JSON string when quoted, else escaped for the inside of one.
-func appendJoined(dst, argv []byte, sep byte, quoted bool) []byte {
-	argv = trimArgv(argv)
-	for {
-		arg, rest, more := bytes.Cut(argv, nul)
-		if quoted {
-			dst = appendString(dst, arg)
-		} else {
-			dst = appendEscaped(dst, arg)
-		}
-		if !more {
-			return dst
-		}
-		dst = append(dst, sep)
-		argv = rest
-	}
 }

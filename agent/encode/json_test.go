@@ -3,6 +3,8 @@
 package encode
 
 import (
+	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -57,4 +59,68 @@ func escapeBytewise(dst []byte, s string) []byte {
 		s = s[n:]
 	}
 	return dst
+}
+
+// joinedReference is how args and the command line were written before
+// the one-pass form: argv cut at each NUL, each argument escaped alone.
+func joinedReference(argv []byte, sep byte, quoted bool) []byte {
+	var dst []byte
+	for i, arg := range bytes.Split(trimArgv(argv), nul) {
+		if i > 0 {
+			dst = append(dst, sep)
+		}
+		if quoted {
+			dst = appendString(dst, arg)
+		} else {
+			dst = appendEscaped(dst, arg)
+		}
+	}
+	return dst
+}
+
+// appendArgs and appendCommandLine escape argv in one pass, with every
+// NUL as a separator, and give what escaping each argument alone gives:
+// empty arguments, a trailing NUL or two, invalid UTF-8 cut by a NUL,
+// control characters and quotes next to separators.
+func TestArgvOnePass(t *testing.T) {
+	for _, argv := range []string{
+		"", "\x00", "\x00\x00", "a", "a\x00", "a\x00\x00", "\x00a", "a\x00\x00b\x00",
+		"python3\x00-m\x00http.server\x00--bind\x00127.0.0.1\x008080\x00",
+		"caf\xc3\x00\xa9\x00\xff\x00\xe2\x82", "\"q\"\x00\\\x00\n\t\x01\x00" + strings.Repeat("long-argument-", 9) + "\x00",
+		strings.Repeat("\x00", 17), strings.Repeat("abcdefg\x00", 9),
+	} {
+		b := []byte(argv)
+		wantArgs := "[]"
+		if len(b) > 0 {
+			wantArgs = "[" + string(joinedReference(b, ',', true)) + "]"
+		}
+		if got := string(appendArgs(nil, b)); got != wantArgs {
+			t.Errorf("args of %q: %s, want %s", argv, got, wantArgs)
+		}
+		wantCmd := `"` + string(joinedReference(b, ' ', false)) + `"`
+		if got := string(appendCommandLine(nil, b)); got != wantCmd {
+			t.Errorf("command line of %q: %s, want %s", argv, got, wantCmd)
+		}
+	}
+}
+
+// appendIP writes every address as netip does: each octet value in
+// each position of an IPv4 address, and IPv6 ones (mapped included).
+func TestAppendIP(t *testing.T) {
+	check := func(a netip.Addr) {
+		t.Helper()
+		if got, want := string(appendIP(nil, a)), a.String(); got != want {
+			t.Fatalf("%v: %q, want %q", a.AsSlice(), got, want)
+		}
+	}
+	for v := 0; v < 256; v++ {
+		for pos := 0; pos < 4; pos++ {
+			b := [4]byte{1, 20, 255, 0}
+			b[pos] = byte(v)
+			check(netip.AddrFrom4(b))
+		}
+	}
+	for _, s := range []string{"::", "::1", "2001:db8::1", "::ffff:10.0.0.1", "fe80::1:2:3:4"} {
+		check(netip.MustParseAddr(s))
+	}
 }

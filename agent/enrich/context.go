@@ -34,8 +34,8 @@ func (e *Enricher) enrichContext(ev *decode.Event, m *encode.Meta) {
 	m.Ancestors, m.ExeHash, m.ExeHashStatus = nil, "", ""
 	exec := ev.Type == decode.TypeExecve && ev.Result >= 0
 	if e.procs != nil {
-		e.procs.tick()
-		e.anc = e.procs.ancestry(e.anc[:0], ev, e.opt.Ancestry)
+		now := e.procs.tick()
+		e.anc = e.procs.ancestryAt(e.anc[:0], ev, e.opt.Ancestry, now)
 		if len(e.anc) > 0 {
 			m.Ancestors = e.anc
 		}

@@ -212,8 +212,10 @@ func (p *procTable) evict() {
 // ns), or nil when the table cannot tell.  It never answers with a
 // process known to have started after at, nor with one whose pid was
 // taken by another process before at.
-func (p *procTable) lookup(pid uint32, at uint64) *procEntry {
-	now := p.now()
+func (p *procTable) lookup(pid uint32, at uint64) *procEntry { return p.lookupAt(pid, at, p.now()) }
+
+// lookupAt is lookup with the clock (p.now) read by the caller.
+func (p *procTable) lookupAt(pid uint32, at uint64, now int64) *procEntry {
 	e := p.m[pid]
 	if e != nil && now-e.checked < int64(verifyEvery) && (e.until == 0 || at < e.until) {
 		if e.missing || e.start > at+startSlack {
@@ -265,9 +267,15 @@ func (p *procTable) verified(e *procEntry, start uint64, ok bool, now int64) {
 
 // ancestry appends up to depth ancestors of ev's process to dst.
 func (p *procTable) ancestry(dst []encode.Ancestor, ev *decode.Event, depth int) []encode.Ancestor {
+	return p.ancestryAt(dst, ev, depth, p.now())
+}
+
+// ancestryAt is ancestry with the clock read by the caller (once per
+// event, not once per ancestor).
+func (p *procTable) ancestryAt(dst []encode.Ancestor, ev *decode.Event, depth int, now int64) []encode.Ancestor {
 	pid, at := ev.Ppid, ev.TimeNs
 	for d := 0; d < depth && pid != 0; d++ {
-		e := p.lookup(pid, at)
+		e := p.lookupAt(pid, at, now)
 		if e == nil {
 			break
 		}
@@ -286,11 +294,12 @@ func (p *procTable) ancestry(dst []encode.Ancestor, ev *decode.Event, depth int)
 
 // tick ages the table: every sweepEvery, each entry is checked against
 // /proc (sweepChunk per call), and exited ones leave after goneGrace.
-func (p *procTable) tick() {
+// It returns the clock it read.
+func (p *procTable) tick() int64 {
 	now := p.now()
 	if len(p.sweep) == 0 {
 		if now < p.nextSweep {
-			return
+			return now
 		}
 		p.nextSweep = now + int64(sweepEvery)
 		for pid := range p.m {
@@ -316,4 +325,5 @@ func (p *procTable) tick() {
 		p.verified(e, start, ok, now)
 	}
 	p.sweep = p.sweep[:len(p.sweep)-n]
+	return now
 }

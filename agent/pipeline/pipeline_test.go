@@ -21,6 +21,7 @@ import (
 	"smith/agent/metrics"
 	"smith/agent/sink"
 	"smith/agent/source"
+	"smith/internal/testfs"
 	"smith/shm"
 )
 
@@ -60,19 +61,9 @@ type ringFile struct {
 	prod *shm.Producer
 }
 
-func newRingFile(t *testing.T) *ringFile {
+func newRingFile(t testing.TB) *ringFile {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "ring")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := shm.CreateFileRing(f, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	t.Cleanup(func() { fr.Close() })
+	path, fr := testfs.Ring(t, 1<<20)
 	return &ringFile{path: path, fr: fr, prod: shm.NewProducer(fr.Ring)}
 }
 

@@ -156,12 +156,19 @@ func SaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 	// pipeline batch (256 events) and more fits without a hand-off per
 	// event, so the sender rarely blocks.
 	s.ChannelBufferSize = 4096
+	// A refused event is retried 3 times 200 ms apart, then handed back
+	// (Errors) and spooled: the spool, not sarama, rides out an outage.
 	s.Producer.Retry.Max = 3
 	s.Producer.Retry.Backoff = 200 * time.Millisecond
+	// The key is the host name: a host's events go to one partition.
 	s.Producer.Partitioner = sarama.NewHashPartitioner
+	// kafka.timeout bounds every connection step, so a blackholed
+	// broker turns into an error (and the spool) in bounded time.
 	s.Net.DialTimeout = cfg.Timeout.D()
 	s.Net.ReadTimeout = cfg.Timeout.D()
 	s.Net.WriteTimeout = cfg.Timeout.D()
+	// Metadata is asked once more after a failure, not sarama's three
+	// times: the replay loop tries again every retry_interval anyway.
 	s.Metadata.Retry.Max = 1
 	s.Metadata.Retry.Backoff = 200 * time.Millisecond
 	if acks, ok := requiredAcks[cfg.Acks]; ok {

@@ -29,6 +29,7 @@ import (
 
 	"smith/agent/config"
 	"smith/agent/metrics"
+	"smith/internal/tcptest"
 )
 
 // The Kafka sink in process (so the race detector sees it): delivery,
@@ -331,23 +332,17 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 	var mu sync.Mutex
 	var conns []net.Conn
 	closed := false
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if closed {
-				// Accepted just before the listener closed: the
-				// loop below has run already.
-				c.Close()
-			} else {
-				conns = append(conns, c)
-			}
-			mu.Unlock()
+	go tcptest.Serve(ln, func(c net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			// Accepted just before the listener closed: the loop
+			// below has run already.
+			c.Close()
+		} else {
+			conns = append(conns, c)
 		}
-	}()
+	})
 	kc := kafkaConfig(ln.Addr().String())
 	kc.Timeout = config.Duration(time.Hour)
 	k, c := openKafka(t, kc, 4)

@@ -9,18 +9,12 @@ import (
 	"time"
 
 	"smith/agent/decode"
+	"smith/internal/testfs"
 	"smith/shm"
 )
 
 func TestFileSource(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ring")
-	f, _ := os.Create(path)
-	fr, err := shm.CreateFileRing(f, shm.RingMinSize)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fr.Close()
+	path, fr := testfs.Ring(t, shm.RingMinSize)
 	prod := shm.NewProducer(fr.Ring)
 	ev := &decode.Event{Type: decode.TypeExecve, Pid: 1, Tgid: 1}
 	rec := decode.AppendEvent(nil, ev)

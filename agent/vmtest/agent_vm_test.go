@@ -170,31 +170,9 @@ func (a *agent) waitEvents(t *testing.T, s *scenario) {
 	}
 }
 
-func cmdline(args []string) string {
-	var b strings.Builder
-	for _, a := range args {
-		b.WriteString(a)
-		b.WriteByte(0)
-	}
-	return b.String()
-}
-
-// get walks a dotted path.
-func get(v map[string]any, path string) any {
-	var cur any = v
-	for _, k := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = m[k]
-	}
-	return cur
-}
-
 func expect(t *testing.T, ev map[string]any, path string, want any) {
 	t.Helper()
-	got := get(ev, path)
+	got := harness.Lookup(ev, path)
 	g, _ := json.Marshal(got)
 	w, _ := json.Marshal(want)
 	if string(g) != string(w) {
@@ -230,16 +208,16 @@ func TestAgentReadsTheModule(t *testing.T) {
 				seqPath = "smith.seq"
 			}
 			for _, ev := range evs {
-				seq, _ := get(ev, seqPath).(float64)
+				seq, _ := harness.Lookup(ev, seqPath).(float64)
 				if seq <= lastSeq {
 					t.Fatalf("seq %v after %v", seq, lastSeq)
 				}
 				lastSeq = seq
-				if p := get(ev, "tgid"); format == "smith" && p == float64(a.Pid()) {
+				if p := harness.Lookup(ev, "tgid"); format == "smith" && p == float64(a.Pid()) {
 					t.Fatalf("the agent's own activity reported: %v", ev)
 				}
 			}
-			wantB64 := base64.StdEncoding.EncodeToString([]byte(cmdline(s.args)))
+			wantB64 := base64.StdEncoding.EncodeToString([]byte(strings.Join(s.args, "\x00") + "\x00"))
 			printable := append(append([]string{}, s.args[:5]...), "bad\ufffdbyte")
 			if format == "smith" {
 				ex := find(t, evs, "exec", func(ev map[string]any) bool { return ev["data_type"] == "59" && ev["pid"] == pid })
@@ -261,7 +239,7 @@ func TestAgentReadsTheModule(t *testing.T) {
 				return
 			}
 			ex := find(t, evs, "exec", func(ev map[string]any) bool {
-				return get(ev, "event.action") == "execve" && get(ev, "process.thread.id") == pid
+				return harness.Lookup(ev, "event.action") == "execve" && harness.Lookup(ev, "process.thread.id") == pid
 			})
 			for k, v := range map[string]any{
 				"process.pid": pid, "process.parent.pid": self, "process.executable": s.self,
@@ -273,7 +251,7 @@ func TestAgentReadsTheModule(t *testing.T) {
 				expect(t, ex, k, v)
 			}
 			co := find(t, evs, "connect", func(ev map[string]any) bool {
-				return get(ev, "event.action") == "connect" && get(ev, "destination.port") == float64(s.port)
+				return harness.Lookup(ev, "event.action") == "connect" && harness.Lookup(ev, "destination.port") == float64(s.port)
 			})
 			for k, v := range map[string]any{
 				"process.pid": self, "destination.ip": "127.0.0.1", "source.ip": "127.0.0.1",

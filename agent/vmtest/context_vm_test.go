@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"smith/agent/config"
+	"smith/internal/harness"
 )
 
 // An exec chain shell -> child shell -> grandchild: the grandchild's exec
@@ -91,14 +92,14 @@ func TestAgentAncestryAndHash(t *testing.T) {
 				return
 			}
 			ev := find(t, evs, "grandchild exec", func(ev map[string]any) bool {
-				return get(ev, "event.action") == "execve" && strings.HasSuffix(fmt.Sprint(get(ev, "process.command_line")), token)
+				return harness.Lookup(ev, "event.action") == "execve" && strings.HasSuffix(fmt.Sprint(harness.Lookup(ev, "process.command_line")), token)
 			})
 			expect(t, ev, "process.hash.sha256", want)
 			expect(t, ev, "process.parent.executable", "/bin/busybox")
 			expect(t, ev, "process.parent.args", []string{"/bin/sh", "-c", inner})
-			anc, _ := get(ev, "smith.ancestors").([]any)
+			anc, _ := harness.Lookup(ev, "smith.ancestors").([]any)
 			if len(anc) < 3 {
-				t.Fatalf("smith.ancestors %v", get(ev, "smith.ancestors"))
+				t.Fatalf("smith.ancestors %v", harness.Lookup(ev, "smith.ancestors"))
 			}
 			top, _ := anc[1].(map[string]any)
 			test, _ := anc[2].(map[string]any)

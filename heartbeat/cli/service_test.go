@@ -7,13 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"smith/internal/harness"
 )
 
-// repoRoot is the repository's top directory (tests run in their
-// package's directory).
+// repoRoot is the repository's top directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs("../..")
+	root, err := harness.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,19 +26,12 @@ func repoRoot(t *testing.T) string {
 // those secrets is a valid configuration; uninstall --purge leaves
 // nothing behind.
 func TestInstallConsoleAsAService(t *testing.T) {
-	src := repoRoot(t)
 	dest := t.TempDir()
 	fake := filepath.Join(t.TempDir(), "smith-console")
 	os.WriteFile(fake, []byte("#!/bin/sh\n"), 0o755)
 	run := func(script string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command("bash", append([]string{filepath.Join(src, "scripts", script)}, args...)...)
-		cmd.Env = append(os.Environ(), "SMITH_CONSOLE_BIN="+fake)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
-		}
-		return string(out)
+		return harness.RunScript(t, script, []string{"SMITH_CONSOLE_BIN=" + fake}, args...)
 	}
 	run("install-console.sh", "--root", dest)
 	for path, mode := range map[string]os.FileMode{

@@ -22,14 +22,8 @@ func (f *fixture) do(method, path, auth string) (int, []byte) {
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
 	}
-	resp, err := f.ts.Client().Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(resp.Body)
-	return resp.StatusCode, buf.Bytes()
+	resp, body := f.roundTrip(req)
+	return resp.StatusCode, body
 }
 
 func TestEnrolmentAndHostCredentials(t *testing.T) {

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,13 +18,8 @@ func (f *fixture) try(pw, from string) (int, http.Header, api.Error) {
 	body, _ := json.Marshal(api.Login{Password: pw})
 	req, _ := http.NewRequest(http.MethodPost, f.ts.URL+api.LoginPath, bytes.NewReader(body))
 	req.Header.Set("X-Forwarded-For", "198.51.100.9, "+from)
-	resp, err := f.ts.Client().Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, raw := f.roundTrip(req)
 	var e api.Error
-	raw, _ := io.ReadAll(resp.Body)
 	json.Unmarshal(raw, &e)
 	return resp.StatusCode, resp.Header, e
 }

@@ -140,17 +140,29 @@ func (f *fixture) mustSend(hb *api.Heartbeat) *api.Response {
 	return resp
 }
 
-func (f *fixture) get(path string, out any) int {
+// roundTrip sends req to the console and returns its answer, the body
+// read.
+func (f *fixture) roundTrip(req *http.Request) (*http.Response, []byte) {
 	f.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, f.ts.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+consolePw)
 	resp, err := f.ts.Client().Do(req)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		f.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	return resp, body
+}
+
+func (f *fixture) get(path string, out any) int {
+	f.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, f.ts.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+consolePw)
+	resp, body := f.roundTrip(req)
 	if out != nil && resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if err := json.Unmarshal(body, out); err != nil {
 			f.t.Fatalf("GET %s: %v", path, err)
 		}
 	}

@@ -5,12 +5,14 @@
 // from agent/config's types and waited for, a kfake Kafka broker and a
 // reader of its topic, a Prometheus scraper that looks series up by
 // agent/metrics' names, /proc samplers of a process's CPU time, memory and
-// wake-ups, a free loopback port, and the channel by which a program in
-// the test VM hands its JSON result to the host through the console
-// (EncodeResult, DecodeResult).
+// wake-ups, a free loopback port, the repository's scripts run as a user
+// would (RunScript), events looked up by dotted path (Lookup), and the
+// channel by which a program in the test VM hands its JSON result to the
+// host through the console (EncodeResult, DecodeResult).
 //
 // Its users: the agent's tests (agent/cmd/smith-agent, agent/vmtest), the
 // soak (benchmark/soak/cmd/smith-soak), the benchmarks
 // (benchmark/cmd/smith-bench, smith-bench-guest) and the console load test
-// (heartbeat/loadtest).
+// (heartbeat/loadtest); the encoder's and the console's tests use Lookup
+// and RunScript.
 package harness

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 // Package testfs writes the files a test needs (a fake /proc, a package
-// database, a config), creating their directories.
+// database, a config), creating their directories, and the ring files
+// the agent's kernel-free source reads (Ring).
 package testfs
 
 import (

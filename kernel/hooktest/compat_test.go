@@ -78,38 +78,39 @@ func TestCompatEntries(t *testing.T) {
 		expectStr(t, e, shm.FArgv, "argv", cmdline(args))
 	})
 
+	// refusedLoad makes a 32-bit module load of junk with params (its
+	// mark: compat=N), which the kernel must refuse, and returns its
+	// record, checked as every compat one.
+	refusedLoad := func(t *testing.T, name string, typ shm.RecType, params string, call func(params uint32) syscall.Errno) *event {
+		t.Helper()
+		p := cstr(0, params)
+		errno, _, before := lockedCall(func() syscall.Errno { return call(p) })
+		if errno == 0 {
+			t.Fatalf("32-bit %s of junk succeeded", name)
+		}
+		e := s.find("32-bit "+name, func(e *event) bool {
+			return e.Hdr.Type == typ && int(e.Tgid) == os.Getpid() && e.str(shm.FModParams) == params
+		})
+		check(t, e, before, errno)
+		return e
+	}
+
 	t.Run("init_module", func(t *testing.T) {
 		junk := append([]byte("\x7fELF not a module"), make([]byte, 256)...)
 		img := low.Put(1024, junk)
-		params := cstr(0, "compat=1")
-		errno, _, before := lockedCall(func() syscall.Errno {
+		refusedLoad(t, "init_module", shm.EvInitModule, "compat=1", func(params uint32) syscall.Errno {
 			_, errno := int80.Syscall(int80.SysInitModule, img, uint32(len(junk)), params)
 			return errno
 		})
-		if errno == 0 {
-			t.Fatal("32-bit init_module of junk succeeded")
-		}
-		e := s.find("32-bit init_module", func(e *event) bool {
-			return e.Hdr.Type == shm.EvInitModule && int(e.Tgid) == os.Getpid() && e.str(shm.FModParams) == "compat=1"
-		})
-		check(t, e, before, errno)
 	})
 
 	t.Run("finit_module", func(t *testing.T) {
 		p := "/tmp/hooktest-compat-not-a-module.ko"
 		f := notAModule(t, p)
-		params := cstr(0, "compat=2")
-		errno, _, before := lockedCall(func() syscall.Errno {
+		e := refusedLoad(t, "finit_module", shm.EvFinitModule, "compat=2", func(params uint32) syscall.Errno {
 			_, errno := int80.Syscall(int80.SysFinitModule, uint32(f.Fd()), params, 0)
 			return errno
 		})
-		if errno == 0 {
-			t.Fatal("32-bit finit_module of junk succeeded")
-		}
-		e := s.find("32-bit finit_module", func(e *event) bool {
-			return e.Hdr.Type == shm.EvFinitModule && int(e.Tgid) == os.Getpid() && e.str(shm.FModParams) == "compat=2"
-		})
-		check(t, e, before, errno)
 		expectStr(t, e, shm.FModPath, "path", p)
 	})
 }

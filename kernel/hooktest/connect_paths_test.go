@@ -23,19 +23,15 @@ import (
 
 // rawSockaddr is the sockaddr bytes connect(2) takes for ap.
 func rawSockaddr(ap netip.AddrPort) []byte {
+	// sin6_addr comes after sin6_flowinfo, sin_addr right after the port.
+	size, family, addrAt := unix.SizeofSockaddrInet6, unix.AF_INET6, 8
 	if ap.Addr().Is4() {
-		b := make([]byte, unix.SizeofSockaddrInet4)
-		binary.LittleEndian.PutUint16(b[0:], unix.AF_INET)
-		binary.BigEndian.PutUint16(b[2:], ap.Port())
-		a := ap.Addr().As4()
-		copy(b[4:], a[:])
-		return b
+		size, family, addrAt = unix.SizeofSockaddrInet4, unix.AF_INET, 4
 	}
-	b := make([]byte, unix.SizeofSockaddrInet6)
-	binary.LittleEndian.PutUint16(b[0:], unix.AF_INET6)
+	b := make([]byte, size)
+	binary.LittleEndian.PutUint16(b[0:], uint16(family))
 	binary.BigEndian.PutUint16(b[2:], ap.Port())
-	a := ap.Addr().As16()
-	copy(b[8:], a[:])
+	copy(b[addrAt:], ap.Addr().AsSlice())
 	return b
 }
 
@@ -272,12 +268,9 @@ func TestConnectFlood(t *testing.T) {
 
 	// Another process connects meanwhile.
 	other := listen(t, "tcp4", "127.0.0.1:0")
-	cmd := helper(t, "connect:"+other.String())
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helper connect: %v", err)
-	}
+	pid := runStep(t, "connect:"+other.String())
 	e := s.find("other process's connect", func(e *event) bool {
-		return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == cmd.Process.Pid &&
+		return e.Hdr.Type == shm.EvConnect && int(e.Tgid) == pid &&
 			connectInfo(t, e).RemotePort == other.Port()
 	})
 	ci := connectInfo(t, e)

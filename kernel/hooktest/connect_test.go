@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smith/agent/decode"
+	"smith/internal/tcptest"
 	"smith/shm"
 )
 
@@ -145,20 +146,11 @@ func (c *connectCall) check(t *testing.T, s *session) *event {
 
 func listen(t *testing.T, network, addr string) netip.AddrPort {
 	t.Helper()
-	l, err := net.Listen(network, addr)
+	l, err := tcptest.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	return l.Addr().(*net.TCPAddr).AddrPort()
 }
 

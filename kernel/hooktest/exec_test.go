@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smith/agent/decode"
+	"smith/internal/kmodtest"
 	"smith/shm"
 )
 
@@ -131,28 +132,32 @@ func cstrings(ss []string) ([]*byte, error) {
 
 func helper(t *testing.T, step string) *exec.Cmd {
 	t.Helper()
-	self, err := os.Executable()
+	cmd, err := kmodtest.StepCommand(step)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), helperEnv+"="+step)
 	cmd.Stderr = os.Stderr
 	return cmd
+}
+
+// runStep runs a helper step to its end, failing the test if it fails,
+// and returns the process id it ran as.
+func runStep(t *testing.T, step string) int {
+	t.Helper()
+	cmd := helper(t, step)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("step %s: %v", step, err)
+	}
+	return cmd.Process.Pid
 }
 
 func syscallForkExec(path string, args []string) (int, error) {
 	return syscall.ForkExec(path, args, &syscall.ProcAttr{Dir: "/"})
 }
 
-func cmdline(args []string) string {
-	var b strings.Builder
-	for _, a := range args {
-		b.WriteString(a)
-		b.WriteByte(0)
-	}
-	return b.String()
-}
+// cmdline is args as the exec record's argv field holds them, each ended
+// by a NUL (as /proc/PID/cmdline).
+func cmdline(args []string) string { return strings.Join(args, "\x00") + "\x00" }
 
 func pipeIno(t *testing.T, f *os.File) string {
 	t.Helper()
@@ -359,12 +364,8 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("execveat with a path", func(t *testing.T) {
-		cmd := helper(t, "execveat-path")
 		before := time.Now()
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
+		pid := runStep(t, "execveat-path")
 		want := cmdline([]string{"true", "helper", "execveat-path"})
 		e := s.find("execveat with a path", func(e *event) bool {
 			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want
@@ -379,11 +380,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("failed execveat", func(t *testing.T) {
-		cmd := helper(t, "execveat-fail")
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
+		pid := runStep(t, "execveat-fail")
 		e := s.find("failed execveat", func(e *event) bool {
 			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.Result < 0
 		})
@@ -419,11 +416,7 @@ func TestExec(t *testing.T) {
 	})
 
 	t.Run("new UTS namespace", func(t *testing.T) {
-		cmd := helper(t, "uts")
-		if err := cmd.Run(); err != nil {
-			t.Fatal(err)
-		}
-		pid := cmd.Process.Pid
+		pid := runStep(t, "uts")
 		want := cmdline([]string{"true", "helper", "uts"})
 		e := s.find("exec in a new UTS namespace", func(e *event) bool {
 			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid && e.str(shm.FArgv) == want

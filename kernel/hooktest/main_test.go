@@ -28,15 +28,12 @@ import (
 
 const devPath = shm.DevicePath
 
-// helperEnv makes the test binary run one step in a child process instead
-// of the tests (see runHelper); the step name is its value.
-const helperEnv = "SMITH_HOOKTEST_HELPER"
-
 // cgroupRoot is where TestMain mounts cgroup2, to know our cgroup's id.
 const cgroupRoot = "/tmp/hooktest-cgroup"
 
 func TestMain(m *testing.M) {
-	if step := os.Getenv(helperEnv); step != "" {
+	// A step run in a child process (helper, runHelper).
+	if step := kmodtest.Step(); step != "" {
 		os.Exit(runHelper(step))
 	}
 	if err := os.MkdirAll(cgroupRoot, 0o755); err == nil {
@@ -80,26 +77,13 @@ func open(t *testing.T, params ...string) *session {
 	s := &session{t: t}
 	netlink := slices.Contains(params, fmt.Sprintf("send_type=%d", shm.TransportNetlink))
 	if netlink {
-		ctl, err := shm.OpenControl(devPath)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ctl := kmodtest.Must(t, func() (*shm.Control, error) { return shm.OpenControl(devPath) })
 		t.Cleanup(func() { ctl.Close() })
-		nl, err := shm.DialNetlink()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.src, s.dev = nl, ctl
+		s.src, s.dev = kmodtest.Must(t, shm.DialNetlink), ctl
 	} else {
-		dev, err := shm.OpenDevice(devPath)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev := kmodtest.Must(t, func() (*shm.Device, error) { return shm.OpenDevice(devPath) })
 		t.Cleanup(func() { dev.Close() })
-		r, err := dev.NewReader()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := kmodtest.Must(t, dev.NewReader)
 		// Woken by the first record: the tests wait for one at a time.
 		if err := r.SetWakeup(0, shm.DefaultWakeupTimeout); err != nil {
 			t.Fatal(err)
@@ -112,18 +96,8 @@ func open(t *testing.T, params ...string) *session {
 	return s
 }
 
-// must returns what f returns, failing the test on its error.
-func must[T any](t *testing.T, f func() (T, error)) T {
-	t.Helper()
-	v, err := f()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func (s *session) info() shm.Info   { s.t.Helper(); return must(s.t, s.dev.Info) }
-func (s *session) stats() shm.Stats { s.t.Helper(); return must(s.t, s.dev.Stats) }
+func (s *session) info() shm.Info   { s.t.Helper(); return kmodtest.Must(s.t, s.dev.Info) }
+func (s *session) stats() shm.Stats { s.t.Helper(); return kmodtest.Must(s.t, s.dev.Stats) }
 
 // recordWait bounds the wait for one record: TCG emulation is slow.
 const recordWait = 20 * time.Second

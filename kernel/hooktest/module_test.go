@@ -54,14 +54,21 @@ func TestModuleLoad(t *testing.T) {
 		}
 	}
 
-	t.Run("finit_module", func(t *testing.T) {
+	// finit loads the test module by finit_module with params.
+	finit := func(t *testing.T, params string) (before time.Time, err error) {
+		t.Helper()
 		f, err := os.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		before := time.Now()
-		if err := unix.FinitModule(int(f.Fd()), "fail=0 finit", 0); err != nil {
+		before = time.Now()
+		return before, unix.FinitModule(int(f.Fd()), params, 0)
+	}
+
+	t.Run("finit_module", func(t *testing.T) {
+		before, err := finit(t, "fail=0 finit")
+		if err != nil {
 			t.Fatalf("finit_module %s: %v", path, err)
 		}
 		unload(t)
@@ -84,13 +91,7 @@ func TestModuleLoad(t *testing.T) {
 	})
 
 	t.Run("finit_module refused by the module", func(t *testing.T) {
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		before := time.Now()
-		err = unix.FinitModule(int(f.Fd()), "fail=1", 0)
+		before, err := finit(t, "fail=1")
 		if err != unix.EINVAL {
 			t.Fatalf("finit_module %s fail=1: %v, want EINVAL", path, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"smith/internal/kmodtest"
+	"smith/internal/tcptest"
 )
 
 func TestInvalidParametersAreRefused(t *testing.T) {
@@ -40,7 +41,10 @@ func TestInvalidParametersAreRefused(t *testing.T) {
 	}
 }
 
-func TestUnloadRefusedWhileOpen(t *testing.T) {
+// loadAndOpen loads the module and opens its device; the test unloads
+// it itself (only TryUnload, to see it refused while the device is held).
+func loadAndOpen(t *testing.T) *os.File {
+	t.Helper()
 	if err := kmodtest.Load(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +53,11 @@ func TestUnloadRefusedWhileOpen(t *testing.T) {
 		kmodtest.TryUnload()
 		t.Fatal(err)
 	}
+	return f
+}
+
+func TestUnloadRefusedWhileOpen(t *testing.T) {
+	f := loadAndOpen(t)
 	if err := kmodtest.TryUnload(); !kmodtest.IsBusy(err) {
 		f.Close()
 		t.Fatalf("rmmod with %s open: %v, want EWOULDBLOCK or EBUSY", devPath, err)
@@ -66,14 +75,7 @@ func TestUnloadRefusedWhileOpen(t *testing.T) {
 }
 
 func TestUnloadRefusedWhileMapped(t *testing.T) {
-	if err := kmodtest.Load(); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(devPath, os.O_RDWR, 0)
-	if err != nil {
-		kmodtest.TryUnload()
-		t.Fatal(err)
-	}
+	f := loadAndOpen(t)
 	b, err := syscall.Mmap(int(f.Fd()), 0, os.Getpagesize(), syscall.PROT_READ, syscall.MAP_SHARED)
 	f.Close()
 	if err != nil {
@@ -96,19 +98,10 @@ func TestUnloadRefusedWhileMapped(t *testing.T) {
 // flight while the module comes and goes.
 func syscallLoad(ctx context.Context, t *testing.T) (wait func() int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := tcptest.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ops := 0

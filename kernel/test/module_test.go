@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,12 +24,9 @@ import (
 
 const devPath = shm.DevicePath
 
-// helperEnv makes the test binary run one privileged-or-not step instead
-// of the tests (see TestMain): the step name is its value.
-const helperEnv = "SMITH_KTEST_HELPER"
-
 func TestMain(m *testing.M) {
-	if step := os.Getenv(helperEnv); step != "" {
+	// A privileged-or-not step run in a child (asNobody).
+	if step := kmodtest.Step(); step != "" {
 		os.Exit(runHelper(step))
 	}
 	// Each test loads the module with its own parameters. A module found
@@ -55,29 +51,19 @@ func open(t *testing.T) *device {
 	return d
 }
 
-// must returns what f returns, failing the test on its error.
-func must[T any](t *testing.T, f func() (T, error)) T {
-	t.Helper()
-	v, err := f()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func (d *device) info(t *testing.T) shm.Info   { t.Helper(); return must(t, d.Info) }
-func (d *device) stats(t *testing.T) shm.Stats { t.Helper(); return must(t, d.Stats) }
+func (d *device) info(t *testing.T) shm.Info   { t.Helper(); return kmodtest.Must(t, d.Info) }
+func (d *device) stats(t *testing.T) shm.Stats { t.Helper(); return kmodtest.Must(t, d.Stats) }
 
 func (d *device) latency(t *testing.T, hook uint32) shm.Latency {
 	t.Helper()
-	return must(t, func() (shm.Latency, error) { return d.Latency(hook) })
+	return kmodtest.Must(t, func() (shm.Latency, error) { return d.Latency(hook) })
 }
 
 // emit asks for count test records of length bytes and returns how many
 // the module wrote.
 func (d *device) emit(t *testing.T, producer, count, length uint32, firstSeq uint64) int {
 	t.Helper()
-	return must(t, func() (int, error) {
+	return kmodtest.Must(t, func() (int, error) {
 		return d.EmitTest(shm.EmitTest{Count: count, Len: length, Producer: producer, FirstSeq: firstSeq})
 	})
 }
@@ -161,12 +147,10 @@ func runHelper(step string) int {
 // asNobody runs a helper step as uid/gid 65534.
 func asNobody(t *testing.T, step string) {
 	t.Helper()
-	self, err := os.Executable()
+	cmd, err := kmodtest.StepCommand(step)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), helperEnv+"="+step)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("step %s as nobody: %v: %s", step, err, bytes.TrimSpace(out))

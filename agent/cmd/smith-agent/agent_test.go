@@ -20,6 +20,7 @@ import (
 	"smith/agent/decode"
 	"smith/agent/metrics"
 	"smith/internal/harness"
+	"smith/internal/testfs"
 	"smith/shm"
 )
 
@@ -60,17 +61,7 @@ type ring struct {
 
 func newRing(t *testing.T) *ring {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "ring")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	fr, err := shm.CreateFileRing(f, 2<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fr.Close() })
+	path, fr := testfs.Ring(t, 2<<20)
 	return &ring{path: path, fr: fr, prod: shm.NewProducer(fr.Ring)}
 }
 

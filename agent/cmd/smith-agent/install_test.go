@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"smith/internal/harness"
 )
 
 // install.sh and uninstall.sh with --root: the files land where the units
@@ -15,13 +17,8 @@ import (
 func TestInstallScriptsIntoARoot(t *testing.T) {
 	root := t.TempDir()
 	run := func(script string, args ...string) string {
-		cmd := exec.Command(filepath.Join("..", "..", "..", "scripts", script), args...)
-		cmd.Env = append(os.Environ(), "SMITH_AGENT_BIN="+agentBin)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s %v: %v\n%s", script, args, err, out)
-		}
-		return string(out)
+		t.Helper()
+		return harness.RunScript(t, script, []string{"SMITH_AGENT_BIN=" + agentBin}, args...)
 	}
 	run("install.sh", "--root", root)
 	for _, p := range []string{
@@ -81,8 +78,10 @@ func TestInstallScriptRefusesAForeignBinary(t *testing.T) {
 	if err := os.WriteFile(foreign, elf, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join("..", "..", "..", "scripts", "install.sh"), "--root", root)
-	cmd.Env = append(os.Environ(), "SMITH_AGENT_BIN="+foreign)
+	cmd, err := harness.Script("install.sh", []string{"SMITH_AGENT_BIN=" + foreign}, "--root", root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("install.sh installed a binary for another architecture:\n%s", out)

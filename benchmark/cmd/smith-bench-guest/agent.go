@@ -28,14 +28,19 @@ type agentConsumer struct {
 	events string
 }
 
-func startAgent(bin string) (*agentConsumer, error) {
+func startAgent(bin, sink string) (*agentConsumer, error) {
+	if sink != "file" && sink != "stdout" {
+		return nil, fmt.Errorf("-agent-sink %q: want file or stdout", sink)
+	}
 	dir, err := os.MkdirTemp("", "bench-agent")
 	if err != nil {
 		return nil, fmt.Errorf("agent directory: %w", err)
 	}
 	a := &agentConsumer{dir: dir, events: filepath.Join(dir, "events.json")}
 	cfg := harness.AgentConfig(dir)
-	cfg.Output.Sinks = []string{"file"}
+	// stdout: the events go to the agent's standard output, which
+	// StartAgent discards (received then counts nothing).
+	cfg.Output.Sinks = []string{sink}
 	cfg.Output.File.Path = a.events
 	if a.Agent, err = harness.StartAgent(bin, filepath.Join(dir, "agent.toml"), cfg, nil, nil); err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
@@ -72,6 +77,32 @@ func (a *agentConsumer) status() string {
 		raw = raw[len(raw)-2000:]
 	}
 	return fmt.Sprintf("smith-agent: %d events written; log tail:\n%s", a.received(), raw)
+}
+
+// cpuNs sums the on-CPU time of every thread of the agent
+// (schedstat's first field, ns; under icount, instructions).
+func (a *agentConsumer) cpuNs() (uint64, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", a.Pid()))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("agent threads: %d found: %v", len(tasks), err)
+	}
+	var sum uint64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that just exited
+		}
+		f := strings.Fields(string(raw))
+		if len(f) == 0 {
+			return 0, fmt.Errorf("%s: empty", t)
+		}
+		ns, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += ns
+	}
+	return sum, nil
 }
 
 // contextSwitches sums the voluntary context switches of every thread of
@@ -169,7 +200,7 @@ func (b *bench) idleWakeups() error {
 	if b.o.agent == "" {
 		return b.m.unload()
 	}
-	a, err := startAgent(b.o.agent)
+	a, err := startAgent(b.o.agent, b.o.agentSink)
 	if err != nil {
 		return err
 	}

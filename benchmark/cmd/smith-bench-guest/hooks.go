@@ -61,15 +61,21 @@ func (s *session) Close() error {
 // start brings up a configuration: the module in the right mode and its
 // consumer attached.
 func (b *bench) start(config string) (*session, error) {
-	switch config {
-	case results.ConfigNone:
+	if !slices.Contains(results.Configs, config) {
+		return nil, fmt.Errorf("unknown configuration %q", config)
+	}
+	if config == results.ConfigNone {
 		return &session{}, b.m.unload()
-	case results.ConfigLoaded:
-		return &session{}, b.m.load(shm.TransportSHM, false)
+	}
+	transport := shm.TransportSHM
+	if config == results.ConfigNetlink {
+		transport = shm.TransportNetlink
+	}
+	if err := b.m.load(transport, false); err != nil {
+		return nil, err
+	}
+	switch config {
 	case results.ConfigShm:
-		if err := b.m.load(shm.TransportSHM, false); err != nil {
-			return nil, err
-		}
 		r, err := openShmConsumer()
 		if err != nil {
 			return nil, err
@@ -81,18 +87,12 @@ func (b *bench) start(config string) (*session, error) {
 		}
 		return &session{dev: r.dev, cons: r}, nil
 	case results.ConfigAgent:
-		if err := b.m.load(shm.TransportSHM, false); err != nil {
-			return nil, err
-		}
-		a, err := startAgent(b.o.agent)
+		a, err := startAgent(b.o.agent, b.o.agentSink)
 		if err != nil {
 			return nil, err
 		}
 		return &session{dev: debugfsDev{}, cons: a}, nil
 	case results.ConfigNetlink:
-		if err := b.m.load(shm.TransportNetlink, false); err != nil {
-			return nil, err
-		}
 		nl, err := openNetlink()
 		if err != nil {
 			return nil, err
@@ -106,7 +106,7 @@ func (b *bench) start(config string) (*session, error) {
 		}
 		return &session{dev: dev, close: dev.Close, cons: nl}, nil
 	}
-	return nil, fmt.Errorf("unknown configuration %q", config)
+	return &session{}, nil // ConfigLoaded: no reader ever attached
 }
 
 // hookCost runs every configuration once per round, in an order that
@@ -155,6 +155,7 @@ func (b *bench) hookRound(round int, config string) error {
 				return err
 			}
 		}
+		cpu0, timed := readerCPU(s.cons)
 		run, samples, err := b.loop(op, b.n(op), last)
 		if err != nil {
 			return err
@@ -174,6 +175,8 @@ func (b *bench) hookRound(round int, config string) error {
 			}
 			if err := drain(s.dev); err != nil {
 				b.note("%s round %d %s: %v", config, round, op, err)
+			} else if cpu1, ok := readerCPU(s.cons); ok && timed {
+				run.ReaderNs = cpu1 - cpu0
 			}
 		}
 		b.res.Loops = append(b.res.Loops, run)
@@ -185,6 +188,23 @@ func (b *bench) hookRound(round int, config string) error {
 		return nil
 	}
 	return b.latencyPass(s.dev, config, round)
+}
+
+// cpuTimer is a consumer whose threads' on-CPU time can be read.
+type cpuTimer interface {
+	cpuNs() (uint64, error)
+}
+
+// readerCPU is the consumer's on-CPU time so far; false when it has no
+// threads of its own to read (it runs in this process) or they cannot be
+// read.
+func readerCPU(c consumer) (uint64, bool) {
+	t, ok := c.(cpuTimer)
+	if !ok {
+		return 0, false
+	}
+	ns, err := t.cpuNs()
+	return ns, err == nil
 }
 
 // drain waits (bounded) until the reader has committed everything the

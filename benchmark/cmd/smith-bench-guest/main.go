@@ -68,6 +68,7 @@ type options struct {
 	stormProcs     int
 	stormN         int
 	agent          string
+	agentSink      string
 	clock          string
 	stepsModule    string
 	idleSeconds    float64
@@ -98,6 +99,7 @@ func main() {
 	flag.IntVar(&o.stormN, "storm-n", 2000, "connects per loop in the syscall storm")
 	flag.StringVar(&o.stepsModule, "steps-module", "", "the module built with SMITH_STEPS=1, for the in-hook cost by step (empty: not measured)")
 	flag.StringVar(&o.agent, "agent", "", "smith-agent `binary` for the agent configuration (empty: not measured)")
+	flag.StringVar(&o.agentSink, "agent-sink", "file", "the agent's sink: file (a file in /tmp), or stdout (discarded: no page cache per event)")
 	flag.Float64Var(&o.idleSeconds, "idle-seconds", 5, "seconds the readers sit idle while their wake-ups are counted (0: not measured)")
 	flag.BoolVar(&o.skipHooks, "skip-hooks", false, "skip the hook-cost benchmark")
 	flag.BoolVar(&o.skipTransports, "skip-transports", false, "skip the transport benchmark")

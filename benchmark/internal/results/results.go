@@ -49,6 +49,11 @@ type LoopRun struct {
 	// Ring bytes the reader had not consumed when the loop ended (shm):
 	// the cost of reading them falls outside the timed loop.
 	PendingBytes uint64 `json:"pending_bytes,omitempty"`
+	// ReaderNs is the on-CPU time of the reader's threads (the agent's:
+	// /proc/PID/task/*/schedstat) from the loop's start until it had
+	// consumed every record of the loop: under icount, its instructions,
+	// those of the records read after the timed loop included.
+	ReaderNs uint64 `json:"reader_ns,omitempty"`
 }
 
 // StepCost is one step of the record builder in one hook, summed over a

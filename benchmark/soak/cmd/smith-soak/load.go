@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smith/benchmark/soak"
+	"smith/internal/tcptest"
 )
 
 // loader performs tagged syscalls and remembers each one.  Three workers
@@ -218,22 +219,13 @@ func (l *loader) initRefused() {
 // listen accepts TCP connections on every loopback address and closes
 // them, until ctx ends.
 func listen(ctx context.Context) (int, error) {
-	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	ln, err := tcptest.Listen("tcp4", "0.0.0.0:0")
 	if err != nil {
-		return 0, fmt.Errorf("listener: %w", err)
+		return 0, err
 	}
 	go func() {
 		<-ctx.Done()
 		ln.Close()
-	}()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
 	}()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -482,15 +482,7 @@ func (r *runner) cycle(ctx context.Context) error {
 			}
 			return "", r.startBroker(ctx)
 		}},
-		{"agent-sigkill", func() (string, error) {
-			if err := r.stopAgent(syscall.SIGKILL); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, 2*time.Second); err != nil {
-				return "", err
-			}
-			return "", r.startAgent(ctx)
-		}},
+		{"agent-sigkill", func() (string, error) { return "", r.restartAgent(ctx, syscall.SIGKILL) }},
 		{"spool-full", func() (string, error) {
 			before, err := r.fillSpool(ctx)
 			if err != nil {
@@ -541,15 +533,7 @@ func (r *runner) cycle(ctx context.Context) error {
 			st, _ = moduleStats()
 			return fmt.Sprintf("ring records dropped while the reader was paused: %d", st["dropped_full"]-before), err
 		}},
-		{"reader-detach", func() (string, error) {
-			if err := r.stopAgent(syscall.SIGTERM); err != nil {
-				return "", err
-			}
-			if err := sleepCtx(ctx, 2*time.Second); err != nil {
-				return "", err
-			}
-			return "", r.startAgent(ctx)
-		}},
+		{"reader-detach", func() (string, error) { return "", r.restartAgent(ctx, syscall.SIGTERM) }},
 		{"agent-sigkill-during-broker-outage", func() (string, error) {
 			if err := r.broker.stop(syscall.SIGTERM, 30*time.Second); err != nil {
 				return "", err
@@ -566,6 +550,18 @@ func (r *runner) cycle(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// restartAgent stops the agent with sig and starts it again two seconds
+// later.
+func (r *runner) restartAgent(ctx context.Context, sig syscall.Signal) error {
+	if err := r.stopAgent(sig); err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		return err
+	}
+	return r.startAgent(ctx)
 }
 
 // fillSpool stops the broker and waits until the agent drops events for
