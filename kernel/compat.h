@@ -13,6 +13,7 @@
 #define _SMITH_COMPAT_H
 
 #include <linux/version.h>
+#include <linux/fs.h>
 #include <linux/mm.h>
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(5, 8, 0)
@@ -31,6 +32,34 @@ static inline void smith_vma_clear_flags(struct vm_area_struct *vma,
 					 unsigned long flags)
 {
 	vma->vm_flags &= ~flags;
+}
+#endif
+
+/*
+ * Inode times: i_ctime went behind inode_get_ctime() in 6.6, i_mtime
+ * behind inode_get_mtime() in 6.7 (both split into sec/nsec in 6.11).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
+static inline struct timespec64 smith_inode_mtime(const struct inode *inode)
+{
+	return inode_get_mtime(inode);
+}
+#else
+static inline struct timespec64 smith_inode_mtime(const struct inode *inode)
+{
+	return inode->i_mtime;
+}
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+static inline struct timespec64 smith_inode_ctime(const struct inode *inode)
+{
+	return inode_get_ctime(inode);
+}
+#else
+static inline struct timespec64 smith_inode_ctime(const struct inode *inode)
+{
+	return inode->i_ctime;
 }
 #endif
 

@@ -23,11 +23,18 @@
  * looks it up only while some execveat is in flight: one atomic read per
  * exec otherwise.  SMITH_RF_COMPAT on a successful exec says the new
  * program runs 32-bit.
+ *
+ * The loaded file's identity (SMITH_F_EXE_ID: device, inode, size, times)
+ * is read from bprm->file, which the exec holds until it is freed after
+ * the tracepoint: a few loads of an inode at hand, no reference, no lock.
+ * A failed exec loaded nothing and carries zeros.
  */
 #include <linux/atomic.h>
 #include <linux/binfmts.h>
 #include <linux/compat.h>
 #include <linux/fcntl.h>
+#include <linux/fs.h>
+#include <linux/kdev_t.h>
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
 #include <linux/mm_types.h>
@@ -35,6 +42,7 @@
 #include <linux/sched.h>
 #include <linux/spinlock.h>
 
+#include "compat.h"
 #include "hooks.h"
 #include "record.h"
 #include "transport.h"
@@ -105,6 +113,27 @@ static void smith_exec_context(struct smith_rec *r)
 	smith_rec_put_tty(r);
 }
 
+/* The identity of the file the exec loaded; zeros when there is none. */
+static void smith_exec_put_id(struct smith_rec *r, const struct file *file)
+{
+	struct smith_exe_id id = { };
+
+	if (file) {
+		const struct inode *inode = file_inode(file);
+		struct timespec64 mtime = smith_inode_mtime(inode);
+		struct timespec64 ctime = smith_inode_ctime(inode);
+
+		id.ino = inode->i_ino;
+		id.size = i_size_read(inode);
+		id.mtime_sec = mtime.tv_sec;
+		id.mtime_nsec = mtime.tv_nsec;
+		id.ctime_sec = ctime.tv_sec;
+		id.ctime_nsec = ctime.tv_nsec;
+		id.dev = new_encode_dev(inode->i_sb->s_dev);
+	}
+	smith_rec_put(r, SMITH_F_EXE_ID, &id, sizeof(id), 0);
+}
+
 static u16 smith_exec_flags(void)
 {
 	u16 flags = 0;
@@ -138,6 +167,7 @@ static void smith_exec_tp(void *data, struct task_struct *p, pid_t old_pid,
 	}
 	r->ev->hdr.flags |= flags;
 	smith_rec_put_common(r);
+	smith_exec_put_id(r, bprm->file);
 	smith_rec_put_str(r, SMITH_F_FILENAME, bprm->filename, SMITH_PATH_CAP);
 	if (mm) {
 		unsigned long start = READ_ONCE(mm->arg_start);
@@ -181,6 +211,7 @@ static void smith_exec_failed(unsigned int hook, u16 flags,
 	}
 	r->ev->hdr.flags |= flags;
 	smith_rec_put_common(r);
+	smith_exec_put_id(r, NULL);
 	smith_rec_put_user_str(r, SMITH_F_FILENAME, c->filename,
 			       SMITH_PATH_CAP);
 	smith_rec_put_user_argv(r, SMITH_F_ARGV, c->argv, c->compat,

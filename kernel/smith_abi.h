@@ -68,7 +68,7 @@
 
 /* ABI version: major changes break readers; minor changes only add. */
 #define SMITH_ABI_MAJOR		1
-#define SMITH_ABI_MINOR		1
+#define SMITH_ABI_MINOR		2
 
 #define SMITH_RING_MAGIC	0x48544d53u	/* "SMTH" little-endian */
 #define SMITH_DEVICE_NAME	"smith"
@@ -241,6 +241,7 @@ enum smith_field_id {
 	SMITH_F_MOD_NAME	= 10,	/* module name */
 	SMITH_F_MOD_PATH	= 11,	/* finit_module: the fd's path */
 	SMITH_F_MOD_PARAMS	= 12,	/* module parameters string */
+	SMITH_F_EXE_ID		= 13,	/* 1.2, execve: struct smith_exe_id */
 };
 
 /* Value of SMITH_F_CONNECT.  Addresses are IPv6-sized; IPv4 uses 4 bytes. */
@@ -252,6 +253,27 @@ struct smith_connect_info {
 	__u8 local_addr[16];
 	__u16 remote_port;		/* host byte order */
 	__u16 local_port;		/* host byte order */
+	__u32 _pad;
+};
+
+/*
+ * Value of SMITH_F_EXE_ID (ABI 1.2): the identity of the file a successful
+ * exec loaded (the inode of bprm->file, the new mm's exe_file), read at
+ * sched_process_exec, so a reader can cache per-file work without a
+ * stat.  A failed exec loaded nothing: its value is all zeros (and its
+ * result is negative).  Times and size are read without the inode's lock:
+ * a file written at that moment may show a mix, which a reader comparing
+ * them with fstat(2) sees as a change.
+ */
+struct smith_exe_id {
+	__u64 ino;			/* i_ino */
+	__s64 size;			/* i_size, bytes */
+	__s64 mtime_sec;		/* modification time */
+	__s64 ctime_sec;		/* status change time */
+	__u32 mtime_nsec;
+	__u32 ctime_nsec;
+	__u32 dev;			/* i_sb->s_dev as stat(2)'s st_dev encodes
+					 * it (new_encode_dev) */
 	__u32 _pad;
 };
 

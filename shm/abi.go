@@ -10,7 +10,7 @@ import "unsafe"
 // ABI version: a reader accepts any minor of the major it was built for.
 const (
 	ABIMajor = 1
-	ABIMinor = 1
+	ABIMinor = 2
 )
 
 // RingMagic is smith_ring_meta.magic: "SMTH" little-endian.
@@ -212,7 +212,22 @@ const (
 	FModName   FieldID = 10 // module name
 	FModPath   FieldID = 11 // finit_module: the fd's path
 	FModParams FieldID = 12 // module parameters string
+	FExeID     FieldID = 13 // 1.2, execve: ExeID
 )
+
+// ExeID is struct smith_exe_id, the value of FExeID (ABI 1.2): the
+// identity of the file a successful exec loaded, all zeros for a failed
+// exec.
+type ExeID struct {
+	Ino       uint64
+	Size      int64
+	MtimeSec  int64
+	CtimeSec  int64
+	MtimeNsec uint32
+	CtimeNsec uint32
+	Dev       uint32 // as stat(2)'s st_dev encodes it
+	_         uint32
+}
 
 // ConnectInfo is struct smith_connect_info, the value of FConnect.
 type ConnectInfo struct {

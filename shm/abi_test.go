@@ -42,6 +42,7 @@ func abiChecks() []abiCheck {
 		ev   Event
 		fld  Field
 		ci   ConnectInfo
+		xid  ExeID
 		info Info
 		hs   HookStats
 		st   Stats
@@ -98,6 +99,7 @@ func abiChecks() []abiCheck {
 		{"SMITH_F_MOD_NAME", FModName},
 		{"SMITH_F_MOD_PATH", FModPath},
 		{"SMITH_F_MOD_PARAMS", FModParams},
+		{"SMITH_F_EXE_ID", FExeID},
 		{"SMITH_TRANSPORT_NETLINK", TransportNetlink},
 		{"SMITH_TRANSPORT_SHM", TransportSHM},
 		{"SMITH_NETLINK_PROTO", NetlinkProto},
@@ -185,6 +187,15 @@ func abiChecks() []abiCheck {
 		offsetof("smith_connect_info", "local_addr", unsafe.Offsetof(ci.LocalAddr)),
 		offsetof("smith_connect_info", "remote_port", unsafe.Offsetof(ci.RemotePort)),
 		offsetof("smith_connect_info", "local_port", unsafe.Offsetof(ci.LocalPort)),
+
+		sizeof("smith_exe_id", unsafe.Sizeof(xid)),
+		offsetof("smith_exe_id", "ino", unsafe.Offsetof(xid.Ino)),
+		offsetof("smith_exe_id", "size", unsafe.Offsetof(xid.Size)),
+		offsetof("smith_exe_id", "mtime_sec", unsafe.Offsetof(xid.MtimeSec)),
+		offsetof("smith_exe_id", "ctime_sec", unsafe.Offsetof(xid.CtimeSec)),
+		offsetof("smith_exe_id", "mtime_nsec", unsafe.Offsetof(xid.MtimeNsec)),
+		offsetof("smith_exe_id", "ctime_nsec", unsafe.Offsetof(xid.CtimeNsec)),
+		offsetof("smith_exe_id", "dev", unsafe.Offsetof(xid.Dev)),
 
 		sizeof("smith_info", unsafe.Sizeof(info)),
 		offsetof("smith_info", "abi_major", unsafe.Offsetof(info.ABIMajor)),

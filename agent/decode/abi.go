@@ -17,6 +17,7 @@ const (
 	fieldHdrSize = int(unsafe.Sizeof(shm.Field{}))
 	lostSize     = int(unsafe.Sizeof(shm.Lost{}))
 	connectSize  = int(unsafe.Sizeof(shm.ConnectInfo{}))
+	exeIDSize    = int(unsafe.Sizeof(shm.ExeID{}))
 	commSize     = len(shm.Event{}.Comm)
 )
 
@@ -71,9 +72,12 @@ const (
 	FieldModName   = uint16(shm.FModName)
 	FieldModPath   = uint16(shm.FModPath)
 	FieldModParams = uint16(shm.FModParams)
+	// FieldExeID (ABI 1.2) is parsed into Event.ExeID, never kept in
+	// Event.Fields: it is no output field.
+	FieldExeID = uint16(shm.FExeID)
 	// maxFieldID is the highest id this decoder knows; higher ids are
 	// skipped.
-	maxFieldID = FieldModParams
+	maxFieldID = FieldExeID
 )
 
 // Byte offsets the decoder reads and AppendEvent writes, all from the
@@ -104,7 +108,7 @@ const (
 	offCPU      = int(unsafe.Offsetof(shm.Event{}.CPU))
 )
 
-// ... and of struct smith_connect_info.
+// ... of struct smith_connect_info ...
 const (
 	offFamily     = int(unsafe.Offsetof(shm.ConnectInfo{}.Family))
 	offProtocol   = int(unsafe.Offsetof(shm.ConnectInfo{}.Protocol))
@@ -114,6 +118,17 @@ const (
 	offRemotePort = int(unsafe.Offsetof(shm.ConnectInfo{}.RemotePort))
 	offLocalPort  = int(unsafe.Offsetof(shm.ConnectInfo{}.LocalPort))
 	addrSize      = len(shm.ConnectInfo{}.RemoteAddr)
+)
+
+// ... and of struct smith_exe_id.
+const (
+	offExeIno       = int(unsafe.Offsetof(shm.ExeID{}.Ino))
+	offExeSize      = int(unsafe.Offsetof(shm.ExeID{}.Size))
+	offExeMtimeSec  = int(unsafe.Offsetof(shm.ExeID{}.MtimeSec))
+	offExeCtimeSec  = int(unsafe.Offsetof(shm.ExeID{}.CtimeSec))
+	offExeMtimeNsec = int(unsafe.Offsetof(shm.ExeID{}.MtimeNsec))
+	offExeCtimeNsec = int(unsafe.Offsetof(shm.ExeID{}.CtimeNsec))
+	offExeDev       = int(unsafe.Offsetof(shm.ExeID{}.Dev))
 )
 
 // Offsets of struct smith_field.

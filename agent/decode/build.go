@@ -12,7 +12,7 @@ type RawField struct {
 
 // AppendEvent appends ev as the module writes it: struct smith_event, then
 // the present fields in id order (the connect field from ev.Connect when
-// HasConnect is set), then extra, each padded to 8 bytes.  The record's len
+// HasConnect is set, the exe id from ev.ExeID when HasExeID), then extra, each padded to 8 bytes.  The record's len
 // excludes the final padding, as in the ring.  Lost and Skipped are
 // ignored.
 func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
@@ -39,6 +39,7 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 
 	nfields, end := 0, len(dst)
 	var conn [connectSize]byte
+	var xid [exeIDSize]byte
 	for id := uint16(1); id <= maxFieldID; id++ {
 		f := ev.Fields[id]
 		if id == FieldConnectID && ev.HasConnect {
@@ -51,6 +52,10 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 			le.PutUint16(conn[offRemotePort:], c.RemotePort)
 			le.PutUint16(conn[offLocalPort:], c.LocalPort)
 			f = Field{Value: conn[:], Flags: f.Flags, Present: true}
+		}
+		if id == FieldExeID && ev.HasExeID {
+			putExeID(&xid, &ev.ExeID)
+			f = Field{Value: xid[:], Flags: f.Flags, Present: true}
 		}
 		if !f.Present {
 			continue
@@ -65,6 +70,17 @@ func AppendEvent(dst []byte, ev *Event, extra ...RawField) []byte {
 	le.PutUint16(dst[start+offNFields:], uint16(nfields))
 	le.PutUint32(dst[start:], uint32(end-start))
 	return dst
+}
+
+func putExeID(b *[exeIDSize]byte, x *ExeID) {
+	le := binary.LittleEndian
+	le.PutUint32(b[offExeDev:], x.Dev)
+	le.PutUint64(b[offExeIno:], x.Ino)
+	le.PutUint64(b[offExeSize:], uint64(x.Size))
+	le.PutUint64(b[offExeMtimeSec:], uint64(x.MtimeSec))
+	le.PutUint32(b[offExeMtimeNsec:], x.MtimeNsec)
+	le.PutUint64(b[offExeCtimeSec:], uint64(x.CtimeSec))
+	le.PutUint32(b[offExeCtimeNsec:], x.CtimeNsec)
 }
 
 // AppendLost appends a "lost N" record.

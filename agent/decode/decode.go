@@ -62,6 +62,19 @@ func (c *Connect) addr(a *[16]byte) netip.Addr {
 	return netip.Addr{}
 }
 
+// ExeID is struct smith_exe_id: the identity of the file a successful
+// exec loaded, as the kernel read it from the inode (ABI 1.2).  A failed
+// exec carries zeros.
+type ExeID struct {
+	Dev       uint32 // st_dev encoding of the superblock's device
+	Ino       uint64
+	Size      int64
+	MtimeSec  int64
+	MtimeNsec uint32
+	CtimeSec  int64
+	CtimeNsec uint32
+}
+
 // Event is a decoded record.  Byte slices point into the record bytes.
 type Event struct {
 	Type  uint16 // TypeExecve, TypeConnect, ...
@@ -91,7 +104,11 @@ type Event struct {
 	// Connect is the parsed FieldConnectID, when present.
 	Connect    Connect
 	HasConnect bool
-	Skipped    int
+	// ExeID is the parsed FieldExeID, when HasExeID (a module of ABI
+	// 1.2 or later, exec events).  It is not in Fields.
+	ExeID    ExeID
+	HasExeID bool
+	Skipped  int
 }
 
 // Field returns the field with the given id (zero Field if absent or
@@ -207,6 +224,12 @@ func decodeEvent(rec []byte, ev *Event) error {
 			ev.Skipped++
 			continue
 		}
+		if id == FieldExeID {
+			if err := decodeExeID(val, ev); err != nil {
+				return err
+			}
+			continue
+		}
 		ev.Fields[id] = Field{Value: val, Flags: flags, Present: true}
 		if id == FieldConnectID {
 			if len(val) < connectSize {
@@ -223,5 +246,25 @@ func decodeEvent(rec []byte, ev *Event) error {
 			ev.HasConnect = true
 		}
 	}
+	return nil
+}
+
+// decodeExeID parses a FieldExeID value; a longer value (a later minor
+// version) is read for the part this decoder knows.
+func decodeExeID(val []byte, ev *Event) error {
+	if len(val) < exeIDSize {
+		return corrupt("event type %d: exe id field of %d bytes, want %d", ev.Type, len(val), exeIDSize)
+	}
+	le := binary.LittleEndian
+	ev.ExeID = ExeID{
+		Dev:       le.Uint32(val[offExeDev:]),
+		Ino:       le.Uint64(val[offExeIno:]),
+		Size:      int64(le.Uint64(val[offExeSize:])),
+		MtimeSec:  int64(le.Uint64(val[offExeMtimeSec:])),
+		MtimeNsec: le.Uint32(val[offExeMtimeNsec:]),
+		CtimeSec:  int64(le.Uint64(val[offExeCtimeSec:])),
+		CtimeNsec: le.Uint32(val[offExeCtimeNsec:]),
+	}
+	ev.HasExeID = true
 	return nil
 }

@@ -30,6 +30,16 @@ func execEvent() *Event {
 	return ev
 }
 
+// execIDEvent is execEvent from a module of ABI 1.2: with the loaded
+// file's identity.
+func execIDEvent() *Event {
+	ev := execEvent()
+	ev.HasExeID = true
+	ev.ExeID = ExeID{Dev: 0x10302, Ino: 1 << 40, Size: 1234567, MtimeSec: -5, MtimeNsec: 999999999,
+		CtimeSec: 1700000000, CtimeNsec: 7}
+	return ev
+}
+
 func connectEvent(family uint16) *Event {
 	ev := &Event{Type: TypeConnect, TimeNs: 5, Pid: 7, Tgid: 7, Comm: []byte("curl"), Result: -115}
 	ev.HasConnect = true
@@ -67,11 +77,15 @@ func sameEvent(t *testing.T, got, want *Event) {
 	if got.HasConnect != want.HasConnect || got.Connect != want.Connect {
 		t.Fatalf("connect: got %+v want %+v", got.Connect, want.Connect)
 	}
+	if got.HasExeID != want.HasExeID || got.ExeID != want.ExeID {
+		t.Fatalf("exe id: got %v %+v want %v %+v", got.HasExeID, got.ExeID, want.HasExeID, want.ExeID)
+	}
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
 	for name, ev := range map[string]*Event{
 		"execve":        execEvent(),
+		"execve exe id": execIDEvent(),
 		"connect ipv4":  connectEvent(AFInet),
 		"connect ipv6":  connectEvent(AFInet6),
 		"empty argv":    {Type: TypeExecve, Fields: [maxFieldID + 1]Field{FieldArgv: {Present: true, Value: []byte{}}}},
@@ -79,6 +93,7 @@ func TestDecodeRoundTrip(t *testing.T) {
 		"finit_module":  {Type: TypeFinitModule, Fields: [maxFieldID + 1]Field{FieldModPath: {Present: true, Value: []byte("/lib/x.ko")}}},
 		"full comm":     {Type: TypeExecve, Comm: []byte("0123456789abcdef")},
 		"execveat flag": {Type: TypeExecve, Flags: FlagExecveat | FlagCompat},
+		"failed exec":   {Type: TypeExecve, Result: -2, HasExeID: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec := AppendEvent(nil, ev)
@@ -92,6 +107,44 @@ func TestDecodeRoundTrip(t *testing.T) {
 			}
 			sameEvent(t, &got, ev)
 		})
+	}
+}
+
+// The exe id is read field by field at the header's offsets, is no entry
+// of Fields (no output format sees it), and a value shorter than struct
+// smith_exe_id is corrupt; a longer one (a later minor) is read.
+func TestExeID(t *testing.T) {
+	ev := execIDEvent()
+	rec := AppendEvent(nil, ev)
+	var got Event
+	if _, err := Decode(rec, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Fields[FieldExeID].Present || got.Skipped != 0 {
+		t.Fatalf("exe id kept in Fields (%+v) or skipped (%d)", got.Fields[FieldExeID], got.Skipped)
+	}
+	var raw [exeIDSize]byte
+	putExeID(&raw, &ev.ExeID)
+	le := binary.LittleEndian
+	if le.Uint32(raw[offExeDev:]) != 0x10302 || le.Uint64(raw[offExeIno:]) != 1<<40 ||
+		le.Uint64(raw[offExeSize:]) != 1234567 || int64(le.Uint64(raw[offExeMtimeSec:])) != -5 ||
+		le.Uint32(raw[offExeMtimeNsec:]) != 999999999 || le.Uint64(raw[offExeCtimeSec:]) != 1700000000 ||
+		le.Uint32(raw[offExeCtimeNsec:]) != 7 {
+		t.Fatalf("struct smith_exe_id bytes % x", raw)
+	}
+	noID := execEvent()
+	noID.HasExeID = false
+	short := AppendEvent(nil, noID, RawField{ID: FieldExeID, Value: raw[:exeIDSize-1]})
+	if _, err := Decode(short, &got); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("short exe id: %v", err)
+	}
+	long := AppendEvent(nil, noID, RawField{ID: FieldExeID, Value: append(raw[:], 1, 2, 3, 4, 5, 6, 7, 8)})
+	if _, err := Decode(long, &got); err != nil || !got.HasExeID || got.ExeID != ev.ExeID {
+		t.Fatalf("longer exe id: %v %+v", err, got.ExeID)
+	}
+	// A 1.1 module's record has none.
+	if _, err := Decode(AppendEvent(nil, noID), &got); err != nil || got.HasExeID || got.ExeID != (ExeID{}) {
+		t.Fatalf("record without exe id: %v %v %+v", err, got.HasExeID, got.ExeID)
 	}
 }
 
@@ -235,6 +288,7 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(AppendEvent(nil, execEvent()))
+	f.Add(AppendEvent(nil, execIDEvent()))
 	f.Add(AppendEvent(nil, connectEvent(AFInet6)))
 	f.Add(AppendLost(nil, 3))
 	f.Add(AppendEvent(nil, execEvent(), RawField{ID: 50, Value: []byte("x")}))

@@ -28,7 +28,7 @@ type EventInfo struct {
 // Events lists the event types.
 var Events = [...]EventInfo{
 	{Type: TypeExecve, Name: "execve", ECSCategory: "process", ECSType: []string{"start"},
-		Fields: []uint16{FieldFilename, FieldArgv, FieldCwd, FieldStdin, FieldStdout, FieldTTY}},
+		Fields: []uint16{FieldFilename, FieldArgv, FieldCwd, FieldStdin, FieldStdout, FieldTTY, FieldExeID}},
 	{Type: TypeConnect, Name: "connect", ECSCategory: "network", ECSType: []string{"connection", "start"},
 		Fields: []uint16{FieldConnectID}},
 	{Type: TypeInitModule, Name: "init_module", ECSCategory: "driver", ECSType: []string{"start"},
@@ -86,6 +86,9 @@ var Fields = [maxFieldID + 1]FieldInfo{
 	FieldModName:   {Name: "mod_name"},
 	FieldModPath:   {Name: "mod_path"},
 	FieldModParams: {Name: "mod_params"},
+	// Decoded into Event.ExeID for the agent's hash cache; no output
+	// format writes it.
+	FieldExeID: {Name: "exe_id"},
 }
 
 // RecordFlags names the record flags (Event.Flags) as the smith format

@@ -36,6 +36,7 @@ func TestEventTable(t *testing.T) {
 			used[id] = true
 			ev.Fields[id] = Field{Present: true, Value: []byte("v")}
 			ev.HasConnect = ev.HasConnect || id == FieldConnectID
+			ev.HasExeID = ev.HasExeID || id == FieldExeID
 		}
 		if k, err := Decode(AppendEvent(nil, ev), &Event{}); k != KindEvent || err != nil {
 			t.Errorf("%s: decoded as kind %d, %v", info.Name, k, err)

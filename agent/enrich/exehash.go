@@ -39,7 +39,9 @@ type HashOptions struct {
 }
 
 // fileKey names one version of a file: a hash is reused only while none
-// of these changed.
+// of these changed.  It is the kernel's identity of the file an exec
+// loaded (decode.ExeID, ABI 1.2) or, from an older module, what stat(2)
+// says of the file.
 type fileKey struct {
 	dev, ino     uint64
 	size         int64
@@ -51,20 +53,42 @@ func keyOf(st *unix.Stat_t) fileKey {
 		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 }
 
+func keyOfID(x *decode.ExeID) fileKey {
+	return fileKey{dev: uint64(x.Dev), ino: x.Ino, size: x.Size,
+		mtime: x.MtimeSec*1e9 + int64(x.MtimeNsec), ctime: x.CtimeSec*1e9 + int64(x.CtimeNsec)}
+}
+
+// sameVersion: the file fstat(2) describes as k is the one the kernel
+// recorded as id.  The device is left out: stat(2) reports its own for
+// some filesystems (a btrfs subvolume's, an overlayfs' lower layer's)
+// where the record has the superblock's; inode, size and both times to
+// the nanosecond still tell a replaced or modified file.
+func (k fileKey) sameVersion(id fileKey) bool {
+	return k.ino == id.ino && k.size == id.size && k.mtime == id.mtime && k.ctime == id.ctime
+}
+
 type hashResult struct {
 	sum    string // hex sha256
 	status string // "" when sum is set
 }
 
 type hashJob struct {
-	f    *os.File
-	key  fileKey
+	f   *os.File
+	key fileKey // the cache's key
+	// ver is the opened file's version (fstat): reading it must not
+	// change it.
+	ver  fileKey
 	done chan struct{}
 }
 
-// exeHasher hashes executables on its own goroutine.  The reader only
-// stats the file and looks its version up; a file it has not seen is
-// opened (so the worker reads exactly that inode) and queued.
+// opener opens the file of a cache miss: the file, its version (fstat)
+// and, when there is no file, the status to report.
+type opener func() (f *os.File, ver fileKey, status string)
+
+// exeHasher hashes executables on its own goroutine.  The reader looks
+// the file's version up: the identity the exec record carries (no system
+// call), or from an older module the file's stat(2).  A file it has not
+// seen is opened (so the worker reads exactly that inode) and queued.
 type exeHasher struct {
 	opt   HashOptions
 	cache *bounded[fileKey, hashResult]
@@ -117,9 +141,22 @@ func (h *exeHasher) close() {
 // lookup fills m.ExeHash (or m.ExeHashStatus) for an exec event.  The
 // executable is /proc/PID/exe while the process lives (the very file the
 // kernel mapped, even if the path was replaced since), else the path.
+// With the kernel's identity of the loaded file in the record, a cached
+// version costs no system call; a miss opens the file and hashes it only
+// if it still is that version (else HashChanged).
 func (h *exeHasher) lookup(procDir string, ev *decode.Event, m *encode.Meta) {
-	var pathBuf [64]byte
-	path := string(strconv.AppendUint(append(append(pathBuf[:0], procDir...), '/'), uint64(ev.Tgid), 10)) + "/exe"
+	if !ev.HasExeID || ev.ExeID.Ino == 0 {
+		h.lookupStat(procDir, ev, m)
+		return
+	}
+	key := keyOfID(&ev.ExeID)
+	h.serve(key, m, func() (*os.File, fileKey, string) { return openLoaded(procDir, ev, key) })
+}
+
+// lookupStat is lookup for a record without the identity (a module
+// older than ABI 1.2): the file's version is what stat(2) says.
+func (h *exeHasher) lookupStat(procDir string, ev *decode.Event, m *encode.Meta) {
+	path := procExe(procDir, ev.Tgid)
 	var st unix.Stat_t
 	if unix.Stat(path, &st) != nil {
 		f := ev.Fields[decode.FieldExe]
@@ -133,19 +170,83 @@ func (h *exeHasher) lookup(procDir string, ev *decode.Event, m *encode.Meta) {
 		}
 	}
 	key := keyOf(&st)
+	h.serve(key, m, func() (*os.File, fileKey, string) { return openVersion(path, key) })
+}
+
+func procExe(procDir string, tgid uint32) string {
+	var pathBuf [64]byte
+	return string(strconv.AppendUint(append(append(pathBuf[:0], procDir...), '/'), uint64(tgid), 10)) + "/exe"
+}
+
+// openVersion opens path if it is still version key (stat, then open:
+// it may have changed between them); HashSkipped if not.
+func openVersion(path string, key fileKey) (*os.File, fileKey, string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileKey{}, encode.HashSkipped
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || keyOf(&st) != key {
+		f.Close()
+		return nil, fileKey{}, encode.HashSkipped
+	}
+	return f, key, ""
+}
+
+// openLoaded opens the file the kernel recorded as id: /proc/PID/exe,
+// else the event's exe path (the process exited, or exec'd again since),
+// checking with fstat that it is that version.  HashChanged when what
+// opens is another version (replaced or modified since the exec).
+func openLoaded(procDir string, ev *decode.Event, id fileKey) (*os.File, fileKey, string) {
+	paths := [2]string{procExe(procDir, ev.Tgid)}
+	if exe := ev.Fields[decode.FieldExe]; exe.Present && len(exe.Value) > 0 {
+		paths[1] = filepath.Clean(string(exe.Value))
+	}
+	status := "" // no file to look at: no status, as without the identity
+	for i, path := range paths {
+		if path == "" {
+			break
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			if i == 1 && status == "" {
+				status = encode.HashError
+			}
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(int(f.Fd()), &st) != nil {
+			f.Close()
+			status = encode.HashError
+			continue
+		}
+		if ver := keyOf(&st); ver.sameVersion(id) {
+			return f, ver, ""
+		}
+		f.Close()
+		status = encode.HashChanged
+	}
+	return nil, fileKey{}, status
+}
+
+// serve fills m from the cache, or queues the file open gives and waits
+// for its hash within the budgets.
+func (h *exeHasher) serve(key fileKey, m *encode.Meta, open opener) {
 	if r, ok := h.cache.get(key); ok {
 		m.ExeHash, m.ExeHashStatus = r.sum, r.status
 		return
 	}
-	if st.Size > h.opt.MaxSize {
+	if key.size > h.opt.MaxSize {
 		h.cache.put(key, hashResult{status: encode.HashTooLarge})
 		m.ExeHashStatus = encode.HashTooLarge
 		return
 	}
-	done := h.start(path, key)
+	done, status := h.start(key, open)
 	if done == nil {
-		h.Skipped.Add(1)
-		m.ExeHashStatus = encode.HashSkipped
+		if status == encode.HashSkipped {
+			h.Skipped.Add(1)
+		}
+		m.ExeHashStatus = status
 		return
 	}
 	if h.wait(done) {
@@ -158,31 +259,27 @@ func (h *exeHasher) lookup(procDir string, ev *decode.Event, m *encode.Meta) {
 	m.ExeHashStatus = encode.HashPending
 }
 
-// start queues the file unless it is being hashed already; nil when the
-// queue is full or the file cannot be opened as the same version.
-func (h *exeHasher) start(path string, key fileKey) chan struct{} {
+// start queues the file unless it is being hashed already; nil and the
+// status to report when the queue is full (HashSkipped) or open gives no
+// file.
+func (h *exeHasher) start(key fileKey, open opener) (chan struct{}, string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if done, ok := h.inflight[key]; ok {
-		return done
+		return done, ""
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
+	f, ver, status := open()
+	if f == nil {
+		return nil, status
 	}
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil || keyOf(&st) != key {
-		f.Close()
-		return nil
-	}
-	j := hashJob{f: f, key: key, done: make(chan struct{})}
+	j := hashJob{f: f, key: key, ver: ver, done: make(chan struct{})}
 	select {
 	case h.jobs <- j:
 		h.inflight[key] = j.done
-		return j.done
+		return j.done, ""
 	default:
 		f.Close()
-		return nil
+		return nil, encode.HashSkipped
 	}
 }
 
@@ -248,7 +345,8 @@ func (h *exeHasher) work() {
 }
 
 // hash reads the whole file at the rate limit; a file whose size, times
-// or length read differ from its key changed while it was read.
+// or length read differ from the version opened changed while it was
+// read.
 func (h *exeHasher) hash(ctx context.Context, j hashJob, buf []byte) hashResult {
 	sum := sha256.New()
 	var n int64
@@ -260,7 +358,7 @@ func (h *exeHasher) hash(ctx context.Context, j hashJob, buf []byte) hashResult 
 			}
 			sum.Write(buf[:k])
 			n += int64(k)
-			if n > j.key.size {
+			if n > j.ver.size {
 				return hashResult{status: encode.HashChanged}
 			}
 		}
@@ -274,7 +372,7 @@ func (h *exeHasher) hash(ctx context.Context, j hashJob, buf []byte) hashResult 
 	h.Hashed.Add(1)
 	h.Bytes.Add(uint64(n))
 	var st unix.Stat_t
-	if unix.Fstat(int(j.f.Fd()), &st) != nil || keyOf(&st) != j.key || n != j.key.size {
+	if unix.Fstat(int(j.f.Fd()), &st) != nil || keyOf(&st) != j.ver || n != j.ver.size {
 		return hashResult{status: encode.HashChanged}
 	}
 	return hashResult{sum: hex.EncodeToString(sum.Sum(nil))}

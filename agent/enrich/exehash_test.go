@@ -174,3 +174,223 @@ func TestExeHashQueueFullAndClose(t *testing.T) {
 	}
 	h.close()
 }
+
+// execEvID is execEv from a module of ABI 1.2: the record carries the
+// identity of the file the kernel loaded, here taken from path's stat.
+func execEvID(t *testing.T, pid uint32, exe, path string) *decode.Event {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	ev := execEv(pid, exe)
+	ev.HasExeID, ev.ExeID = true, idOf(&st)
+	return ev
+}
+
+// idOf is the identity the module would record for a file of this stat.
+func idOf(st *unix.Stat_t) decode.ExeID {
+	return decode.ExeID{Dev: uint32(st.Dev), Ino: st.Ino, Size: st.Size,
+		MtimeSec: st.Mtim.Sec, MtimeNsec: uint32(st.Mtim.Nsec), CtimeSec: st.Ctim.Sec, CtimeNsec: uint32(st.Ctim.Nsec)}
+}
+
+// hashedByID: the fixture, a hasher, and an identity record of the file
+// whose first lookup hashed it.
+func hashedByID(t *testing.T, content []byte) (procDir, exe string, h *exeHasher, ev *decode.Event) {
+	t.Helper()
+	procDir, exe = hashFixture(t, content)
+	h = testHasher(t)
+	ev = execEvID(t, 42, exe, exe)
+	var m encode.Meta
+	h.lookup(procDir, ev, &m)
+	if m.ExeHash != sha(content) || m.ExeHashStatus != "" || h.Hashed.Load() != 1 {
+		t.Fatalf("miss: hash %q status %q, %d hashed", m.ExeHash, m.ExeHashStatus, h.Hashed.Load())
+	}
+	return procDir, exe, h, ev
+}
+
+// testHasher waits up to a minute for a hash, closed with the test.
+func testHasher(t *testing.T) *exeHasher {
+	t.Helper()
+	h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 20, Wait: time.Minute, CacheSize: 16})
+	t.Cleanup(h.close)
+	return h
+}
+
+// A cache hit of the record's identity makes no system call: with the
+// fake /proc and the file gone altogether, the same identity is still
+// served its hash.
+func TestExeHashIdentityHitNoSyscall(t *testing.T) {
+	content := bytes.Repeat([]byte("\x7fELF id "), 4096)
+	procDir, exe, h, ev := hashedByID(t, content)
+	if err := os.RemoveAll(filepath.Dir(procDir)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(procDir); !os.IsNotExist(err) {
+		t.Fatalf("fake /proc still there: %v", err)
+	}
+	for _, pid := range []uint32{42, 43} {
+		var m encode.Meta
+		h.lookup(procDir, execEv(pid, exe), &m) // without the identity: stat fails
+		if m.ExeHashStatus != encode.HashError {
+			t.Fatalf("1.1 record, file gone: status %q", m.ExeHashStatus)
+		}
+		m = encode.Meta{}
+		ev.Tgid = pid
+		h.lookup(procDir, ev, &m)
+		if m.ExeHash != sha(content) || m.ExeHashStatus != "" {
+			t.Fatalf("hit, pid %d: hash %q status %q", pid, m.ExeHash, m.ExeHashStatus)
+		}
+	}
+	if h.Hashed.Load() != 1 {
+		t.Fatalf("%d files hashed, want 1", h.Hashed.Load())
+	}
+	// Too large by the record's size: decided without opening anything.
+	big := *ev
+	big.ExeID.Ino++
+	big.ExeID.Size = 2 << 20
+	var m encode.Meta
+	h.lookup(procDir, &big, &m)
+	if m.ExeHashStatus != encode.HashTooLarge {
+		t.Fatalf("too large: status %q", m.ExeHashStatus)
+	}
+}
+
+// A replaced binary: a new identity at the same path is hashed anew, an
+// identity that matches no file there is never served another version's
+// hash, and the old identity keeps its own.
+func TestExeHashIdentityReplaced(t *testing.T) {
+	v1 := bytes.Repeat([]byte("v1"), 3000)
+	procDir, exe, h, old := hashedByID(t, v1)
+	// Replaced the way package managers do: a new file renamed over it.
+	v2 := bytes.Repeat([]byte("v2"), 3000) // same size
+	tmp := exe + ".new"
+	testfs.WriteFile(t, tmp, string(v2))
+	if err := os.Rename(tmp, exe); err != nil {
+		t.Fatal(err)
+	}
+	cur := execEvID(t, 42, exe, exe)
+	if cur.ExeID == old.ExeID {
+		t.Fatal("the replacement has the old identity")
+	}
+	var m encode.Meta
+	h.lookup(procDir, cur, &m)
+	if m.ExeHash != sha(v2) || h.Hashed.Load() != 2 {
+		t.Fatalf("v2: hash %q status %q, %d hashed", m.ExeHash, m.ExeHashStatus, h.Hashed.Load())
+	}
+	// The kernel loaded a version that is no longer there (ctime differs
+	// from the file at the path, by /proc and by path alike).
+	for _, pid := range []uint32{42, 43} {
+		gone := *cur
+		gone.Tgid = pid
+		gone.ExeID.CtimeNsec = (gone.ExeID.CtimeNsec + 1) % 1e9
+		m = encode.Meta{}
+		h.lookup(procDir, &gone, &m)
+		if m.ExeHash != "" || m.ExeHashStatus != encode.HashChanged {
+			t.Fatalf("pid %d, identity not on disk: hash %q status %q", pid, m.ExeHash, m.ExeHashStatus)
+		}
+	}
+	// The old version's own hash stays its own.
+	m = encode.Meta{}
+	h.lookup(procDir, old, &m)
+	if m.ExeHash != sha(v1) || h.Hashed.Load() != 2 {
+		t.Fatalf("v1 again: hash %q, %d hashed", m.ExeHash, h.Hashed.Load())
+	}
+}
+
+// The process exec'd again before its first exec was looked at:
+// /proc/PID/exe names the later program, so the file the record names is
+// found by its path and gets its own hash, not the later program's.
+func TestExeHashIdentityExecAgain(t *testing.T) {
+	first := []byte("\x7fELF first")
+	procDir, exe := hashFixture(t, first)
+	later := filepath.Join(filepath.Dir(exe), "later")
+	testfs.WriteFile(t, later, "\x7fELF later")
+	link := filepath.Join(procDir, "42", "exe")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(later, link); err != nil {
+		t.Fatal(err)
+	}
+	h := testHasher(t)
+	var m encode.Meta
+	h.lookup(procDir, execEvID(t, 42, exe, exe), &m)
+	if m.ExeHash != sha(first) || m.ExeHashStatus != "" {
+		t.Fatalf("first exec: hash %q status %q, want %s", m.ExeHash, m.ExeHashStatus, sha(first))
+	}
+}
+
+// The record's device may differ from stat's (btrfs subvolumes,
+// overlayfs): the file is still that version and is hashed.
+func TestExeHashIdentityOtherDevice(t *testing.T) {
+	content := []byte("\x7fELF dev")
+	procDir, exe := hashFixture(t, content)
+	h := testHasher(t)
+	ev := execEvID(t, 42, exe, exe)
+	ev.ExeID.Dev ^= 0x55
+	var m encode.Meta
+	h.lookup(procDir, ev, &m)
+	if m.ExeHash != sha(content) {
+		t.Fatalf("other device: hash %q status %q", m.ExeHash, m.ExeHashStatus)
+	}
+}
+
+// A record without the identity (a module before ABI 1.2), or with the
+// zeros of a failed exec, falls back to stat(2), /proc first, then the
+// path.
+func TestExeHashOldABIFallback(t *testing.T) {
+	content := []byte("\x7fELF old abi")
+	procDir, exe := hashFixture(t, content)
+	h := testHasher(t)
+	zero := execEv(42, exe)
+	zero.HasExeID = true
+	for name, ev := range map[string]*decode.Event{"1.1 record": execEv(42, exe), "zero identity": zero, "by path": execEv(43, exe)} {
+		var m encode.Meta
+		h.lookup(procDir, ev, &m)
+		if m.ExeHash != sha(content) || m.ExeHashStatus != "" {
+			t.Fatalf("%s: hash %q status %q", name, m.ExeHash, m.ExeHashStatus)
+		}
+	}
+	if err := os.Remove(exe); err != nil {
+		t.Fatal(err)
+	}
+	var m encode.Meta
+	h.lookup(procDir, execEv(42, exe), &m)
+	if m.ExeHash != "" || m.ExeHashStatus != encode.HashError {
+		t.Fatalf("1.1 record, file gone: hash %q status %q", m.ExeHash, m.ExeHashStatus)
+	}
+}
+
+// BenchmarkExeHashLookup is a cache hit of the reader: by the record's
+// identity (ABI 1.2, no system call) and by stat(2) of /proc/PID/exe
+// (an older module's record).
+func BenchmarkExeHashLookup(b *testing.B) {
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(self, &st); err != nil {
+		b.Fatal(err)
+	}
+	pid := uint32(os.Getpid())
+	old := execEv(pid, self)
+	id := execEv(pid, self)
+	id.HasExeID, id.ExeID = true, idOf(&st)
+	for name, ev := range map[string]*decode.Event{"identity": id, "stat": old} {
+		b.Run(name, func(b *testing.B) {
+			h := newExeHasher(HashOptions{Enabled: true, MaxSize: 1 << 30, Wait: time.Minute, CacheSize: 16})
+			defer h.close()
+			var m encode.Meta
+			h.lookup("/proc", ev, &m)
+			if m.ExeHash == "" {
+				b.Fatalf("first lookup: status %q", m.ExeHashStatus)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				h.lookup("/proc", ev, &m)
+			}
+		})
+	}
+}

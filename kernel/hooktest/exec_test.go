@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smith/agent/decode"
 	"smith/internal/kmodtest"
 	"smith/shm"
 )
@@ -167,6 +168,28 @@ func pipeIno(t *testing.T, f *os.File) string {
 	return fmt.Sprintf("pipe:[%d]", st.Ino)
 }
 
+// expectExeID checks the identity of the loaded file an exec record
+// carries against the file's stat (path "": a failed exec, all zeros).
+func expectExeID(t *testing.T, e *event, path string) {
+	t.Helper()
+	if !e.HasExeID {
+		t.Errorf("no exe id field: %v", e)
+		return
+	}
+	var want decode.ExeID
+	if path != "" {
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		want = decode.ExeID{Dev: uint32(st.Dev), Ino: st.Ino, Size: st.Size,
+			MtimeSec: st.Mtim.Sec, MtimeNsec: uint32(st.Mtim.Nsec), CtimeSec: st.Ctim.Sec, CtimeNsec: uint32(st.Ctim.Nsec)}
+	}
+	if e.ExeID != want {
+		t.Errorf("exe id of %q: got %+v, want %+v", path, e.ExeID, want)
+	}
+}
+
 func TestExec(t *testing.T) {
 	s := open(t)
 	in := s.info()
@@ -229,6 +252,7 @@ func TestExec(t *testing.T) {
 		expectStr(t, e, shm.FCwd, "cwd", "/tmp")
 		expectStr(t, e, shm.FStdin, "stdin", os.DevNull)
 		expectStr(t, e, shm.FStdout, "stdout", pipe)
+		expectExeID(t, e, bb)
 	})
 
 	t.Run("argv longer than the cap", func(t *testing.T) {
@@ -289,6 +313,7 @@ func TestExec(t *testing.T) {
 		// The forked child still runs the test binary.
 		self, _ := os.Executable()
 		expectStr(t, e, shm.FExe, "exe", self)
+		expectExeID(t, e, "")
 	}
 	t.Run("failed exec ENOENT", func(t *testing.T) {
 		failed(t, "/tmp/hooktest-does-not-exist", syscall.ENOENT)

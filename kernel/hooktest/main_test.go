@@ -228,8 +228,12 @@ func decodeRecord(rec shm.Record) (*event, error) {
 		end = max(end, off+len(f.Value))
 	}
 	nf := int(binary.LittleEndian.Uint16(rec.Raw[unsafe.Offsetof(shm.Event{}.NFields):]))
-	if nf != len(e.order) {
-		return nil, fmt.Errorf("%d fields in the header, %d distinct ids: %v", nf, len(e.order), e)
+	ids := len(e.order)
+	if e.HasExeID { // decoded into ExeID, not kept in Fields
+		ids++
+	}
+	if nf != ids {
+		return nil, fmt.Errorf("%d fields in the header, %d distinct ids: %v", nf, ids, e)
 	}
 	if a := int(shm.RecAlign(uint32(end))); a < len(rec.Raw) {
 		return nil, fmt.Errorf("%d bytes after the last field: %v", len(rec.Raw)-a, e)
