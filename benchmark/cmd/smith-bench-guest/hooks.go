@@ -147,6 +147,9 @@ func (b *bench) hookRound(round int, config string) error {
 		return err
 	}
 	defer s.Close()
+	if err := b.settle(s); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
 	last := round == b.o.rounds
 	for _, op := range []string{"exec", "connect"} {
 		var before shm.Stats
@@ -188,6 +191,53 @@ func (b *bench) hookRound(round int, config string) error {
 		return nil
 	}
 	return b.latencyPass(s.dev, config, round)
+}
+
+// Untimed iterations of each loop after a configuration starts.
+const settleN = 8
+
+// settle runs a few untimed iterations of each loop in a configuration
+// that has just started, lets the reader consume them and waits until its
+// threads are idle.  What a consumer does once (the agent hashes the
+// loop's executable the first time it sees it, grows its batches, learns
+// the process) is then not spread over the timed loop: the loops measure
+// the cost of each further call.
+func (b *bench) settle(s *session) error {
+	for _, op := range []string{"exec", "connect"} {
+		if _, _, err := b.loop(op, settleN, false); err != nil {
+			return err
+		}
+	}
+	if s.dev == nil {
+		return nil
+	}
+	if err := drain(s.dev); err != nil {
+		return err
+	}
+	return idle(s.cons)
+}
+
+// idle waits (bounded) until a consumer's threads use less than a tenth
+// of a CPU over 100 ms: the agent's hash of a new executable runs apart
+// from its reading of the ring.
+func idle(c consumer) error {
+	prev, ok := readerCPU(c)
+	if !ok {
+		return nil
+	}
+	const window = 100 * time.Millisecond
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(window)
+		now, ok := readerCPU(c)
+		if !ok {
+			return nil
+		}
+		if now-prev < uint64(window/10) {
+			return nil
+		}
+		prev = now
+	}
+	return fmt.Errorf("the reader was still busy after 30 s")
 }
 
 // cpuTimer is a consumer whose threads' on-CPU time can be read.

@@ -829,8 +829,13 @@ func instructionHeadline(vms []results.VM) string {
 		"configuration, its events written to a file. Records the reader had not consumed " +
 		"when a loop ended (at most one wake-up timeout's worth) are read after the timed " +
 		"loop: the pending column says how many bytes that was, per run (median), and the " +
-		"reader's share of (c) and (e) is low by up to that fraction of the run's records.\n\n")
-	b.WriteString("| kernel | loop | configuration | instructions per op: min / median / max | ratio to (a) | pending bytes |\n|---|---|---|---|---|---|\n")
+		"reader's share of (c) and (e) is low by up to that fraction of the run's records. " +
+		"The agent's column counts its threads' own instructions from the loop's start until " +
+		"the ring is drained, divided by the records of the loop, those read after it included. " +
+		"Each configuration first runs a few untimed iterations of each loop and waits until " +
+		"its reader is idle, so that what a reader does once (the agent hashes the loop's " +
+		"executable the first time it sees it) is not spread over the timed loop.\n\n")
+	b.WriteString("| kernel | loop | configuration | instructions per op: min / median / max | ratio to (a) | pending bytes | agent instructions per record |\n|---|---|---|---|---|---|---|\n")
 	for _, vm := range icount {
 		for _, op := range []string{"connect", "exec"} {
 			for _, c := range results.Configs {
@@ -838,12 +843,19 @@ func instructionHeadline(vms []results.VM) string {
 				if s.Runs == 0 {
 					continue
 				}
-				var pend []float64
+				var pend, per []float64
 				for _, r := range runs {
 					pend = append(pend, float64(r.PendingBytes))
+					if r.ReaderNs > 0 && r.Records > 0 {
+						per = append(per, float64(r.ReaderNs)/float64(r.Records))
+					}
 				}
-				fmt.Fprintf(&b, "| %s | %s (n=%d) | %s | %.0f / %.0f / %.0f | %s | %.0f |\n", kernelShort(vm.Machine.Kernel),
-					op, runs[0].N, configLabel[c], s.Min, s.Median, s.Max, ratioMMM(roundRatio(vm, c, op, meanOp)), stats.Summarize(pend).Median)
+				agent := "-"
+				if len(per) > 0 {
+					agent = fmt.Sprintf("%.0f", stats.Summarize(per).Median)
+				}
+				fmt.Fprintf(&b, "| %s | %s (n=%d) | %s | %.0f / %.0f / %.0f | %s | %.0f | %s |\n", kernelShort(vm.Machine.Kernel),
+					op, runs[0].N, configLabel[c], s.Min, s.Median, s.Max, ratioMMM(roundRatio(vm, c, op, meanOp)), stats.Summarize(pend).Median, agent)
 			}
 		}
 	}
