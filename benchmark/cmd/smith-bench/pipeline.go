@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sys/unix"
 
 	"smith/agent/config"
 	"smith/agent/decode"
@@ -340,6 +341,10 @@ func (a *agent) dropped() (uint64, error) {
 func sampleEvents() [][]byte {
 	var out [][]byte
 	f := func(s string) decode.Field { return decode.Field{Value: []byte(s), Present: true} }
+	// The execs run this program, with its identity as a module of ABI
+	// 1.2 writes it: the agent hashes it once and serves every later
+	// exec from its cache, as on a host that runs the same programs.
+	exe, id := benchExe()
 	for i := range 16 {
 		ev := decode.Event{
 			Type: uint16(shm.EvExecve), TimeNs: uint64(time.Now().UnixNano()),
@@ -347,9 +352,10 @@ func sampleEvents() [][]byte {
 			UID: 1000, EUID: 1000, GID: 1000, PidNS: 4026531836, MntNS: 4026531841,
 			CgroupID: 7000 + uint64(i), Comm: []byte("curl"), CPU: uint16(i % 2),
 		}
-		ev.Fields[shm.FExe] = f("/usr/bin/curl")
+		ev.Fields[shm.FExe] = f(exe)
 		ev.Fields[shm.FNodename] = f("bench-host")
-		ev.Fields[shm.FFilename] = f("/usr/bin/curl")
+		ev.Fields[shm.FFilename] = f(exe)
+		ev.ExeID, ev.HasExeID = id, id.Ino != 0
 		ev.Fields[shm.FArgv] = f(fmt.Sprintf("curl\x00-sS\x00--max-time\x0010\x00-H\x00X-Request: %d\x00https://example.internal/api/v1/items?page=%d", i, i))
 		ev.Fields[shm.FCwd] = f("/home/deploy/app")
 		ev.Fields[shm.FStdin] = f("/dev/null")
@@ -360,8 +366,9 @@ func sampleEvents() [][]byte {
 		c := ev
 		c.Type = uint16(shm.EvConnect)
 		c.Fields = [len(ev.Fields)]decode.Field{}
-		c.Fields[shm.FExe] = f("/usr/bin/curl")
+		c.Fields[shm.FExe] = f(exe)
 		c.Fields[shm.FNodename] = f("bench-host")
+		c.ExeID, c.HasExeID = decode.ExeID{}, false
 		c.HasConnect = true
 		c.Connect = decode.Connect{Family: syscall.AF_INET, Protocol: syscall.IPPROTO_TCP, FD: 3,
 			RemotePort: 443, LocalPort: uint16(40000 + i)}
@@ -370,4 +377,23 @@ func sampleEvents() [][]byte {
 		out = append(out, decode.AppendEvent(nil, &c))
 	}
 	return out
+}
+
+// benchExe is this program's path and identity (zero when it cannot be
+// read: the execs then go the agent's stat path, as from an older
+// module).
+func benchExe() (string, decode.ExeID) {
+	path, err := os.Executable()
+	if err != nil {
+		return "/usr/bin/curl", decode.ExeID{}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return path, decode.ExeID{}
+	}
+	return path, decode.ExeID{
+		Dev: uint32(st.Dev), Ino: st.Ino, Size: st.Size,
+		MtimeSec: st.Mtim.Sec, MtimeNsec: uint32(st.Mtim.Nsec),
+		CtimeSec: st.Ctim.Sec, CtimeNsec: uint32(st.Ctim.Nsec),
+	}
 }
