@@ -148,15 +148,8 @@ func fuzzInput(r *Ring, mode byte) []byte {
 func fuzzSeeds(tb testing.TB) [][]byte {
 	var seeds [][]byte
 	add := func(build func(p *Producer, rd *Reader), mode byte) {
-		r, err := newMemRing(256, 64)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		rd, err := NewReader(r, nil)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		build(NewProducer(r), rd)
+		r, p, rd := newTestRing(tb, 256)
+		build(p, rd)
 		seeds = append(seeds, fuzzInput(r, mode))
 	}
 	write := func(p *Producer, sizes ...int) {

@@ -33,11 +33,17 @@ func testRec(n int, producer uint32, seq uint64) []byte {
 
 func newTestRing(t testing.TB, size uint64) (*Ring, *Producer, *Reader) {
 	t.Helper()
+	return newWaitingRing(t, size, nil)
+}
+
+// newWaitingRing is newTestRing with the reader sleeping on w.
+func newWaitingRing(t testing.TB, size uint64, w Waiter) (*Ring, *Producer, *Reader) {
+	t.Helper()
 	r, err := newMemRing(size, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd, err := NewReader(r, nil)
+	rd, err := NewReader(r, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +65,16 @@ func mustNext(t testing.TB, rd *Reader) Record {
 		t.Fatalf("Next: ok %v, err %v; want a record", ok, err)
 	}
 	return rec
+}
+
+// mustSeqs reads the next records and checks their test sequence numbers.
+func mustSeqs(t testing.TB, rd *Reader, want ...uint64) {
+	t.Helper()
+	for i, w := range want {
+		if seq := binary.LittleEndian.Uint64(mustNext(t, rd).Raw[16:]); seq != w {
+			t.Fatalf("record %d: seq %d, want %d", i, seq, w)
+		}
+	}
 }
 
 func mustBeEmpty(t testing.TB, rd *Reader) {
@@ -135,9 +151,7 @@ func TestExactlyFullRingAcceptsNoMore(t *testing.T) {
 		t.Fatalf("counters %+v; want 4 written, 1 dropped full", c)
 	}
 	for i := range 4 {
-		if rec := mustNext(t, rd); binary.LittleEndian.Uint64(rec.Raw[16:]) != uint64(i) {
-			t.Fatalf("record %d has seq %d", i, binary.LittleEndian.Uint64(rec.Raw[16:]))
-		}
+		mustSeqs(t, rd, uint64(i))
 	}
 	mustBeEmpty(t, rd)
 }
@@ -212,11 +226,7 @@ func TestBusyRecordStopsTheReader(t *testing.T) {
 	mustBeEmpty(t, rd) // the committed record behind a busy one waits
 	copy(res.Raw[SizeofRecHdr:], testRec(32, 0, 6)[SizeofRecHdr:])
 	p.Commit(res)
-	for _, want := range []uint64{6, 7} {
-		if seq := binary.LittleEndian.Uint64(mustNext(t, rd).Raw[16:]); seq != want {
-			t.Fatalf("seq %d, want %d", seq, want)
-		}
-	}
+	mustSeqs(t, rd, 6, 7)
 }
 
 func TestDiscardedRecordIsSkipped(t *testing.T) {
@@ -415,11 +425,7 @@ func TestNewReaderResumesAtTheCommittedPosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []uint64{1, 2} {
-		if seq := binary.LittleEndian.Uint64(mustNext(t, rd2).Raw[16:]); seq != want {
-			t.Fatalf("seq %d, want %d", seq, want)
-		}
-	}
+	mustSeqs(t, rd2, 1, 2)
 }
 
 func TestBatchCommitStoresOnce(t *testing.T) {
@@ -595,16 +601,8 @@ func TestOverrunReaderResynchronises(t *testing.T) {
 // producers would count free space from it) is stored back, and Wait
 // reports it with a gap record of 0 bytes.
 func TestConsumerPageChangedWhileWaitingIsStoredBack(t *testing.T) {
-	r, err := newMemRing(256, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := NewReader(r, NewIntervalWaiter(time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, p, rd := newWaitingRing(t, 256, NewIntervalWaiter(time.Millisecond))
 	defer rd.Close()
-	p := NewProducer(r)
 	mustWrite(t, p, testRec(32, 0, 0))
 	mustNext(t, rd)
 	rd.Commit()
@@ -688,14 +686,7 @@ func eachWaiter(t *testing.T, f func(t *testing.T, rd *Reader)) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := newMemRing(256, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd, err := NewReader(r, w)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, _, rd := newWaitingRing(t, 256, w)
 			defer rd.Close()
 			f(t, rd)
 		})
@@ -727,21 +718,13 @@ func TestEventfdWakesABlockedRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := newMemRing(256, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := NewReader(r, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, p, rd := newWaitingRing(t, 256, ev)
 	defer rd.Close()
 	// Watermark 0 and a timeout far beyond the test: only the producer's
 	// wake-ups can make Read return.
 	if err := rd.SetWakeup(0, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	p := NewProducer(r)
 	got := make(chan uint64)
 	go func() {
 		for range 100 {
