@@ -196,7 +196,14 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 		return fmt.Errorf("load generator: %w", *p)
 	}
 	// One more op after everything: a "lost N" the ring still owes is
-	// written before its record.
+	// written before its record, and the agent's last drops lie between
+	// two delivered sequence numbers, where the reconciler sees them.  It
+	// waits for a spool the last fault filled to be replayed: an op the
+	// agent drops as well would leave the stream's end open, and its
+	// drops counted but not placed.
+	if err := r.spoolReplayed(ctx); err != nil {
+		return err
+	}
 	r.load.setPhase("final")
 	r.load.exec()
 	rep.EventsPerSec = float64(len(r.load.ops)) / rep.Duration
