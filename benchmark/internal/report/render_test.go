@@ -54,10 +54,14 @@ func section(o Output, title string) string {
 	return ""
 }
 
+// sectionContains fails t for each of want that o's section title lacks.
+func sectionContains(t *testing.T, o Output, title string, want ...string) {
+	t.Helper()
+	containsAll(t, title, section(o, title), want...)
+}
+
 func TestRenderHookCostRatiosAndVerdicts(t *testing.T) {
-	o := Render(Input{VMs: []results.VM{sampleVM()}})
-	hook := section(o, "Hook cost")
-	containsAll(t, "Hook cost", hook,
+	sectionContains(t, Render(Input{VMs: []results.VM{sampleVM()}}), "Hook cost",
 		"### Kernel 6.1.0-99-amd64",
 		"host CPU Test CPU",
 		"1.040 / 1.040 / 1.040", // shm connect ratio
@@ -88,8 +92,7 @@ func TestRoundRatioPairsRunsOfTheSameRound(t *testing.T) {
 
 func TestRenderTransportsFindsTheLastRateWithoutDrops(t *testing.T) {
 	o := Render(Input{VMs: []results.VM{sampleVM()}})
-	tr := section(o, "Transports")
-	containsAll(t, "Transports", tr,
+	sectionContains(t, o, "Transports",
 		"**0.20** (target <= 0.33: met)",
 		"Highest rate shm carried with no drop: **1.0 k records/s**",
 	)
@@ -128,8 +131,7 @@ func TestRenderPipelineSummarisesGoBenchRuns(t *testing.T) {
 		},
 		Steady: &results.Steady{Rate: 10000, Seconds: 10, CPUPercent: []float64{5, 6, 7}, RSSMiB: []float64{20, 21, 22}},
 	}
-	p := section(Render(Input{Host: h}), "Pipeline")
-	containsAll(t, "Pipeline", p,
+	sectionContains(t, Render(Input{Host: h}), "Pipeline",
 		"| shm | Read/64B | 3 | 80 ns / 90 ns / 100 ns | 11.11 M | 11.00 M records/s | 0 |",
 		"| 3 | 5.0 / 6.0 / 7.0 | 20.0 / 21.0 / 22.0 |",
 		"CPU under 10% of a core: met; RSS under 40 MiB: met",
@@ -139,15 +141,14 @@ func TestRenderPipelineSummarisesGoBenchRuns(t *testing.T) {
 
 func TestRenderInstructionHeadline(t *testing.T) {
 	vm := sampleVM()
-	if !strings.Contains(section(Render(Input{VMs: []results.VM{vm}}), "Hook cost"), "### Kernel") ||
-		strings.Contains(section(Render(Input{VMs: []results.VM{vm}}), "Hook cost"), "Instructions per operation") {
+	if hook := section(Render(Input{VMs: []results.VM{vm}}), "Hook cost"); !strings.Contains(hook, "### Kernel") ||
+		strings.Contains(hook, "Instructions per operation") {
 		t.Fatal("a wall-clock run got the instruction headline")
 	}
 	vm.Clock = clockInstructions
 	vm.Loops = append(vm.Loops, loops("agent", "connect", 1020, 1025, 1050)...) // x2.04..: mean is 2*median
 	vm.Idle = []results.IdleWakeups{{Reader: "shm", Seconds: 5, Wakeups: 5, PerSecond: 1}}
-	hook := section(Render(Input{VMs: []results.VM{vm}}), "Hook cost")
-	containsAll(t, "headline", hook,
+	sectionContains(t, Render(Input{VMs: []results.VM{vm}}), "Hook cost",
 		"### Instructions per operation (headline)",
 		"| 6.1.0 | connect (n=100) | (e) shm + smith-agent | 2040 / 2050 / 2100 | 1.020 / 1.025 / 1.050 | 0 |",
 		"| 6.1.0 | connect loop, (e) shm + smith-agent / (a) | x1.025 | x1.030 | x1.015 | met |",
