@@ -651,14 +651,8 @@ func drainRing(t *testing.T, rf *ringFile) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		_, ok, err := rd.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
+	for range testfs.Records(t, rd.Next) {
+		// read; the commit below takes them all
 	}
 	rd.Commit()
 }

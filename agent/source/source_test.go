@@ -30,14 +30,7 @@ func TestFileSource(t *testing.T) {
 		t.Fatalf("module %+v size %d", m, src.Size())
 	}
 	var ends []uint64
-	for {
-		r, ok, err := src.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
+	for r := range testfs.Records(t, src.Next) {
 		ends = append(ends, r.End())
 	}
 	if len(ends) != 2 {

@@ -3,6 +3,7 @@
 package testfs
 
 import (
+	"iter"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,4 +29,22 @@ func Ring(tb testing.TB, dataSize uint64) (path string, fr *shm.FileRing) {
 	}
 	tb.Cleanup(func() { fr.Close() })
 	return path, fr
+}
+
+// Records yields the records next returns (a Reader's or a source's Next)
+// until it has none; an error fails the test. Each record is yielded
+// before the next is read, so it is valid as long as the ones Next returns.
+func Records(tb testing.TB, next func() (shm.Record, bool, error)) iter.Seq[shm.Record] {
+	return func(yield func(shm.Record) bool) {
+		tb.Helper()
+		for {
+			rec, ok, err := next()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if !ok || !yield(rec) {
+				return
+			}
+		}
+	}
 }

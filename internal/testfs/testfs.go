@@ -2,7 +2,8 @@
 
 // Package testfs writes the files a test needs (a fake /proc, a package
 // database, a config), creating their directories, and the ring files
-// the agent's kernel-free source reads (Ring).
+// the agent's kernel-free source reads (Ring), and reads back the records
+// of a ring (Records).
 package testfs
 
 import (

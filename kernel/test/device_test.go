@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"smith/internal/kmodtest"
+	"smith/internal/testfs"
 	"smith/shm"
 )
 
@@ -495,14 +496,7 @@ func drainTestRecords(t *testing.T, rd *shm.Reader, firstSeq int) uint64 {
 	t.Helper()
 	var lost uint64
 	seq, seen := uint64(firstSeq), 0
-	for {
-		rec, ok, err := rd.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !ok {
-			break
-		}
+	for rec := range testfs.Records(t, rd.Next) {
 		if n, isLost := rec.LostCount(); isLost {
 			lost += n
 			continue
