@@ -90,17 +90,25 @@ func (l *limiter) staleLocked(a *attempts, now time.Time) bool {
 }
 
 func (l *limiter) evictLocked(now time.Time) {
-	oldest, first := "", time.Time{}
 	for addr, a := range l.addrs {
 		if l.staleLocked(a, now) {
 			delete(l.addrs, addr)
 			return
 		}
-		if oldest == "" || a.last.Before(first) {
-			oldest, first = addr, a.last
+	}
+	dropOldest(l.addrs, func(a *attempts) time.Time { return a.last })
+}
+
+// dropOldest deletes the entry of m whose time (at) is the earliest: the
+// one a full table of the limiter or of the sessions gives up.
+func dropOldest[V any](m map[string]V, at func(V) time.Time) {
+	oldest, first := "", time.Time{}
+	for k, v := range m {
+		if t := at(v); oldest == "" || t.Before(first) {
+			oldest, first = k, t
 		}
 	}
-	delete(l.addrs, oldest)
+	delete(m, oldest)
 }
 
 // bucket is a token bucket: rate tokens a second, at most burst saved.

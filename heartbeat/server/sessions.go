@@ -49,13 +49,7 @@ func (s *sessions) Start(now time.Time) (string, time.Time, error) {
 		s.pruneLocked(now)
 	}
 	if len(s.expires) >= maxSessions {
-		oldest, first := "", time.Time{}
-		for k, e := range s.expires {
-			if oldest == "" || e.Before(first) {
-				oldest, first = k, e
-			}
-		}
-		delete(s.expires, oldest)
+		dropOldest(s.expires, func(exp time.Time) time.Time { return exp })
 	}
 	s.expires[id] = exp
 	return id, exp, nil
