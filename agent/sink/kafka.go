@@ -23,8 +23,8 @@ import (
 	"smith/agent/metrics"
 )
 
-// Kafka ships events with a sarama AsyncProducer, keyed by host name so a
-// host's events go to one partition.
+// Kafka ships events as whole record batches (producer, produce.go), keyed
+// by host name so a host's events go to one partition.
 //
 // Two states.  Online: batches go to the producer; an event Kafka refuses
 // (broker down after sarama's retries) goes to the spool, and the sink
@@ -42,7 +42,7 @@ import (
 // a failed write), never silently.
 type Kafka struct {
 	topic   string
-	key     sarama.Encoder
+	key     []byte
 	maxMsg  int
 	retry   time.Duration
 	brokers []string
@@ -61,23 +61,17 @@ type Kafka struct {
 
 	mu       sync.Mutex // guards online, producer and spool appends vs. the flip
 	online   bool
-	producer sarama.AsyncProducer
-	drained  chan struct{} // closed when the producer's channels are drained
+	producer *producer
 	lastErr  atomic.Pointer[string]
 	dropLog  time.Time
+	tooLarge time.Time // last log of an event Kafka refused for good
 }
 
-// liveBatch is the Metadata of the messages sent from one batch (one
-// allocation per batch, none per event).
+// liveBatch is a batch whose requests are in flight: done when the last
+// one is answered (one allocation per batch, none per event).
 type liveBatch struct {
 	b       *Batch
 	pending atomic.Int32
-}
-
-// replayMsg is the Metadata of a message sent from the spool.
-type replayChunk struct {
-	wg     sync.WaitGroup
-	failed atomic.Bool
 }
 
 func init() {
@@ -100,9 +94,7 @@ func newKafka(cfg config.Kafka, hostKey string, spool *Spool, queue int, c *metr
 		return nil, err
 	}
 	k := &Kafka{
-		// A ByteEncoder key: sarama encodes the key twice per message
-		// (partitioner, record) and a StringEncoder allocates each time.
-		topic: cfg.Topic, key: sarama.ByteEncoder(hostKey), maxMsg: cfg.MaxMessageBytes,
+		topic: cfg.Topic, key: []byte(hostKey), maxMsg: cfg.MaxMessageBytes,
 		retry: cfg.RetryInterval.D(), brokers: cfg.Brokers, scfg: scfg, spool: spool, c: c,
 		log: log.WithField("sink", "kafka"), ch: make(chan *Batch, queue), stop: make(chan struct{}),
 		kick: make(chan struct{}, 1), chunkDone: chunkDone,
@@ -140,28 +132,30 @@ func SaramaConfig(cfg config.Kafka) (*sarama.Config, error) {
 		}
 		s.Version = v
 	}
-	// Acknowledgements drive the ring commit and the spool: both needed.
-	s.Producer.Return.Successes = true
-	s.Producer.Return.Errors = true
+	if produceVersion(s.Version) == 0 {
+		return nil, fmt.Errorf("kafka.version %q: Kafka 0.11 or later is needed (record batches)", cfg.Version)
+	}
+	// The sink uses sarama's client, not its AsyncProducer (produce.go):
+	// the producer settings below are the ones it reads.
 	s.Producer.MaxMessageBytes = cfg.MaxMessageBytes
+	// How long the broker may wait for the replicas kafka.acks asks for.
 	s.Producer.Timeout = cfg.Timeout.D()
-	// Batching by bytes: a produce request goes out once 512 KiB are
-	// buffered for a broker (about 1000 events of 500 bytes), or after
-	// 5 ms of linger, whichever comes first.  Few large requests cost
-	// the broker and the agent far less per event than many small ones;
-	// 5 ms is nothing next to the pipeline's own batching.
+	// A request carries at most 512 KiB of records (about 1000 events of
+	// 500 bytes; less when kafka.max_message_bytes is smaller): a pipeline
+	// batch of 256 events is one request, rarely two.  Few large requests
+	// cost the broker and the agent far less per event than many small
+	// ones.  No linger: the pipeline's batch is the batching.
 	s.Producer.Flush.Bytes = 512 << 10
-	s.Producer.Flush.Frequency = 5 * time.Millisecond
-	// The channels between the sink's goroutine and sarama's: one
-	// pipeline batch (256 events) and more fits without a hand-off per
-	// event, so the sender rarely blocks.
-	s.ChannelBufferSize = 4096
-	// A refused event is retried 3 times 200 ms apart, then handed back
-	// (Errors) and spooled: the spool, not sarama, rides out an outage.
+	// A failed request is retried 3 times 200 ms apart (the metadata
+	// asked again in between), then its events are spooled: the spool,
+	// not the retries, rides out an outage.
 	s.Producer.Retry.Max = 3
 	s.Producer.Retry.Backoff = 200 * time.Millisecond
 	// The key is the host name: a host's events go to one partition.
 	s.Producer.Partitioner = sarama.NewHashPartitioner
+	// Requests in flight at once (sarama's default, 5): the reader goes
+	// on while earlier batches wait for their acknowledgement.
+	s.Net.MaxOpenRequests = 5
 	// kafka.timeout bounds every connection step, so a blackholed
 	// broker turns into an error (and the spool) in bounded time.
 	s.Net.DialTimeout = cfg.Timeout.D()
@@ -256,19 +250,17 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
 func (c *scramClient) Done() bool                            { return c.conv.Done() }
 
-// connect creates the producer and its drain goroutine.  It can take as
-// long as the brokers make it (a blackholed one: the dial and read
-// timeouts), so it never runs with mu held.
+// connect creates the producer.  It can take as long as the brokers make
+// it (a blackholed one: the dial and read timeouts), so it never runs
+// with mu held.
 func (k *Kafka) connect() error {
 	k.dials.Add(1)
-	p, err := sarama.NewAsyncProducer(k.brokers, k.scfg)
+	p, err := newProducer(k.brokers, k.scfg, k.topic, k.key, k.maxMsg)
 	if err != nil {
 		return fmt.Errorf("connect to Kafka %s: %w", strings.Join(k.brokers, ","), err)
 	}
-	drained := make(chan struct{})
-	go k.drain(p, drained)
 	k.mu.Lock()
-	k.producer, k.drained = p, drained
+	k.producer = p
 	k.mu.Unlock()
 	return nil
 }
@@ -305,25 +297,73 @@ func (k *Kafka) run() {
 		p := k.producer
 		k.mu.Unlock()
 		lb := &liveBatch{b: b}
-		lb.pending.Store(int32(b.Len()) + 1)
-		msgs := make([]sarama.ProducerMessage, b.Len())
-		vals := make([]sarama.ByteEncoder, b.Len())
-		for i := range msgs {
+		lb.pending.Store(1)
+		evs := make([][]byte, 0, b.Len())
+		for i := range b.Len() {
 			ev := b.Event(i)
-			if len(ev) > k.maxMsg {
+			if !fits(ev, k.key, k.maxMsg) {
 				k.c.AddDrop(metrics.DropTooLarge, 1)
 				b.AddLost(1)
 				k.log.Warnf("event of %d bytes exceeds kafka.max_message_bytes; dropped", len(ev))
-				lb.pending.Add(-1)
 				continue
 			}
-			vals[i] = ev
-			msgs[i] = sarama.ProducerMessage{Topic: k.topic, Key: k.key, Value: &vals[i], Metadata: lb}
-			p.Input() <- &msgs[i]
+			evs = append(evs, ev)
 		}
-		if lb.pending.Add(-1) == 0 {
-			b.Done()
-		}
+		p.chunks(evs, func(chunk [][]byte) {
+			lb.pending.Add(1)
+			p.goProduce(chunk, func(ev []byte, err error) { k.refused(lb.b, ev, err) },
+				func(acked int, err error) { k.answered(lb, chunk, acked, err) })
+		})
+		lb.done()
+	}
+}
+
+// done ends one of the batch's pending parts; the last one gives the
+// batch back.
+func (lb *liveBatch) done() {
+	if lb.pending.Add(-1) == 0 {
+		lb.b.Done()
+	}
+}
+
+// answered takes the outcome of a request for events of lb: acknowledged,
+// or failed after the retries, and then they are spooled and the sink
+// turns offline until the replay finds Kafka again.
+func (k *Kafka) answered(lb *liveBatch, evs [][]byte, acked int, err error) {
+	defer lb.done()
+	if err == nil {
+		k.c.Acked.Add(uint64(acked))
+		return
+	}
+	k.setErr(err)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.online {
+		k.log.WithError(err).Warn("Kafka refused events; spooling until it is back")
+	}
+	k.online = false
+	failed := NewBatch(nil)
+	for _, ev := range evs {
+		failed.End(append(failed.Buf(), ev...))
+	}
+	k.spoolBatch(failed, 0)
+	lb.b.AddLost(failed.Lost())
+}
+
+// refused counts an event Kafka will never take (for what it is):
+// spooling it would block the replay behind it forever.  b (nil for the
+// spool's) is the batch it came from.
+func (k *Kafka) refused(b *Batch, ev []byte, err error) {
+	k.c.AddDrop(metrics.DropTooLarge, 1)
+	if b != nil {
+		b.AddLost(1)
+	}
+	k.setErr(err)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if time.Since(k.tooLarge) > 10*time.Second {
+		k.tooLarge = time.Now()
+		k.log.WithError(err).Warnf("Kafka refuses an event of %d bytes for good; dropped (message_too_large)", len(ev))
 	}
 }
 
@@ -358,74 +398,6 @@ func (k *Kafka) updateSpoolGauges() {
 	ev, bytes := k.spool.Len()
 	k.c.SpoolEvents.Store(uint64(ev))
 	k.c.SpoolBytes.Store(uint64(bytes))
-}
-
-// drain reads the producer's results until both channels close.
-func (k *Kafka) drain(p sarama.AsyncProducer, done chan struct{}) {
-	defer close(done)
-	succ, errs := p.Successes(), p.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			k.c.Acked.Add(1)
-			switch md := m.Metadata.(type) {
-			case *liveBatch:
-				if md.pending.Add(-1) == 0 {
-					md.b.Done()
-				}
-			case *replayChunk:
-				k.c.Replayed.Add(1)
-				md.wg.Done()
-			}
-		case e, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			k.setErr(e.Err)
-			if permanent(e.Err) {
-				// Kafka will never take this event: spooling it would
-				// block the replay behind it forever.
-				k.c.AddDrop(metrics.DropTooLarge, 1)
-				k.log.WithError(e.Err).Warnf("Kafka refuses an event of %d bytes for good; dropped (message_too_large)", e.Msg.Value.Length())
-				switch md := e.Msg.Metadata.(type) {
-				case *liveBatch:
-					md.b.AddLost(1)
-					if md.pending.Add(-1) == 0 {
-						md.b.Done()
-					}
-				case *replayChunk:
-					md.wg.Done()
-				}
-				continue
-			}
-			switch md := e.Msg.Metadata.(type) {
-			case *liveBatch:
-				k.mu.Lock()
-				if k.online {
-					k.log.WithError(e.Err).Warn("Kafka refused an event; spooling until it is back")
-				}
-				k.online = false
-				if v, ok := e.Msg.Value.(*sarama.ByteEncoder); ok {
-					one := NewBatch(nil)
-					one.End(append(one.Buf(), *v...))
-					k.spoolBatch(one, 0)
-					md.b.AddLost(one.Lost())
-				}
-				k.mu.Unlock()
-				if md.pending.Add(-1) == 0 {
-					md.b.Done()
-				}
-			case *replayChunk:
-				md.failed.Store(true)
-				md.wg.Done()
-			}
-		}
-	}
 }
 
 // permanent reports whether Kafka refused a message for what it is, not
@@ -510,13 +482,25 @@ func (k *Kafka) replayOnce(buf []byte, evs [][]byte) (_ []byte, _ [][]byte, ok, 
 		}
 		return buf, evs, true, false
 	}
-	ch := &replayChunk{}
-	ch.wg.Add(len(evs))
-	for _, ev := range evs {
-		p.Input() <- &sarama.ProducerMessage{Topic: k.topic, Key: k.key, Value: sarama.ByteEncoder(ev), Metadata: ch}
-	}
-	ch.wg.Wait()
-	if ch.failed.Load() {
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	var replayed atomic.Uint64
+	p.chunks(evs, func(chunk [][]byte) {
+		wg.Add(1)
+		p.goProduce(chunk, func(ev []byte, err error) { k.refused(nil, ev, err) }, func(acked int, err error) {
+			if err != nil {
+				k.setErr(err)
+				failed.Store(true)
+			} else {
+				k.c.Acked.Add(uint64(acked))
+				replayed.Add(uint64(acked))
+			}
+			wg.Done()
+		})
+	})
+	wg.Wait()
+	k.c.Replayed.Add(replayed.Load())
+	if failed.Load() {
 		// Some of the chunk may have arrived: it is sent again (at least
 		// once, (stream, seq) shows the duplicates).
 		return buf, evs, false, false
@@ -546,11 +530,13 @@ func (k *Kafka) Close(ctx context.Context) error {
 	go func() {
 		k.wg.Wait()
 		k.mu.Lock()
-		p, drained := k.producer, k.drained
+		p := k.producer
 		k.mu.Unlock()
 		if p != nil {
-			p.AsyncClose()
-			<-drained
+			// Requests in flight end, acknowledged or spooled.
+			if err := p.close(); err != nil {
+				k.log.WithError(err).Debug("close Kafka connections")
+			}
 		}
 		close(done)
 	}()

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"smith/agent/config"
 	"smith/agent/metrics"
@@ -509,5 +511,116 @@ func TestSaramaConfigAcksAndCompression(t *testing.T) {
 			t.Errorf("acks %q, compression %q: %v, %v; want %v, %v", tc.acks, tc.compression,
 				s.Producer.RequiredAcks, s.Producer.Compression, tc.wantAcks, tc.wantCodec)
 		}
+	}
+}
+
+// readTopic reads n records of the topic smith from the start.
+func readTopic(t *testing.T, broker string, n int) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics("smith"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d events in Kafka", len(out), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// A batch goes out as requests of at most kafka.max_message_bytes of
+// records each, in order, keyed by host.
+func TestKafkaSinkSendsABatchAsRequestsInOrder(t *testing.T) {
+	broker := fakeBroker(t)
+	var requests atomic.Int32
+	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		broker.KeepControl()
+		requests.Add(1)
+		return nil, nil, false
+	})
+	kc := kafkaConfig(broker.ListenAddrs()...)
+	kc.MaxMessageBytes = 4096
+	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
+	var events []string
+	for i := range 20 {
+		events = append(events, fmt.Sprintf(`{"seq":%d,"pad":"%s"}`, i, strings.Repeat("x", 1000)))
+	}
+	sendAndWait(t, k, events...)
+	closeKafka(k)
+	// 1042 bytes a record: 3 in a request of at most 4096 - 128.
+	if c.Acked.Load() != 20 || requests.Load() != 7 {
+		t.Fatalf("acked %d in %d requests; want 20 in 7", c.Acked.Load(), requests.Load())
+	}
+	for i, r := range readTopic(t, kc.Brokers[0], 20) {
+		if string(r.Key) != "host-a" || string(r.Value) != events[i] {
+			t.Fatalf("record %d: key %q, value %.20q; want host-a, %.20q", i, r.Key, r.Value, events[i])
+		}
+	}
+}
+
+// A request the broker refuses for its size is split until the one event
+// it cannot take is found: that one is dropped and counted, the others
+// are delivered.
+func TestKafkaSinkSplitsARequestTheBrokerRefuses(t *testing.T) {
+	broker := fakeBroker(t, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "4096"}))
+	kc := kafkaConfig(broker.ListenAddrs()...)
+	kc.Compression = "none" // the broker's limit is on the request's bytes as sent
+	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
+	var events []string
+	for i := range 20 {
+		pad := 500
+		if i == 13 {
+			pad = 6000 // within kafka.max_message_bytes, over the broker's
+		}
+		events = append(events, fmt.Sprintf(`{"seq":%d,"pad":"%s"}`, i, strings.Repeat("x", pad)))
+	}
+	sendAndWait(t, k, events...)
+	closeKafka(k)
+	if c.Acked.Load() != 19 || c.Dropped(metrics.DropTooLarge) != 1 || c.Spooled.Load() != 0 {
+		t.Fatalf("acked %d, dropped %d, spooled %d; want 19, 1, 0", c.Acked.Load(), c.Dropped(metrics.DropTooLarge), c.Spooled.Load())
+	}
+	seen := map[string]bool{}
+	for _, r := range readTopic(t, kc.Brokers[0], 19) {
+		seen[string(r.Value)] = true
+	}
+	for i, ev := range events {
+		if seen[ev] != (i != 13) {
+			t.Fatalf("event %d in Kafka: %v", i, seen[ev])
+		}
+	}
+}
+
+// The produce request speaks the version sarama would for kafka.version;
+// before 0.11 (no record batches) the setting is refused.
+func TestProduceVersion(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		want    int16
+	}{
+		{"0.11.0.0", 3}, {"1.0.0", 5}, {"2.0.0", 6}, {"2.1.0", 7}, {"2.4.0", 8}, {"2.8.0", 9}, {"3.7.0", 10}, {"", 9},
+	} {
+		kc := kafkaConfig("127.0.0.1:9")
+		kc.Version = tc.version
+		s, err := SaramaConfig(kc)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.version, err)
+		}
+		if got := produceVersion(s.Version); got != tc.want {
+			t.Errorf("kafka.version %q: produce v%d, want v%d", tc.version, got, tc.want)
+		}
+	}
+	kc := kafkaConfig("127.0.0.1:9")
+	kc.Version = "0.10.2.0"
+	if _, err := SaramaConfig(kc); err == nil || !strings.Contains(err.Error(), "0.11") {
+		t.Fatalf("kafka.version 0.10.2.0: %v, want an error naming 0.11", err)
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,9 +28,10 @@ import (
 // The pipeline benchmark: this process fills a ring in a shared file at an
 // offered rate with the Go producer of shm/, smith-agent reads it in its
 // kernel-free mode (source.kind = "file") and ships JSON events to a kfake
-// broker served from this process on loopback.  What Kafka holds (the
-// topic's end offset) is what was delivered; what the ring and the agent
-// count as dropped is what was lost.
+// broker served from this process on loopback (-sink kafka), or writes
+// them to its file sink (-sink file).  What Kafka holds (the topic's end
+// offset) or the file holds (its complete lines) is what was delivered;
+// what the ring and the agent count as dropped is what was lost.
 type pipelineOpts struct {
 	agent       string
 	out         string
@@ -40,6 +43,7 @@ type pipelineOpts struct {
 	ringSize    uint64
 	pollEvery   string
 	keepWorkDir bool
+	sink        string // "kafka" or "file"
 }
 
 func cmdPipeline(args []string) error {
@@ -55,7 +59,11 @@ func cmdPipeline(args []string) error {
 	fs.Uint64Var(&o.ringSize, "ring-size", shm.RingDefaultSize, "ring data size in bytes, as the module's default")
 	fs.StringVar(&o.pollEvery, "poll-interval", "", "the agent's source.poll_interval (empty: its default)")
 	fs.BoolVar(&o.keepWorkDir, "keep", false, "keep the work directory (agent config and log)")
+	fs.StringVar(&o.sink, "sink", "kafka", "the agent's sink: kafka (into kfake) or file (its rotating file sink, in the work directory)")
 	fs.Parse(args)
+	if o.sink != "kafka" && o.sink != "file" {
+		return fmt.Errorf("-sink: %q is neither kafka nor file", o.sink)
+	}
 	for _, s := range strings.Split(*rates, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil || v <= 0 {
@@ -89,25 +97,26 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 		return err
 	}
 	defer k.Close()
+	b := backend{sink: o.sink, cluster: cluster, topic: k}
 
 	if o.steadyRate > 0 && o.steadyRuns > 0 {
 		st := &results.Steady{Rate: o.steadyRate, Seconds: o.steadySecs}
 		for run := 1; run <= o.steadyRuns; run++ {
-			fmt.Fprintf(os.Stderr, "smith-bench pipeline: steady %.0f/s, run %d/%d\n", o.steadyRate, run, o.steadyRuns)
-			if err := steadyRun(o, cluster, k, st); err != nil {
+			fmt.Fprintf(os.Stderr, "smith-bench pipeline: steady %.0f/s into %s, run %d/%d\n", o.steadyRate, o.sink, run, o.steadyRuns)
+			if err := steadyRun(o, b, st); err != nil {
 				return fmt.Errorf("steady run %d: %w", run, err)
 			}
 		}
 		h.Steady = st
 	}
 
-	a, err := startAgent(o, cluster)
+	a, err := startAgent(o, b)
 	if err != nil {
 		return err
 	}
 	defer a.stop()
 	for _, rate := range o.rates {
-		step, err := a.offer(k, rate, time.Duration(o.stepSecs*float64(time.Second)))
+		step, err := a.offer(rate, time.Duration(o.stepSecs*float64(time.Second)))
 		if err != nil {
 			return fmt.Errorf("step %.0f/s: %w", rate, err)
 		}
@@ -121,16 +130,58 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 	return a.stop()
 }
 
+// backend is where the agent's events go: kfake (its topic's end offset
+// counts them) or the agent's file sink (its complete lines).
+type backend struct {
+	sink    string
+	cluster *kfake.Cluster
+	topic   *harness.TopicReader
+}
+
+// lineCounter counts the complete lines of a file that only grows,
+// reading what was added since it last looked.
+type lineCounter struct {
+	path  string
+	off   int64
+	lines uint64
+	buf   []byte
+}
+
+func (c *lineCounter) count() (uint64, error) {
+	f, err := os.Open(c.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c.lines, nil // nothing written yet
+	}
+	if err != nil {
+		return 0, fmt.Errorf("event file: %w", err)
+	}
+	defer f.Close()
+	if c.buf == nil {
+		c.buf = make([]byte, 1<<20)
+	}
+	for {
+		n, err := f.ReadAt(c.buf, c.off)
+		c.lines += uint64(bytes.Count(c.buf[:n], []byte{'\n'}))
+		c.off += int64(n)
+		if errors.Is(err, io.EOF) || n == 0 {
+			return c.lines, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("event file: %w", err)
+		}
+	}
+}
+
 // steadyRun offers the steady rate to a fresh agent and reads its CPU time
 // and peak RSS.
-func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *harness.TopicReader, st *results.Steady) error {
-	a, err := startAgent(o, cluster)
+func steadyRun(o pipelineOpts, b backend, st *results.Steady) error {
+	a, err := startAgent(o, b)
 	if err != nil {
 		return err
 	}
 	defer a.stop()
 	// Warm up: caches, connections, the first batches.
-	if _, err := a.offer(k, o.steadyRate, time.Second); err != nil {
+	if _, err := a.offer(o.steadyRate, time.Second); err != nil {
 		return err
 	}
 	cpu0, err := harness.ProcCPU(a.Pid())
@@ -138,7 +189,7 @@ func steadyRun(o pipelineOpts, cluster *kfake.Cluster, k *harness.TopicReader, s
 		return fmt.Errorf("agent %w", err)
 	}
 	t0 := time.Now()
-	step, err := a.offer(k, o.steadyRate, time.Duration(o.steadySecs*float64(time.Second)))
+	step, err := a.offer(o.steadyRate, time.Duration(o.steadySecs*float64(time.Second)))
 	if err != nil {
 		return err
 	}
@@ -173,14 +224,17 @@ type agent struct {
 	// spooled the events its spool held then.
 	lastDrops map[string]float64
 	spooled   uint64
+	// delivered counts what reached the sink since the agent started.
+	delivered func() (uint64, error)
+	sink      string
 }
 
-func startAgent(o pipelineOpts, cluster *kfake.Cluster) (*agent, error) {
+func startAgent(o pipelineOpts, b backend) (*agent, error) {
 	dir, err := os.MkdirTemp("", "smith-bench-pipeline-")
 	if err != nil {
 		return nil, fmt.Errorf("work directory: %w", err)
 	}
-	a := &agent{dir: dir, keep: o.keepWorkDir}
+	a := &agent{dir: dir, keep: o.keepWorkDir, sink: b.sink}
 	fail := func(err error) (*agent, error) {
 		a.stop()
 		return nil, err
@@ -209,8 +263,26 @@ func startAgent(o pipelineOpts, cluster *kfake.Cluster) (*agent, error) {
 		}
 		cfg.Source.PollInterval = config.Duration(d)
 	}
-	cfg.Output.Sinks = []string{"kafka"}
-	cfg.Kafka.Brokers = []string{cluster.ListenAddrs()[0]}
+	switch b.sink {
+	case "file":
+		// One file that does not rotate during the measurement, so its
+		// lines are every event written.
+		lc := &lineCounter{path: filepath.Join(dir, "events.json")}
+		cfg.Output.Sinks = []string{"file"}
+		cfg.Output.File = config.File{Path: lc.path, MaxBytes: 1 << 40, MaxFiles: 1}
+		a.delivered = lc.count
+	default:
+		cfg.Output.Sinks = []string{"kafka"}
+		cfg.Kafka.Brokers = []string{b.cluster.ListenAddrs()[0]}
+		end0, err := b.topic.End(context.Background())
+		if err != nil {
+			return fail(err)
+		}
+		a.delivered = func() (uint64, error) {
+			e, err := b.topic.End(context.Background())
+			return e - end0, err
+		}
+	}
 	cfg.Metrics.Listen = fmt.Sprintf("127.0.0.1:%d", port)
 	if a.Agent, err = harness.StartAgent(o.agent, filepath.Join(dir, "smith-agent.toml"), cfg, os.Stderr, os.Stderr); err != nil {
 		return fail(err)
@@ -245,14 +317,14 @@ func (a *agent) stop() error {
 }
 
 // offer writes events into the ring at rate per second for d, in a batch
-// every millisecond, then waits for Kafka to hold them.
-func (a *agent) offer(k *harness.TopicReader, rate float64, d time.Duration) (results.RateStep, error) {
-	st := results.RateStep{Transport: "kafka", Offered: rate}
+// every millisecond, then waits for the sink to hold them.
+func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
+	st := results.RateStep{Transport: a.sink, Offered: rate}
 	drops0, err := a.dropped()
 	if err != nil {
 		return st, err
 	}
-	end0, err := k.End(context.Background())
+	end0, err := a.delivered()
 	if err != nil {
 		return st, err
 	}
@@ -268,14 +340,14 @@ func (a *agent) offer(k *harness.TopicReader, rate float64, d time.Duration) (re
 		return nil
 	})
 	offerSecs := took.Seconds()
-	// Delivered: wait until Kafka holds everything that was not dropped,
+	// Delivered: wait until the sink holds everything that was not dropped,
 	// or until it stops growing: 3 s without progress while nothing is
 	// left in the agent (its spool, the unread ring), 30 s while
 	// something is (a spool replays every kafka.retry_interval).
 	var got uint64
 	last, lastHeld, lastChange := uint64(0), uint64(0), time.Now()
 	for {
-		e, err := k.End(context.Background())
+		e, err := a.delivered()
 		if err != nil {
 			return st, err
 		}
@@ -298,7 +370,7 @@ func (a *agent) offer(k *harness.TopicReader, rate float64, d time.Duration) (re
 		time.Sleep(50 * time.Millisecond)
 	}
 	if missing := int64(sent) - int64(got) - int64(st.Dropped); missing > 0 {
-		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: %d events neither in Kafka nor counted as dropped when the wait ended (the agent's spool held %d events, %d ring bytes not yet committed)\n",
+		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: %d events neither in the sink nor counted as dropped when the wait ended (the agent's spool held %d events, %d ring bytes not yet committed)\n",
 			rate, missing, a.spooled, a.ring.Ring.ProducerPos()-a.ring.Ring.ConsumerPos())
 	}
 	// The agent counts ring drops too (ring_full from the meta page); take
