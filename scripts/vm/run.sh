@@ -29,6 +29,8 @@
 #   SMITH_VM_ICOUNT=1   the guest clock counts instructions (QEMU -icount
 #                       shift=0,sleep=off: 1 ns per instruction, idle time
 #                       skipped); single-threaded TCG; make bench uses it
+#   SMITH_VM_QEMU_EXTRA more QEMU arguments, split at spaces (the instruction
+#                       profile's -plugin, benchmark/profile/README.md)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 . "$(dirname "$0")/lib.sh"
@@ -108,6 +110,10 @@ qemu_args=(
 if [ -n "${SMITH_VM_ICOUNT:-}" ]; then
 	[ "${SMITH_VM_TCG_THREAD:-single}" = single ] || die "SMITH_VM_ICOUNT needs single-threaded TCG (SMITH_VM_TCG_THREAD=single)"
 	qemu_args+=(-icount shift=0,sleep=off)
+fi
+if [ -n "${SMITH_VM_QEMU_EXTRA:-}" ]; then
+	read -r -a extra <<<"$SMITH_VM_QEMU_EXTRA"
+	qemu_args+=("${extra[@]}")
 fi
 echo "$qemu ${qemu_args[*]}" >"$dir/qemu.cmd"
 

@@ -74,6 +74,8 @@ type options struct {
 	idleSeconds    float64
 	skipHooks      bool
 	skipTransports bool
+	mark           string
+	configs        string
 }
 
 func main() {
@@ -108,6 +110,8 @@ func main() {
 			"Hook-cost and transport benchmarks inside a VM (as root, module not loaded).\n\n", os.Args[0])
 		flag.PrintDefaults()
 	}
+	flag.StringVar(&o.mark, "mark", "", "instruction profile instead of the hook cost: the marker `program` of benchmark/profile (see its README)")
+	flag.StringVar(&o.configs, "configs", "none,shm,agent", "with -mark: the configurations profiled, comma-separated")
 	flag.Parse()
 	if o.latencyN == 0 {
 		o.latencyN = -1
@@ -128,7 +132,9 @@ func run(o options) error {
 	b := &bench{o: o, m: m, res: res}
 	defer func() { _ = m.unload() }()
 	var err error
-	if !o.skipHooks {
+	if o.mark != "" {
+		err = b.profile()
+	} else if !o.skipHooks {
 		err = b.hookCost()
 	}
 	if err == nil && o.stepsModule != "" {
