@@ -115,6 +115,13 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 		return err
 	}
 	defer a.stop()
+	// Warm up as the steady runs do: the agent's first sight of the
+	// sample program (its hash: the reader waits up to
+	// enrich.exe_hash_wait for it, ten times that a second at most) and
+	// its first batches are not part of the climb's first step.
+	if _, err := a.offer(climbWarmRate, climbWarmup); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
 	for _, rate := range o.rates {
 		step, err := a.offer(rate, time.Duration(o.stepSecs*float64(time.Second)))
 		if err != nil {
@@ -171,6 +178,13 @@ func (c *lineCounter) count() (uint64, error) {
 		}
 	}
 }
+
+// The climb's warm-up: long enough for the agent to hash the sample
+// program at its default enrich.exe_hash_rate.
+const (
+	climbWarmRate = 10000
+	climbWarmup   = 3 * time.Second
+)
 
 // steadyRun offers the steady rate to a fresh agent and reads its CPU time
 // and peak RSS.
