@@ -106,6 +106,11 @@ type flight struct {
 // ends whenever the ring has nothing more ready.
 const batchEvents = 256
 
+// batchEventBytes is what a batch starts with room for per event: a
+// connect with its process and ancestry is about 1.2 KB of JSON, an exec
+// more (a batch of longer events grows as needed).
+const batchEventBytes = 1536
+
 // New prepares a pipeline.
 func New(o Options) *Pipeline {
 	// Every number goes out with the state's stream id: (stream, seq) is
@@ -115,7 +120,7 @@ func New(o Options) *Pipeline {
 	p := &Pipeline{o: o, free: make(chan *sink.Batch, n), nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
 	for range n {
-		p.free <- sink.NewBatch(p.release)
+		p.free <- sink.NewBatchSized(p.release, batchEvents, batchEvents*batchEventBytes)
 	}
 	if o.ShutdownTimeout == 0 {
 		p.o.ShutdownTimeout = 10 * time.Second

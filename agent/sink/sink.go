@@ -28,6 +28,15 @@ type Batch struct {
 // sink is done with it.
 func NewBatch(release func(*Batch)) *Batch { return &Batch{release: release} }
 
+// NewBatchSized is NewBatch with room for events events of bytes in all
+// before its buffers grow: a batch that is refilled again and again is
+// allocated at its working size once, instead of growing by doubling
+// (each step a copy, and garbage for the GC) the first time it fills.
+// The memory is not touched until events are written into it.
+func NewBatchSized(release func(*Batch), events, bytes int) *Batch {
+	return &Batch{release: release, buf: make([]byte, 0, bytes), ends: make([]int, 0, events)}
+}
+
 // Reset empties the batch for reuse.
 func (b *Batch) Reset() {
 	b.buf = b.buf[:0]
