@@ -131,7 +131,7 @@ static void smith_exec_put_id(struct smith_rec *r, const struct file *file)
 		id.ctime_nsec = ctime.tv_nsec;
 		id.dev = new_encode_dev(inode->i_sb->s_dev);
 	}
-	smith_rec_put(r, SMITH_F_EXE_ID, &id, sizeof(id), 0);
+	smith_rec_put_fixed(r, SMITH_F_EXE_ID, &id, sizeof(id));
 }
 
 static u16 smith_exec_flags(void)

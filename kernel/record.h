@@ -27,8 +27,11 @@
 
 #include <linux/types.h>
 #include <linux/compiler.h>
+#include <linux/string.h>
 
 #include "smith_abi.h"
+
+#include "transport.h"
 
 struct path;
 struct file;
@@ -49,6 +52,14 @@ struct smith_rec {
 	u32 cap;			/* bytes available for the record */
 	unsigned int hook;		/* SMITH_HI_*, for the counters */
 	bool busy;			/* guards against nested use */
+	/*
+	 * In the ring: ev is a reservation of size bytes (aligned) in the
+	 * shared ring itself, not the per-CPU buffer (smith_rec_begin_common).
+	 */
+	bool in_ring;
+	u32 size;
+	struct smith_slot slot;
+	int err;			/* reservation refused: not submitted */
 };
 
 int smith_record_init(void);
@@ -61,6 +72,22 @@ void smith_record_exit(void);
  * caller then gives up on the record, which is counted as a hook miss.
  */
 struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result);
+
+/*
+ * smith_rec_begin() and smith_rec_put_common() in one, for a hook whose
+ * own fields after the common ones take extra bytes (each field's header,
+ * value and padding), known before the record is begun.  With the ring
+ * transport, when the exe path is cached (no d_path() to run), the length
+ * is known at once and the record is built in place in the ring: no copy
+ * at submit.  Else as the two calls.  A field then longer than the room
+ * left is cut and flagged as at the end of any record.
+ */
+struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
+					 s64 result, u32 extra);
+
+/* Bytes of a field of len value bytes: its header, value and padding. */
+#define SMITH_FIELD_SIZE(len) \
+	SMITH_REC_ALIGN((u32)sizeof(struct smith_field) + (len))
 
 /* Submit the record (len, flags, nfields finalised) and release the buffer. */
 int smith_rec_submit(struct smith_rec *r);
@@ -147,5 +174,25 @@ static inline u64 smith_step_start(void) { return 0; }
 static inline void smith_step_end(unsigned int hook, enum smith_step step,
 				  u64 t0) { }
 #endif
+
+/*
+ * smith_rec_put() of a value whose size is a constant: copied with the
+ * compiler's inline moves when it fits, else cut as smith_rec_put() does.
+ */
+static __always_inline void smith_rec_put_fixed(struct smith_rec *r, u16 id,
+						const void *val, u32 len)
+{
+	u64 t0 = smith_step_start();
+	u32 room;
+	void *dst = smith_rec_open(r, id, len, &room);
+
+	if (likely(dst && room == len)) {
+		memcpy(dst, val, len);
+		smith_rec_close(r, len, 0);
+		smith_step_end(r->hook, SMITH_ST_KVAL, t0);
+	} else {
+		smith_rec_put(r, id, val, len, 0);
+	}
+}
 
 #endif /* _SMITH_RECORD_H */
