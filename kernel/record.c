@@ -283,11 +283,8 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 	ev->_pad = 0;
 }
 
-/*
- * Claim this CPU's builder; NULL when it is in use (nested call).  cap:
- * a record the transport would refuse is cut to fit instead.
- */
-static struct smith_rec *smith_rec_claim(unsigned int hook)
+/* cap: a record the transport would refuse is cut to fit instead. */
+struct smith_rec *smith_rec_claim(unsigned int hook)
 {
 	struct smith_rec *r = this_cpu_read(smith_rec_buf);
 
@@ -1108,15 +1105,117 @@ void smith_rec_put_common(struct smith_rec *r)
 	smith_rec_put_common_exe(r, mm ? smith_exe_file_get(mm) : NULL);
 }
 
+static void __smith_rec_put_cwd(struct smith_rec *r);
+
+/* A cached path's field, the room for it counted in the reservation. */
+static void smith_rec_put_key(struct smith_rec *r, u16 id,
+			      const struct smith_path_key *k)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	u32 room;
+	char *dst = smith_rec_open(r, id, SMITH_PATH_CAP, &room);
+
+	if (dst && room >= k->len) {
+		memcpy(dst, pc->path[k - pc->key], k->len);
+		smith_rec_close(r, k->len, 0);
+	}
+}
+
+void smith_rec_plan_cwd(struct smith_rec_plan *plan)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	unsigned int seq = smith_rename_seq();
+	struct smith_rec_plan_path *pp;
+	struct path root, pwd;
+
+	if (WARN_ON_ONCE(plan->n == SMITH_PLAN_PATHS))
+		return;
+	pp = &plan->path[plan->n++];
+	pp->id = SMITH_F_CWD;
+	pp->fd = -1;
+	pp->key = NULL;
+	/* Netlink, or a path missed already: the buffer it is. */
+	if (!smith_send_ring() || plan->miss) {
+		plan->miss = true;
+		return;
+	}
+	if (!current->fs)
+		return;		/* no field either way */
+	rcu_read_lock();	/* pwd, as getcwd(2), and d_parent, d_name */
+	if (pc && smith_fs_paths(&root, &pwd))
+		pp->key = smith_path_cache_find(pc, &pwd, &root, seq);
+	rcu_read_unlock();
+	if (!pp->key)
+		plan->miss = true;
+	else
+		plan->extra += SMITH_FIELD_SIZE(pp->key->len);
+}
+
+void smith_rec_plan_fd(struct smith_rec_plan *plan, u16 id, int fd)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	unsigned int seq = smith_rename_seq();
+	struct smith_rec_plan_path *pp;
+	struct file *file;
+	struct path root;
+
+	if (WARN_ON_ONCE(plan->n == SMITH_PLAN_PATHS))
+		return;
+	pp = &plan->path[plan->n++];
+	pp->id = id;
+	pp->fd = fd;
+	pp->key = NULL;
+	if (!smith_send_ring() || plan->miss) {
+		plan->miss = true;
+		return;
+	}
+	file = fget_raw(fd);
+	if (!file)
+		return;		/* closed: no field */
+	smith_fs_root(&root);
+	if (pc) {
+		rcu_read_lock();	/* d_parent, d_name */
+		pp->key = smith_path_cache_find(pc, &file->f_path, &root, seq);
+		rcu_read_unlock();
+	}
+	fput(file);
+	if (!pp->key)
+		plan->miss = true;
+	else
+		plan->extra += SMITH_FIELD_SIZE(pp->key->len);
+}
+
+void smith_rec_put_plan(struct smith_rec *r, const struct smith_rec_plan *plan)
+{
+	unsigned int i;
+
+	for (i = 0; i < plan->n; i++) {
+		const struct smith_rec_plan_path *pp = &plan->path[i];
+		u64 t0 = smith_step_start();
+
+		if (!r->in_ring)
+			/* Looked up again, and d_path() where not cached. */
+			if (pp->fd < 0)
+				__smith_rec_put_cwd(r);
+			else
+				__smith_rec_put_fd(r, pp->id, pp->fd);
+		else if (pp->key)
+			smith_rec_put_key(r, pp->id, pp->key);
+		smith_step_end(r->hook, pp->fd < 0 ? SMITH_ST_CWD : SMITH_ST_FD,
+			       t0);
+	}
+}
+
 /*
- * Into the ring when the exe path is cached: the exe field, the nodename
- * and extra are then the record's whole variable length.  The nodename
- * is measured once and that many bytes copied (as the buffered put does),
- * so the record comes out exactly as long as reserved unless the hook
- * wrote less than extra said.
+ * Into the ring when the exe path and every planned path are cached: the
+ * exe field, the nodename and the plan are then the record's whole
+ * length.  The nodename is measured once and that many bytes copied (as
+ * the buffered put does), so the record comes out exactly as long as
+ * reserved unless the hook wrote less than plan->extra said.
  */
-struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
-					 s64 result, u32 extra)
+static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
+						   u16 type, s64 result,
+						   u32 extra, bool miss)
 {
 	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
 	struct mm_struct *mm = current->mm;
@@ -1124,20 +1223,15 @@ struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
 	const char *node = NULL;
 	struct file *exe = NULL;
 	struct smith_event *ev;
-	struct smith_rec *r;
-	u32 len, room, node_len = 0;
+	u32 len, node_len = 0;
 	u16 node_flags = 0;
 	struct path root;
 	unsigned int seq;
-	char *dst;
 	u64 t0;
 
-	r = smith_rec_claim(hook);
-	if (!r)
-		return NULL;
 	if (mm)
 		exe = smith_exe_file_get(mm);
-	if (!smith_send_ring() || !pc || !exe)
+	if (!smith_send_ring() || !pc || !exe || miss)
 		goto buffered;
 	t0 = smith_step_start();
 	seq = smith_rename_seq();
@@ -1166,7 +1260,7 @@ struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
 		/* Dropped and counted by the ring: built, never submitted. */
 		fput(exe);
 		smith_rec_start(r, type, result);
-		return r;
+		return;
 	}
 	ev = (void *)r->slot.rec;
 	r->ev = ev;
@@ -1179,27 +1273,37 @@ struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
 	 */
 	r->cap = len + 7;
 	smith_fill_header(ev, result);
-	smith_step_end(hook, SMITH_ST_BEGIN, t0);
+	smith_step_end(r->hook, SMITH_ST_BEGIN, t0);
 
 	t0 = smith_step_start();
-	dst = smith_rec_open(r, SMITH_F_EXE, SMITH_PATH_CAP, &room);
-	/* len counted the whole path: it fits. */
-	if (dst && room >= k->len) {
-		memcpy(dst, pc->path[k - pc->key], k->len);
-		smith_rec_close(r, k->len, 0);
-	}
+	smith_rec_put_key(r, SMITH_F_EXE, k);
 	fput(exe);
-	smith_step_end(hook, SMITH_ST_EXE, t0);
+	smith_step_end(r->hook, SMITH_ST_EXE, t0);
 	if (node) {
 		t0 = smith_step_start();
 		__smith_rec_put(r, SMITH_F_NODENAME, node, node_len, node_flags);
-		smith_step_end(hook, SMITH_ST_NODENAME, t0);
+		smith_step_end(r->hook, SMITH_ST_NODENAME, t0);
 	}
-	return r;
+	return;
 
 buffered:
 	smith_rec_start(r, type, result);
 	smith_rec_put_common_exe(r, exe);
+}
+
+void smith_rec_start_plan(struct smith_rec *r, u16 type, s64 result,
+			  const struct smith_rec_plan *plan)
+{
+	__smith_rec_start_plan(r, type, result, plan->extra, plan->miss);
+}
+
+struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
+					 s64 result, u32 extra)
+{
+	struct smith_rec *r = smith_rec_claim(hook);
+
+	if (r)
+		__smith_rec_start_plan(r, type, result, extra, false);
 	return r;
 }
 
@@ -1226,22 +1330,31 @@ void smith_rec_put_cwd(struct smith_rec *r)
 	smith_step_end(r->hook, SMITH_ST_CWD, t0);
 }
 
-static void __smith_rec_put_tty(struct smith_rec *r)
+u32 smith_tty_name(char name[SMITH_TTY_NAME_LEN])
 {
 	struct tty_struct *tty = READ_ONCE(current->signal->tty);
-	char name[sizeof(tty->name)];
 
+	BUILD_BUG_ON(sizeof(tty->name) != SMITH_TTY_NAME_LEN);
 	/*
 	 * Not under sighand->siglock (a sleeping lock on PREEMPT_RT): the
 	 * tty may be released by a racing hangup of the session, so its
 	 * name is copied with a non-faulting read and cut at its size.  The
 	 * race gives a stale name at worst, never a crash.
 	 */
-	if (!tty || copy_from_kernel_nofault(name, tty->name, sizeof(name)))
-		return;
-	name[sizeof(name) - 1] = '\0';
-	if (name[0])
-		__smith_rec_put_str(r, SMITH_F_TTY, name, sizeof(name));
+	if (!tty ||
+	    copy_from_kernel_nofault(name, tty->name, SMITH_TTY_NAME_LEN))
+		return 0;
+	name[SMITH_TTY_NAME_LEN - 1] = '\0';
+	return strlen(name);
+}
+
+static void __smith_rec_put_tty(struct smith_rec *r)
+{
+	char name[SMITH_TTY_NAME_LEN];
+	u32 len = smith_tty_name(name);
+
+	if (len)
+		__smith_rec_put(r, SMITH_F_TTY, name, len, 0);
 }
 
 void smith_rec_put_tty(struct smith_rec *r)

@@ -2,7 +2,9 @@
 /*
  * record.h - building one event record: struct smith_event (the common
  * header every event carries) followed by length-prefixed fields, written
- * into a per-CPU scratch buffer and handed to smith_submit() in one piece.
+ * into a per-CPU scratch buffer and handed to smith_submit() in one piece,
+ * or, when its length is known before it starts (smith_rec_begin_common(),
+ * smith_rec_start_plan()), written in place in the shm ring.
  *
  * A hook builds a record like this, between smith_hook_enter() and
  * smith_hook_exit() (which keep preemption disabled, so the per-CPU buffer
@@ -35,6 +37,7 @@
 
 struct path;
 struct file;
+struct smith_path_key;
 
 /* Bytes kept of a path (exe, cwd, stdin, finit_module's file, ...). */
 #define SMITH_PATH_CAP		4096u
@@ -72,6 +75,58 @@ void smith_record_exit(void);
  * caller then gives up on the record, which is counted as a hook miss.
  */
 struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result);
+
+/*
+ * A record planned before it is begun, so that it can be built in place
+ * in the ring (smith_rec_start_plan()): the bytes of the fields the hook
+ * writes itself (SMITH_FIELD_SIZE() of each value it will put), and the
+ * path fields it will put with smith_rec_put_plan(), each looked up in
+ * the per-CPU path cache.  A path that is not cached (miss) has the
+ * record built in the buffer, as without a plan.
+ */
+#define SMITH_PLAN_PATHS	3
+
+struct smith_rec_plan_path {
+	u16 id;				/* SMITH_F_* */
+	int fd;				/* -1: the cwd */
+	const struct smith_path_key *key;	/* NULL: no field, or miss */
+};
+
+struct smith_rec_plan {
+	u32 extra;
+	unsigned int n;
+	bool miss;
+	struct smith_rec_plan_path path[SMITH_PLAN_PATHS];
+};
+
+/*
+ * Claim this CPU's builder (preemption disabled); NULL when it is in use
+ * (nested call).  Then plan, and start the record with
+ * smith_rec_start_plan().
+ */
+struct smith_rec *smith_rec_claim(unsigned int hook);
+
+/*
+ * Plan the cwd, or the path of fd as field id (absent when closed); at
+ * most SMITH_PLAN_PATHS of them.
+ */
+void smith_rec_plan_cwd(struct smith_rec_plan *plan);
+void smith_rec_plan_fd(struct smith_rec_plan *plan, u16 id, int fd);
+
+/*
+ * smith_rec_begin() and smith_rec_put_common() after smith_rec_claim():
+ * into the ring when the plan and the exe path are all cached (and the
+ * transport is the ring), else into the buffer.
+ */
+void smith_rec_start_plan(struct smith_rec *r, u16 type, s64 result,
+			  const struct smith_rec_plan *plan);
+
+/* The planned paths, in the order planned (in the buffer: looked up again). */
+void smith_rec_put_plan(struct smith_rec *r, const struct smith_rec_plan *plan);
+
+/* The controlling tty's name, NUL-terminated; its length, 0 if none. */
+#define SMITH_TTY_NAME_LEN	64
+u32 smith_tty_name(char name[SMITH_TTY_NAME_LEN]);
 
 /*
  * smith_rec_begin() and smith_rec_put_common() in one, for a hook whose
