@@ -26,6 +26,7 @@
  * Other families (unix, netlink, ...) are not recorded; the family is the
  * socket's, checked before any inet field is read.
  */
+#include <linux/bitops.h>
 #include <linux/errno.h>
 #include <linux/fdtable.h>
 #include <linux/file.h>
@@ -122,7 +123,7 @@ static int smith_fd_of(const struct file *file)
 {
 	struct files_struct *files = current->files;
 	struct fdtable *fdt;
-	unsigned int fd, max;
+	unsigned int base, max;
 	int ret = -1;
 
 	if (!files || !file)
@@ -130,11 +131,19 @@ static int smith_fd_of(const struct file *file)
 	rcu_read_lock();
 	fdt = files_fdtable(files);
 	max = min(READ_ONCE(fdt->max_fds), SMITH_FD_SCAN_MAX);
-	for (fd = find_first_bit(fdt->open_fds, max); fd < max;
-	     fd = find_next_bit(fdt->open_fds, max, fd + 1)) {
-		if (rcu_access_pointer(fdt->fd[fd]) == file) {
-			ret = fd;
-			break;
+	/* The open bits word by word, lowest first: no call per open fd. */
+	for (base = 0; base < max && ret < 0; base += BITS_PER_LONG) {
+		unsigned long open = READ_ONCE(fdt->open_fds[base / BITS_PER_LONG]);
+
+		if (max - base < BITS_PER_LONG)
+			open &= BIT(max - base) - 1;
+		for (; open; open &= open - 1) {
+			unsigned int fd = base + __ffs(open);
+
+			if (rcu_access_pointer(fdt->fd[fd]) == file) {
+				ret = fd;
+				break;
+			}
 		}
 	}
 	rcu_read_unlock();
@@ -205,14 +214,14 @@ static void smith_connect_record(const struct smith_connect_call *c,
 	smith_connect_local(&info, c->sock);
 
 	result = smith_user_result(ret, &flags);
-	r = smith_rec_begin(SMITH_HI_CONNECT, SMITH_EV_CONNECT, result);
+	r = smith_rec_begin_common(SMITH_HI_CONNECT, SMITH_EV_CONNECT, result,
+				   SMITH_FIELD_SIZE(sizeof(info)));
 	if (!r) {
 		smith_hook_miss(SMITH_HI_CONNECT);
 		goto out;
 	}
 	r->ev->hdr.flags |= flags;
-	smith_rec_put_common(r);
-	smith_rec_put(r, SMITH_F_CONNECT, &info, sizeof(info), 0);
+	smith_rec_put_fixed(r, SMITH_F_CONNECT, &info, sizeof(info));
 	smith_rec_submit(r);
 out:
 	smith_latency_end(SMITH_HI_CONNECT, t0);

@@ -113,6 +113,14 @@ static void smith_exec_context(struct smith_rec *r)
 	smith_rec_put_tty(r);
 }
 
+/* cwd, stdin, stdout as smith_exec_context() puts them. */
+static void smith_exec_plan_context(struct smith_rec_plan *plan)
+{
+	smith_rec_plan_cwd(plan);
+	smith_rec_plan_fd(plan, SMITH_F_STDIN, 0);
+	smith_rec_plan_fd(plan, SMITH_F_STDOUT, 1);
+}
+
 /* The identity of the file the exec loaded; zeros when there is none. */
 static void smith_exec_put_id(struct smith_rec *r, const struct file *file)
 {
@@ -131,7 +139,7 @@ static void smith_exec_put_id(struct smith_rec *r, const struct file *file)
 		id.ctime_nsec = ctime.tv_nsec;
 		id.dev = new_encode_dev(inode->i_sb->s_dev);
 	}
-	smith_rec_put(r, SMITH_F_EXE_ID, &id, sizeof(id), 0);
+	smith_rec_put_fixed(r, SMITH_F_EXE_ID, &id, sizeof(id));
 }
 
 static u16 smith_exec_flags(void)
@@ -149,10 +157,14 @@ static void smith_exec_tp(void *data, struct task_struct *p, pid_t old_pid,
 			  struct linux_binprm *bprm)
 {
 	struct mm_struct *mm = current->mm;
+	struct smith_rec_plan plan = { };
+	unsigned long start = 0, end = 0;
+	char tty[SMITH_TTY_NAME_LEN];
+	u32 filename_len, tty_len;
 	unsigned int hook;
 	struct smith_rec *r;
 	u16 flags;
-	u64 t0;
+	u64 t0, t1;
 
 	if (!smith_recording())
 		return;
@@ -160,25 +172,44 @@ static void smith_exec_tp(void *data, struct task_struct *p, pid_t old_pid,
 	t0 = smith_latency_start();
 	flags = smith_exec_flags();
 	hook = flags & SMITH_RF_EXECVEAT ? SMITH_HI_EXECVEAT : SMITH_HI_EXECVE;
-	r = smith_rec_begin(hook, SMITH_EV_EXECVE, 0);
+	r = smith_rec_claim(hook);
 	if (!r) {
 		smith_hook_miss(hook);
 		goto out;
 	}
-	r->ev->hdr.flags |= flags;
-	smith_rec_put_common(r);
-	smith_exec_put_id(r, bprm->file);
-	smith_rec_put_str(r, SMITH_F_FILENAME, bprm->filename, SMITH_PATH_CAP);
+	/* Every field's size first, for a record built in the ring. */
+	filename_len = strnlen(bprm->filename, SMITH_PATH_CAP + 1);
 	if (mm) {
-		unsigned long start = READ_ONCE(mm->arg_start);
-		unsigned long end = READ_ONCE(mm->arg_end);
-
-		smith_rec_put_user_mem(r, SMITH_F_ARGV,
-				       (const void __user *)start,
-				       end > start ? end - start : 0,
-				       smith_params.argv_cap);
+		start = READ_ONCE(mm->arg_start);
+		end = READ_ONCE(mm->arg_end);
+		if (end < start)
+			end = start;
 	}
-	smith_exec_context(r);
+	t1 = smith_step_start();
+	tty_len = smith_tty_name(tty);
+	smith_step_end(hook, SMITH_ST_TTY, t1);
+	plan.extra = SMITH_FIELD_SIZE(sizeof(struct smith_exe_id)) +
+		     SMITH_FIELD_SIZE(min_t(u32, filename_len, SMITH_PATH_CAP));
+	if (mm)
+		plan.extra += SMITH_FIELD_SIZE(min_t(unsigned long, end - start,
+						     smith_params.argv_cap));
+	if (tty_len)
+		plan.extra += SMITH_FIELD_SIZE(tty_len);
+	smith_exec_plan_context(&plan);
+	smith_rec_start_plan(r, SMITH_EV_EXECVE, 0, &plan);
+	r->ev->hdr.flags |= flags;
+	smith_exec_put_id(r, bprm->file);
+	smith_rec_put(r, SMITH_F_FILENAME, bprm->filename,
+		      min_t(u32, filename_len, SMITH_PATH_CAP),
+		      filename_len > SMITH_PATH_CAP ? SMITH_FF_TRUNCATED : 0);
+	/* A fault cuts argv short: the rest of the ring's room is a pad. */
+	if (mm)
+		smith_rec_put_user_mem(r, SMITH_F_ARGV,
+				       (const void __user *)start, end - start,
+				       smith_params.argv_cap);
+	smith_rec_put_plan(r, &plan);
+	if (tty_len)
+		smith_rec_put(r, SMITH_F_TTY, tty, tty_len, 0);
 	smith_rec_submit(r);
 out:
 	smith_latency_end(hook, t0);

@@ -65,35 +65,49 @@ static DEFINE_PER_CPU(struct smith_rec *, smith_rec_buf);
 static void smith_mount_calibrate(void);
 
 /*
- * The exe path of the last record built on this CPU, so that a process
- * making many calls (a connect loop, a server) does not have d_path()
- * rebuild the same string for each.  It is used again only for the same
- * exe file object, with the same dentry (pointer, parent and name hash)
- * and mount, the same root of the caller, no rename anywhere since
- * (rename_lock's sequence), the file not unlinked since, and within
- * SMITH_EXE_CACHE_TTL: a mount moved under a running binary, which none of
- * these see, shows in its exe path within that time.  The pointers are
- * only compared, never followed: the file is the caller's own reference.
- * Per CPU, used with preemption disabled like the scratch buffer.
+ * The paths of the last records built on this CPU (exe, cwd, stdin,
+ * stdout), so that a process making many calls (a connect loop, a server,
+ * a shell running the same program again) does not have d_path() rebuild
+ * the same strings for each.  A path is the same string again when the
+ * dentry (pointer, parent and name hash) and the mount are the same, the
+ * caller's root is the same, no rename ran anywhere since (rename_lock's
+ * sequence), the dentry is not unlinked, and within SMITH_PATH_CACHE_TTL:
+ * a mount moved under a path, which none of these see, shows within that
+ * time.  The key is the dentry, not the file, so that every exec of one
+ * program finds the path (each exec opens its own file).  Dentries with
+ * d_dname() format their name from the inode, and are freed at once (no
+ * RCU), so their address comes back for another pipe: of them only pipes
+ * and sockets are cached ("pipe:[ino]", "socket:[ino]"), keyed by inode
+ * and inode number too, which a new pipe does not share (get_next_ino()).
+ * The pointers are only compared, never followed: the dentry is pinned by
+ * the caller (a file reference, or RCU for the cwd).  Per CPU, used with
+ * preemption disabled like the scratch buffer.
  */
-struct smith_exe_cache {
-	const struct file *file;
+struct smith_path_key {
 	const struct dentry *dentry, *parent;
+	const struct inode *inode;
+	unsigned long ino;
 	const struct vfsmount *mnt;
 	const struct dentry *root_dentry;
 	const struct vfsmount *root_mnt;
 	u64 name_hash_len;
 	unsigned long filled;		/* jiffies */
 	unsigned int rename_seq;
-	bool valid;
-	u16 fflags;
-	u32 len;
-	char path[SMITH_PATH_CAP];
+	u32 len;			/* 0: entry unused */
 };
 
-#define SMITH_EXE_CACHE_TTL	HZ
+/* exe, cwd, stdin and stdout of an exec, each its own entry. */
+#define SMITH_PATH_CACHE_WAYS	4
 
-static DEFINE_PER_CPU(struct smith_exe_cache *, smith_exe_cache);
+struct smith_path_cache {
+	struct smith_path_key key[SMITH_PATH_CACHE_WAYS];
+	unsigned int next;		/* the entry the next fill replaces */
+	char path[SMITH_PATH_CACHE_WAYS][SMITH_PATH_CAP];
+};
+
+#define SMITH_PATH_CACHE_TTL	HZ
+
+static DEFINE_PER_CPU(struct smith_path_cache *, smith_path_cache);
 
 #ifdef SMITH_STEPS
 /* Per-CPU sums of the builder's steps (record.h), read by debugfs. */
@@ -195,10 +209,10 @@ int smith_record_init(void)
 			return -ENOMEM;
 		}
 		per_cpu(smith_rec_buf, cpu) = r;
-		per_cpu(smith_exe_cache, cpu) =
-			kvmalloc_node(sizeof(struct smith_exe_cache),
+		per_cpu(smith_path_cache, cpu) =
+			kvmalloc_node(sizeof(struct smith_path_cache),
 				      GFP_KERNEL | __GFP_ZERO, cpu_to_node(cpu));
-		if (!per_cpu(smith_exe_cache, cpu)) {
+		if (!per_cpu(smith_path_cache, cpu)) {
 			smith_record_exit();
 			return -ENOMEM;
 		}
@@ -216,8 +230,8 @@ void smith_record_exit(void)
 	for_each_possible_cpu(cpu) {
 		kvfree(per_cpu(smith_rec_buf, cpu));
 		per_cpu(smith_rec_buf, cpu) = NULL;
-		kvfree(per_cpu(smith_exe_cache, cpu));
-		per_cpu(smith_exe_cache, cpu) = NULL;
+		kvfree(per_cpu(smith_path_cache, cpu));
+		per_cpu(smith_path_cache, cpu) = NULL;
 	}
 }
 
@@ -232,6 +246,7 @@ static u32 smith_mnt_ns_inum(void)
 	return ns->inum;
 }
 
+/* Every byte after ev->hdr: the ring's reservations are not zeroed. */
 static void smith_fill_header(struct smith_event *ev, s64 result)
 {
 	struct task_struct *task = current;
@@ -256,34 +271,74 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 	ev->pid_ns = pidns ? pidns->ns.inum : 0;
 #ifdef CONFIG_CGROUPS
 	ev->cgroup_id = cgroup_id(task_dfl_cgroup(task));
+#else
+	ev->cgroup_id = 0;
 #endif
 	rcu_read_unlock();
 
 	ev->mnt_ns = smith_mnt_ns_inum();
 	strscpy_pad(ev->comm, task->comm, sizeof(ev->comm));
+	ev->nfields = 0;
 	ev->cpu = smp_processor_id();
+	ev->_pad = 0;
 }
 
-struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result)
+/* cap: a record the transport would refuse is cut to fit instead. */
+struct smith_rec *smith_rec_claim(unsigned int hook)
 {
-	u64 t0 = smith_step_start();
 	struct smith_rec *r = this_cpu_read(smith_rec_buf);
-	struct smith_event *ev;
 
 	if (unlikely(!r || r->busy))
 		return NULL;
 	r->busy = true;
 	r->hook = hook;
-	/* A record the transport would refuse is cut to fit instead. */
+	r->in_ring = false;
+	r->err = 0;
 	r->cap = min_t(u32, SMITH_REC_MAX_LEN, smith_max_record());
-	r->len = sizeof(*ev);
-	ev = (void *)r + SMITH_REC_HDR_ROOM;
-	r->ev = ev;
-	memset(ev, 0, sizeof(*ev));
-	ev->hdr.type = type;
-	smith_fill_header(ev, result);
-	smith_step_end(hook, SMITH_ST_BEGIN, t0);
+	r->len = sizeof(struct smith_event);
 	return r;
+}
+
+/* Start the record in the per-CPU buffer. */
+static void smith_rec_start(struct smith_rec *r, u16 type, s64 result)
+{
+	u64 t0 = smith_step_start();
+	struct smith_event *ev = (void *)r + SMITH_REC_HDR_ROOM;
+
+	r->ev = ev;
+	ev->hdr.len = 0;
+	ev->hdr.type = type;
+	ev->hdr.flags = 0;
+	smith_fill_header(ev, result);
+	smith_step_end(r->hook, SMITH_ST_BEGIN, t0);
+}
+
+struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result)
+{
+	struct smith_rec *r = smith_rec_claim(hook);
+
+	if (r)
+		smith_rec_start(r, type, result);
+	return r;
+}
+
+/*
+ * The rest of an in-ring record's reservation, when it came out shorter
+ * than reserved (a value changed between measuring and copying it): a pad
+ * record the reader skips, as at the end of the data area.  Both sizes
+ * are 8-aligned, so the rest is 0 or holds a header.
+ */
+static void smith_rec_pad_rest(struct smith_rec *r)
+{
+	u32 end = SMITH_REC_ALIGN(r->len);
+	struct smith_rec_hdr *pad;
+
+	if (end >= r->size)
+		return;
+	pad = (void *)r->ev + end;
+	pad->type = SMITH_REC_PAD;
+	pad->flags = 0;
+	pad->len = (r->size - end) | SMITH_REC_DISCARD;
 }
 
 int smith_rec_submit(struct smith_rec *r)
@@ -291,10 +346,19 @@ int smith_rec_submit(struct smith_rec *r)
 	u64 t0 = smith_step_start();
 	int err;
 
-	r->ev->hdr.len = r->len;
-	/* Misses since the last record: "lost N" goes in front of this one. */
-	smith_hooks_fold_missed();
-	err = smith_submit(r->ev, r->len);
+	if (r->err) {
+		err = r->err;
+	} else if (r->in_ring) {
+		smith_rec_pad_rest(r);
+		/* Still BUSY: the commit's store-release publishes it all. */
+		WRITE_ONCE(r->ev->hdr.len, r->len | SMITH_REC_BUSY);
+		err = smith_commit(&r->slot);
+	} else {
+		r->ev->hdr.len = r->len;
+		/* Misses since the last record: "lost N" goes in front. */
+		smith_hooks_fold_missed();
+		err = smith_submit(r->ev, r->len);
+	}
 	smith_step_end(r->hook, SMITH_ST_SUBMIT, t0);
 	if (!err) {
 		smith_hook_count(r->hook, events);
@@ -307,6 +371,8 @@ int smith_rec_submit(struct smith_rec *r)
 
 void smith_rec_cancel(struct smith_rec *r)
 {
+	if (r->in_ring)
+		smith_discard(&r->slot);
 	r->busy = false;
 }
 
@@ -818,8 +884,112 @@ static void smith_rec_put_path_unknown(struct smith_rec *r, u16 id)
 	smith_rec_close(r, 0, SMITH_FF_TRUNCATED);
 }
 
-void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
+/*
+ * The caller's root, as getcwd(2) reads it (smith_fs_paths()); NULL when
+ * it could not be read.
+ */
+static void smith_fs_root(struct path *root)
 {
+	if (!smith_fs_paths(root, NULL)) {
+		root->dentry = NULL;
+		root->mnt = NULL;
+	}
+}
+
+/* The entry holding path's string as seen from root, or NULL. */
+static const struct smith_path_key *
+smith_path_cache_find(const struct smith_path_cache *pc,
+		      const struct path *path, const struct path *root,
+		      unsigned int seq)
+{
+	const struct dentry *d = path->dentry;
+	const struct inode *inode = READ_ONCE(d->d_inode);
+	unsigned int i;
+
+	if ((seq & 1) || !root->dentry || !inode)
+		return NULL;
+	for (i = 0; i < SMITH_PATH_CACHE_WAYS; i++) {
+		const struct smith_path_key *k = &pc->key[i];
+
+		if (k->dentry == d && k->mnt == path->mnt && k->len &&
+		    k->inode == inode && k->ino == inode->i_ino &&
+		    k->rename_seq == seq && k->root_dentry == root->dentry &&
+		    k->root_mnt == root->mnt &&
+		    k->parent == READ_ONCE(d->d_parent) &&
+		    k->name_hash_len == READ_ONCE(d->d_name.hash_len) &&
+		    !d_unlinked(d) &&
+		    time_before(jiffies, k->filled + SMITH_PATH_CACHE_TTL))
+			return k;
+	}
+	return NULL;
+}
+
+/* d_dname() of these is "pipe:[ino]", "socket:[ino]": the inode's alone. */
+static bool smith_dname_by_ino(const struct dentry *d)
+{
+	unsigned long magic = d->d_sb->s_magic;
+
+	return magic == PIPEFS_MAGIC || magic == SOCKFS_MAGIC;
+}
+
+/*
+ * Keep the whole path s (len bytes, d_path() of path from root, begun at
+ * rename sequence seq): only when no rename ran since and the dentry's
+ * name is its own or its inode number's (d_dname() of a pipe or socket).
+ * An entry of the same dentry and mount is replaced, else the oldest.
+ */
+static void smith_path_cache_fill(struct smith_path_cache *pc,
+				  const struct path *path,
+				  const struct path *root, unsigned int seq,
+				  const char *s, u32 len)
+{
+	const struct dentry *d = path->dentry;
+	const struct inode *inode = READ_ONCE(d->d_inode);
+	struct smith_path_key *k = NULL;
+	unsigned int i;
+
+	if ((seq & 1) || !root->dentry || !len || len > SMITH_PATH_CAP ||
+	    !inode ||
+	    (d->d_op && d->d_op->d_dname && !smith_dname_by_ino(d)))
+		return;
+	for (i = 0; i < SMITH_PATH_CACHE_WAYS && !k; i++)
+		if (pc->key[i].dentry == d && pc->key[i].mnt == path->mnt)
+			k = &pc->key[i];
+	if (!k) {
+		i = pc->next;
+		pc->next = (i + 1) % SMITH_PATH_CACHE_WAYS;
+		k = &pc->key[i];
+	} else {
+		i = k - pc->key;
+	}
+	k->len = 0;
+	rcu_read_lock();	/* d_parent, d_name: as d_path() reads them */
+	k->parent = READ_ONCE(d->d_parent);
+	k->name_hash_len = READ_ONCE(d->d_name.hash_len);
+	rcu_read_unlock();
+	/* Unlinked or renamed during the walk: the string may be stale. */
+	if (d_unlinked(d) || smith_rename_seq() != seq)
+		return;
+	memcpy(pc->path[i], s, len);
+	k->inode = inode;
+	k->ino = inode->i_ino;
+	k->dentry = d;
+	k->mnt = path->mnt;
+	k->root_dentry = root->dentry;
+	k->root_mnt = root->mnt;
+	k->rename_seq = seq;
+	k->filled = jiffies;
+	k->len = len;
+}
+
+/* path as seen from root (the caller's, read with smith_fs_root()). */
+static void smith_rec_put_path_at(struct smith_rec *r, u16 id,
+				  const struct path *path,
+				  const struct path *root)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	unsigned int seq = smith_rename_seq();
+	const struct smith_path_key *k = NULL;
 	u32 room, len = 0;
 	u16 fflags = 0;
 	char *dst = smith_rec_open(r, id, SMITH_PATH_CAP, &room);
@@ -827,6 +997,17 @@ void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
 
 	if (!dst) {
 		smith_rec_no_room(r);
+		return;
+	}
+	if (pc) {
+		rcu_read_lock();	/* d_parent, d_name */
+		k = smith_path_cache_find(pc, path, root, seq);
+		rcu_read_unlock();
+	}
+	/* The whole cached path must fit, else d_path() decides the cut. */
+	if (k && k->len <= room) {
+		memcpy(dst, pc->path[k - pc->key], k->len);
+		smith_rec_close(r, k->len, 0);
 		return;
 	}
 	if (room) {
@@ -837,9 +1018,20 @@ void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
 		} else {
 			len = dst + room - 1 - p;
 			memmove(dst, p, len);
+			if (pc)
+				smith_path_cache_fill(pc, path, root, seq,
+						      dst, len);
 		}
 	}
 	smith_rec_close(r, len, fflags);
+}
+
+void smith_rec_put_path(struct smith_rec *r, u16 id, const struct path *path)
+{
+	struct path root;
+
+	smith_fs_root(&root);
+	smith_rec_put_path_at(r, id, path, &root);
 }
 
 void smith_rec_put_file(struct smith_rec *r, u16 id, struct file *file)
@@ -888,94 +1080,13 @@ static struct file *smith_exe_file_get(struct mm_struct *mm)
 	return file;
 }
 
-/*
- * The caller's root, as getcwd(2) reads it (smith_fs_paths()); NULL when
- * it could not be read.
- */
-static void smith_fs_root(struct path *root)
+/* The common fields with exe (a reference, dropped here) at hand. */
+static void smith_rec_put_common_exe(struct smith_rec *r, struct file *exe)
 {
-	if (!smith_fs_paths(root, NULL)) {
-		root->dentry = NULL;
-		root->mnt = NULL;
-	}
-}
-
-static bool smith_exe_cache_hit(const struct smith_exe_cache *c,
-				const struct file *exe,
-				const struct path *root, unsigned int seq)
-{
-	const struct dentry *d = exe->f_path.dentry;
-
-	return c->valid && c->file == exe && c->dentry == d &&
-	       c->mnt == exe->f_path.mnt && c->parent == READ_ONCE(d->d_parent) &&
-	       c->name_hash_len == READ_ONCE(d->d_name.hash_len) &&
-	       c->root_dentry == root->dentry && c->root_mnt == root->mnt &&
-	       c->rename_seq == seq && !(seq & 1) && !d_unlinked(d) &&
-	       time_before(jiffies, c->filled + SMITH_EXE_CACHE_TTL);
-}
-
-static void smith_rec_put_exe(struct smith_rec *r, struct file *exe)
-{
-	struct smith_exe_cache *c = this_cpu_read(smith_exe_cache);
-	const struct dentry *d = exe->f_path.dentry;
-	unsigned int seq = smith_rename_seq();
-	struct smith_field *f;
-	struct path root;
-	u32 start, room;
-	char *dst;
-	bool hit;
-
-	if (!c) {
-		smith_rec_put_file(r, SMITH_F_EXE, exe);
-		return;
-	}
-	smith_fs_root(&root);
-	start = SMITH_REC_ALIGN(r->len);
-	rcu_read_lock();	/* d_parent, d_name: as d_path() reads them */
-	hit = smith_exe_cache_hit(c, exe, &root, seq);
-	rcu_read_unlock();
-	/* The whole cached path must fit, else d_path() decides the cut. */
-	if (hit && start + sizeof(*f) + 8 <= r->cap &&
-	    c->len <= r->cap - start - sizeof(*f) - 7) {
-		dst = smith_rec_open(r, SMITH_F_EXE, SMITH_PATH_CAP, &room);
-		memcpy(dst, c->path, c->len);
-		smith_rec_close(r, c->len, c->fflags);
-		return;
-	}
-	smith_rec_put_file(r, SMITH_F_EXE, exe);
-	f = (void *)r->ev + start;
-	/* Cache a whole path only, read with no rename running. */
-	c->valid = false;
-	if (SMITH_REC_ALIGN(r->len) == start || f->id != SMITH_F_EXE ||
-	    f->len > sizeof(c->path) || (f->flags & SMITH_FF_TRUNCATED) ||
-	    (seq & 1) || smith_rename_seq() != seq)
-		return;
-	memcpy(c->path, f + 1, f->len);
-	c->len = f->len;
-	c->fflags = f->flags;
-	c->file = exe;
-	c->dentry = d;
-	c->mnt = exe->f_path.mnt;
-	rcu_read_lock();
-	c->parent = READ_ONCE(d->d_parent);
-	c->name_hash_len = READ_ONCE(d->d_name.hash_len);
-	rcu_read_unlock();
-	c->root_dentry = root.dentry;
-	c->root_mnt = root.mnt;
-	c->rename_seq = seq;
-	c->filled = jiffies;
-	c->valid = true;
-}
-
-void smith_rec_put_common(struct smith_rec *r)
-{
-	struct mm_struct *mm = current->mm;
-	struct file *exe = mm ? smith_exe_file_get(mm) : NULL;
-
 	u64 t0 = smith_step_start();
 
 	if (exe) {
-		smith_rec_put_exe(r, exe);
+		smith_rec_put_file(r, SMITH_F_EXE, exe);
 		fput(exe);
 	}
 	smith_step_end(r->hook, SMITH_ST_EXE, t0);
@@ -987,16 +1098,225 @@ void smith_rec_put_common(struct smith_rec *r)
 	smith_step_end(r->hook, SMITH_ST_NODENAME, t0);
 }
 
+void smith_rec_put_common(struct smith_rec *r)
+{
+	struct mm_struct *mm = current->mm;
+
+	smith_rec_put_common_exe(r, mm ? smith_exe_file_get(mm) : NULL);
+}
+
+static void __smith_rec_put_cwd(struct smith_rec *r);
+
+/* A cached path's field, the room for it counted in the reservation. */
+static void smith_rec_put_key(struct smith_rec *r, u16 id,
+			      const struct smith_path_key *k)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	u32 room;
+	char *dst = smith_rec_open(r, id, SMITH_PATH_CAP, &room);
+
+	if (dst && room >= k->len) {
+		memcpy(dst, pc->path[k - pc->key], k->len);
+		smith_rec_close(r, k->len, 0);
+	}
+}
+
+void smith_rec_plan_cwd(struct smith_rec_plan *plan)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	unsigned int seq = smith_rename_seq();
+	struct smith_rec_plan_path *pp;
+	struct path root, pwd;
+
+	if (WARN_ON_ONCE(plan->n == SMITH_PLAN_PATHS))
+		return;
+	pp = &plan->path[plan->n++];
+	pp->id = SMITH_F_CWD;
+	pp->fd = -1;
+	pp->key = NULL;
+	/* Netlink, or a path missed already: the buffer it is. */
+	if (!smith_send_ring() || plan->miss) {
+		plan->miss = true;
+		return;
+	}
+	if (!current->fs)
+		return;		/* no field either way */
+	rcu_read_lock();	/* pwd, as getcwd(2), and d_parent, d_name */
+	if (pc && smith_fs_paths(&root, &pwd))
+		pp->key = smith_path_cache_find(pc, &pwd, &root, seq);
+	rcu_read_unlock();
+	if (!pp->key)
+		plan->miss = true;
+	else
+		plan->extra += SMITH_FIELD_SIZE(pp->key->len);
+}
+
+void smith_rec_plan_fd(struct smith_rec_plan *plan, u16 id, int fd)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	unsigned int seq = smith_rename_seq();
+	struct smith_rec_plan_path *pp;
+	struct file *file;
+	struct path root;
+
+	if (WARN_ON_ONCE(plan->n == SMITH_PLAN_PATHS))
+		return;
+	pp = &plan->path[plan->n++];
+	pp->id = id;
+	pp->fd = fd;
+	pp->key = NULL;
+	if (!smith_send_ring() || plan->miss) {
+		plan->miss = true;
+		return;
+	}
+	file = fget_raw(fd);
+	if (!file)
+		return;		/* closed: no field */
+	smith_fs_root(&root);
+	if (pc) {
+		rcu_read_lock();	/* d_parent, d_name */
+		pp->key = smith_path_cache_find(pc, &file->f_path, &root, seq);
+		rcu_read_unlock();
+	}
+	fput(file);
+	if (!pp->key)
+		plan->miss = true;
+	else
+		plan->extra += SMITH_FIELD_SIZE(pp->key->len);
+}
+
+void smith_rec_put_plan(struct smith_rec *r, const struct smith_rec_plan *plan)
+{
+	unsigned int i;
+
+	for (i = 0; i < plan->n; i++) {
+		const struct smith_rec_plan_path *pp = &plan->path[i];
+		u64 t0 = smith_step_start();
+
+		if (!r->in_ring)
+			/* Looked up again, and d_path() where not cached. */
+			if (pp->fd < 0)
+				__smith_rec_put_cwd(r);
+			else
+				__smith_rec_put_fd(r, pp->id, pp->fd);
+		else if (pp->key)
+			smith_rec_put_key(r, pp->id, pp->key);
+		smith_step_end(r->hook, pp->fd < 0 ? SMITH_ST_CWD : SMITH_ST_FD,
+			       t0);
+	}
+}
+
+/*
+ * Into the ring when the exe path and every planned path are cached: the
+ * exe field, the nodename and the plan are then the record's whole
+ * length.  The nodename is measured once and that many bytes copied (as
+ * the buffered put does), so the record comes out exactly as long as
+ * reserved unless the hook wrote less than plan->extra said.
+ */
+static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
+						   u16 type, s64 result,
+						   u32 extra, bool miss)
+{
+	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	struct mm_struct *mm = current->mm;
+	const struct smith_path_key *k = NULL;
+	const char *node = NULL;
+	struct file *exe = NULL;
+	struct smith_event *ev;
+	u32 len, node_len = 0;
+	u16 node_flags = 0;
+	struct path root;
+	unsigned int seq;
+	u64 t0;
+
+	if (mm)
+		exe = smith_exe_file_get(mm);
+	if (!smith_send_ring() || !pc || !exe || miss)
+		goto buffered;
+	t0 = smith_step_start();
+	seq = smith_rename_seq();
+	smith_fs_root(&root);
+	rcu_read_lock();	/* d_parent, d_name */
+	k = smith_path_cache_find(pc, &exe->f_path, &root, seq);
+	rcu_read_unlock();
+	if (!k)
+		goto buffered;
+	len = sizeof(*ev) + SMITH_FIELD_SIZE(k->len) + extra;
+	if (current->nsproxy) {
+		node = utsname()->nodename;
+		node_len = strnlen(node, __NEW_UTS_LEN + 1);
+		if (node_len > __NEW_UTS_LEN) {
+			node_len = __NEW_UTS_LEN;
+			node_flags = SMITH_FF_TRUNCATED;
+		}
+		len += SMITH_FIELD_SIZE(node_len);
+	}
+	if (len > r->cap)
+		goto buffered;
+	/* Misses since the last record: "lost N" goes in front of this one. */
+	smith_hooks_fold_missed();
+	r->err = smith_reserve(&r->slot, len, type, 0);
+	if (r->err) {
+		/* Dropped and counted by the ring: built, never submitted. */
+		fput(exe);
+		smith_rec_start(r, type, result);
+		return;
+	}
+	ev = (void *)r->slot.rec;
+	r->ev = ev;
+	r->in_ring = true;
+	r->size = len;
+	/*
+	 * smith_rec_open() keeps 7 bytes for padding a value up to an 8-byte
+	 * boundary below cap; the reservation ends on one, so its last value
+	 * may end there.
+	 */
+	r->cap = len + 7;
+	smith_fill_header(ev, result);
+	smith_step_end(r->hook, SMITH_ST_BEGIN, t0);
+
+	t0 = smith_step_start();
+	smith_rec_put_key(r, SMITH_F_EXE, k);
+	fput(exe);
+	smith_step_end(r->hook, SMITH_ST_EXE, t0);
+	if (node) {
+		t0 = smith_step_start();
+		__smith_rec_put(r, SMITH_F_NODENAME, node, node_len, node_flags);
+		smith_step_end(r->hook, SMITH_ST_NODENAME, t0);
+	}
+	return;
+
+buffered:
+	smith_rec_start(r, type, result);
+	smith_rec_put_common_exe(r, exe);
+}
+
+void smith_rec_start_plan(struct smith_rec *r, u16 type, s64 result,
+			  const struct smith_rec_plan *plan)
+{
+	__smith_rec_start_plan(r, type, result, plan->extra, plan->miss);
+}
+
+struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
+					 s64 result, u32 extra)
+{
+	struct smith_rec *r = smith_rec_claim(hook);
+
+	if (r)
+		__smith_rec_start_plan(r, type, result, extra, false);
+	return r;
+}
+
 static void __smith_rec_put_cwd(struct smith_rec *r)
 {
-	struct path pwd;
+	struct path root, pwd;
 
 	if (!current->fs)
 		return;
 	/* As getcwd(2): fs->pwd under RCU, no reference taken. */
 	rcu_read_lock();
-	if (smith_fs_paths(NULL, &pwd))
-		smith_rec_put_path(r, SMITH_F_CWD, &pwd);
+	if (smith_fs_paths(&root, &pwd))
+		smith_rec_put_path_at(r, SMITH_F_CWD, &pwd, &root);
 	else
 		smith_rec_put_path_unknown(r, SMITH_F_CWD);
 	rcu_read_unlock();
@@ -1010,22 +1330,31 @@ void smith_rec_put_cwd(struct smith_rec *r)
 	smith_step_end(r->hook, SMITH_ST_CWD, t0);
 }
 
-static void __smith_rec_put_tty(struct smith_rec *r)
+u32 smith_tty_name(char name[SMITH_TTY_NAME_LEN])
 {
 	struct tty_struct *tty = READ_ONCE(current->signal->tty);
-	char name[sizeof(tty->name)];
 
+	BUILD_BUG_ON(sizeof(tty->name) != SMITH_TTY_NAME_LEN);
 	/*
 	 * Not under sighand->siglock (a sleeping lock on PREEMPT_RT): the
 	 * tty may be released by a racing hangup of the session, so its
 	 * name is copied with a non-faulting read and cut at its size.  The
 	 * race gives a stale name at worst, never a crash.
 	 */
-	if (!tty || copy_from_kernel_nofault(name, tty->name, sizeof(name)))
-		return;
-	name[sizeof(name) - 1] = '\0';
-	if (name[0])
-		__smith_rec_put_str(r, SMITH_F_TTY, name, sizeof(name));
+	if (!tty ||
+	    copy_from_kernel_nofault(name, tty->name, SMITH_TTY_NAME_LEN))
+		return 0;
+	name[SMITH_TTY_NAME_LEN - 1] = '\0';
+	return strlen(name);
+}
+
+static void __smith_rec_put_tty(struct smith_rec *r)
+{
+	char name[SMITH_TTY_NAME_LEN];
+	u32 len = smith_tty_name(name);
+
+	if (len)
+		__smith_rec_put(r, SMITH_F_TTY, name, len, 0);
 }
 
 void smith_rec_put_tty(struct smith_rec *r)

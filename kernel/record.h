@@ -2,7 +2,9 @@
 /*
  * record.h - building one event record: struct smith_event (the common
  * header every event carries) followed by length-prefixed fields, written
- * into a per-CPU scratch buffer and handed to smith_submit() in one piece.
+ * into a per-CPU scratch buffer and handed to smith_submit() in one piece,
+ * or, when its length is known before it starts (smith_rec_begin_common(),
+ * smith_rec_start_plan()), written in place in the shm ring.
  *
  * A hook builds a record like this, between smith_hook_enter() and
  * smith_hook_exit() (which keep preemption disabled, so the per-CPU buffer
@@ -27,11 +29,15 @@
 
 #include <linux/types.h>
 #include <linux/compiler.h>
+#include <linux/string.h>
 
 #include "smith_abi.h"
 
+#include "transport.h"
+
 struct path;
 struct file;
+struct smith_path_key;
 
 /* Bytes kept of a path (exe, cwd, stdin, finit_module's file, ...). */
 #define SMITH_PATH_CAP		4096u
@@ -49,6 +55,14 @@ struct smith_rec {
 	u32 cap;			/* bytes available for the record */
 	unsigned int hook;		/* SMITH_HI_*, for the counters */
 	bool busy;			/* guards against nested use */
+	/*
+	 * In the ring: ev is a reservation of size bytes (aligned) in the
+	 * shared ring itself, not the per-CPU buffer (smith_rec_begin_common).
+	 */
+	bool in_ring;
+	u32 size;
+	struct smith_slot slot;
+	int err;			/* reservation refused: not submitted */
 };
 
 int smith_record_init(void);
@@ -61,6 +75,74 @@ void smith_record_exit(void);
  * caller then gives up on the record, which is counted as a hook miss.
  */
 struct smith_rec *smith_rec_begin(unsigned int hook, u16 type, s64 result);
+
+/*
+ * A record planned before it is begun, so that it can be built in place
+ * in the ring (smith_rec_start_plan()): the bytes of the fields the hook
+ * writes itself (SMITH_FIELD_SIZE() of each value it will put), and the
+ * path fields it will put with smith_rec_put_plan(), each looked up in
+ * the per-CPU path cache.  A path that is not cached (miss) has the
+ * record built in the buffer, as without a plan.
+ */
+#define SMITH_PLAN_PATHS	3
+
+struct smith_rec_plan_path {
+	u16 id;				/* SMITH_F_* */
+	int fd;				/* -1: the cwd */
+	const struct smith_path_key *key;	/* NULL: no field, or miss */
+};
+
+struct smith_rec_plan {
+	u32 extra;
+	unsigned int n;
+	bool miss;
+	struct smith_rec_plan_path path[SMITH_PLAN_PATHS];
+};
+
+/*
+ * Claim this CPU's builder (preemption disabled); NULL when it is in use
+ * (nested call).  Then plan, and start the record with
+ * smith_rec_start_plan().
+ */
+struct smith_rec *smith_rec_claim(unsigned int hook);
+
+/*
+ * Plan the cwd, or the path of fd as field id (absent when closed); at
+ * most SMITH_PLAN_PATHS of them.
+ */
+void smith_rec_plan_cwd(struct smith_rec_plan *plan);
+void smith_rec_plan_fd(struct smith_rec_plan *plan, u16 id, int fd);
+
+/*
+ * smith_rec_begin() and smith_rec_put_common() after smith_rec_claim():
+ * into the ring when the plan and the exe path are all cached (and the
+ * transport is the ring), else into the buffer.
+ */
+void smith_rec_start_plan(struct smith_rec *r, u16 type, s64 result,
+			  const struct smith_rec_plan *plan);
+
+/* The planned paths, in the order planned (in the buffer: looked up again). */
+void smith_rec_put_plan(struct smith_rec *r, const struct smith_rec_plan *plan);
+
+/* The controlling tty's name, NUL-terminated; its length, 0 if none. */
+#define SMITH_TTY_NAME_LEN	64
+u32 smith_tty_name(char name[SMITH_TTY_NAME_LEN]);
+
+/*
+ * smith_rec_begin() and smith_rec_put_common() in one, for a hook whose
+ * own fields after the common ones take extra bytes (each field's header,
+ * value and padding), known before the record is begun.  With the ring
+ * transport, when the exe path is cached (no d_path() to run), the length
+ * is known at once and the record is built in place in the ring: no copy
+ * at submit.  Else as the two calls.  A field then longer than the room
+ * left is cut and flagged as at the end of any record.
+ */
+struct smith_rec *smith_rec_begin_common(unsigned int hook, u16 type,
+					 s64 result, u32 extra);
+
+/* Bytes of a field of len value bytes: its header, value and padding. */
+#define SMITH_FIELD_SIZE(len) \
+	SMITH_REC_ALIGN((u32)sizeof(struct smith_field) + (len))
 
 /* Submit the record (len, flags, nfields finalised) and release the buffer. */
 int smith_rec_submit(struct smith_rec *r);
@@ -147,5 +229,25 @@ static inline u64 smith_step_start(void) { return 0; }
 static inline void smith_step_end(unsigned int hook, enum smith_step step,
 				  u64 t0) { }
 #endif
+
+/*
+ * smith_rec_put() of a value whose size is a constant: copied with the
+ * compiler's inline moves when it fits, else cut as smith_rec_put() does.
+ */
+static __always_inline void smith_rec_put_fixed(struct smith_rec *r, u16 id,
+						const void *val, u32 len)
+{
+	u64 t0 = smith_step_start();
+	u32 room;
+	void *dst = smith_rec_open(r, id, len, &room);
+
+	if (likely(dst && room == len)) {
+		memcpy(dst, val, len);
+		smith_rec_close(r, len, 0);
+		smith_step_end(r->hook, SMITH_ST_KVAL, t0);
+	} else {
+		smith_rec_put(r, id, val, len, 0);
+	}
+}
 
 #endif /* _SMITH_RECORD_H */

@@ -138,6 +138,12 @@ int smith_reserve(struct smith_slot *slot, u32 len, u16 type, u16 flags);
 int smith_commit(struct smith_slot *slot);	/* 0 or -errno, counted */
 void smith_discard(struct smith_slot *slot);
 
+/* The shm ring carries the records: they may be built in place there. */
+static inline bool smith_send_ring(void)
+{
+	return smith_params.send_type == SMITH_TRANSPORT_SHM;
+}
+
 /* Count a record lost before submission: user memory was unreadable. */
 void smith_count_drop_fault(void);
 
