@@ -11,8 +11,8 @@ import (
 	"smith/shm"
 )
 
-// TestConnectExeFollowsRenameAndUnlink: the module reuses the exe path it
-// built for the previous record on the same CPU (record.c, the exe cache).
+// TestConnectExeFollowsRename: the module reuses the exe path it built
+// for an earlier record on the same CPU (record.c, the path cache).
 // The path in each record must still be what /proc/self/exe says at that
 // moment: the same after repeated calls, the new one after the running
 // binary is renamed, and the old one again after it is renamed back.

@@ -94,3 +94,51 @@ func TestCwdUnderRenames(t *testing.T) {
 		t.Fatalf("meta page truncated grew by %d, fewer than the %d truncated cwd fields seen", d, truncated)
 	}
 }
+
+// TestExecPathsFollowRename: the module keeps the paths it built last on
+// each CPU (record.c, the path cache) and gives them to the next exec of
+// the same program in the same directory with the same files, built in
+// place in the ring.  After the working directory is renamed (which moves
+// the file on stdout with it: the file's own dentry does not change), the
+// next exec's cwd and stdout must be the new names, and after renaming
+// back the old ones again.
+func TestExecPathsFollowRename(t *testing.T) {
+	s := open(t)
+	base := t.TempDir()
+	a, b := filepath.Join(base, "a"), filepath.Join(base, "b")
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(a, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	run := func(what, dir string) {
+		t.Helper()
+		cmd := &exec.Cmd{Path: truePath, Args: []string{"true"}, Dir: dir, Stdout: out}
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		pid := cmd.Process.Pid
+		e := s.find(what, func(e *event) bool {
+			return e.Hdr.Type == shm.EvExecve && int(e.Tgid) == pid
+		})
+		if cwd, stdout := e.str(shm.FCwd), e.str(shm.FStdout); cwd != dir || stdout != filepath.Join(dir, "out") {
+			t.Fatalf("%s: cwd %q, stdout %q; want %q, %q", what, cwd, stdout, dir, filepath.Join(dir, "out"))
+		}
+	}
+	for i := range 3 {
+		run(fmt.Sprintf("exec %d in %s", i, a), a)
+	}
+	if err := os.Rename(a, b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		run(fmt.Sprintf("exec %d after renaming to %s", i, b), b)
+	}
+	if err := os.Rename(b, a); err != nil {
+		t.Fatal(err)
+	}
+	run("exec after renaming back", a)
+}
