@@ -859,6 +859,13 @@ func instructionHeadline(vms []results.VM) string {
 			}
 		}
 	}
+	instructionTargetTable(&b, icount)
+	return b.String()
+}
+
+// instructionTargetTable writes the headline's targets: each ratio and
+// in-hook median of the instruction-counting runs against its target.
+func instructionTargetTable(b *strings.Builder, icount []results.VM) {
 	b.WriteString("\nTargets (benchmark figures, never gates), median over rounds:\n\n")
 	b.WriteString("| kernel | figure | measured | target | goal | verdict |\n|---|---|---|---|---|---|\n")
 	verdict := func(v, max, goal float64) string {
@@ -884,7 +891,7 @@ func instructionHeadline(vms []results.VM) string {
 			if !math.IsNaN(v) {
 				m = fmt.Sprintf("x%.3f", v)
 			}
-			fmt.Fprintf(&b, "| %s | %s loop, %s / (a) | %s | x%.3f | x%.3f | %s |\n", k, t.op, configLabel[t.config],
+			fmt.Fprintf(b, "| %s | %s loop, %s / (a) | %s | x%.3f | x%.3f | %s |\n", k, t.op, configLabel[t.config],
 				m, t.max, t.goal, verdict(v, t.max, t.goal))
 		}
 		for _, h := range []struct {
@@ -900,15 +907,14 @@ func instructionHeadline(vms []results.VM) string {
 			if h.hook == "execve" {
 				what = "instructions, argv copy included"
 			}
-			fmt.Fprintf(&b, "| %s | in the %s hook (shm, median) | %.0f | %.0f | - | %s |\n", k, h.hook, v, h.target,
+			fmt.Fprintf(b, "| %s | in the %s hook (shm, median) | %.0f | %.0f | - | %s |\n", k, h.hook, v, h.target,
 				verdict(v, h.target, h.target)+" ("+what+")")
 		}
 		for _, w := range vm.Idle {
-			fmt.Fprintf(&b, "| %s | idle wake-ups per second, %s | %.1f | - | 10 | %s |\n", k, idleLabel[w.Reader], w.PerSecond,
+			fmt.Fprintf(b, "| %s | idle wake-ups per second, %s | %.1f | - | 10 | %s |\n", k, idleLabel[w.Reader], w.PerSecond,
 				verdict(w.PerSecond, 10, 10))
 		}
 	}
-	return b.String()
 }
 
 // stepTable breaks the in-hook cost down by builder step (SMITH_STEPS=1
