@@ -924,6 +924,32 @@ smith_path_cache_find(const struct smith_path_cache *pc,
 	return NULL;
 }
 
+/* This CPU's entry for path as seen from root, or NULL (no cache, miss). */
+static const struct smith_path_key *smith_path_cached(const struct path *path,
+						      const struct path *root,
+						      unsigned int seq)
+{
+	const struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+	const struct smith_path_key *k = NULL;
+
+	if (pc) {
+		rcu_read_lock();	/* d_parent, d_name */
+		k = smith_path_cache_find(pc, path, root, seq);
+		rcu_read_unlock();
+	}
+	return k;
+}
+
+/* The field opened at dst gets k's string (which fits: checked by caller). */
+static void smith_rec_close_cached(struct smith_rec *r, char *dst,
+				   const struct smith_path_key *k)
+{
+	const struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
+
+	memcpy(dst, pc->path[k - pc->key], k->len);
+	smith_rec_close(r, k->len, 0);
+}
+
 /* d_dname() of these is "pipe:[ino]", "socket:[ino]": the inode's alone. */
 static bool smith_dname_by_ino(const struct dentry *d)
 {
@@ -989,7 +1015,7 @@ static void smith_rec_put_path_at(struct smith_rec *r, u16 id,
 {
 	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
 	unsigned int seq = smith_rename_seq();
-	const struct smith_path_key *k = NULL;
+	const struct smith_path_key *k;
 	u32 room, len = 0;
 	u16 fflags = 0;
 	char *dst = smith_rec_open(r, id, SMITH_PATH_CAP, &room);
@@ -999,15 +1025,10 @@ static void smith_rec_put_path_at(struct smith_rec *r, u16 id,
 		smith_rec_no_room(r);
 		return;
 	}
-	if (pc) {
-		rcu_read_lock();	/* d_parent, d_name */
-		k = smith_path_cache_find(pc, path, root, seq);
-		rcu_read_unlock();
-	}
+	k = smith_path_cached(path, root, seq);
 	/* The whole cached path must fit, else d_path() decides the cut. */
 	if (k && k->len <= room) {
-		memcpy(dst, pc->path[k - pc->key], k->len);
-		smith_rec_close(r, k->len, 0);
+		smith_rec_close_cached(r, dst, k);
 		return;
 	}
 	if (room) {
@@ -1111,78 +1132,81 @@ static void __smith_rec_put_cwd(struct smith_rec *r);
 static void smith_rec_put_key(struct smith_rec *r, u16 id,
 			      const struct smith_path_key *k)
 {
-	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
 	u32 room;
 	char *dst = smith_rec_open(r, id, SMITH_PATH_CAP, &room);
 
-	if (dst && room >= k->len) {
-		memcpy(dst, pc->path[k - pc->key], k->len);
-		smith_rec_close(r, k->len, 0);
-	}
+	if (dst && room >= k->len)
+		smith_rec_close_cached(r, dst, k);
 }
 
-void smith_rec_plan_cwd(struct smith_rec_plan *plan)
+/*
+ * The plan's next path (id, fd), or NULL when it need not be looked up:
+ * the plan is full, or the record goes to the buffer anyway (netlink, or
+ * a path missed already).
+ */
+static struct smith_rec_plan_path *smith_plan_add(struct smith_rec_plan *plan,
+						  u16 id, int fd)
 {
-	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
-	unsigned int seq = smith_rename_seq();
 	struct smith_rec_plan_path *pp;
-	struct path root, pwd;
 
 	if (WARN_ON_ONCE(plan->n == SMITH_PLAN_PATHS))
-		return;
-	pp = &plan->path[plan->n++];
-	pp->id = SMITH_F_CWD;
-	pp->fd = -1;
-	pp->key = NULL;
-	/* Netlink, or a path missed already: the buffer it is. */
-	if (!smith_send_ring() || plan->miss) {
-		plan->miss = true;
-		return;
-	}
-	if (!current->fs)
-		return;		/* no field either way */
-	rcu_read_lock();	/* pwd, as getcwd(2), and d_parent, d_name */
-	if (pc && smith_fs_paths(&root, &pwd))
-		pp->key = smith_path_cache_find(pc, &pwd, &root, seq);
-	rcu_read_unlock();
-	if (!pp->key)
-		plan->miss = true;
-	else
-		plan->extra += SMITH_FIELD_SIZE(pp->key->len);
-}
-
-void smith_rec_plan_fd(struct smith_rec_plan *plan, u16 id, int fd)
-{
-	struct smith_path_cache *pc = this_cpu_read(smith_path_cache);
-	unsigned int seq = smith_rename_seq();
-	struct smith_rec_plan_path *pp;
-	struct file *file;
-	struct path root;
-
-	if (WARN_ON_ONCE(plan->n == SMITH_PLAN_PATHS))
-		return;
+		return NULL;
 	pp = &plan->path[plan->n++];
 	pp->id = id;
 	pp->fd = fd;
 	pp->key = NULL;
 	if (!smith_send_ring() || plan->miss) {
 		plan->miss = true;
-		return;
+		return NULL;
 	}
+	return pp;
+}
+
+/* A path looked up: its room in the record, or the record to the buffer. */
+static void smith_plan_found(struct smith_rec_plan *plan,
+			     struct smith_rec_plan_path *pp,
+			     const struct smith_path_key *k)
+{
+	pp->key = k;
+	if (!k)
+		plan->miss = true;
+	else
+		plan->extra += SMITH_FIELD_SIZE(k->len);
+}
+
+void smith_rec_plan_cwd(struct smith_rec_plan *plan)
+{
+	unsigned int seq = smith_rename_seq();
+	struct smith_rec_plan_path *pp = smith_plan_add(plan, SMITH_F_CWD, -1);
+	const struct smith_path_key *k = NULL;
+	struct path root, pwd;
+
+	if (!pp || !current->fs)
+		return;		/* no cwd field: nothing to plan */
+	rcu_read_lock();	/* pwd, as getcwd(2) */
+	if (smith_fs_paths(&root, &pwd))
+		k = smith_path_cached(&pwd, &root, seq);
+	rcu_read_unlock();
+	smith_plan_found(plan, pp, k);
+}
+
+void smith_rec_plan_fd(struct smith_rec_plan *plan, u16 id, int fd)
+{
+	unsigned int seq = smith_rename_seq();
+	struct smith_rec_plan_path *pp = smith_plan_add(plan, id, fd);
+	const struct smith_path_key *k;
+	struct file *file;
+	struct path root;
+
+	if (!pp)
+		return;
 	file = fget_raw(fd);
 	if (!file)
 		return;		/* closed: no field */
 	smith_fs_root(&root);
-	if (pc) {
-		rcu_read_lock();	/* d_parent, d_name */
-		pp->key = smith_path_cache_find(pc, &file->f_path, &root, seq);
-		rcu_read_unlock();
-	}
+	k = smith_path_cached(&file->f_path, &root, seq);
 	fput(file);
-	if (!pp->key)
-		plan->miss = true;
-	else
-		plan->extra += SMITH_FIELD_SIZE(pp->key->len);
+	smith_plan_found(plan, pp, k);
 }
 
 void smith_rec_put_plan(struct smith_rec *r, const struct smith_rec_plan *plan)
@@ -1236,9 +1260,7 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	t0 = smith_step_start();
 	seq = smith_rename_seq();
 	smith_fs_root(&root);
-	rcu_read_lock();	/* d_parent, d_name */
-	k = smith_path_cache_find(pc, &exe->f_path, &root, seq);
-	rcu_read_unlock();
+	k = smith_path_cached(&exe->f_path, &root, seq);
 	if (!k)
 		goto buffered;
 	len = sizeof(*ev) + SMITH_FIELD_SIZE(k->len) + extra;
