@@ -83,17 +83,18 @@ func newProducer(brokers []string, cfg *sarama.Config, topic string, key []byte,
 	}, nil
 }
 
+// recordBytes is the most ev takes in a record batch with key.
+func recordBytes(ev, key []byte) int { return len(ev) + len(key) + recordOverhead }
+
 // fits reports whether Kafka can take ev as one record.
-func fits(ev, key []byte, maxMsg int) bool {
-	return len(ev)+len(key)+recordOverhead <= maxMsg
-}
+func fits(ev, key []byte, maxMsg int) bool { return recordBytes(ev, key) <= maxMsg }
 
 // chunks calls send with consecutive runs of evs whose records fit one
 // request.
 func (p *producer) chunks(evs [][]byte, send func([][]byte)) {
 	from, bytes := 0, 0
 	for i, ev := range evs {
-		n := len(ev) + len(p.key) + recordOverhead
+		n := recordBytes(ev, p.key)
 		if i > from && bytes+n > p.chunk {
 			send(evs[from:i])
 			from, bytes = i, 0
