@@ -24,89 +24,91 @@ import (
 // module loaded the text symbols of kallsyms are printed for the
 // symbolizer (the kernel's once, the module's each time).
 func (b *bench) profile() error {
-	configs := splitList(b.o.configs)
 	for _, op := range []string{"exec", "connect"} {
 		if _, _, err := b.loop(op, max(1, b.n(op)/4), false); err != nil {
 			return fmt.Errorf("profile, warm-up: %w", err)
 		}
 	}
-	marks := 0
-	mark := func(config, op, phase string) error {
-		fmt.Fprintf(os.Stderr, "smith-bench-guest: profile mark %d: %s %s %s\n", marks, config, op, phase)
-		marks++
-		if out, err := exec.Command(b.o.mark).CombinedOutput(); err != nil {
-			return fmt.Errorf("marker %s: %w: %s", b.o.mark, err, out)
-		}
-		return nil
-	}
-	printed := false
-	for _, config := range configs {
-		s, err := b.start(config)
-		if err != nil {
-			return fmt.Errorf("profile, %s: %w", config, err)
-		}
-		if b.m.loaded {
-			if err := printSymbols(config, !printed); err != nil {
-				s.Close()
-				return err
-			}
-			printed = true
-		}
-		if err := b.settle(s); err != nil {
-			s.Close()
-			return fmt.Errorf("profile, %s, warm-up: %w", config, err)
-		}
-		// The marker once before the windows, its snapshot unused: the
-		// agent hashes an executable the first time it sees it run.
-		err = mark(config, "warm-up", "-")
-		if err == nil && s.dev != nil {
-			err = drain(s.dev)
-		}
-		if err == nil && s.dev != nil {
-			err = idle(s.cons)
-		}
-		if err != nil {
-			s.Close()
-			return fmt.Errorf("profile, %s, marker warm-up: %w", config, err)
-		}
-		for _, op := range []string{"exec", "connect"} {
-			if err := mark(config, op, "start"); err != nil {
-				s.Close()
-				return err
-			}
-			for _, n := range []int{max(1, b.n(op)/4), b.n(op)} {
-				cpu0, timed := readerCPU(s.cons)
-				run, _, err := b.loop(op, n, false)
-				if err == nil && s.dev != nil {
-					err = drain(s.dev)
-				}
-				if err != nil {
-					s.Close()
-					return fmt.Errorf("profile, %s %s: %w", config, op, err)
-				}
-				reader := "-"
-				if cpu1, ok := readerCPU(s.cons); ok && timed {
-					reader = fmt.Sprint(cpu1 - cpu0)
-				}
-				fmt.Fprintf(os.Stderr, "smith-bench-guest: profile %s %s n=%d mean_ns=%.0f reader_ns=%s\n",
-					config, op, n, run.MeanNs, reader)
-				if err := mark(config, op, fmt.Sprintf("n=%d", n)); err != nil {
-					s.Close()
-					return err
-				}
-			}
-		}
-		if err := s.Close(); err != nil {
+	pr := &profiler{b: b}
+	for _, config := range splitList(b.o.configs) {
+		if err := pr.config(config); err != nil {
 			return fmt.Errorf("profile, %s: %w", config, err)
 		}
 	}
 	return nil
 }
 
-// printSymbols prints the text symbols of /proc/kallsyms between markers
-// on stdout, the console: with all, the kernel's too (Debian's System.map
-// is a stub, and the guest boots with nokaslr, so once is enough), else
-// only the module's.
+// profiler is one profile run: the markers executed so far, and whether
+// the kernel's symbols were printed.
+type profiler struct {
+	b       *bench
+	marks   int
+	printed bool
+}
+
+func (pr *profiler) mark(config, op, phase string) error {
+	fmt.Fprintf(os.Stderr, "smith-bench-guest: profile mark %d: %s %s %s\n", pr.marks, config, op, phase)
+	pr.marks++
+	if out, err := exec.Command(pr.b.o.mark).CombinedOutput(); err != nil {
+		return fmt.Errorf("marker %s: %w: %s", pr.b.o.mark, err, out)
+	}
+	return nil
+}
+
+// config profiles each loop in one configuration.
+func (pr *profiler) config(config string) (err error) {
+	b := pr.b
+	s, err := b.start(config)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if b.m.loaded {
+		if err := printSymbols(config, !pr.printed); err != nil {
+			return err
+		}
+		pr.printed = true
+	}
+	if err := b.settle(s); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if err := pr.mark(config, "warm-up", "-"); err != nil {
+		return err
+	}
+	if err := quiesce(s); err != nil {
+		return fmt.Errorf("marker warm-up: %w", err)
+	}
+	for _, op := range []string{"exec", "connect"} {
+		if err := pr.mark(config, op, "start"); err != nil {
+			return err
+		}
+		for _, n := range []int{max(1, b.n(op)/4), b.n(op)} {
+			cpu0, timed := readerCPU(s.cons)
+			run, _, err := b.loop(op, n, false)
+			if err == nil && s.dev != nil {
+				err = drain(s.dev)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			reader := "-"
+			if cpu1, ok := readerCPU(s.cons); ok && timed {
+				reader = fmt.Sprint(cpu1 - cpu0)
+			}
+			fmt.Fprintf(os.Stderr, "smith-bench-guest: profile %s %s n=%d mean_ns=%.0f reader_ns=%s\n",
+				config, op, n, run.MeanNs, reader)
+			if err := pr.mark(config, op, fmt.Sprintf("n=%d", n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func printSymbols(config string, all bool) error {
 	raw, err := os.ReadFile("/proc/kallsyms")
 	if err != nil {
