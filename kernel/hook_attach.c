@@ -5,8 +5,10 @@
  * tracepoints found by name, and the order of init and exit.
  */
 #include <linux/atomic.h>
+#include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
+#include <linux/percpu.h>
 #include <linux/string.h>
 #include <linux/tracepoint.h>
 
@@ -187,4 +189,17 @@ void smith_hooks_fold_missed(void)
 	if (total > old &&
 	    atomic64_cmpxchg(&smith_missed_folded, old, total) == old)
 		smith_count_missed(total - old);
+}
+
+static DEFINE_PER_CPU(unsigned long, smith_fold_tick);
+
+void smith_hooks_fold_missed_tick(void)
+{
+	unsigned long now = jiffies;
+
+	/* A race on this CPU only folds twice or a tick later. */
+	if (this_cpu_read(smith_fold_tick) == now)
+		return;
+	this_cpu_write(smith_fold_tick, now);
+	smith_hooks_fold_missed();
 }

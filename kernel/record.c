@@ -355,8 +355,8 @@ int smith_rec_submit(struct smith_rec *r)
 		err = smith_commit(&r->slot);
 	} else {
 		r->ev->hdr.len = r->len;
-		/* Misses since the last record: "lost N" goes in front. */
-		smith_hooks_fold_missed();
+		/* Probe misses (folded once a tick): "lost N" in front. */
+		smith_hooks_fold_missed_tick();
 		err = smith_submit(r->ev, r->len);
 	}
 	smith_step_end(r->hook, SMITH_ST_SUBMIT, t0);
@@ -1275,8 +1275,8 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	}
 	if (len > r->cap)
 		goto buffered;
-	/* Misses since the last record: "lost N" goes in front of this one. */
-	smith_hooks_fold_missed();
+	/* Probe misses (folded once a tick): "lost N" goes in front. */
+	smith_hooks_fold_missed_tick();
 	r->err = smith_reserve(&r->slot, len, type, 0);
 	if (r->err) {
 		/* Dropped and counted by the ring: built, never submitted. */

@@ -210,10 +210,19 @@ void smith_hooks_missed(u64 missed[SMITH_HOOK_COUNT]);
 
 /*
  * Move the probes' misses counted since the last call into the meta page
- * and the next "lost N" record (smith_count_missed()).  Cheap: a few
- * loads; called before each record is submitted and by the stats ioctl.
+ * and the next "lost N" record (smith_count_missed()).  A load of every
+ * probe's count: called by the stats ioctl, and through
+ * smith_hooks_fold_missed_tick() before a record is placed.
  */
 void smith_hooks_fold_missed(void);
+
+/*
+ * The same, at most once a tick per CPU: summing every probe's count
+ * costs as much as a small record's header, so a miss reaches the stream
+ * within a tick of the next record on any CPU (at once through the stats
+ * ioctl).
+ */
+void smith_hooks_fold_missed_tick(void);
 
 /* Called by smith_hooks_init(): err 0 attached, else why not. */
 void smith_hook_attached(unsigned int hook, int err);
