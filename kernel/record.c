@@ -50,6 +50,8 @@
 #include <linux/vmalloc.h>
 #include <linux/cgroup.h>
 
+#include <asm/word-at-a-time.h>
+
 #include "compat.h"
 #include "record.h"
 #include "transport.h"
@@ -246,6 +248,37 @@ static u32 smith_mnt_ns_inum(void)
 	return ns->inum;
 }
 
+/*
+ * A task's comm, a word at a time (strscpy_pad() costs as much as the rest
+ * of a small record's header): every byte after the first NUL zeroed,
+ * whatever the kernel left there (a shorter name copied over a longer one
+ * with strlcpy() keeps the longer one's tail), and the last byte 0
+ * whatever a rename on another CPU wrote meanwhile.
+ */
+static void smith_copy_comm(char dst[TASK_COMM_LEN], const char *src)
+{
+	const struct word_at_a_time wc = WORD_AT_A_TIME_CONSTANTS;
+	unsigned long w[TASK_COMM_LEN / sizeof(unsigned long)];
+	bool ended = false;
+	unsigned int i;
+
+	BUILD_BUG_ON(TASK_COMM_LEN % sizeof(unsigned long));
+	memcpy(w, src, sizeof(w));
+	for (i = 0; i < ARRAY_SIZE(w); i++) {
+		unsigned long bits;
+
+		if (ended) {
+			w[i] = 0;
+		} else if (has_zero(w[i], &bits, &wc)) {
+			bits = prep_zero_mask(w[i], bits, &wc);
+			w[i] &= zero_bytemask(create_zero_mask(bits));
+			ended = true;
+		}
+	}
+	memcpy(dst, w, sizeof(w));
+	dst[TASK_COMM_LEN - 1] = '\0';
+}
+
 /* Every byte after ev->hdr: the ring's reservations are not zeroed. */
 static void smith_fill_header(struct smith_event *ev, s64 result)
 {
@@ -277,7 +310,8 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 	rcu_read_unlock();
 
 	ev->mnt_ns = smith_mnt_ns_inum();
-	strscpy_pad(ev->comm, task->comm, sizeof(ev->comm));
+	BUILD_BUG_ON(sizeof(ev->comm) != TASK_COMM_LEN);
+	smith_copy_comm(ev->comm, task->comm);
 	ev->nfields = 0;
 	ev->cpu = smp_processor_id();
 	ev->_pad = 0;
@@ -405,7 +439,8 @@ void smith_rec_close(struct smith_rec *r, u32 len, u16 fflags)
 	f->len = len;
 	f->flags = fflags;
 	/* Zero the padding: no stale scratch bytes leave the kernel. */
-	memset((void *)r->ev + end, 0, SMITH_REC_ALIGN(end) - end);
+	if (end & 7)
+		memset((void *)r->ev + end, 0, SMITH_REC_ALIGN(end) - end);
 	r->len = end;
 	r->ev->nfields++;
 	if (fflags & SMITH_FF_TRUNCATED) {
