@@ -20,8 +20,11 @@
  *    without a result (SMITH_RF_NO_RESULT).  The kprobe knows which calls
  *    the kretprobe holds through a small table of tasks between the two
  *    probes (claimed at the kretprobe's entry, released here).
- *  - a kretprobe on __inet_stream_connect() for fast open only
- *    (is_sendmsg set; every other call gives its instance back at once).
+ *  - a kretprobe for fast open: on tcp_sendmsg_fastopen(), which only a
+ *    fast open calls, where the kernel has it as a function of its own
+ *    (6.1 on: MPTCP calls it too); where it is inlined (5.10), on
+ *    __inet_stream_connect(), which every TCP connect calls (is_sendmsg
+ *    set for fast open; every other call gives its instance back at once).
  *
  * Other families (unix, netlink, ...) are not recorded; the family is the
  * socket's, checked before any inet field is read.
@@ -343,7 +346,17 @@ static int smith_connect_lsm(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
+static const struct smith_sym smith_fastopen_syms[] = {
+	{ "tcp_sendmsg_fastopen", false },
+	{ "__inet_stream_connect", false },
+	{ }
+};
+
+static struct smith_kretprobe smith_fastopen_krp;
+
 /*
+ * int tcp_sendmsg_fastopen(sk, msg, copied, size, uarg): the address is
+ * msg's, the kernel's copy.  Or, where that is inlined,
  * __inet_stream_connect(sock, kernel sockaddr, addrlen, flags,
  * is_sendmsg): is_sendmsg is set only by tcp_sendmsg_fastopen().
  */
@@ -351,14 +364,27 @@ static int smith_fastopen_entry(struct kretprobe_instance *ri,
 				struct pt_regs *regs)
 {
 	struct smith_connect_call *c = (void *)ri->data;
+	const struct sockaddr *sa;
+	int len;
 
-	if (!smith_recording() || !smith_func_arg(regs, 4))
+	if (!smith_recording())
 		return 1;
-	c->sock = (void *)smith_func_arg(regs, 0);
+	if (READ_ONCE(smith_fastopen_krp.sym) == smith_fastopen_syms) {
+		const struct sock *sk = (void *)smith_func_arg(regs, 0);
+		const struct msghdr *msg = (void *)smith_func_arg(regs, 1);
+
+		c->sock = READ_ONCE(sk->sk_socket);
+		sa = msg->msg_name;
+		len = msg->msg_namelen;
+	} else {
+		if (!smith_func_arg(regs, 4))
+			return 1;
+		c->sock = (void *)smith_func_arg(regs, 0);
+		sa = (void *)smith_func_arg(regs, 1);
+		len = (int)smith_func_arg(regs, 2);
+	}
 	c->reached = true;
-	if (!smith_sock_inet(c->sock) ||
-	    !smith_connect_addr(c, (void *)smith_func_arg(regs, 1),
-				(int)smith_func_arg(regs, 2)))
+	if (!smith_sock_inet(c->sock) || !smith_connect_addr(c, sa, len))
 		return 1;
 	return 0;
 }
@@ -376,11 +402,6 @@ static int smith_fastopen_ret(struct kretprobe_instance *ri,
 
 static const struct smith_sym smith_connect_syms[] = {
 	{ "__sys_connect_file", false },
-	{ }
-};
-
-static const struct smith_sym smith_fastopen_syms[] = {
-	{ "__inet_stream_connect", false },
 	{ }
 };
 
@@ -447,9 +468,10 @@ int smith_connect_hooks_init(void)
 
 /*
  * With the LSM kprobe attached, a call the connect kretprobe missed is
- * still recorded (without its result): not a miss.  The fast open
- * kretprobe's misses include plain connects that found its instances all
- * held by fast opens: an upper bound.
+ * still recorded (without its result): not a miss.  On
+ * __inet_stream_connect, the fast open kretprobe's misses include plain
+ * connects that found its instances all held by fast opens: an upper
+ * bound.
  */
 void smith_connect_hooks_missed(u64 missed[])
 {

@@ -221,6 +221,47 @@ func TestConnectPaths(t *testing.T) {
 	}
 }
 
+// TestFastOpenProbe: where the kernel has tcp_sendmsg_fastopen as a
+// function of its own, the fast open kretprobe is there, and a plain
+// connect passes through two probes, not three.
+func TestFastOpenProbe(t *testing.T) {
+	open(t)
+	syms, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := false
+	for _, line := range strings.Split(string(syms), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "tcp_sendmsg_fastopen" {
+			own = true
+		}
+	}
+	list, err := os.ReadFile("/sys/kernel/debug/kprobes/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	probed := map[string]bool{}
+	for _, line := range strings.Split(string(list), "\n") {
+		for _, f := range strings.Fields(line) {
+			if name, ok := strings.CutSuffix(f, "+0x0"); ok {
+				probed[name] = true
+			}
+		}
+	}
+	t.Logf("tcp_sendmsg_fastopen a function of its own: %v; probed: %v", own, probed)
+	for _, name := range []string{"__sys_connect_file", "security_socket_connect"} {
+		if !probed[name] {
+			t.Errorf("%s not probed", name)
+		}
+	}
+	if own && (!probed["tcp_sendmsg_fastopen"] || probed["__inet_stream_connect"]) {
+		t.Errorf("fast open: want the kretprobe on tcp_sendmsg_fastopen, not __inet_stream_connect")
+	}
+	if !own && !probed["__inet_stream_connect"] {
+		t.Errorf("fast open: tcp_sendmsg_fastopen inlined, want the kretprobe on __inet_stream_connect")
+	}
+}
+
 // TestConnectFamilyMismatch: an AF_INET address on an AF_UNIX socket is
 // refused and not recorded (the socket's family decides, before any inet
 // field is read).
