@@ -39,6 +39,7 @@
 #include <linux/kernel.h>
 #include <linux/kprobes.h>
 #include <linux/net.h>
+#include <linux/nospec.h>
 #include <linux/ptrace.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
@@ -47,6 +48,8 @@
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
 #include <net/sock.h>
+
+#include <asm/syscall.h>
 
 #include "hooks.h"
 #include "record.h"
@@ -114,17 +117,35 @@ static struct socket *smith_sock_from_file(struct file *file)
 #endif
 }
 
-/* Scanned at most; a task with more open files gets fd -1. */
+/* Scanned at most; a file past it is found only through the call's fd. */
 #define SMITH_FD_SCAN_MAX	65536u
+
+/*
+ * The first argument of the system call the task is in: the socket's
+ * descriptor for connect(2), sendto(2) and sendmsg(2), something else for
+ * others (socketcall, io_uring_enter); only a candidate, checked against
+ * the table.  Kernel threads have no call.
+ */
+static unsigned long smith_call_fd(void)
+{
+	unsigned long args[6];
+
+	if (current->flags & PF_KTHREAD)
+		return ULONG_MAX;
+	syscall_get_arguments(current, task_pt_regs(current), args);
+	return args[0];
+}
 
 /*
  * The descriptor of file in the current task's table, or -1 (io_uring's
  * registered files have none).  The kernel paths below the syscalls get
- * the file, not the number; the table is read under RCU as /proc does.
+ * the file, not the number: the call's own descriptor argument is tried
+ * first (one load), else the table is scanned, under RCU as /proc does.
  */
 static int smith_fd_of(const struct file *file)
 {
 	struct files_struct *files = current->files;
+	unsigned long hint = smith_call_fd();
 	struct fdtable *fdt;
 	unsigned int base, max;
 	int ret = -1;
@@ -133,7 +154,13 @@ static int smith_fd_of(const struct file *file)
 		return -1;
 	rcu_read_lock();
 	fdt = files_fdtable(files);
-	max = min(READ_ONCE(fdt->max_fds), SMITH_FD_SCAN_MAX);
+	max = READ_ONCE(fdt->max_fds);
+	if (hint < max &&
+	    rcu_access_pointer(fdt->fd[array_index_nospec(hint, max)]) == file) {
+		rcu_read_unlock();
+		return (int)hint;
+	}
+	max = min(max, SMITH_FD_SCAN_MAX);
 	/* The open bits word by word, lowest first: no call per open fd. */
 	for (base = 0; base < max && ret < 0; base += BITS_PER_LONG) {
 		unsigned long open = READ_ONCE(fdt->open_fds[base / BITS_PER_LONG]);

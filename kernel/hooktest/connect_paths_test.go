@@ -221,6 +221,38 @@ func TestConnectPaths(t *testing.T) {
 	}
 }
 
+// TestConnectHighFd: the record's fd is the one the call was given, also
+// past the 65,536 descriptors a table scan would look at.
+func TestConnectHighFd(t *testing.T) {
+	s := open(t)
+	v4 := listen(t, "tcp4", "127.0.0.1:0")
+	const high = 70000
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: high + 1, Max: max(old.Max, high+1)}); err != nil {
+		t.Fatalf("RLIMIT_NOFILE %d: %v", high+1, err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
+	c := connectCall{family: unix.AF_INET, sotype: unix.SOCK_STREAM, remote: v4, wantProto: unix.IPPROTO_TCP}
+	c.runWith(t, func(fd int) syscall.Errno {
+		if err := unix.Dup3(fd, high, unix.O_CLOEXEC); err != nil {
+			t.Fatalf("dup3 to %d: %v", high, err)
+		}
+		defer unix.Close(high)
+		c.fd = high
+		if err := unix.Connect(high, sockaddr(v4)); err != nil {
+			return err.(syscall.Errno)
+		}
+		return 0
+	})
+	if c.errno != 0 {
+		t.Fatalf("connect on fd %d: %v", high, c.errno)
+	}
+	c.check(t, s)
+}
+
 // TestFastOpenProbe: where the kernel has tcp_sendmsg_fastopen as a
 // function of its own, the fast open kretprobe is there, and a plain
 // connect passes through two probes, not three.
