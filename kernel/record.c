@@ -258,25 +258,47 @@ static u32 smith_mnt_ns_inum(void)
 static void smith_copy_comm(char dst[TASK_COMM_LEN], const char *src)
 {
 	const struct word_at_a_time wc = WORD_AT_A_TIME_CONSTANTS;
-	unsigned long w[TASK_COMM_LEN / sizeof(unsigned long)];
-	bool ended = false;
-	unsigned int i;
+	unsigned long w0, w1, bits;
 
-	BUILD_BUG_ON(TASK_COMM_LEN % sizeof(unsigned long));
-	memcpy(w, src, sizeof(w));
-	for (i = 0; i < ARRAY_SIZE(w); i++) {
-		unsigned long bits;
+	BUILD_BUG_ON(TASK_COMM_LEN != 2 * sizeof(unsigned long));
+	/* memcpy: one load each, at any alignment. */
+	memcpy(&w0, src, sizeof(w0));
+	memcpy(&w1, src + sizeof(w0), sizeof(w1));
+	if (has_zero(w0, &bits, &wc)) {
+		bits = prep_zero_mask(w0, bits, &wc);
+		w0 &= zero_bytemask(create_zero_mask(bits));
+		w1 = 0;
+	} else if (has_zero(w1, &bits, &wc)) {
+		bits = prep_zero_mask(w1, bits, &wc);
+		w1 &= zero_bytemask(create_zero_mask(bits));
+	}
+	memcpy(dst, &w0, sizeof(w0));
+	memcpy(dst + sizeof(w0), &w1, sizeof(w1));
+	dst[TASK_COMM_LEN - 1] = '\0';
+}
 
-		if (ended) {
-			w[i] = 0;
-		} else if (has_zero(w[i], &bits, &wc)) {
-			bits = prep_zero_mask(w[i], bits, &wc);
-			w[i] &= zero_bytemask(create_zero_mask(bits));
-			ended = true;
+/*
+ * strnlen() a word at a time (the kernel's is a byte at a time on x86),
+ * for the nodename in every record; no byte past s + max is read.
+ */
+static u32 smith_strnlen(const char *s, u32 max)
+{
+	const struct word_at_a_time wc = WORD_AT_A_TIME_CONSTANTS;
+	u32 i;
+
+	for (i = 0; i + sizeof(unsigned long) <= max;
+	     i += sizeof(unsigned long)) {
+		unsigned long w, bits;
+
+		memcpy(&w, s + i, sizeof(w));
+		if (has_zero(w, &bits, &wc)) {
+			bits = prep_zero_mask(w, bits, &wc);
+			return i + find_zero(create_zero_mask(bits));
 		}
 	}
-	memcpy(dst, w, sizeof(w));
-	dst[TASK_COMM_LEN - 1] = '\0';
+	while (i < max && s[i])
+		i++;
+	return i;
 }
 
 /* Every byte after ev->hdr: the ring's reservations are not zeroed. */
@@ -1301,7 +1323,7 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	len = sizeof(*ev) + SMITH_FIELD_SIZE(k->len) + extra;
 	if (current->nsproxy) {
 		node = utsname()->nodename;
-		node_len = strnlen(node, __NEW_UTS_LEN + 1);
+		node_len = smith_strnlen(node, __NEW_UTS_LEN + 1);
 		if (node_len > __NEW_UTS_LEN) {
 			node_len = __NEW_UTS_LEN;
 			node_flags = SMITH_FF_TRUNCATED;
