@@ -231,19 +231,27 @@ static inline void smith_step_end(unsigned int hook, enum smith_step step,
 #endif
 
 /*
- * smith_rec_put() of a value whose size is a constant: copied with the
- * compiler's inline moves when it fits, else cut as smith_rec_put() does.
+ * smith_rec_put() of a value whose size is a constant: written in place
+ * with the compiler's inline moves when it fits (the room test of
+ * smith_rec_open(); a multiple of 8 bytes needs no padding), else cut as
+ * smith_rec_put() does.
  */
 static __always_inline void smith_rec_put_fixed(struct smith_rec *r, u16 id,
 						const void *val, u32 len)
 {
 	u64 t0 = smith_step_start();
-	u32 room;
-	void *dst = smith_rec_open(r, id, len, &room);
+	u32 start = SMITH_REC_ALIGN(r->len);
+	u32 end = start + sizeof(struct smith_field) + len;
 
-	if (likely(dst && room == len)) {
-		memcpy(dst, val, len);
-		smith_rec_close(r, len, 0);
+	if (likely(!(len & 7) && end + 7 <= r->cap)) {
+		struct smith_field *f = (void *)r->ev + start;
+
+		f->id = id;
+		f->flags = 0;
+		f->len = len;
+		memcpy(f + 1, val, len);
+		r->len = end;
+		r->ev->nfields++;
 		smith_step_end(r->hook, SMITH_ST_KVAL, t0);
 	} else {
 		smith_rec_put(r, id, val, len, 0);
