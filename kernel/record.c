@@ -301,8 +301,11 @@ static u32 smith_strnlen(const char *s, u32 max)
 	return i;
 }
 
-/* Every byte after ev->hdr: the ring's reservations are not zeroed. */
-static void smith_fill_header(struct smith_event *ev, s64 result)
+/*
+ * Every byte after ev->hdr: the ring's reservations are not zeroed.  Under
+ * rcu_read_lock() (real_parent, the pid and cgroup links).
+ */
+static void __smith_fill_header(struct smith_event *ev, s64 result)
 {
 	struct task_struct *task = current;
 	const struct cred *cred = current_cred();
@@ -318,7 +321,6 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 	ev->euid = __kuid_val(cred->euid);
 	ev->gid = __kgid_val(cred->gid);
 
-	rcu_read_lock();
 	ev->ppid = rcu_dereference(task->real_parent)->tgid;
 	ev->pgid = pid_nr(task_pgrp(task));
 	ev->sid = pid_nr(task_session(task));
@@ -329,7 +331,6 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 #else
 	ev->cgroup_id = 0;
 #endif
-	rcu_read_unlock();
 
 	ev->mnt_ns = smith_mnt_ns_inum();
 	BUILD_BUG_ON(sizeof(ev->comm) != TASK_COMM_LEN);
@@ -337,6 +338,13 @@ static void smith_fill_header(struct smith_event *ev, s64 result)
 	ev->nfields = 0;
 	ev->cpu = smp_processor_id();
 	ev->_pad = 0;
+}
+
+static void smith_fill_header(struct smith_event *ev, s64 result)
+{
+	rcu_read_lock();
+	__smith_fill_header(ev, result);
+	rcu_read_unlock();
 }
 
 /* cap: a record the transport would refuse is cut to fit instead. */
@@ -1137,16 +1145,15 @@ void smith_rec_put_fd(struct smith_rec *r, u16 id, int fd)
 }
 
 /*
- * A reference to mm->exe_file without sleeping.  The kernel's own getter is
- * not exported; this is its body.  Since 6.7 files are
+ * A reference to mm->exe_file without sleeping, under rcu_read_lock().  The
+ * kernel's own getter is not exported; this is its body.  Since 6.7 files are
  * SLAB_TYPESAFE_BY_RCU, and get_file_rcu() takes the pointer's address to
  * recheck that the reference went to the file still installed there.
  */
-static struct file *smith_exe_file_get(struct mm_struct *mm)
+static struct file *__smith_exe_file_get(struct mm_struct *mm)
 {
 	struct file *file;
 
-	rcu_read_lock();
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 7, 0)
 	file = get_file_rcu(&mm->exe_file);
 #else
@@ -1154,6 +1161,15 @@ static struct file *smith_exe_file_get(struct mm_struct *mm)
 	if (file && !get_file_rcu(file))
 		file = NULL;
 #endif
+	return file;
+}
+
+static struct file *smith_exe_file_get(struct mm_struct *mm)
+{
+	struct file *file;
+
+	rcu_read_lock();
+	file = __smith_exe_file_get(mm);
 	rcu_read_unlock();
 	return file;
 }
@@ -1310,14 +1326,16 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	unsigned int seq;
 	u64 t0;
 
+	/* One read section for the exe, the cache's dentries, the header. */
+	rcu_read_lock();
 	if (mm)
-		exe = smith_exe_file_get(mm);
+		exe = __smith_exe_file_get(mm);
 	if (!smith_send_ring() || !pc || !exe || miss)
 		goto buffered;
 	t0 = smith_step_start();
 	seq = smith_rename_seq();
 	smith_fs_root(&root);
-	k = smith_path_cached(&exe->f_path, &root, seq);
+	k = smith_path_cache_find(pc, &exe->f_path, &root, seq);
 	if (!k)
 		goto buffered;
 	len = sizeof(*ev) + SMITH_FIELD_SIZE(k->len) + extra;
@@ -1336,6 +1354,7 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	smith_hooks_fold_missed_tick();
 	r->err = smith_reserve(&r->slot, len, type, 0);
 	if (r->err) {
+		rcu_read_unlock();
 		/* Dropped and counted by the ring: built, never submitted. */
 		fput(exe);
 		smith_rec_start(r, type, result);
@@ -1351,7 +1370,8 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	 * may end there.
 	 */
 	r->cap = len + 7;
-	smith_fill_header(ev, result);
+	__smith_fill_header(ev, result);
+	rcu_read_unlock();
 	smith_step_end(r->hook, SMITH_ST_BEGIN, t0);
 
 	t0 = smith_step_start();
@@ -1366,6 +1386,7 @@ static __always_inline void __smith_rec_start_plan(struct smith_rec *r,
 	return;
 
 buffered:
+	rcu_read_unlock();
 	smith_rec_start(r, type, result);
 	smith_rec_put_common_exe(r, exe);
 }
