@@ -48,9 +48,17 @@ func appendEscaped[T string | []byte](dst []byte, s T) []byte {
 
 // appendEscapedSep is appendEscaped, except that each NUL byte of s
 // becomes sep when sep is not empty (argv's separators, in one pass).
-// One copy for strings and bytes: a string is read through a byte view
-// of its data (never written), so the word loads are single loads.
 func appendEscapedSep[T string | []byte](dst []byte, str T, sep string) []byte {
+	dst, _ = appendEscapedValid(dst, str, sep)
+	return dst
+}
+
+// appendEscapedValid is appendEscapedSep that also reports whether s was
+// valid UTF-8 (no U+FFFD substituted): what validUTF8 would say, without
+// a second pass.  One copy for strings and bytes: a string is read
+// through a byte view of its data (never written), so the word loads
+// are single loads.
+func appendEscapedValid[T string | []byte](dst []byte, str T, sep string) ([]byte, bool) {
 	var s []byte
 	switch v := any(str).(type) {
 	case string:
@@ -58,7 +66,7 @@ func appendEscapedSep[T string | []byte](dst []byte, str T, sep string) []byte {
 	case []byte:
 		s = v
 	}
-	start := 0
+	start, valid := 0, true
 	for i := 0; i < len(s); {
 		// Eight bytes at a time while none needs a look of its own,
 		// then straight to the first that does.
@@ -102,12 +110,12 @@ func appendEscapedSep[T string | []byte](dst []byte, str T, sep string) []byte {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)
 			i++
-			start = i
+			start, valid = i, false
 			continue
 		}
 		i += size
 	}
-	return append(dst, s[start:]...)
+	return append(dst, s[start:]...), valid
 }
 
 // validUTF8 reports whether s needs no U+FFFD substitution.
@@ -131,7 +139,14 @@ func appendStrField[T string | []byte](dst []byte, key string, v T) []byte {
 // valid UTF-8, its exact bytes (appendB64), so no path is ever lost to
 // U+FFFD.
 func appendPathField(dst []byte, id int, v []byte) []byte {
-	return appendB64(appendStrField(dst, decode.Fields[id].Name, v), id, v)
+	dst = append(appendKey(dst, decode.Fields[id].Name), '"')
+	dst, valid := appendEscapedValid(dst, v, "")
+	dst = append(dst, '"')
+	if !valid {
+		dst = appendKey(dst, b64Names[id])
+		dst = appendBase64(dst, v)
+	}
+	return dst
 }
 
 // appendB64 appends name_b64 with the exact bytes of field id's value v

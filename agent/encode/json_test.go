@@ -50,6 +50,39 @@ func TestAppendEscapedWords(t *testing.T) {
 	}
 }
 
+// appendEscapedValid's verdict is utf8.Valid's (appendPathField writes
+// name_b64 on it), its output appendEscaped's: multi-byte runes, a
+// literal U+FFFD, surrogates, overlong forms, a rune cut at the end, and
+// bad bytes inside and after a word of plain ones.
+func TestAppendEscapedValid(t *testing.T) {
+	for _, s := range []string{
+		"", "plain/ascii/path", "caf\xc3\xa9", "\xef\xbf\xbd literal U+FFFD", "\xed\xa0\x80",
+		"\xc0\xaf", "cut \xe2\x82", strings.Repeat("p", 8) + "\xff", strings.Repeat("p", 13) + "\x80q",
+		"\U0001F600 " + strings.Repeat("w", 9), "tab\tand \"quote\"",
+	} {
+		got, valid := appendEscapedValid(nil, []byte(s), "")
+		if want := utf8.ValidString(s); valid != want {
+			t.Errorf("%q: valid %v, want %v", s, valid, want)
+		}
+		if want := appendEscaped(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("%q: %q, want %q", s, got, want)
+		}
+	}
+}
+
+// FuzzAppendEscapedValid: for any bytes, the one pass says what
+// utf8.Valid says.
+func FuzzAppendEscapedValid(f *testing.F) {
+	for _, s := range []string{"", "a\xffb", "\xe2\x82\xac", strings.Repeat("x", 9) + "\xc3"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, valid := appendEscapedValid(nil, b, ""); valid != utf8.Valid(b) {
+			t.Fatalf("%q: valid %v, utf8.Valid %v", b, valid, !valid)
+		}
+	})
+}
+
 // escapeBytewise is appendEscaped without the word-at-a-time path: one
 // character (or one invalid byte) per call, never eight bytes.
 func escapeBytewise(dst []byte, s string) []byte {

@@ -3,6 +3,8 @@
 package enrich
 
 import (
+	"time"
+
 	"smith/agent/decode"
 	"smith/agent/encode"
 )
@@ -29,18 +31,20 @@ func (e *Enricher) Close() {
 }
 
 // enrichContext fills the ancestry and the executable hash.  An exec's
-// ancestry is looked up before the exec updates the table.
-func (e *Enricher) enrichContext(ev *decode.Event, m *encode.Meta) {
+// ancestry is looked up before the exec updates the table.  now is the
+// event's one clock reading (Enrich).
+func (e *Enricher) enrichContext(ev *decode.Event, m *encode.Meta, now time.Time) {
 	m.Ancestors, m.ExeHash, m.ExeHashStatus = nil, "", ""
 	exec := ev.Type == decode.TypeExecve && ev.Result >= 0
 	if e.procs != nil {
-		now := e.procs.tick()
-		e.anc = e.procs.ancestryAt(e.anc[:0], ev, e.opt.Ancestry, now)
+		mono := e.procs.since(now)
+		e.procs.tickAt(mono)
+		e.anc = e.procs.ancestryAt(e.anc[:0], ev, e.opt.Ancestry, mono)
 		if len(e.anc) > 0 {
 			m.Ancestors = e.anc
 		}
 		if exec {
-			e.procs.exec(ev)
+			e.procs.execAt(ev, mono)
 		}
 	}
 	if e.hasher != nil && exec {

@@ -89,26 +89,32 @@ func New(opt Options) *Enricher {
 	return e
 }
 
-// Enrich fills m from ev (everything but Seq).
+// Enrich fills m from ev (everything but Seq).  It reads the clock once:
+// every cache it consults ages by that one reading (a clock read costs
+// as much as a cache hit).
 func (e *Enricher) Enrich(ev *decode.Event, m *encode.Meta) {
+	now := e.now()
 	m.Username, m.ContainerID, m.ContainerName, m.PodName = "", "", "", ""
 	if e.opt.Usernames {
-		m.Username = e.Username(ev.UID)
+		m.Username = e.username(ev.UID, now)
 	}
 	if e.opt.Containers && ev.MntNS != 0 && ev.MntNS != e.hostMntNS {
-		c := e.container(ev)
+		c := e.container(ev, now)
 		m.ContainerID, m.ContainerName, m.PodName = c.ID, c.Name, c.PodName
 		m.ContainerRuntime, m.PodNamespace, m.PodUID = c.Runtime, c.PodNamespace, c.PodUID
 	} else {
 		m.ContainerRuntime, m.PodNamespace, m.PodUID = "", "", ""
 	}
-	e.enrichContext(ev, m)
+	e.enrichContext(ev, m, now)
 }
 
 // Username returns the name of uid from the passwd file ("" if unknown).
 // The cache is dropped when the file changes (checked at most every 5 s).
-func (e *Enricher) Username(uid uint32) string {
-	if now := time.Now(); now.Sub(e.passwdCheck) > 5*time.Second {
+func (e *Enricher) Username(uid uint32) string { return e.username(uid, e.now()) }
+
+// username is Username at the clock reading now.
+func (e *Enricher) username(uid uint32, now time.Time) string {
+	if now.Sub(e.passwdCheck) > 5*time.Second {
 		e.passwdCheck = now
 		if fi, err := os.Stat(e.opt.PasswdFile); err == nil && !fi.ModTime().Equal(e.passwdStamp) {
 			e.passwdStamp = fi.ModTime()
@@ -142,20 +148,21 @@ func lookupPasswd(path string, uid uint32) string {
 }
 
 // container looks the container up by cgroup id (cgroup v2) or mount
-// namespace (cgroup v1, where the record's cgroup id is 0).
-func (e *Enricher) container(ev *decode.Event) Container {
+// namespace (cgroup v1, where the record's cgroup id is 0), at the clock
+// reading now.
+func (e *Enricher) container(ev *decode.Event, now time.Time) Container {
 	key := ev.CgroupID
 	if key == 0 {
 		key = uint64(ev.MntNS) | 1<<63
 	}
 	ent, ok := e.containers.get(key)
-	if ok && (ent.retryAt.IsZero() || e.now().Before(ent.retryAt)) {
+	if ok && (ent.retryAt.IsZero() || now.Before(ent.retryAt)) {
 		return ent.c
 	}
 	c, final := e.lookupContainer(ev.Tgid)
 	ent = containerEntry{c: c}
 	if !final {
-		ent.retryAt = e.now().Add(containerRetry)
+		ent.retryAt = now.Add(containerRetry)
 	}
 	e.containers.put(key, ent)
 	return c

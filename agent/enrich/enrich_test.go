@@ -85,6 +85,34 @@ func TestEnrichFromProcDockerAndKubelet(t *testing.T) {
 	}
 }
 
+// An event reads the clock once, whatever it passes through: the user
+// and container caches, the process table's aging, its ancestry and its
+// exec.  With the process table on the same reading, a container entry
+// due for a retry and a table sweep see the same time.
+func TestEnrichReadsTheClockOnce(t *testing.T) {
+	root := t.TempDir()
+	testfs.WriteFile(t, filepath.Join(root, "passwd"), "alice:x:1000:1000::/home/alice:/bin/sh\n")
+	procDir := filepath.Join(root, "proc")
+	testfs.WriteFile(t, filepath.Join(procDir, "42/cgroup"), "0::/user.slice\n")
+	e := New(Options{ProcDir: procDir, PasswdFile: filepath.Join(root, "passwd"), CacheSize: 16,
+		Usernames: true, Containers: true, Ancestry: 4, ProcessTableSize: 64})
+	e.hostMntNS = 1
+	reads := 0
+	e.now = func() time.Time { reads++; return time.Now() }
+	e.procs.now = func() int64 { t.Fatal("the process table read a clock of its own"); return 0 }
+	var m encode.Meta
+	for i, ev := range []*decode.Event{
+		{Type: decode.TypeExecve, UID: 1000, Pid: 42, Tgid: 42, Ppid: 41, MntNS: 99, CgroupID: 5, TimeNs: uint64(time.Now().UnixNano())},
+		{Type: decode.TypeConnect, UID: 1000, Pid: 42, Tgid: 42, Ppid: 41, MntNS: 99, CgroupID: 5, TimeNs: uint64(time.Now().UnixNano())},
+	} {
+		reads = 0
+		e.Enrich(ev, &m)
+		if reads != 1 || m.Username != "alice" {
+			t.Errorf("event %d: %d clock reads (user %q), want 1", i, reads, m.Username)
+		}
+	}
+}
+
 func TestEnrichHitDoesNotAllocate(t *testing.T) {
 	root := t.TempDir()
 	testfs.WriteFile(t, filepath.Join(root, "passwd"), "root:x:0:0::/root:/bin/sh\n")

@@ -65,16 +65,16 @@ type procTable struct {
 	procDir    string
 	max        int
 	m          map[uint32]*procEntry
-	now        func() int64 // monotonic ns (tests replace it)
+	t0         time.Time    // the table's clock starts here
+	now        func() int64 // monotonic ns since t0 (tests replace it)
 	bootOffset int64        // CLOCK_REALTIME - CLOCK_BOOTTIME, ns
 	nextSweep  int64
 	sweep      []uint32 // pids still to check in the current sweep
 }
 
 func newProcTable(procDir string, max int) *procTable {
-	t0 := time.Now()
-	p := &procTable{procDir: procDir, max: max, m: make(map[uint32]*procEntry),
-		now: func() int64 { return int64(time.Since(t0)) }}
+	p := &procTable{procDir: procDir, max: max, m: make(map[uint32]*procEntry), t0: time.Now()}
+	p.now = func() int64 { return p.since(time.Now()) }
 	var rt, bt unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_REALTIME, &rt) == nil && unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt) == nil {
 		p.bootOffset = rt.Nano() - bt.Nano()
@@ -171,9 +171,16 @@ func capArgs(b []byte) ([]byte, bool) {
 	return bytes.Clone(b), false
 }
 
+// since is the table's clock (p.now) at the reading t of time.Now: the
+// Enricher reads the clock once per event and gives it here.
+func (p *procTable) since(t time.Time) int64 { return int64(t.Sub(p.t0)) }
+
 // exec records the new image of ev's process (a successful execve).
-func (p *procTable) exec(ev *decode.Event) {
-	e := &procEntry{ppid: ev.Ppid, start: ev.TimeNs, checked: p.now()}
+func (p *procTable) exec(ev *decode.Event) { p.execAt(ev, p.now()) }
+
+// execAt is exec with the clock read by the caller.
+func (p *procTable) execAt(ev *decode.Event, now int64) {
+	e := &procEntry{ppid: ev.Ppid, start: ev.TimeNs, checked: now}
 	if f := ev.Fields[decode.FieldExe]; f.Present {
 		e.exe = string(f.Value[:min(len(f.Value), maxExeBytes)])
 	}
@@ -294,12 +301,13 @@ func (p *procTable) ancestryAt(dst []encode.Ancestor, ev *decode.Event, depth in
 
 // tick ages the table: every sweepEvery, each entry is checked against
 // /proc (sweepChunk per call), and exited ones leave after goneGrace.
-// It returns the clock it read.
-func (p *procTable) tick() int64 {
-	now := p.now()
+func (p *procTable) tick() { p.tickAt(p.now()) }
+
+// tickAt is tick with the clock read by the caller.
+func (p *procTable) tickAt(now int64) {
 	if len(p.sweep) == 0 {
 		if now < p.nextSweep {
-			return now
+			return
 		}
 		p.nextSweep = now + int64(sweepEvery)
 		for pid := range p.m {
@@ -325,5 +333,4 @@ func (p *procTable) tick() int64 {
 		p.verified(e, start, ok, now)
 	}
 	p.sweep = p.sweep[:len(p.sweep)-n]
-	return now
 }
