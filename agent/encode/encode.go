@@ -273,8 +273,9 @@ func (e *Encoder) appendSmith(dst []byte, ev *decode.Event, m *Meta) []byte {
 			dst = appendKey(dst, "argv")
 			dst = appendCommandLine(dst, f.Value)
 			dst = appendKey(dst, "args")
-			dst = appendArgs(dst, f.Value)
-			dst = appendB64(dst, id, f.Value)
+			var valid bool
+			dst, valid = appendArgsValid(dst, f.Value)
+			dst = appendExact(dst, id, f.Value, valid)
 		} else {
 			dst = appendPathField(dst, id, f.Value)
 		}

@@ -141,18 +141,17 @@ func appendStrField[T string | []byte](dst []byte, key string, v T) []byte {
 func appendPathField(dst []byte, id int, v []byte) []byte {
 	dst = append(appendKey(dst, decode.Fields[id].Name), '"')
 	dst, valid := appendEscapedValid(dst, v, "")
-	dst = append(dst, '"')
-	if !valid {
-		dst = appendKey(dst, b64Names[id])
-		dst = appendBase64(dst, v)
-	}
-	return dst
+	return appendExact(append(dst, '"'), id, v, valid)
 }
 
 // appendB64 appends name_b64 with the exact bytes of field id's value v
 // when v is not valid UTF-8.
-func appendB64(dst []byte, id int, v []byte) []byte {
-	if !validUTF8(v) {
+func appendB64(dst []byte, id int, v []byte) []byte { return appendExact(dst, id, v, validUTF8(v)) }
+
+// appendExact is appendB64 for a v whose validity an escape pass has
+// told already.
+func appendExact(dst []byte, id int, v []byte, valid bool) []byte {
+	if !valid {
 		dst = appendKey(dst, b64Names[id])
 		dst = appendBase64(dst, v)
 	}
@@ -182,13 +181,21 @@ func appendBoolField(dst []byte, key string, v bool) []byte {
 // start another argument, so join(args, NUL) is argv without it.  One
 // pass over argv: each NUL closes a string and opens the next.
 func appendArgs(dst, argv []byte) []byte {
+	dst, _ = appendArgsValid(dst, argv)
+	return dst
+}
+
+// appendArgsValid is appendArgs that also reports whether argv was valid
+// UTF-8 (appendEscapedValid).
+func appendArgsValid(dst, argv []byte) ([]byte, bool) {
+	valid := true
 	dst = append(dst, '[')
 	if len(argv) > 0 {
 		dst = append(dst, '"')
-		dst = appendEscapedSep(dst, trimArgv(argv), `","`)
+		dst, valid = appendEscapedValid(dst, trimArgv(argv), `","`)
 		dst = append(dst, '"')
 	}
-	return append(dst, ']')
+	return append(dst, ']'), valid
 }
 
 // appendCommandLine appends argv with its NULs as spaces (the seed's
