@@ -1,23 +1,19 @@
 package cli
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"smith/heartbeat/api"
+	"smith/internal/selfsigned"
 )
 
 // selfSignedValidity: agents pin the fingerprint, not a chain, so the
@@ -52,31 +48,19 @@ func consoleTLS(cfg *Config) (*tls.Config, string, error) {
 // writeSelfSigned creates an ECDSA P-256 key (0600) and a self-signed
 // certificate for this host's name, localhost and the loopback addresses.
 func writeSelfSigned(certFile, keyFile string, now time.Time) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("self-signed certificate: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return fmt.Errorf("self-signed certificate: %w", err)
-	}
 	names := []string{"localhost"}
 	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
 		names = append(names, h)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "smith-console " + names[len(names)-1]},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(selfSignedValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     names,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, key, err := selfsigned.New(selfsigned.Options{
+		CommonName: "smith-console " + names[len(names)-1],
+		DNSNames:   names,
+		IPs:        []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:  now.Add(-time.Hour),
+		NotAfter:   now.Add(selfSignedValidity),
+	})
 	if err != nil {
-		return fmt.Errorf("self-signed certificate: %w", err)
+		return err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
