@@ -106,6 +106,16 @@ static u32 pick_len(u64 *rnd)
 	return sizeof(struct smith_test_rec) + (u32)(x >> 32) % 200;
 }
 
+/* A record of len bytes the ring refused: too large, or the ring full. */
+static void refused(struct producer *p, u32 len)
+{
+	p->dropped++;
+	if (len > ring.max_record)
+		p->too_large++;
+	else
+		back_off();
+}
+
 static void *produce(void *arg)
 {
 	struct producer *p = arg;
@@ -144,25 +154,16 @@ static void *produce(void *arg)
 			t->hdr.type = SMITH_REC_TEST;
 			t->hdr.flags = (u16)(seq & 0xff);
 			fill(t, len, p->id, seq);
-			if (smith_ring_write(&ring, buf, len, &w)) {
+			if (smith_ring_write(&ring, buf, len, &w))
 				wake(w);
-			} else {
-				p->dropped++;
-				if (len > ring.max_record)
-					p->too_large++;
-				else
-					back_off();
-			}
+			else
+				refused(p, len);
 			continue;
 		}
 		h = smith_ring_reserve(&ring, len, SMITH_REC_TEST,
 				       (u16)(seq & 0xff));
 		if (!h) {
-			p->dropped++;
-			if (len > ring.max_record)
-				p->too_large++;
-			else
-				back_off();
+			refused(p, len);
 			continue;
 		}
 		fill((struct smith_test_rec *)h, len, p->id, seq);
