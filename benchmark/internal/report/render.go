@@ -25,8 +25,8 @@ const (
 	targetConnectOverhead = 0.05 // shm, connect loop
 	targetExecOverhead    = 0.03 // shm, exec loop
 	targetCostRatio       = 1.0 / 3
-	targetPipelineRate    = 200000.0 // events/s into Kafka, nothing lost
-	targetSteadyCPU       = 10.0     // % of one core at 10k events/s
+	targetPipelineRate    = 300000.0 // events/s into Kafka, nothing lost
+	targetSteadyCPU       = 2.0      // % of one core at 10k events/s: 2 µs per event
 	targetSteadyRSS       = 40.0     // MiB at 10k events/s
 )
 
