@@ -249,6 +249,21 @@ static u32 smith_mnt_ns_inum(void)
 }
 
 /*
+ * Whether the word w holds a NUL byte; *mask is then create_zero_mask()'s,
+ * for zero_bytemask() and find_zero().
+ */
+static __always_inline bool smith_word_nul(unsigned long w, unsigned long *mask)
+{
+	const struct word_at_a_time wc = WORD_AT_A_TIME_CONSTANTS;
+	unsigned long bits;
+
+	if (!has_zero(w, &bits, &wc))
+		return false;
+	*mask = create_zero_mask(prep_zero_mask(w, bits, &wc));
+	return true;
+}
+
+/*
  * A task's comm, a word at a time (strscpy_pad() costs as much as the rest
  * of a small record's header): every byte after the first NUL zeroed,
  * whatever the kernel left there (a shorter name copied over a longer one
@@ -257,20 +272,17 @@ static u32 smith_mnt_ns_inum(void)
  */
 static void smith_copy_comm(char dst[TASK_COMM_LEN], const char *src)
 {
-	const struct word_at_a_time wc = WORD_AT_A_TIME_CONSTANTS;
-	unsigned long w0, w1, bits;
+	unsigned long w0, w1, mask;
 
 	BUILD_BUG_ON(TASK_COMM_LEN != 2 * sizeof(unsigned long));
 	/* memcpy: one load each, at any alignment. */
 	memcpy(&w0, src, sizeof(w0));
 	memcpy(&w1, src + sizeof(w0), sizeof(w1));
-	if (has_zero(w0, &bits, &wc)) {
-		bits = prep_zero_mask(w0, bits, &wc);
-		w0 &= zero_bytemask(create_zero_mask(bits));
+	if (smith_word_nul(w0, &mask)) {
+		w0 &= zero_bytemask(mask);
 		w1 = 0;
-	} else if (has_zero(w1, &bits, &wc)) {
-		bits = prep_zero_mask(w1, bits, &wc);
-		w1 &= zero_bytemask(create_zero_mask(bits));
+	} else if (smith_word_nul(w1, &mask)) {
+		w1 &= zero_bytemask(mask);
 	}
 	memcpy(dst, &w0, sizeof(w0));
 	memcpy(dst + sizeof(w0), &w1, sizeof(w1));
@@ -283,18 +295,15 @@ static void smith_copy_comm(char dst[TASK_COMM_LEN], const char *src)
  */
 static u32 smith_strnlen(const char *s, u32 max)
 {
-	const struct word_at_a_time wc = WORD_AT_A_TIME_CONSTANTS;
 	u32 i;
 
 	for (i = 0; i + sizeof(unsigned long) <= max;
 	     i += sizeof(unsigned long)) {
-		unsigned long w, bits;
+		unsigned long w, mask;
 
 		memcpy(&w, s + i, sizeof(w));
-		if (has_zero(w, &bits, &wc)) {
-			bits = prep_zero_mask(w, bits, &wc);
-			return i + find_zero(create_zero_mask(bits));
-		}
+		if (smith_word_nul(w, &mask))
+			return i + find_zero(mask);
 	}
 	while (i < max && s[i])
 		i++;
