@@ -455,8 +455,8 @@ void *smith_rec_open(struct smith_rec *r, u16 id, u32 cap, u32 *room)
 	u32 start = SMITH_REC_ALIGN(r->len);
 	u32 left;
 
-	/* Room for the field header and the padding of the value. */
-	if (start + sizeof(*f) + 8 > r->cap) {
+	/* Room for the field header, one byte and its padding. */
+	if (!smith_rec_fits(r, start, 1)) {
 		*room = 0;
 		return NULL;
 	}

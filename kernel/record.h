@@ -151,6 +151,16 @@ int smith_rec_submit(struct smith_rec *r);
 void smith_rec_cancel(struct smith_rec *r);
 
 /*
+ * Whether a field of len value bytes fits at start (r->len aligned): its
+ * header, the value and up to 7 bytes of the value's padding.
+ */
+static inline bool smith_rec_fits(const struct smith_rec *r, u32 start,
+				  u32 len)
+{
+	return start + sizeof(struct smith_field) + len + 7 <= r->cap;
+}
+
+/*
  * Open a field: returns where its value goes and sets *room to the bytes
  * available (the lesser of cap and what the record has left).  Close it
  * with the value's length and flags.  Only one field is open at a time.
@@ -232,25 +242,23 @@ static inline void smith_step_end(unsigned int hook, enum smith_step step,
 
 /*
  * smith_rec_put() of a value whose size is a constant: written in place
- * with the compiler's inline moves when it fits (the room test of
- * smith_rec_open(); a multiple of 8 bytes needs no padding), else cut as
- * smith_rec_put() does.
+ * with the compiler's inline moves when it fits (a multiple of 8 bytes
+ * needs no padding), else cut as smith_rec_put() does.
  */
 static __always_inline void smith_rec_put_fixed(struct smith_rec *r, u16 id,
 						const void *val, u32 len)
 {
 	u64 t0 = smith_step_start();
 	u32 start = SMITH_REC_ALIGN(r->len);
-	u32 end = start + sizeof(struct smith_field) + len;
 
-	if (likely(!(len & 7) && end + 7 <= r->cap)) {
+	if (likely(!(len & 7) && smith_rec_fits(r, start, len))) {
 		struct smith_field *f = (void *)r->ev + start;
 
 		f->id = id;
 		f->flags = 0;
 		f->len = len;
 		memcpy(f + 1, val, len);
-		r->len = end;
+		r->len = start + sizeof(*f) + len;
 		r->ev->nfields++;
 		smith_step_end(r->hook, SMITH_ST_KVAL, t0);
 	} else {
