@@ -108,11 +108,9 @@ func (e *Enricher) Enrich(ev *decode.Event, m *encode.Meta) {
 	e.enrichContext(ev, m, now)
 }
 
-// Username returns the name of uid from the passwd file ("" if unknown).
-// The cache is dropped when the file changes (checked at most every 5 s).
-func (e *Enricher) Username(uid uint32) string { return e.username(uid, e.now()) }
-
-// username is Username at the clock reading now.
+// username returns the name of uid from the passwd file ("" if unknown).
+// The cache is dropped when the file changes (checked at most every 5 s
+// by the clock reading now).
 func (e *Enricher) username(uid uint32, now time.Time) string {
 	if now.Sub(e.passwdCheck) > 5*time.Second {
 		e.passwdCheck = now

@@ -78,7 +78,7 @@ func TestEnrichFromProcDockerAndKubelet(t *testing.T) {
 		t.Fatalf("host process: %+v", m)
 	}
 	for i := uint32(0); i < 100; i++ {
-		e.Username(5000 + i)
+		e.username(5000+i, e.now())
 	}
 	if n := e.users.len(); n > opt.CacheSize {
 		t.Fatalf("user cache holds %d entries, bound %d", n, opt.CacheSize)
