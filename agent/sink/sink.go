@@ -6,7 +6,9 @@
 // to the file or stdout.  The pipeline commits the ring only when every
 // sink is done with everything read, so an agent killed at any moment
 // reads the unfinished events again after a restart (at least once,
-// with the same sequence numbers).
+// with the same sequence numbers).  A sink that made a batch durable
+// while it still needs its memory (the Kafka sink spilling a batch in
+// flight to its spool) calls Durable then and Free when it is done.
 package sink
 
 import (
@@ -17,11 +19,15 @@ import (
 // Batch is a run of encoded events, each followed by '\n' in one buffer.
 type Batch struct {
 	buf  []byte
-	ends []int // end of each event in buf, before its '\n'
-	refs atomic.Int32
+	ends []int        // end of each event in buf, before its '\n'
+	refs atomic.Int32 // sinks that still use the memory
+	durs atomic.Int32 // sinks for which the batch is not durable yet
 	lost atomic.Int32 // events a sink dropped (counted by reason)
 	// release is called once when the last reference is done.
 	release func(*Batch)
+	// durable (may be nil) is called once when the batch is durable for
+	// every sink, before or with release.
+	durable func(*Batch)
 }
 
 // NewBatch returns an empty batch; release (may be nil) runs when the last
@@ -92,14 +98,46 @@ func (b *Batch) Event(i int) []byte {
 // Lines returns every event, newline-terminated: JSON lines.
 func (b *Batch) Lines() []byte { return b.buf }
 
-// Hold sets the number of sinks that will call Done.
-func (b *Batch) Hold(n int) { b.refs.Store(int32(n)) }
+// OnDurable sets the function called once the batch is durable for every
+// sink (the pipeline's ring commit), which may come before the release of
+// its memory.
+func (b *Batch) OnDurable(f func(*Batch)) { b.durable = f }
 
-// Done is called by each sink once the batch is durable for it.
+// Hold sets the number of sinks that will call Done.
+func (b *Batch) Hold(n int) {
+	b.durs.Store(int32(n))
+	b.refs.Store(int32(n))
+}
+
+// Done is called by each sink once the batch is durable for it and its
+// memory no longer needed: Durable and Free in one.
 func (b *Batch) Done() {
+	b.Durable()
+	b.Free()
+}
+
+// Durable is called by a sink, at most once and then instead of Done,
+// once the batch is durable for it while it still reads the events; Free
+// must follow.
+func (b *Batch) Durable() {
+	if b.durs.Add(-1) == 0 && b.durable != nil {
+		b.durable(b)
+	}
+}
+
+// Free is called by a sink that called Durable once it no longer reads
+// the events.
+func (b *Batch) Free() {
 	if b.refs.Add(-1) == 0 && b.release != nil {
 		b.release(b)
 	}
+}
+
+// Spiller is a sink that can make the batches it holds durable at once
+// (the Kafka sink writes those waiting for Kafka to its spool), asked when
+// the ring fills behind batches not yet durable.
+type Spiller interface {
+	Spill()
 }
 
 // Sink is one destination of events.

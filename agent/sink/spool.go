@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -253,12 +254,24 @@ func (s *Spool) writeCursor() error {
 // under the bound, and returns how many it wrote.  Events that do not fit
 // are the caller's to count as dropped.
 func (s *Spool) Append(b *Batch, from int) (int, error) {
+	n, _, _, err := s.appendEvents(b.Len()-from, func(i int) []byte { return b.Event(from + i) })
+	return n, err
+}
+
+// AppendSpan is Append for events, and also returns where the first
+// written event starts and where the last ends: a span the replay can be
+// told to skip (Reached, Advance).
+func (s *Spool) AppendSpan(events [][]byte) (n int, start, end Cursor, err error) {
+	return s.appendEvents(len(events), func(i int) []byte { return events[i] })
+}
+
+func (s *Spool) appendEvents(count int, event func(int) []byte) (n int, start, end Cursor, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	buf := s.hdr[:0]
-	n := 0
-	for i := from; i < b.Len(); i++ {
-		ev := b.Event(i)
+	first := true
+	for i := range count {
+		ev := event(i)
 		size := int64(spoolRecHdr + len(ev))
 		if s.bytes+int64(len(buf))+size > s.maxBytes {
 			break
@@ -266,18 +279,22 @@ func (s *Spool) Append(b *Batch, from int) (int, error) {
 		if last := s.segs[len(s.segs)-1]; len(buf) > 0 && last.size+int64(len(buf))+size > s.segBytes {
 			// Write what we have, then start the next segment.
 			if err := s.write(buf); err != nil {
-				return n - countIn(buf), err
+				return n - countIn(buf), start, end, err
 			}
 			buf = buf[:0]
 		}
 		if last := s.segs[len(s.segs)-1]; last.size > 0 && last.size+size > s.segBytes {
 			if err := s.rollover(); err != nil {
-				return n, err
+				return n, start, end, err
 			}
 		}
 		if len(ev) == 0 {
 			n++ // nothing to keep (encoders never make one)
 			continue
+		}
+		if first {
+			last := s.segs[len(s.segs)-1]
+			start, first = Cursor{Seg: last.id, Off: last.size + int64(len(buf))}, false
 		}
 		var h [spoolRecHdr]byte
 		binary.LittleEndian.PutUint32(h[:], spoolMagic)
@@ -290,13 +307,18 @@ func (s *Spool) Append(b *Batch, from int) (int, error) {
 	s.hdr = buf
 	if len(buf) > 0 {
 		if err := s.write(buf); err != nil {
-			return n - countIn(buf), err
+			return n - countIn(buf), start, end, err
 		}
 	}
-	if n < b.Len()-from {
-		return n, ErrSpoolFull
+	last := s.segs[len(s.segs)-1]
+	end = Cursor{Seg: last.id, Off: last.size}
+	if first {
+		start = end
 	}
-	return n, nil
+	if n < count {
+		return n, start, end, ErrSpoolFull
+	}
+	return n, start, end, nil
 }
 
 // countIn counts the records in an unwritten buffer.
@@ -342,6 +364,12 @@ func (s *Spool) rollover() error {
 // spool until Advance.  A damaged region is skipped up to the next valid
 // record (Advance counts it); only an I/O error is returned.
 func (s *Spool) Peek(max int, buf []byte, events [][]byte) ([][]byte, []byte, Cursor, error) {
+	return s.PeekBefore(max, Cursor{Seg: math.MaxUint64}, buf, events)
+}
+
+// PeekBefore is Peek that stops at stop (the start of a span from
+// AppendSpan): no event at or after it is returned.
+func (s *Spool) PeekBefore(max int, stop Cursor, buf []byte, events [][]byte) ([][]byte, []byte, Cursor, error) {
 	s.mu.Lock()
 	cur := s.cur
 	segs := append([]segment(nil), s.segs...)
@@ -360,7 +388,7 @@ func (s *Spool) Peek(max int, buf []byte, events [][]byte) ([][]byte, []byte, Cu
 		if err != nil {
 			return nil, buf, s.cur, fmt.Errorf("spool read: %w", err)
 		}
-		for len(lens) < max && cur.Off < sg.size {
+		for len(lens) < max && cur.Off < sg.size && cur.before(stop) {
 			start := len(buf)
 			var l int64
 			buf, l, err = s.readRecord(f, cur.Off, sg.size, buf)
@@ -449,6 +477,38 @@ func (s *Spool) Advance(c Cursor, n int) error {
 		s.events = 0
 	}
 	return s.writeCursor()
+}
+
+// before reports whether c is before d.
+func (c Cursor) before(d Cursor) bool {
+	return c.Seg < d.Seg || c.Seg == d.Seg && c.Off < d.Off
+}
+
+// Reached reports whether the cursor is at c or past it: nothing but
+// read records and empty segment ends lie between them.
+func (s *Spool) Reached(c Cursor) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.cur
+	if !cur.before(c) {
+		return true
+	}
+	for _, sg := range s.segs {
+		switch {
+		case sg.id < cur.Seg:
+		case sg.id == cur.Seg:
+			if sg.id == c.Seg || cur.Off < sg.size {
+				return false
+			}
+		case sg.id < c.Seg:
+			if sg.size > 0 {
+				return false
+			}
+		default:
+			return sg.id == c.Seg && c.Off == 0
+		}
+	}
+	return false
 }
 
 func (s *Spool) cursor() Cursor {

@@ -230,3 +230,59 @@ func TestSpoolWriteErrorIsReturnedNotFull(t *testing.T) {
 	}
 	equal(t, drain(t, s, 100), want(10, 3))
 }
+
+// A span from AppendSpan across segments: PeekBefore stops at its start,
+// Reached says when the cursor is there, and Advance to its end steps
+// over it.
+func TestSpoolSpan(t *testing.T) {
+	s, err := OpenSpool(t.TempDir(), 1<<20, 100) // about four events a segment
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Append(batchOf(0, 6), 0); n != 6 || err != nil {
+		t.Fatal(n, err)
+	}
+	span := batchOf(6, 3)
+	evs := [][]byte{span.Event(0), span.Event(1), span.Event(2)}
+	n, start, end, err := s.AppendSpan(evs)
+	if n != 3 || err != nil {
+		t.Fatal(n, err)
+	}
+	if n, err := s.Append(batchOf(9, 2), 0); n != 2 || err != nil {
+		t.Fatal(n, err)
+	}
+	var got []string
+	var buf []byte
+	var out [][]byte
+	for !s.Reached(start) {
+		var cur Cursor
+		out, buf, cur, err = s.PeekBefore(4, start, buf, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out {
+			got = append(got, string(e))
+		}
+		if err := s.Advance(cur, len(out)); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 6 {
+			t.Fatalf("read into the span: %q", got)
+		}
+	}
+	if len(got) != 6 || got[5] != `{"seq":5}` {
+		t.Fatalf("before the span: %q", got)
+	}
+	if s.Reached(end) {
+		t.Fatal("span's end reached at its start")
+	}
+	if err := s.Advance(end, n); err != nil {
+		t.Fatal(err)
+	}
+	if rest := drain(t, s, 10); len(rest) != 2 || rest[0] != `{"seq":9}` {
+		t.Fatalf("after the span: %q", rest)
+	}
+	if ev, _ := s.Len(); ev != 0 {
+		t.Fatalf("%d events left", ev)
+	}
+}
