@@ -61,6 +61,8 @@ const (
 	NameSpoolCorrupt    = "smith_spool_corrupt_total"
 	NameSpooled         = "smith_events_spooled_total"
 	NameReplayed        = "smith_events_replayed_total"
+	NameSpilled         = "smith_events_spilled_total"
+	NameSpillAcked      = "smith_events_spill_acked_total"
 	NameDropped         = "smith_events_dropped_total"  // by LabelReason: DropNames and the ring's RingDrop* reasons
 	NameFiltered        = "smith_events_filtered_total" // by LabelReason: FilterNames
 	NameRingLost        = "smith_ring_lost_total"
@@ -104,13 +106,18 @@ type Ring struct {
 
 // Counters are the agent's totals since it started.
 type Counters struct {
-	Read     atomic.Uint64 // events decoded (lost records included)
-	Sent     atomic.Uint64 // events every sink took (acked, written or spooled), once per event
-	Acked    atomic.Uint64 // events Kafka acknowledged, replayed ones included
-	Spooled  atomic.Uint64 // events written to the spool
-	Replayed atomic.Uint64 // events sent to Kafka from the spool
-	drops    [numDrops]atomic.Uint64
-	filtered [numFilters]atomic.Uint64
+	Read    atomic.Uint64 // events decoded (lost records included)
+	Sent    atomic.Uint64 // events every sink took (acked, written or spooled), once per event
+	Acked   atomic.Uint64 // events Kafka acknowledged, replayed ones included
+	Spooled atomic.Uint64 // events written to the spool
+	// Spilled counts events written to the spool while their requests
+	// were in flight (the ring filling behind Kafka); SpillAcked those
+	// of them Kafka acknowledged, which the replay then skips.
+	Spilled    atomic.Uint64
+	SpillAcked atomic.Uint64
+	Replayed   atomic.Uint64 // events sent to Kafka from the spool
+	drops      [numDrops]atomic.Uint64
+	filtered   [numFilters]atomic.Uint64
 
 	// Gauges.
 	SpoolBytes  atomic.Uint64
@@ -254,6 +261,8 @@ func newCollector(c *Counters) *collector {
 		"corrupt":   d(NameSpoolCorrupt, "Damaged spool regions skipped (a torn or zero-filled tail, a record whose frame or checksum is wrong); each held one or more events."),
 		"spooled":   d(NameSpooled, "Events written to the disk spool because Kafka could not take them."),
 		"replayed":  d(NameReplayed, "Events sent to Kafka from the spool."),
+		"spilled":   d(NameSpilled, "Events written to the disk spool while Kafka had them in flight, because the ring filled behind its acknowledgements."),
+		"spillAck":  d(NameSpillAcked, "Spilled events Kafka then acknowledged: the replay steps over them instead of sending them again."),
 		"dropped":   d(NameDropped, "Events lost, by reason (ring_* and hook_missed are the module's totals since it loaded).", LabelReason),
 		"filtered":  d(NameFiltered, "Events not reported on purpose, by filter.", LabelReason),
 		"lost":      d(NameRingLost, "Records the module reported lost in \"lost N\" records this agent read."),
@@ -287,6 +296,8 @@ func (k *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("corrupt", c.SpoolCorrupt.Load())
 	counter("spooled", c.Spooled.Load())
 	counter("replayed", c.Replayed.Load())
+	counter("spilled", c.Spilled.Load())
+	counter("spillAck", c.SpillAcked.Load())
 	for reason, v := range c.Drops() {
 		counter("dropped", v, reason)
 	}

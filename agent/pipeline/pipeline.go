@@ -16,8 +16,10 @@
 // not yet durable.  The queue between the reader and the sinks is a fixed
 // set of batches: when all are in flight the reader waits for one, the
 // ring absorbs the burst, and what the ring cannot hold the module counts
-// (ring_full) — nothing is dropped unseen in between.  docs/AGENT.md has
-// the design and why.
+// (ring_full) — nothing is dropped unseen in between.  When records not
+// yet durable fill half the ring, the sinks that can are asked to spill
+// what they hold to disk (sink.Spiller), which makes it durable at once.
+// docs/AGENT.md has the design and why.
 package pipeline
 
 import (
@@ -91,7 +93,12 @@ type Pipeline struct {
 	commitPos uint64 // the ring's commit position (the reader writes it)
 	commitSeq uint64 // the number of the record at commitPos
 	waiting   atomic.Bool
-	readPos   atomic.Uint64 // lastEnd, for release
+	readPos   atomic.Uint64 // lastEnd, for durable
+
+	// The sinks that can make what they hold durable at once (Spill),
+	// asked when the ring fills behind batches not yet durable.
+	spillers []sink.Spiller
+	spillAt  time.Time // the last time they were asked
 }
 
 // flight is a batch in flight: once it and every older one are durable,
@@ -120,7 +127,14 @@ func New(o Options) *Pipeline {
 	p := &Pipeline{o: o, free: make(chan *sink.Batch, n), nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
 	for range n {
-		p.free <- sink.NewBatchSized(p.release, batchEvents, batchEvents*batchEventBytes)
+		b := sink.NewBatchSized(p.release, batchEvents, batchEvents*batchEventBytes)
+		b.OnDurable(p.durable)
+		p.free <- b
+	}
+	for _, s := range o.Sinks {
+		if sp, ok := s.(sink.Spiller); ok {
+			p.spillers = append(p.spillers, sp)
+		}
 	}
 	if o.ShutdownTimeout == 0 {
 		p.o.ShutdownTimeout = 10 * time.Second
@@ -128,15 +142,22 @@ func New(o Options) *Pipeline {
 	return p
 }
 
-// release runs when the last sink is done with b (any goroutine): it
-// moves the durable position over every finished batch at the head.
+// release runs when the last sink is done with b's memory (any
+// goroutine), after durable: b goes back to the pool.
 func (p *Pipeline) release(b *sink.Batch) {
 	p.o.Counters.Sent.Add(uint64(b.Delivered()))
 	b.Reset()
+	p.free <- b
+}
+
+// durable runs when b is durable for every sink (any goroutine): it
+// moves the durable position over every durable batch at the head.
+func (p *Pipeline) durable(b *sink.Batch) {
 	p.mu.Lock()
 	for i := range p.flights {
 		// A batch done out of order goes back to the pool and may be
 		// in flight again behind its old, done, entry: mark the new one.
+		// (A batch is durable before it is released, never after.)
 		if p.flights[i].b == b && !p.flights[i].done {
 			p.flights[i].done = true
 			break
@@ -159,7 +180,6 @@ func (p *Pipeline) release(b *sink.Batch) {
 	wake := k > 0 && p.waiting.Load() && (p.durEnd-p.commitPos >= p.o.RingSize/8 ||
 		len(p.flights) == 0 && p.o.Source.ProducerPos() <= p.readPos.Load())
 	p.mu.Unlock()
-	p.free <- b
 	if wake {
 		p.o.Source.Wake()
 	}
@@ -218,11 +238,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if cur == nil {
 				// All batches in flight: wait for a sink to finish one
 				// (the ring holds the backlog meanwhile), or for the stop.
-				select {
-				case cur = <-p.free:
-				case <-ctx.Done():
-				}
-				if cur == nil {
+				if cur, err = p.freeBatch(ctx); cur == nil {
 					// rec was read but not handled: it is past every
 					// commit, so it is read again at the next start.
 					break
@@ -234,6 +250,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if cur.Len() >= batchEvents {
 				p.submit(cur)
 				cur = nil
+				p.relieve()
 				// Give back what is durable, in steps of a sixteenth of
 				// the ring (one state write each), not per batch.
 				if err = p.commit(cur, p.o.RingSize/16); err != nil {
@@ -256,6 +273,71 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// freeBatch waits for a batch to fill, or for the stop (nil).  While it
+// waits, the ring may fill behind the batches in flight: it asks the
+// spillers to make them durable when it does (relieve), and commits what
+// is durable (a spilled batch can be durable long before it is free).
+func (p *Pipeline) freeBatch(ctx context.Context) (*sink.Batch, error) {
+	select {
+	case b := <-p.free:
+		return b, nil
+	default:
+	}
+	if len(p.spillers) == 0 {
+		select {
+		case b := <-p.free:
+			return b, nil
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+	t := time.NewTicker(spillCheck)
+	defer t.Stop()
+	for {
+		p.relieve()
+		if err := p.commit(nil, p.o.RingSize/16); err != nil {
+			return nil, err
+		}
+		select {
+		case b := <-p.free:
+			return b, nil
+		case <-ctx.Done():
+			return nil, nil
+		case <-t.C:
+		}
+	}
+}
+
+// spillCheck is how often a reader waiting for a batch looks at the ring.
+const spillCheck = 2 * time.Millisecond
+
+// spillFill is the share of the ring records not yet durable may take
+// before the spillers are asked to make theirs durable: half the ring,
+// so that the other half absorbs the time a spill takes while the
+// producer goes on.  Below it nothing is written to disk.
+const spillFill = 2
+
+// relieve asks the spillers to make what they hold durable when records
+// not yet durable fill more than half of the ring, at most once per
+// spillCheck.
+func (p *Pipeline) relieve() {
+	if len(p.spillers) == 0 {
+		return
+	}
+	p.mu.Lock()
+	held, dur := len(p.flights), p.durEnd
+	p.mu.Unlock()
+	if held == 0 || p.o.Source.ProducerPos()-dur < p.o.RingSize/spillFill {
+		return
+	}
+	if now := time.Now(); now.Sub(p.spillAt) >= spillCheck {
+		p.spillAt = now
+		for _, s := range p.spillers {
+			s.Spill()
+		}
+	}
 }
 
 // idle runs when the ring has nothing ready and no batch is being

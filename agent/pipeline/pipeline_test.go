@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -655,4 +656,95 @@ func drainRing(t *testing.T, rf *ringFile) {
 		// read; the commit below takes them all
 	}
 	rd.Commit()
+}
+
+// spillSink models the Kafka sink with a broker that stalls: it holds
+// the first four batches (its requests in flight) and queues the rest;
+// asked to Spill, it makes the four durable without freeing them, and
+// from then on is done with every batch at once (the spool takes them).
+type spillSink struct {
+	heldSink
+	mu       sync.Mutex
+	held     []*sink.Batch
+	queued   []*sink.Batch
+	spilling bool
+	spills   atomic.Int32
+}
+
+func (s *spillSink) Send(b *sink.Batch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.spilling:
+		b.Done()
+	case len(s.held) < 4:
+		s.held = append(s.held, b)
+	default:
+		s.queued = append(s.queued, b)
+	}
+}
+
+func (s *spillSink) Spill() {
+	s.spills.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spilling {
+		return
+	}
+	s.spilling = true
+	for _, b := range s.held {
+		b.Durable()
+	}
+	for _, b := range s.queued {
+		b.Done()
+	}
+	s.queued = nil
+}
+
+// tryExec writes an exec record, false when the ring has no room.
+func (r *ringFile) tryExec(i int) bool {
+	ev := &decode.Event{Type: decode.TypeExecve, TimeNs: uint64(time.Now().UnixNano()), Pid: 1000, Tgid: 1000, Ppid: 1, Comm: []byte("test")}
+	ev.Fields[decode.FieldArgv] = decode.Field{Present: true, Value: fmt.Appendf(nil, "cmd\x00%06d\x00", i)}
+	rec := decode.AppendEvent(nil, ev)
+	n, _, _ := decode.RecordLen(rec)
+	ok, _ := r.prod.Write(rec[:n])
+	return ok
+}
+
+// A sink that holds its batches (a broker that stalls) fills the ring
+// behind them; past half the ring the pipeline has it spill, and commits
+// past the spilled batches although they never come back: the ring goes
+// on taking records, three times its size.
+func TestRingFillingBehindTheSinksSpills(t *testing.T) {
+	rf := newRingFile(t)
+	s := &spillSink{}
+	p, src, st := newPipeline(t, rf, s)
+	t.Cleanup(func() {
+		st.Close()
+		src.Release()
+	})
+	done, cancel := goRun(p)
+	defer func() {
+		cancel()
+		<-done
+	}()
+	i := 0
+	write := func(until uint64) {
+		t.Helper()
+		for ; src.ProducerPos() < until; i++ {
+			waitFor(t, "room in the ring", func() bool { return rf.tryExec(i) })
+		}
+	}
+	// A quarter of the ring: the batches are all out, nothing spilled,
+	// nothing committed.
+	write(src.Size() / 4)
+	time.Sleep(50 * time.Millisecond)
+	if n, c := s.spills.Load(), src.ConsumerPos(); n != 0 || c != 0 {
+		t.Fatalf("a quarter of the ring held: %d spills, committed to %d; want none", n, c)
+	}
+	// Past half: a spill, and the ring is given back.
+	write(src.Size() * 3 / 4)
+	waitFor(t, "a spill", func() bool { return s.spills.Load() > 0 })
+	write(3 * src.Size())
+	waitFor(t, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -40,6 +41,15 @@ import (
 // commit) once Kafka acknowledged it or it is in the spool; beyond the
 // spool's bound it is dropped and counted (spool_full, or spool_error for
 // a failed write), never silently.
+//
+// Spill: when the pipeline finds the ring filling behind batches Kafka
+// has not acknowledged (a broker that stalls), the sink writes the
+// batches in flight to the spool at once, which makes them durable, and
+// turns offline.  Their requests go on; once a spilled batch is
+// acknowledged, the replay steps over its span of the spool instead of
+// sending it again, so a spill alone makes no duplicate (a batch whose
+// request fails after the spill, or an agent killed before the answer,
+// is sent again from the spool: (stream, seq) identifies it).
 type Kafka struct {
 	topic   string
 	key     []byte
@@ -62,6 +72,8 @@ type Kafka struct {
 	mu       sync.Mutex // guards online, producer and spool appends vs. the flip
 	online   bool
 	producer *producer
+	live     map[*liveBatch]struct{} // batches with requests in flight
+	spills   []*spill                // spilled spans in spool order, oldest first
 	lastErr  atomic.Pointer[string]
 	dropLog  time.Time
 	tooLarge time.Time // last log of an event Kafka refused for good
@@ -71,7 +83,22 @@ type Kafka struct {
 // one is answered (one allocation per batch, none per event).
 type liveBatch struct {
 	b       *Batch
+	evs     [][]byte // the events sent (those Kafka can take)
 	pending atomic.Int32
+	// Under Kafka.mu: the batch's span in the spool once spilled, and
+	// whether a request of it failed.
+	spill  *spill
+	failed bool
+}
+
+// spill is the span of the spool a liveBatch was written to.  Until the
+// batch's requests are answered the replay waits at its start; then it
+// steps over the span (all acknowledged) or sends it (a request failed).
+type spill struct {
+	start, end Cursor
+	n          int
+	answered   bool
+	sent       bool // every request acknowledged
 }
 
 func init() {
@@ -97,7 +124,7 @@ func newKafka(cfg config.Kafka, hostKey string, spool *Spool, queue int, c *metr
 		topic: cfg.Topic, key: []byte(hostKey), maxMsg: cfg.MaxMessageBytes,
 		retry: cfg.RetryInterval.D(), brokers: cfg.Brokers, scfg: scfg, spool: spool, c: c,
 		log: log.WithField("sink", "kafka"), ch: make(chan *Batch, queue), stop: make(chan struct{}),
-		kick: make(chan struct{}, 1), chunkDone: chunkDone,
+		kick: make(chan struct{}, 1), chunkDone: chunkDone, live: make(map[*liveBatch]struct{}),
 	}
 	k.updateSpoolGauges()
 	if ev, _ := spool.Len(); ev > 0 {
@@ -295,9 +322,10 @@ func (k *Kafka) run() {
 			continue
 		}
 		p := k.producer
-		k.mu.Unlock()
 		lb := &liveBatch{b: b}
 		lb.pending.Store(1)
+		k.live[lb] = struct{}{}
+		k.mu.Unlock()
 		evs := make([][]byte, 0, b.Len())
 		for i := range b.Len() {
 			ev := b.Event(i)
@@ -309,28 +337,82 @@ func (k *Kafka) run() {
 			}
 			evs = append(evs, ev)
 		}
+		k.mu.Lock()
+		lb.evs = evs // Spill reads it under mu
+		k.mu.Unlock()
 		p.chunks(evs, func(chunk [][]byte) {
 			lb.pending.Add(1)
 			p.goProduce(chunk, func(ev []byte, err error) { k.refused(lb.b, ev, err) },
 				func(acked int, err error) { k.answered(lb, chunk, acked, err) })
 		})
-		lb.done()
+		k.batchDone(lb)
 	}
 }
 
-// done ends one of the batch's pending parts; the last one gives the
-// batch back.
-func (lb *liveBatch) done() {
-	if lb.pending.Add(-1) == 0 {
-		lb.b.Done()
+// batchDone ends one of lb's pending parts; the last one gives the batch
+// back, and tells the replay that a spilled batch is answered.
+func (k *Kafka) batchDone(lb *liveBatch) {
+	if lb.pending.Add(-1) != 0 {
+		return
 	}
+	k.mu.Lock()
+	delete(k.live, lb)
+	sp := lb.spill
+	if sp != nil {
+		sp.answered, sp.sent = true, !lb.failed
+	}
+	k.mu.Unlock()
+	if sp == nil {
+		lb.b.Done()
+		return
+	}
+	lb.b.Free() // durable since the spill
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Spill implements sink.Spiller: every batch with requests in flight is
+// written to the spool, durable from then on, and new batches go to the
+// spool until the replay finds the spilled ones answered.
+func (k *Kafka) Spill() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	for lb := range k.live {
+		if lb.spill != nil || lb.evs == nil {
+			continue // spilled already, or still being sent: its Batch is not read yet
+		}
+		w, start, end, err := k.spool.AppendSpan(lb.evs)
+		if w < len(lb.evs) {
+			// Not all of it fits: what was written is sent again by the
+			// replay, and the batch stays in flight as before.
+			if w > 0 {
+				k.spills = append(k.spills, &spill{start: start, end: end, n: w, answered: true})
+				k.c.Spilled.Add(uint64(w))
+			}
+			k.log.WithError(err).Warn("spool takes no more: a batch in flight stays in the ring until Kafka answers")
+			continue
+		}
+		lb.spill = &spill{start: start, end: end, n: w}
+		k.spills = append(k.spills, lb.spill)
+		k.c.Spilled.Add(uint64(w))
+		n++
+		lb.b.Durable()
+	}
+	if n > 0 && k.online {
+		k.online = false
+		k.log.Infof("the ring fills behind Kafka's acknowledgements: %d batches in flight spilled to the spool, new events spooled until they are answered", n)
+	}
+	k.updateSpoolGauges()
 }
 
 // answered takes the outcome of a request for events of lb: acknowledged,
 // or failed after the retries, and then they are spooled and the sink
 // turns offline until the replay finds Kafka again.
 func (k *Kafka) answered(lb *liveBatch, evs [][]byte, acked int, err error) {
-	defer lb.done()
+	defer k.batchDone(lb)
 	if err == nil {
 		k.c.Acked.Add(uint64(acked))
 		return
@@ -342,6 +424,11 @@ func (k *Kafka) answered(lb *liveBatch, evs [][]byte, acked int, err error) {
 		k.log.WithError(err).Warn("Kafka refused events; spooling until it is back")
 	}
 	k.online = false
+	if lb.spill != nil {
+		// In the spool already: the replay sends its span.
+		lb.failed = true
+		return
+	}
 	failed := NewBatch(nil)
 	for _, ev := range evs {
 		failed.End(append(failed.Buf(), ev...))
@@ -439,6 +526,33 @@ func (k *Kafka) replay() {
 	}
 }
 
+// skipSpills steps the spool's cursor over the spilled spans at its head
+// that Kafka acknowledged, and returns where the next one starts: the
+// replay sends nothing from there on (stop).  wait is true when the
+// cursor is at a span whose batch is not answered yet.
+func (k *Kafka) skipSpills() (stop Cursor, wait bool, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for len(k.spills) > 0 {
+		sp := k.spills[0]
+		if !k.spool.Reached(sp.start) {
+			return sp.start, false, nil
+		}
+		if !sp.answered {
+			return sp.start, true, nil
+		}
+		k.spills = k.spills[1:]
+		if sp.sent {
+			k.c.SpillAcked.Add(uint64(sp.n))
+			if err := k.spool.Advance(sp.end, sp.n); err != nil {
+				return Cursor{}, false, err
+			}
+			k.updateSpoolGauges()
+		}
+	}
+	return Cursor{Seg: math.MaxUint64}, false, nil
+}
+
 func (k *Kafka) isOnline() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -463,7 +577,18 @@ func (k *Kafka) replayOnce(buf []byte, evs [][]byte) (_ []byte, _ [][]byte, ok, 
 		p = k.producer
 		k.mu.Unlock()
 	}
-	evs, buf, cur, err := k.spool.Peek(1000, buf, evs)
+	stop, wait, err := k.skipSpills()
+	if err != nil {
+		k.setErr(err)
+		k.log.WithError(err).Error("advance spool cursor")
+		return buf, evs, false, false
+	}
+	if wait {
+		// A spilled batch's requests are still in flight: its answer
+		// kicks the replay.
+		return buf, evs, true, false
+	}
+	evs, buf, cur, err := k.spool.PeekBefore(1000, stop, buf, evs)
 	if err != nil {
 		k.setErr(err)
 		k.log.WithError(err).Error("read spool")
@@ -537,6 +662,11 @@ func (k *Kafka) Close(ctx context.Context) error {
 			if err := p.close(); err != nil {
 				k.log.WithError(err).Debug("close Kafka connections")
 			}
+		}
+		// Spilled batches acknowledged meanwhile are not sent again
+		// after the restart, if nothing unsent is before them.
+		if _, _, err := k.skipSpills(); err != nil {
+			k.log.WithError(err).Warn("advance spool cursor")
 		}
 		close(done)
 	}()

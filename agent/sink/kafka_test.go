@@ -610,3 +610,76 @@ func TestProduceVersion(t *testing.T) {
 		t.Fatalf("kafka.version 0.10.2.0: %v, want an error naming 0.11", err)
 	}
 }
+
+// A broker that stalls its acknowledgements: a spill makes the batch in
+// flight durable at once (without freeing it), new batches go to the
+// spool, and once the stalled request is acknowledged the replay steps
+// over the spilled span: every event reaches Kafka exactly once.
+func TestKafkaSinkSpillsABatchInFlight(t *testing.T) {
+	broker := fakeBroker(t)
+	stall, stalled := make(chan struct{}), make(chan struct{}, 16)
+	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		broker.KeepControl()
+		stalled <- struct{}{}
+		broker.SleepControl(func() { <-stall })
+		return nil, nil, false
+	})
+	kc := kafkaConfig(broker.ListenAddrs()...)
+	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
+	durable, freed := make(chan struct{}, 1), make(chan struct{}, 1)
+	b := NewBatch(func(*Batch) { freed <- struct{}{} })
+	b.OnDurable(func(*Batch) { durable <- struct{}{} })
+	for i := range 100 {
+		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
+	}
+	b.Hold(1)
+	k.Send(b)
+	<-stalled
+	// The request is in flight once the broker holds it; Spill finds it
+	// in the live set as soon as run has sent it.
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("timed out waiting for " + what)
+			}
+		}
+	}
+	waitFor("the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	select {
+	case <-durable:
+	case <-time.After(30 * time.Second):
+		t.Fatal("spilled batch not durable")
+	}
+	select {
+	case <-freed:
+		t.Fatal("spilled batch freed while its request is in flight")
+	default:
+	}
+	if k.isOnline() {
+		t.Fatal("online after a spill")
+	}
+	if got := <-sendBatch(k, 100, 50); got != 50 || c.Spooled.Load() != 50 {
+		t.Fatalf("after the spill: %d of 50 delivered, %d spooled; want 50, 50", got, c.Spooled.Load())
+	}
+	close(stall)
+	<-freed
+	waitFor("the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	if err := closeKafka(k); err != nil {
+		t.Fatal(err)
+	}
+	if c.Acked.Load() != 150 || c.SpillAcked.Load() != 100 || c.Replayed.Load() != 50 {
+		t.Fatalf("acked %d, spill acked %d, replayed %d; want 150, 100, 50 (no duplicate)", c.Acked.Load(), c.SpillAcked.Load(), c.Replayed.Load())
+	}
+	seen := map[string]bool{}
+	for _, r := range readTopic(t, kc.Brokers[0], 150) {
+		if seen[string(r.Value)] {
+			t.Fatalf("%s twice in Kafka", r.Value)
+		}
+		seen[string(r.Value)] = true
+	}
+	if len(seen) != 150 {
+		t.Fatalf("%d events in Kafka, want 150", len(seen))
+	}
+}
