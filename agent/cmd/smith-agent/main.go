@@ -250,7 +250,7 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 		version, m.Transport, m.ABI, cfg.Agent.Format, strings.Join(cfg.Output.Sinks, ","), next)
 	runErr := p.Run(ctx)
 	sinks.Close(sinkCloseTimeout)
-	log.Infof("stopped: %d events read, %d sent, %d spooled", counters.Read.Load(), counters.Sent.Load(), counters.Spooled.Load())
+	log.Infof("stopped: %d events read, %d sent, %d spooled, %d spilled", counters.Read.Load(), counters.Sent.Load(), counters.Spooled.Load(), counters.Spilled.Load())
 	return runErr
 }
 
