@@ -85,9 +85,11 @@ type liveBatch struct {
 	b       *Batch
 	evs     [][]byte // the events sent (those Kafka can take)
 	pending atomic.Int32
-	// Under Kafka.mu: the batch's span in the spool once spilled, and
-	// whether a request of it failed.
+	// Under Kafka.mu: the batch's span in the spool once spilled,
+	// whether a spill was tried (one that did not fit is not tried
+	// again), and whether a request of it failed.
 	spill  *spill
+	tried  bool
 	failed bool
 }
 
@@ -381,9 +383,10 @@ func (k *Kafka) Spill() {
 	defer k.mu.Unlock()
 	n := 0
 	for lb := range k.live {
-		if lb.spill != nil || lb.evs == nil {
-			continue // spilled already, or still being sent: its Batch is not read yet
+		if lb.tried || lb.evs == nil {
+			continue // spilled already, or its events not gathered yet
 		}
+		lb.tried = true
 		w, start, end, err := k.spool.AppendSpan(lb.evs)
 		if w < len(lb.evs) {
 			// Not all of it fits: what was written is sent again by the
@@ -537,6 +540,12 @@ func (k *Kafka) skipSpills() (stop Cursor, wait bool, err error) {
 		sp := k.spills[0]
 		if !k.spool.Reached(sp.start) {
 			return sp.start, false, nil
+		}
+		if k.spool.Past(sp.start) {
+			// Spilled while a chunk was read without this stop: the
+			// replay sent (some of) it already (a duplicate at most).
+			k.spills = k.spills[1:]
+			continue
 		}
 		if !sp.answered {
 			return sp.start, true, nil

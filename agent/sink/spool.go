@@ -376,7 +376,7 @@ func (s *Spool) PeekBefore(max int, stop Cursor, buf []byte, events [][]byte) ([
 	s.mu.Unlock()
 	buf = buf[:0]
 	var lens []int
-	for i := 0; i < len(segs) && len(lens) < max; i++ {
+	for i := 0; i < len(segs) && len(lens) < max && cur.before(stop); i++ {
 		sg := segs[i]
 		if sg.id < cur.Seg {
 			continue
@@ -509,6 +509,14 @@ func (s *Spool) Reached(c Cursor) bool {
 		}
 	}
 	return false
+}
+
+// Past reports whether the cursor is beyond c: records after c were
+// read.
+func (s *Spool) Past(c Cursor) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.before(s.cur)
 }
 
 func (s *Spool) cursor() Cursor {

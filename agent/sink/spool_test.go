@@ -232,8 +232,8 @@ func TestSpoolWriteErrorIsReturnedNotFull(t *testing.T) {
 }
 
 // A span from AppendSpan across segments: PeekBefore stops at its start,
-// Reached says when the cursor is there, and Advance to its end steps
-// over it.
+// Reached says when the cursor is there, Past when it is beyond, and
+// Advance to its end steps over it.
 func TestSpoolSpan(t *testing.T) {
 	s, err := OpenSpool(t.TempDir(), 1<<20, 100) // about four events a segment
 	if err != nil {
@@ -273,11 +273,14 @@ func TestSpoolSpan(t *testing.T) {
 	if len(got) != 6 || got[5] != `{"seq":5}` {
 		t.Fatalf("before the span: %q", got)
 	}
-	if s.Reached(end) {
-		t.Fatal("span's end reached at its start")
+	if s.Reached(end) || s.Past(start) {
+		t.Fatal("at the span's start: its end reached, or its start passed")
 	}
 	if err := s.Advance(end, n); err != nil {
 		t.Fatal(err)
+	}
+	if !s.Past(start) || !s.Reached(end) {
+		t.Fatal("after the span: its start not passed, or its end not reached")
 	}
 	if rest := drain(t, s, 10); len(rest) != 2 || rest[0] != `{"seq":9}` {
 		t.Fatalf("after the span: %q", rest)
