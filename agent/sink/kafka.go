@@ -77,6 +77,9 @@ type Kafka struct {
 	lastErr  atomic.Pointer[string]
 	dropLog  time.Time
 	tooLarge time.Time // last log of an event Kafka refused for good
+	// spillLog is the last log of a spill, spillsSince the spills since.
+	spillLog    time.Time
+	spillsSince int
 }
 
 // liveBatch is a batch whose requests are in flight: done when the last
@@ -376,9 +379,17 @@ func (k *Kafka) batchDone(lb *liveBatch) {
 }
 
 // Spill implements sink.Spiller: every batch with requests in flight is
-// written to the spool, durable from then on, and new batches go to the
-// spool until the replay finds the spilled ones answered.
+// written to the spool, durable from then on; the batches queued behind
+// them (run may be stuck writing a request to a broker that does not
+// read) and new batches go to the spool until the replay finds the
+// spilled ones answered.
 func (k *Kafka) Spill() {
+	var queued []*Batch
+	defer func() {
+		for _, b := range queued {
+			b.Done()
+		}
+	}()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	n := 0
@@ -404,9 +415,30 @@ func (k *Kafka) Spill() {
 		n++
 		lb.b.Durable()
 	}
-	if n > 0 && k.online {
+drain:
+	for {
+		select {
+		case b, ok := <-k.ch:
+			if !ok {
+				break drain
+			}
+			k.spoolBatch(b, 0)
+			queued = append(queued, b)
+		default:
+			break drain
+		}
+	}
+	if n+len(queued) == 0 {
+		return
+	}
+	k.spillsSince++
+	if k.online {
 		k.online = false
-		k.log.Infof("the ring fills behind Kafka's acknowledgements: %d batches in flight spilled to the spool, new events spooled until they are answered", n)
+		if time.Since(k.spillLog) > 10*time.Second {
+			k.spillLog = time.Now()
+			k.log.Infof("the ring fills behind Kafka's acknowledgements: batches in flight spilled to the spool and new events spooled until they are answered (%d spills since the last such line; smith_events_spilled_total)", k.spillsSince)
+			k.spillsSince = 0
+		}
 	}
 	k.updateSpoolGauges()
 }
