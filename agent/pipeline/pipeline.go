@@ -72,11 +72,19 @@ type Options struct {
 
 // Pipeline is the running agent.
 type Pipeline struct {
-	o     Options
-	free  chan *sink.Batch
-	nbat  int
-	tasks chan []encode.TaskItem
-	log   logrus.FieldLogger
+	o    Options
+	free chan *sink.Batch
+	nbat int // the batches queue_size makes
+	// A batch a sink made durable but still reads (a spilled one, its
+	// request in flight) holds no ring space but holds its memory: the
+	// reader gets a spare batch for each (at most nbat spares), dropped
+	// again as those are freed.  durHeld counts them, spares the spares
+	// out, back tells waitIdle that a spare was dropped.
+	durHeld atomic.Int32
+	spares  atomic.Int32
+	back    chan struct{}
+	tasks   chan []encode.TaskItem
+	log     logrus.FieldLogger
 
 	next      uint64 // next sequence number
 	hw        uint64 // numbers below this are reserved in the state
@@ -124,12 +132,10 @@ func New(o Options) *Pipeline {
 	// unique even after a lost state file.
 	o.Encoder.SetStream(o.State.Stream())
 	n := max(2, o.QueueEvents/batchEvents)
-	p := &Pipeline{o: o, free: make(chan *sink.Batch, n), nbat: n, tasks: make(chan []encode.TaskItem, 16), log: o.Log,
+	p := &Pipeline{o: o, free: make(chan *sink.Batch, 2*n), nbat: n, back: make(chan struct{}, 1), tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
 	for range n {
-		b := sink.NewBatchSized(p.release, batchEvents, batchEvents*batchEventBytes)
-		b.OnDurable(p.durable)
-		p.free <- b
+		p.free <- p.newBatch()
 	}
 	for _, s := range o.Sinks {
 		if sp, ok := s.(sink.Spiller); ok {
@@ -142,17 +148,53 @@ func New(o Options) *Pipeline {
 	return p
 }
 
+func (p *Pipeline) newBatch() *sink.Batch {
+	b := sink.NewBatchSized(p.release, batchEvents, batchEvents*batchEventBytes)
+	b.OnDurable(p.durable)
+	return b
+}
+
 // release runs when the last sink is done with b's memory (any
-// goroutine), after durable: b goes back to the pool.
+// goroutine), after durable: b goes back to the pool, or is dropped
+// when it is a spare no durable batch needs any longer.
 func (p *Pipeline) release(b *sink.Batch) {
 	p.o.Counters.Sent.Add(uint64(b.Delivered()))
+	held := p.durHeld.Add(-1)
+	for {
+		n := p.spares.Load()
+		if n <= held {
+			break
+		}
+		if p.spares.CompareAndSwap(n, n-1) {
+			select {
+			case p.back <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
 	b.Reset()
 	p.free <- b
+}
+
+// spare returns a new batch when a batch durable but not yet freed
+// holds one the reader could use, nil otherwise.
+func (p *Pipeline) spare() *sink.Batch {
+	for {
+		n := p.spares.Load()
+		if n >= p.durHeld.Load() || int(n) >= p.nbat {
+			return nil
+		}
+		if p.spares.CompareAndSwap(n, n+1) {
+			return p.newBatch()
+		}
+	}
 }
 
 // durable runs when b is durable for every sink (any goroutine): it
 // moves the durable position over every durable batch at the head.
 func (p *Pipeline) durable(b *sink.Batch) {
+	p.durHeld.Add(1)
 	p.mu.Lock()
 	for i := range p.flights {
 		// A batch done out of order goes back to the pool and may be
@@ -299,6 +341,9 @@ func (p *Pipeline) freeBatch(ctx context.Context) (*sink.Batch, error) {
 		p.relieve()
 		if err := p.commit(nil, p.o.RingSize/16); err != nil {
 			return nil, err
+		}
+		if b := p.spare(); b != nil {
+			return b, nil
 		}
 		select {
 		case b := <-p.free:
@@ -488,10 +533,11 @@ func (p *Pipeline) waitIdle(ctx context.Context, final bool) bool {
 			p.free <- b
 		}
 	}()
-	for len(held) < p.nbat {
+	for len(held) < p.nbat+int(p.spares.Load()) {
 		select {
 		case b := <-p.free:
 			held = append(held, b)
+		case <-p.back:
 		case <-timeout:
 			return false
 		case <-cancelled:

@@ -669,6 +669,7 @@ type spillSink struct {
 	queued   []*sink.Batch
 	spilling bool
 	spills   atomic.Int32
+	inFlight int // batches held in flight (0: 4)
 }
 
 func (s *spillSink) Send(b *sink.Batch) {
@@ -677,7 +678,7 @@ func (s *spillSink) Send(b *sink.Batch) {
 	switch {
 	case s.spilling:
 		b.Done()
-	case len(s.held) < 4:
+	case len(s.held) < max(s.inFlight, 4):
 		s.held = append(s.held, b)
 	default:
 		s.queued = append(s.queued, b)
@@ -699,6 +700,17 @@ func (s *spillSink) Spill() {
 		b.Done()
 	}
 	s.queued = nil
+}
+
+// answer frees the batches held since the spill (their requests
+// answered).
+func (s *spillSink) answer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, b := range s.held {
+		b.Free()
+	}
+	s.held = nil
 }
 
 // tryExec writes an exec record, false when the ring has no room.
@@ -747,4 +759,38 @@ func TestRingFillingBehindTheSinksSpills(t *testing.T) {
 	waitFor(t, "a spill", func() bool { return s.spills.Load() > 0 })
 	write(3 * src.Size())
 	waitFor(t, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
+}
+
+// When every batch is in flight at the spill, the spilled ones are durable
+// but their memory is still held: the reader reads on into spare batches,
+// given up again once the held ones are freed.
+func TestSpilledBatchesLeaveTheReaderSpares(t *testing.T) {
+	rf := newRingFile(t)
+	s := &spillSink{inFlight: 1 << 10}
+	p, src, st := newPipeline(t, rf, s)
+	t.Cleanup(func() {
+		st.Close()
+		src.Release()
+	})
+	done, cancel := goRun(p)
+	i := 0
+	write := func(until uint64) {
+		t.Helper()
+		for ; src.ProducerPos() < until; i++ {
+			waitFor(t, "room in the ring", func() bool { return rf.tryExec(i) })
+		}
+	}
+	write(src.Size() * 3 / 4)
+	waitFor(t, "a spill", func() bool { return s.spills.Load() > 0 })
+	write(3 * src.Size())
+	waitFor(t, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
+	if n := p.spares.Load(); n == 0 || int(n) > p.nbat {
+		t.Fatalf("%d spare batches with every batch spilled; want 1..%d", n, p.nbat)
+	}
+	s.answer()
+	waitFor(t, "the spares given up", func() bool { return p.spares.Load() == 0 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
