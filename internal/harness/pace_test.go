@@ -35,3 +35,47 @@ func TestPaceOffersTheRatePerTick(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// A producer that stood still longer than maxLate does not make up the
+// ticks it missed: the time is skipped, not offered in a burst.  Pace
+// makes them up, back to back.
+func TestPaceLiveSkipsAStall(t *testing.T) {
+	// The longest run of emits that came right after one another: ticks
+	// made up.  A late wake-up makes up one or two at a time.
+	longestRun := func(pace func(emit func(int) error)) int {
+		calls, run, longest := 0, 0, 0
+		last := time.Now()
+		pace(func(int) error {
+			calls++
+			if calls == 10 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if time.Since(last) < 200*time.Microsecond {
+				run++
+				longest = max(longest, run)
+			} else {
+				run = 0
+			}
+			last = time.Now()
+			return nil
+		})
+		return longest
+	}
+	var took, skipped time.Duration
+	live := longestRun(func(emit func(int) error) {
+		var err error
+		if took, skipped, err = PaceLive(1000, 120*time.Millisecond, time.Millisecond, 5*time.Millisecond, emit); err != nil {
+			t.Error(err)
+		}
+	})
+	if skipped < 40*time.Millisecond || skipped > took {
+		t.Errorf("skipped %v of %v after a 50 ms stall, want about 50 ms", skipped, took)
+	}
+	if live > 6 { // at most maxLate's worth, made up before a skip
+		t.Errorf("PaceLive made up %d ticks back to back after a stall", live)
+	}
+	made := longestRun(func(emit func(int) error) { Pace(1000, 120*time.Millisecond, time.Millisecond, emit) })
+	if made < 20 {
+		t.Errorf("Pace made up %d ticks back to back after a 50 ms stall, want about 50", made)
+	}
+}

@@ -330,6 +330,10 @@ func (a *agent) stop() error {
 	return err
 }
 
+// pipelineMaxLate is how far the producer may fall behind its schedule
+// before it skips ahead instead of making the time up.
+const pipelineMaxLate = 5 * time.Millisecond
+
 // offer writes events into the ring at rate per second for d, in a batch
 // every millisecond, then waits for the sink to hold them.
 func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
@@ -343,7 +347,11 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 		return st, err
 	}
 	var sent, ringDrops uint64
-	took, _ := harness.Pace(rate, d, time.Millisecond, func(n int) error {
+	// The producer stands for hooks: when this process is not run (a host
+	// that takes the CPU away for a while), the events of that time are
+	// not made up in a burst no hook would produce; the time skipped is
+	// reported with the step.
+	took, skipped, _ := harness.PaceLive(rate, d, time.Millisecond, pipelineMaxLate, func(n int) error {
 		for range n {
 			if ok, _ := a.prod.Write(a.events[a.next]); !ok {
 				ringDrops++
@@ -391,6 +399,10 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	// the larger, so a drop is never missed if its counter lags.
 	st.Dropped = max(st.Dropped, ringDrops)
 	st.Sent, st.Received, st.Seconds = sent, got, offerSecs
+	st.Stalled = skipped.Seconds()
+	if skipped > 0 {
+		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: the producer did not run for %v in all (more than %v at a time): those events were not offered\n", rate, skipped.Round(time.Millisecond), pipelineMaxLate)
+	}
 	if st.Dropped > 0 {
 		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: drops since the agent started, by reason: %v\n", rate, a.nonZeroDrops())
 	}

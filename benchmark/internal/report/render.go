@@ -723,11 +723,13 @@ func pipelineLoad(b *strings.Builder, steps []results.RateStep) []Chart {
 		"offered rate, `smith-agent` reads it in its kernel-free mode, decodes, enriches, " +
 		"encodes JSON and ships to a kfake broker (a real Kafka protocol implementation, " +
 		"github.com/twmb/franz-go/pkg/kfake) on loopback; delivered counts what the broker " +
-		"holds, dropped what the ring and the agent counted. Rates rise until the first drop.\n\n")
-	b.WriteString("| offered /s | achieved /s | delivered /s | sent | delivered | dropped | seconds |\n|---|---|---|---|---|---|---|\n")
+		"holds, dropped what the ring and the agent counted. Rates rise until the first drop. " +
+		"Stalled is how long the producer itself did not run (the host took its CPU away): " +
+		"the events of that time are not offered later in a burst, so achieved falls below offered.\n\n")
+	b.WriteString("| offered /s | achieved /s | delivered /s | sent | delivered | dropped | seconds | stalled ms |\n|---|---|---|---|---|---|---|---|\n")
 	var xs, ys []float64
 	for _, s := range steps {
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %.1f |\n", rate(s.Offered), rate(s.Achieved), rate(s.Carried), s.Sent, s.Received, s.Dropped, s.Seconds)
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %.1f | %.0f |\n", rate(s.Offered), rate(s.Achieved), rate(s.Carried), s.Sent, s.Received, s.Dropped, s.Seconds, s.Stalled*1000)
 		xs, ys = append(xs, s.Achieved), append(ys, s.Carried)
 	}
 	charts = append(charts, Chart{File: "bench-pipeline-load.png", Chart: chart.Chart{

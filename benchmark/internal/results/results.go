@@ -117,6 +117,9 @@ type RateStep struct {
 	Received  uint64  `json:"received"`
 	Dropped   uint64  `json:"dropped"`
 	Seconds   float64 `json:"seconds"`
+	// Stalled is how long the producer did not run (seconds, the
+	// pipeline's): the events of that time were not offered.
+	Stalled float64 `json:"stalled_s,omitempty"`
 }
 
 // Storm is the syscall storm: several processes connect as fast as they
