@@ -368,15 +368,18 @@ func (s *Spool) Peek(max int, buf []byte, events [][]byte) ([][]byte, []byte, Cu
 }
 
 // PeekBefore is Peek that stops at stop (the start of a span from
-// AppendSpan): no event at or after it is returned.
+// AppendSpan): no event at or after it is returned.  The records are read
+// a region at a time (peekBytes, one pread), not one by one, and the
+// events returned point into buf.
 func (s *Spool) PeekBefore(max int, stop Cursor, buf []byte, events [][]byte) ([][]byte, []byte, Cursor, error) {
 	s.mu.Lock()
 	cur := s.cur
 	segs := append([]segment(nil), s.segs...)
 	s.mu.Unlock()
 	buf = buf[:0]
-	var lens []int
-	for i := 0; i < len(segs) && len(lens) < max && cur.before(stop); i++ {
+	events = events[:0]
+	var spans []int // start and length in buf of each event
+	for i := 0; i < len(segs) && len(spans)/2 < max && cur.before(stop); i++ {
 		sg := segs[i]
 		if sg.id < cur.Seg {
 			continue
@@ -384,70 +387,92 @@ func (s *Spool) PeekBefore(max int, stop Cursor, buf []byte, events [][]byte) ([
 		if sg.id > cur.Seg {
 			cur = Cursor{Seg: sg.id, skipped: cur.skipped}
 		}
+		end := sg.size
+		if stop.Seg == sg.id {
+			end = min(end, stop.Off)
+		}
 		f, err := os.Open(s.segPath(sg.id))
 		if err != nil {
 			return nil, buf, s.cur, fmt.Errorf("spool read: %w", err)
 		}
-		for len(lens) < max && cur.Off < sg.size && cur.before(stop) {
-			start := len(buf)
-			var l int64
-			buf, l, err = s.readRecord(f, cur.Off, sg.size, buf)
-			if err != nil {
-				f.Close()
-				return nil, buf[:start], s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
+		var next int64
+		spans, buf, next, err = s.peekSegment(f, cur.Off, end, sg.size, max, spans, buf)
+		if next < 0 {
+			// Damaged at cur: step to the next valid record in this
+			// segment.
+			off := -next - 1
+			rest := make([]byte, sg.size-off)
+			if _, err = f.ReadAt(rest, off); err == nil {
+				cur.skipped++
+				if n := s.resync(rest, 1); n < 0 {
+					cur.Off = sg.size
+				} else {
+					cur.Off = off + n
+				}
+				i-- // go on in this segment
 			}
-			if l > 0 {
-				lens = append(lens, int(l))
-				cur.Off += spoolRecHdr + l
-				continue
-			}
-			// Damaged: step to the next valid record in this segment.
-			rest := make([]byte, sg.size-cur.Off)
-			if _, err := f.ReadAt(rest, cur.Off); err != nil {
-				f.Close()
-				return nil, buf[:start], s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
-			}
-			cur.skipped++
-			if next := s.resync(rest, 1); next < 0 {
-				cur.Off = sg.size
-			} else {
-				cur.Off += next
-			}
+		} else {
+			cur.Off = next
 		}
 		f.Close()
+		if err != nil {
+			return nil, buf, s.cur, fmt.Errorf("spool read %s: %w", s.segPath(sg.id), err)
+		}
 	}
-	events = events[:0]
-	off := 0
-	for _, l := range lens {
-		events = append(events, buf[off:off+l:off+l])
-		off += l
+	for k := 0; k < len(spans); k += 2 {
+		events = append(events, buf[spans[k]:spans[k]+spans[k+1]:spans[k]+spans[k+1]])
 	}
 	return events, buf, cur, nil
 }
 
-// readRecord appends the event of the record at off (before size) to buf
-// and returns its length, or 0 (buf unchanged) when the record is damaged.
-func (s *Spool) readRecord(f *os.File, off, size int64, buf []byte) ([]byte, int64, error) {
-	if off+spoolRecHdr > size {
-		return buf, 0, nil
+// peekBytes is how much of a segment one read of PeekBefore takes.
+const peekBytes = 256 << 10
+
+// peekSegment reads the records of f from off up to end (size: the
+// segment's) until spans holds limit events, appending the records to buf
+// and each event's start and length to spans.  It returns the offset after
+// the last record read, or -(offset+1) of a damaged record.
+func (s *Spool) peekSegment(f *os.File, off, end, size int64, limit int, spans []int, buf []byte) ([]int, []byte, int64, error) {
+	need := int64(0) // a record longer than one read: its whole length
+	for len(spans)/2 < limit && off < end {
+		start := len(buf)
+		want := max(min(end-off, peekBytes), need)
+		need = 0
+		buf = slices.Grow(buf, int(want))[:start+int(want)]
+		if _, err := f.ReadAt(buf[start:], off); err != nil {
+			return spans, buf[:start], off, err
+		}
+		region := buf[start:]
+		pos := 0
+		for len(spans)/2 < limit && pos+spoolRecHdr <= len(region) {
+			hdr := region[pos : pos+spoolRecHdr]
+			l := int(binary.LittleEndian.Uint32(hdr[4:]))
+			if binary.LittleEndian.Uint32(hdr) != spoolMagic || l == 0 || off+int64(pos+spoolRecHdr+l) > size {
+				return spans, buf[:start+pos], -(off + int64(pos)) - 1, nil
+			}
+			if pos+spoolRecHdr+l > len(region) {
+				need = int64(spoolRecHdr + l)
+				break // read again from here
+			}
+			ev := region[pos+spoolRecHdr : pos+spoolRecHdr+l]
+			if s.checksum(hdr[4:8], ev) != binary.LittleEndian.Uint32(hdr[8:]) {
+				return spans, buf[:start+pos], -(off + int64(pos)) - 1, nil
+			}
+			spans = append(spans, start+pos+spoolRecHdr, l)
+			pos += spoolRecHdr + l
+		}
+		buf = buf[:start+pos]
+		if pos == 0 && (need == 0 || need > end-off) {
+			// Less than a header left before the end (a torn tail), or
+			// a record across stop (never written so).
+			if need == 0 && end == size {
+				return spans, buf, -off - 1, nil
+			}
+			break
+		}
+		off += int64(pos)
 	}
-	var hdr [spoolRecHdr]byte
-	if _, err := f.ReadAt(hdr[:], off); err != nil {
-		return buf, 0, err
-	}
-	l := int64(binary.LittleEndian.Uint32(hdr[4:]))
-	if binary.LittleEndian.Uint32(hdr[:]) != spoolMagic || l == 0 || off+spoolRecHdr+l > size {
-		return buf, 0, nil
-	}
-	start := len(buf)
-	buf = slices.Grow(buf, int(l))[:start+int(l)]
-	if _, err := f.ReadAt(buf[start:], off+spoolRecHdr); err != nil {
-		return buf[:start], 0, err
-	}
-	if s.checksum(hdr[4:8], buf[start:]) != binary.LittleEndian.Uint32(hdr[8:]) {
-		return buf[:start], 0, nil
-	}
-	return buf, l, nil
+	return spans, buf, off, nil
 }
 
 // Advance moves the cursor to c (from Peek), after its events were

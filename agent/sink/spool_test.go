@@ -289,3 +289,102 @@ func TestSpoolSpan(t *testing.T) {
 		t.Fatalf("%d events left", ev)
 	}
 }
+
+// Peek reads a segment a region at a time: events across a region's end,
+// one longer than a region, and a damaged one past the first region all
+// come out as they went in (the damaged one skipped and counted).
+func TestSpoolPeekAcrossRegions(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, 64<<20, 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantEvs []string
+	add := func(ev string) {
+		b := NewBatch(nil)
+		b.End(append(b.Buf(), ev...))
+		if n, err := s.Append(b, 0); n != 1 || err != nil {
+			t.Fatalf("append: %d, %v", n, err)
+		}
+		wantEvs = append(wantEvs, ev)
+	}
+	for i := range 3000 {
+		add(fmt.Sprintf(`{"seq":%d,"pad":"%s"}`, i, strings.Repeat("x", i%700)))
+		if i == 1500 {
+			add(`{"big":"` + strings.Repeat("y", 3*peekBytes/2) + `"}`)
+		}
+	}
+	seg := lastSegment(t, dir)
+	raw, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.Index(string(raw), `{"seq":2500,`)
+	if i < peekBytes {
+		t.Fatalf("event 2500 at %d, want it past the first region", i)
+	}
+	raw[i+2] ^= 0xff
+	if err := os.WriteFile(seg, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range wantEvs {
+		if strings.HasPrefix(ev, `{"seq":2500,`) {
+			wantEvs = append(wantEvs[:i:i], wantEvs[i+1:]...)
+			break
+		}
+	}
+	got := drain(t, s, 700)
+	if len(got) != len(wantEvs) {
+		t.Fatalf("%d events, want %d", len(got), len(wantEvs))
+	}
+	for i := range got {
+		if got[i] != wantEvs[i] {
+			t.Fatalf("event %d: %.40q, want %.40q", i, got[i], wantEvs[i])
+		}
+	}
+	if c := s.Corrupt(); c != 1 {
+		t.Fatalf("Corrupt = %d, want 1", c)
+	}
+}
+
+// BenchmarkSpoolReplay is the replay's read side: Peek 1000 events of
+// 350 bytes and Advance, over a spool refilled as it empties.
+func BenchmarkSpoolReplay(b *testing.B) {
+	s, err := OpenSpool(b.TempDir(), 1<<30, 64<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := NewBatch(nil)
+	for i := range 256 {
+		batch.End(fmt.Appendf(batch.Buf(), `{"seq":%d,"pad":"%s"}`, i, strings.Repeat("x", 330)))
+	}
+	var buf []byte
+	var evs [][]byte
+	b.SetBytes(350)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		b.StopTimer()
+		for range 40 {
+			if _, err := s.Append(batch, 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for {
+			var cur Cursor
+			evs, buf, cur, err = s.Peek(1000, buf, evs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			n += len(evs)
+			if err := s.Advance(cur, len(evs)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
