@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -681,5 +682,76 @@ func TestKafkaSinkSpillsABatchInFlight(t *testing.T) {
 	}
 	if len(seen) != 150 {
 		t.Fatalf("%d events in Kafka, want 150", len(seen))
+	}
+}
+
+// A spilled batch whose request fails after its retries is not lost: the
+// replay sends its span from the spool (no longer steps over it), once.
+func TestKafkaSinkReplaysASpilledBatchWhoseRequestFailed(t *testing.T) {
+	broker := fakeBroker(t)
+	stall, stalled := make(chan struct{}), make(chan struct{}, 1)
+	var requests atomic.Int32
+	var failing atomic.Bool
+	failing.Store(true)
+	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		broker.KeepControl()
+		if requests.Add(1) == 1 {
+			stalled <- struct{}{}
+			broker.SleepControl(func() { <-stall })
+		}
+		if failing.Load() {
+			return nil, errors.New("broker refuses"), true // closes the connection
+		}
+		return nil, nil, false
+	})
+	kc := kafkaConfig(broker.ListenAddrs()...)
+	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
+	durable, freed := make(chan struct{}, 1), make(chan struct{}, 1)
+	b := NewBatch(func(*Batch) { freed <- struct{}{} })
+	b.OnDurable(func(*Batch) { durable <- struct{}{} })
+	for i := range 100 {
+		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
+	}
+	b.Hold(1)
+	k.Send(b)
+	<-stalled
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("timed out waiting for " + what)
+			}
+		}
+	}
+	waitFor("the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	<-durable
+	close(stall)
+	// Every try fails: the batch is answered with an error and freed.
+	select {
+	case <-freed:
+	case <-time.After(60 * time.Second):
+		t.Fatal("spilled batch not freed after its request failed")
+	}
+	if c.Acked.Load() != 0 {
+		t.Fatalf("%d acked while the broker refused everything", c.Acked.Load())
+	}
+	failing.Store(false)
+	waitFor("the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	if err := closeKafka(k); err != nil {
+		t.Fatal(err)
+	}
+	if c.SpillAcked.Load() != 0 || c.Replayed.Load() != 100 || c.Acked.Load() != 100 {
+		t.Fatalf("spill acked %d, replayed %d, acked %d; want 0, 100, 100", c.SpillAcked.Load(), c.Replayed.Load(), c.Acked.Load())
+	}
+	seen := map[string]bool{}
+	for _, r := range readTopic(t, kc.Brokers[0], 100) {
+		if seen[string(r.Value)] {
+			t.Fatalf("%s twice in Kafka", r.Value)
+		}
+		seen[string(r.Value)] = true
+	}
+	if len(seen) != 100 {
+		t.Fatalf("%d events in Kafka, want 100", len(seen))
 	}
 }
