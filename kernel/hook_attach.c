@@ -53,6 +53,12 @@ int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive)
 	return err;
 }
 
+void smith_kretprobe_missed(const struct smith_kretprobe *p, u64 missed[])
+{
+	if (p->sym)
+		missed[p->hook] += READ_ONCE(p->rp.nmissed);
+}
+
 /* Entry kprobes, unregistered with the kretprobes.  Init/exit only. */
 #define SMITH_MAX_KPROBES	4
 

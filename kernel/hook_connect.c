@@ -432,25 +432,13 @@ static const struct smith_sym smith_connect_syms[] = {
 	{ }
 };
 
-static struct smith_kretprobe smith_connect_krp = {
-	.rp = {
-		.entry_handler = smith_connect_entry,
-		.handler = smith_connect_ret,
-		.data_size = sizeof(struct smith_connect_call),
-	},
-	.syms = smith_connect_syms,
-	.hook = SMITH_HI_CONNECT,
-};
+SMITH_DEFINE_KRETPROBE(smith_connect_krp, SMITH_HI_CONNECT, smith_connect_syms,
+		       struct smith_connect_call, smith_connect_entry,
+		       smith_connect_ret);
 
-static struct smith_kretprobe smith_fastopen_krp = {
-	.rp = {
-		.entry_handler = smith_fastopen_entry,
-		.handler = smith_fastopen_ret,
-		.data_size = sizeof(struct smith_connect_call),
-	},
-	.syms = smith_fastopen_syms,
-	.hook = SMITH_HI_CONNECT,
-};
+SMITH_DEFINE_KRETPROBE(smith_fastopen_krp, SMITH_HI_CONNECT, smith_fastopen_syms,
+		       struct smith_connect_call, smith_fastopen_entry,
+		       smith_fastopen_ret);
 
 static bool smith_connect_kp_ok;	/* written at init only */
 
@@ -504,10 +492,7 @@ void smith_connect_hooks_missed(u64 missed[])
 {
 	if (smith_connect_kp_ok)
 		missed[SMITH_HI_CONNECT] += READ_ONCE(smith_connect_kp.nmissed);
-	else if (smith_connect_krp.sym)
-		missed[SMITH_HI_CONNECT] +=
-			READ_ONCE(smith_connect_krp.rp.nmissed);
-	if (smith_fastopen_krp.sym)
-		missed[SMITH_HI_CONNECT] +=
-			READ_ONCE(smith_fastopen_krp.rp.nmissed);
+	else
+		smith_kretprobe_missed(&smith_connect_krp, missed);
+	smith_kretprobe_missed(&smith_fastopen_krp, missed);
 }

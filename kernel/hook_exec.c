@@ -276,9 +276,6 @@ static const struct smith_sym smith_execveat32_syms[] = {
 	{ }
 };
 
-static struct smith_kretprobe smith_execve_krp, smith_execve32_krp;
-static struct smith_kretprobe smith_execveat_krp, smith_execveat32_krp;
-
 /* execve(filename, argv, envp) through probe p. */
 static int smith_execve_save(struct kretprobe_instance *ri,
 			     struct pt_regs *regs,
@@ -309,30 +306,6 @@ static int smith_execveat_save(struct kretprobe_instance *ri,
 	c->compat = smith_sys_compat(p);
 	c->slot = smith_execveat_mark();
 	return 0;
-}
-
-static int smith_execve_entry(struct kretprobe_instance *ri,
-			      struct pt_regs *regs)
-{
-	return smith_execve_save(ri, regs, &smith_execve_krp);
-}
-
-static int smith_execve32_entry(struct kretprobe_instance *ri,
-				struct pt_regs *regs)
-{
-	return smith_execve_save(ri, regs, &smith_execve32_krp);
-}
-
-static int smith_execveat_entry(struct kretprobe_instance *ri,
-				struct pt_regs *regs)
-{
-	return smith_execveat_save(ri, regs, &smith_execveat_krp);
-}
-
-static int smith_execveat32_entry(struct kretprobe_instance *ri,
-				  struct pt_regs *regs)
-{
-	return smith_execveat_save(ri, regs, &smith_execveat32_krp);
 }
 
 static int smith_execve_ret(struct kretprobe_instance *ri,
@@ -367,45 +340,25 @@ static int smith_execveat_ret(struct kretprobe_instance *ri,
 	return 0;
 }
 
-static struct smith_kretprobe smith_execve_krp = {
-	.rp = {
-		.entry_handler = smith_execve_entry,
-		.handler = smith_execve_ret,
-		.data_size = sizeof(struct smith_exec_call),
-	},
-	.syms = smith_execve_syms,
-	.hook = SMITH_HI_EXECVE,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_execve_krp, SMITH_HI_EXECVE,
+			       smith_execve_syms,
+			       struct smith_exec_call, smith_execve_save,
+			       smith_execve_ret);
 
-static struct smith_kretprobe smith_execveat_krp = {
-	.rp = {
-		.entry_handler = smith_execveat_entry,
-		.handler = smith_execveat_ret,
-		.data_size = sizeof(struct smith_exec_call),
-	},
-	.syms = smith_execveat_syms,
-	.hook = SMITH_HI_EXECVEAT,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_execveat_krp, SMITH_HI_EXECVEAT,
+			       smith_execveat_syms,
+			       struct smith_exec_call, smith_execveat_save,
+			       smith_execveat_ret);
 
-static struct smith_kretprobe smith_execve32_krp = {
-	.rp = {
-		.entry_handler = smith_execve32_entry,
-		.handler = smith_execve_ret,
-		.data_size = sizeof(struct smith_exec_call),
-	},
-	.syms = smith_execve32_syms,
-	.hook = SMITH_HI_EXECVE,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_execve32_krp, SMITH_HI_EXECVE,
+			       smith_execve32_syms,
+			       struct smith_exec_call, smith_execve_save,
+			       smith_execve_ret);
 
-static struct smith_kretprobe smith_execveat32_krp = {
-	.rp = {
-		.entry_handler = smith_execveat32_entry,
-		.handler = smith_execveat_ret,
-		.data_size = sizeof(struct smith_exec_call),
-	},
-	.syms = smith_execveat32_syms,
-	.hook = SMITH_HI_EXECVEAT,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_execveat32_krp, SMITH_HI_EXECVEAT,
+			       smith_execveat32_syms,
+			       struct smith_exec_call, smith_execveat_save,
+			       smith_execveat_ret);
 
 /*
  * An exec holds its instance while the binary is read and mapped, which
@@ -467,15 +420,8 @@ void smith_exec_hooks_exit(void)
 
 void smith_exec_hooks_missed(u64 missed[])
 {
-	if (smith_execve_krp.sym)
-		missed[SMITH_HI_EXECVE] += READ_ONCE(smith_execve_krp.rp.nmissed);
-	if (smith_execveat_krp.sym)
-		missed[SMITH_HI_EXECVEAT] +=
-			READ_ONCE(smith_execveat_krp.rp.nmissed);
-	if (smith_execve32_krp.sym)
-		missed[SMITH_HI_EXECVE] +=
-			READ_ONCE(smith_execve32_krp.rp.nmissed);
-	if (smith_execveat32_krp.sym)
-		missed[SMITH_HI_EXECVEAT] +=
-			READ_ONCE(smith_execveat32_krp.rp.nmissed);
+	smith_kretprobe_missed(&smith_execve_krp, missed);
+	smith_kretprobe_missed(&smith_execveat_krp, missed);
+	smith_kretprobe_missed(&smith_execve32_krp, missed);
+	smith_kretprobe_missed(&smith_execveat32_krp, missed);
 }

@@ -144,9 +144,6 @@ static const struct smith_sym smith_finit_module32_syms[] = {
 	{ }
 };
 
-static struct smith_kretprobe smith_init_module_krp, smith_init_module32_krp;
-static struct smith_kretprobe smith_finit_module_krp, smith_finit_module32_krp;
-
 /* init_module(umod, len, uargs) through probe p. */
 static int smith_init_module_save(struct kretprobe_instance *ri,
 				  struct pt_regs *regs,
@@ -181,30 +178,6 @@ static int smith_finit_module_save(struct kretprobe_instance *ri,
 	c->compat = smith_sys_compat(p);
 	c->slot = smith_mod_slot_claim();
 	return 0;
-}
-
-static int smith_init_module_entry(struct kretprobe_instance *ri,
-				   struct pt_regs *regs)
-{
-	return smith_init_module_save(ri, regs, &smith_init_module_krp);
-}
-
-static int smith_init_module32_entry(struct kretprobe_instance *ri,
-				     struct pt_regs *regs)
-{
-	return smith_init_module_save(ri, regs, &smith_init_module32_krp);
-}
-
-static int smith_finit_module_entry(struct kretprobe_instance *ri,
-				    struct pt_regs *regs)
-{
-	return smith_finit_module_save(ri, regs, &smith_finit_module_krp);
-}
-
-static int smith_finit_module32_entry(struct kretprobe_instance *ri,
-				      struct pt_regs *regs)
-{
-	return smith_finit_module_save(ri, regs, &smith_finit_module32_krp);
 }
 
 /* Sections of an image looked at, at most: modules have a few dozen. */
@@ -315,45 +288,25 @@ static int smith_finit_module_ret(struct kretprobe_instance *ri,
 	return 0;
 }
 
-static struct smith_kretprobe smith_init_module_krp = {
-	.rp = {
-		.entry_handler = smith_init_module_entry,
-		.handler = smith_init_module_ret,
-		.data_size = sizeof(struct smith_mod_call),
-	},
-	.syms = smith_init_module_syms,
-	.hook = SMITH_HI_INIT_MODULE,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_init_module_krp, SMITH_HI_INIT_MODULE,
+			       smith_init_module_syms,
+			       struct smith_mod_call, smith_init_module_save,
+			       smith_init_module_ret);
 
-static struct smith_kretprobe smith_finit_module_krp = {
-	.rp = {
-		.entry_handler = smith_finit_module_entry,
-		.handler = smith_finit_module_ret,
-		.data_size = sizeof(struct smith_mod_call),
-	},
-	.syms = smith_finit_module_syms,
-	.hook = SMITH_HI_FINIT_MODULE,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_finit_module_krp, SMITH_HI_FINIT_MODULE,
+			       smith_finit_module_syms,
+			       struct smith_mod_call, smith_finit_module_save,
+			       smith_finit_module_ret);
 
-static struct smith_kretprobe smith_init_module32_krp = {
-	.rp = {
-		.entry_handler = smith_init_module32_entry,
-		.handler = smith_init_module_ret,
-		.data_size = sizeof(struct smith_mod_call),
-	},
-	.syms = smith_init_module32_syms,
-	.hook = SMITH_HI_INIT_MODULE,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_init_module32_krp, SMITH_HI_INIT_MODULE,
+			       smith_init_module32_syms,
+			       struct smith_mod_call, smith_init_module_save,
+			       smith_init_module_ret);
 
-static struct smith_kretprobe smith_finit_module32_krp = {
-	.rp = {
-		.entry_handler = smith_finit_module32_entry,
-		.handler = smith_finit_module_ret,
-		.data_size = sizeof(struct smith_mod_call),
-	},
-	.syms = smith_finit_module32_syms,
-	.hook = SMITH_HI_FINIT_MODULE,
-};
+SMITH_DEFINE_SYSCALL_KRETPROBE(smith_finit_module32_krp, SMITH_HI_FINIT_MODULE,
+			       smith_finit_module32_syms,
+			       struct smith_mod_call, smith_finit_module_save,
+			       smith_finit_module_ret);
 
 /* A module's init may sleep for long; loads are few. */
 #define SMITH_MOD_MAXACTIVE_PER_CPU	4
@@ -401,16 +354,8 @@ void smith_module_hooks_exit(void)
 
 void smith_module_hooks_missed(u64 missed[])
 {
-	if (smith_init_module_krp.sym)
-		missed[SMITH_HI_INIT_MODULE] +=
-			READ_ONCE(smith_init_module_krp.rp.nmissed);
-	if (smith_finit_module_krp.sym)
-		missed[SMITH_HI_FINIT_MODULE] +=
-			READ_ONCE(smith_finit_module_krp.rp.nmissed);
-	if (smith_init_module32_krp.sym)
-		missed[SMITH_HI_INIT_MODULE] +=
-			READ_ONCE(smith_init_module32_krp.rp.nmissed);
-	if (smith_finit_module32_krp.sym)
-		missed[SMITH_HI_FINIT_MODULE] +=
-			READ_ONCE(smith_finit_module32_krp.rp.nmissed);
+	smith_kretprobe_missed(&smith_init_module_krp, missed);
+	smith_kretprobe_missed(&smith_finit_module_krp, missed);
+	smith_kretprobe_missed(&smith_init_module32_krp, missed);
+	smith_kretprobe_missed(&smith_finit_module32_krp, missed);
 }

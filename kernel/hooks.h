@@ -39,8 +39,41 @@ struct smith_kretprobe {
 	unsigned int hook;		/* SMITH_HI_* */
 };
 
+/*
+ * Defines the kretprobe name of hook hi on the first of symbols: its
+ * entry and return handlers, and the type of the state an instance keeps
+ * between them.
+ */
+#define SMITH_DEFINE_KRETPROBE(name, hi, symbols, call, entry, ret)	\
+	static struct smith_kretprobe name = {				\
+		.rp = {							\
+			.entry_handler = entry,				\
+			.handler = ret,					\
+			.data_size = sizeof(call),			\
+		},							\
+		.syms = symbols,					\
+		.hook = hi,						\
+	}
+
+/*
+ * SMITH_DEFINE_KRETPROBE for a system call entry whose entry handler is
+ * save(ri, regs, &name): one save function serves the native and the
+ * 32-bit entries, which find their arguments through the probe.
+ */
+#define SMITH_DEFINE_SYSCALL_KRETPROBE(name, hi, symbols, call, save, ret) \
+	static struct smith_kretprobe name;				\
+	static int name##_entry(struct kretprobe_instance *ri,		\
+				struct pt_regs *regs)			\
+	{								\
+		return save(ri, regs, &name);				\
+	}								\
+	SMITH_DEFINE_KRETPROBE(name, hi, symbols, call, name##_entry, ret)
+
 /* Attach; smith_hooks_exit() detaches every kretprobe attached, at once. */
 int smith_kretprobe_register(struct smith_kretprobe *p, int maxactive);
+
+/* Adds the calls p could not see to missed[p->hook], if p is attached. */
+void smith_kretprobe_missed(const struct smith_kretprobe *p, u64 missed[]);
 
 /*
  * An entry kprobe on p->symbol_name, detached with the kretprobes; the
