@@ -126,12 +126,21 @@ const batchEvents = 256
 // more (a batch of longer events grows as needed).
 const batchEventBytes = 1536
 
+// queueBatches is how many batches queueEvents events make.
+func queueBatches(queueEvents int) int { return max(2, queueEvents/batchEvents) }
+
+// Batches is how many batches a pipeline of queueEvents may have out at
+// once: its queue and as many spares (for spilled batches still held).
+// A sink that queues batches needs room for all of them, so that Send
+// never blocks the reader.
+func Batches(queueEvents int) int { return 2 * queueBatches(queueEvents) }
+
 // New prepares a pipeline.
 func New(o Options) *Pipeline {
 	// Every number goes out with the state's stream id: (stream, seq) is
 	// unique even after a lost state file.
 	o.Encoder.SetStream(o.State.Stream())
-	n := max(2, o.QueueEvents/batchEvents)
+	n := queueBatches(o.QueueEvents)
 	p := &Pipeline{o: o, free: make(chan *sink.Batch, 2*n), nbat: n, back: make(chan struct{}, 1), tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
 	for range n {

@@ -210,7 +210,7 @@ func agent(cfg config.Config, log *logrus.Logger, reopenLog func() error, stdout
 	enr := enrich.New(enrich.OptionsFrom(cfg.Enrich))
 	defer enr.Close()
 
-	sinks, err := sink.Open(cfg, host.Get().Name, stdout, max(2, cfg.Agent.QueueSize/256)+1, counters, log)
+	sinks, err := sink.Open(cfg, host.Get().Name, stdout, pipeline.Batches(cfg.Agent.QueueSize)+1, counters, log)
 	if err != nil {
 		return err
 	}
