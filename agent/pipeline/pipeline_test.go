@@ -780,6 +780,21 @@ func TestSpilledBatchesLeaveTheReaderSpares(t *testing.T) {
 			waitFor(t, "room in the ring", func() bool { return rf.tryExec(i) })
 		}
 	}
+	// Every batch out first (at most 8 x 256 small records: far below
+	// the half of the ring that makes a spill), then past half the ring.
+	waitFor(t, "every batch in flight", func() bool {
+		for range 10 {
+			if rf.tryExec(i) {
+				i++
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.held) == p.nbat
+	})
+	if n := s.spills.Load(); n != 0 {
+		t.Fatalf("%d spills before half the ring", n)
+	}
 	write(src.Size() * 3 / 4)
 	waitFor(t, "a spill", func() bool { return s.spills.Load() > 0 })
 	write(3 * src.Size())
