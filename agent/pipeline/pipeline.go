@@ -73,7 +73,7 @@ type Options struct {
 // Pipeline is the running agent.
 type Pipeline struct {
 	o    Options
-	free chan *sink.Batch
+	free *pool
 	nbat int // the batches queue_size makes
 	// A batch a sink made durable but still reads (a spilled one, its
 	// request in flight) holds no ring space but holds its memory: the
@@ -141,10 +141,10 @@ func New(o Options) *Pipeline {
 	// unique even after a lost state file.
 	o.Encoder.SetStream(o.State.Stream())
 	n := queueBatches(o.QueueEvents)
-	p := &Pipeline{o: o, free: make(chan *sink.Batch, 2*n), nbat: n, back: make(chan struct{}, 1), tasks: make(chan []encode.TaskItem, 16), log: o.Log,
+	p := &Pipeline{o: o, free: newPool(2 * n), nbat: n, back: make(chan struct{}, 1), tasks: make(chan []encode.TaskItem, 16), log: o.Log,
 		next: o.NextSeq, durSeq: o.NextSeq, commitSeq: o.NextSeq, flights: make([]flight, 0, n)}
 	for range n {
-		p.free <- p.newBatch()
+		p.free.put(p.newBatch())
 	}
 	for _, s := range o.Sinks {
 		if sp, ok := s.(sink.Spiller); ok {
@@ -183,7 +183,7 @@ func (p *Pipeline) release(b *sink.Batch) {
 		}
 	}
 	b.Reset()
-	p.free <- b
+	p.free.put(b)
 }
 
 // spare returns a new batch when a batch durable but not yet freed
@@ -331,17 +331,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // spillers to make them durable when it does (relieve), and commits what
 // is durable (a spilled batch can be durable long before it is free).
 func (p *Pipeline) freeBatch(ctx context.Context) (*sink.Batch, error) {
-	select {
-	case b := <-p.free:
+	if b := p.free.take(); b != nil {
 		return b, nil
-	default:
 	}
 	if len(p.spillers) == 0 {
-		select {
-		case b := <-p.free:
-			return b, nil
-		case <-ctx.Done():
-			return nil, nil
+		for {
+			select {
+			case <-p.free.ready:
+				if b := p.free.take(); b != nil {
+					return b, nil
+				}
+			case <-ctx.Done():
+				return nil, nil
+			}
 		}
 	}
 	t := time.NewTicker(spillCheck)
@@ -354,9 +356,11 @@ func (p *Pipeline) freeBatch(ctx context.Context) (*sink.Batch, error) {
 		if b := p.spare(); b != nil {
 			return b, nil
 		}
-		select {
-		case b := <-p.free:
+		if b := p.free.take(); b != nil {
 			return b, nil
+		}
+		select {
+		case <-p.free.ready:
 		case <-ctx.Done():
 			return nil, nil
 		case <-t.C:
@@ -506,7 +510,7 @@ func (p *Pipeline) flush(b *sink.Batch) *sink.Batch {
 		return nil
 	}
 	if b.Len() == 0 {
-		p.free <- b
+		p.free.put(b)
 		return nil
 	}
 	p.submit(b)
@@ -539,13 +543,16 @@ func (p *Pipeline) waitIdle(ctx context.Context, final bool) bool {
 	held := make([]*sink.Batch, 0, p.nbat)
 	defer func() {
 		for _, b := range held {
-			p.free <- b
+			p.free.put(b)
 		}
 	}()
 	for len(held) < p.nbat+int(p.spares.Load()) {
-		select {
-		case b := <-p.free:
+		if b := p.free.take(); b != nil {
 			held = append(held, b)
+			continue
+		}
+		select {
+		case <-p.free.ready:
 		case <-p.back:
 		case <-timeout:
 			return false
@@ -624,7 +631,11 @@ func (p *Pipeline) shipTasks(ctx context.Context) error {
 			return err
 		}
 		now := time.Now().UnixNano()
-		b := <-p.free
+		b := p.free.take() // all are free: waitIdle had them
+		for b == nil {
+			<-p.free.ready
+			b = p.free.take()
+		}
 		for i := range items {
 			b.End(p.o.Encoder.AppendTaskItem(b.Buf(), first+uint64(i), now, &items[i]))
 		}
