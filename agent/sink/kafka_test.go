@@ -639,15 +639,7 @@ func TestKafkaSinkSpillsABatchInFlight(t *testing.T) {
 	<-stalled
 	// The request is in flight once the broker holds it; Spill finds it
 	// in the live set as soon as run has sent it.
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("timed out waiting for " + what)
-			}
-		}
-	}
-	waitFor("the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
 	select {
 	case <-durable:
 	case <-time.After(30 * time.Second):
@@ -666,23 +658,14 @@ func TestKafkaSinkSpillsABatchInFlight(t *testing.T) {
 	}
 	close(stall)
 	<-freed
-	waitFor("the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
 	if err := closeKafka(k); err != nil {
 		t.Fatal(err)
 	}
 	if c.Acked.Load() != 150 || c.SpillAcked.Load() != 100 || c.Replayed.Load() != 50 {
 		t.Fatalf("acked %d, spill acked %d, replayed %d; want 150, 100, 50 (no duplicate)", c.Acked.Load(), c.SpillAcked.Load(), c.Replayed.Load())
 	}
-	seen := map[string]bool{}
-	for _, r := range readTopic(t, kc.Brokers[0], 150) {
-		if seen[string(r.Value)] {
-			t.Fatalf("%s twice in Kafka", r.Value)
-		}
-		seen[string(r.Value)] = true
-	}
-	if len(seen) != 150 {
-		t.Fatalf("%d events in Kafka, want 150", len(seen))
-	}
+	topicHoldsEachOnce(t, kc.Brokers[0], 150)
 }
 
 // A spilled batch whose request fails after its retries is not lost: the
@@ -716,15 +699,7 @@ func TestKafkaSinkReplaysASpilledBatchWhoseRequestFailed(t *testing.T) {
 	b.Hold(1)
 	k.Send(b)
 	<-stalled
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("timed out waiting for " + what)
-			}
-		}
-	}
-	waitFor("the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
 	<-durable
 	close(stall)
 	// Every try fails: the batch is answered with an error and freed.
@@ -737,23 +712,14 @@ func TestKafkaSinkReplaysASpilledBatchWhoseRequestFailed(t *testing.T) {
 		t.Fatalf("%d acked while the broker refused everything", c.Acked.Load())
 	}
 	failing.Store(false)
-	waitFor("the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
 	if err := closeKafka(k); err != nil {
 		t.Fatal(err)
 	}
 	if c.SpillAcked.Load() != 0 || c.Replayed.Load() != 100 || c.Acked.Load() != 100 {
 		t.Fatalf("spill acked %d, replayed %d, acked %d; want 0, 100, 100", c.SpillAcked.Load(), c.Replayed.Load(), c.Acked.Load())
 	}
-	seen := map[string]bool{}
-	for _, r := range readTopic(t, kc.Brokers[0], 100) {
-		if seen[string(r.Value)] {
-			t.Fatalf("%s twice in Kafka", r.Value)
-		}
-		seen[string(r.Value)] = true
-	}
-	if len(seen) != 100 {
-		t.Fatalf("%d events in Kafka, want 100", len(seen))
-	}
+	topicHoldsEachOnce(t, kc.Brokers[0], 100)
 }
 
 // A spill takes the batches queued behind those in flight too: the sink
@@ -795,16 +761,8 @@ func TestKafkaSinkSpillSpoolsTheQueuedBatches(t *testing.T) {
 			<-stalled
 		}
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("timed out waiting for " + what)
-			}
-		}
-	}
 	// Batch 1 is in the live set once run has gathered its events.
-	waitFor("batch 1 in flight", func() bool {
+	waitUntil(t, "batch 1 in flight", func() bool {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		return len(k.live) == 2 && len(k.ch) == 2
@@ -831,21 +789,38 @@ func TestKafkaSinkSpillSpoolsTheQueuedBatches(t *testing.T) {
 	for range 2 {
 		<-freed
 	}
-	waitFor("the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
 	if err := closeKafka(k); err != nil {
 		t.Fatal(err)
 	}
 	if c.SpillAcked.Load() != 2*n || c.Replayed.Load() != 2*n {
 		t.Fatalf("spill acked %d, replayed %d; want %d, %d", c.SpillAcked.Load(), c.Replayed.Load(), 2*n, 2*n)
 	}
+	topicHoldsEachOnce(t, kc.Brokers[0], 4*n)
+}
+
+// waitUntil polls cond every millisecond, for a minute at most.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for " + what)
+		}
+	}
+}
+
+// topicHoldsEachOnce reads n records from the topic and fails on a value
+// seen twice.
+func topicHoldsEachOnce(t *testing.T, broker string, n int) {
+	t.Helper()
 	seen := map[string]bool{}
-	for _, r := range readTopic(t, kc.Brokers[0], 4*n) {
+	for _, r := range readTopic(t, broker, n) {
 		if seen[string(r.Value)] {
 			t.Fatalf("%s twice in Kafka", r.Value)
 		}
 		seen[string(r.Value)] = true
 	}
-	if len(seen) != 4*n {
-		t.Fatalf("%d events in Kafka, want %d", len(seen), 4*n)
+	if len(seen) != n {
+		t.Fatalf("%d events in Kafka, want %d", len(seen), n)
 	}
 }
