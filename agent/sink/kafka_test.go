@@ -614,31 +614,10 @@ func TestProduceVersion(t *testing.T) {
 // spool, and once the stalled request is acknowledged the replay steps
 // over the spilled span: every event reaches Kafka exactly once.
 func TestKafkaSinkSpillsABatchInFlight(t *testing.T) {
-	broker := fakeBroker(t)
-	stall, stalled := make(chan struct{}), make(chan struct{}, 16)
-	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		broker.KeepControl()
-		stalled <- struct{}{}
-		broker.SleepControl(func() { <-stall })
-		return nil, nil, false
-	})
-	kc := kafkaConfig(broker.ListenAddrs()...)
-	k, c := openKafka(t, kc, 4)
-	waitOnline(t, k)
-	durable, freed := make(chan struct{}, 1), make(chan struct{}, 1)
-	b := NewBatch(func(*Batch) { freed <- struct{}{} })
-	b.OnDurable(func(*Batch) { durable <- struct{}{} })
-	for i := range 100 {
-		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
-	}
-	b.Hold(1)
-	k.Send(b)
-	<-stalled
-	// The request is in flight once the broker holds it; Spill finds it
-	// in the live set as soon as run has sent it.
-	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	sc := spillOneBatch(t, nil)
+	k, c, stall, freed := sc.k, sc.c, sc.stall, sc.freed
 	select {
-	case <-durable:
+	case <-sc.durable:
 	case <-time.After(30 * time.Second):
 		t.Fatal("spilled batch not durable")
 	}
@@ -655,50 +634,22 @@ func TestKafkaSinkSpillsABatchInFlight(t *testing.T) {
 	}
 	close(stall)
 	<-freed
-	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
-	if err := closeKafka(k); err != nil {
-		t.Fatal(err)
-	}
+	closeAfterReplay(t, k)
 	if c.Acked.Load() != 150 || c.SpillAcked.Load() != 100 || c.Replayed.Load() != 50 {
 		t.Fatalf("acked %d, spill acked %d, replayed %d; want 150, 100, 50 (no duplicate)", c.Acked.Load(), c.SpillAcked.Load(), c.Replayed.Load())
 	}
-	topicHoldsEachOnce(t, kc.Brokers[0], 150)
+	topicHoldsEachOnce(t, sc.broker, 150)
 }
 
 // A spilled batch whose request fails after its retries is not lost: the
 // replay sends its span from the spool (no longer steps over it), once.
 func TestKafkaSinkReplaysASpilledBatchWhoseRequestFailed(t *testing.T) {
-	broker := fakeBroker(t)
-	stall, stalled := make(chan struct{}), make(chan struct{}, 1)
-	var requests atomic.Int32
 	var failing atomic.Bool
 	failing.Store(true)
-	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		broker.KeepControl()
-		if requests.Add(1) == 1 {
-			stalled <- struct{}{}
-			broker.SleepControl(func() { <-stall })
-		}
-		if failing.Load() {
-			return nil, errors.New("broker refuses"), true // closes the connection
-		}
-		return nil, nil, false
-	})
-	kc := kafkaConfig(broker.ListenAddrs()...)
-	k, c := openKafka(t, kc, 4)
-	waitOnline(t, k)
-	durable, freed := make(chan struct{}, 1), make(chan struct{}, 1)
-	b := NewBatch(func(*Batch) { freed <- struct{}{} })
-	b.OnDurable(func(*Batch) { durable <- struct{}{} })
-	for i := range 100 {
-		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
-	}
-	b.Hold(1)
-	k.Send(b)
-	<-stalled
-	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
-	<-durable
-	close(stall)
+	sc := spillOneBatch(t, failing.Load)
+	k, c, freed := sc.k, sc.c, sc.freed
+	<-sc.durable
+	close(sc.stall)
 	// Every try fails: the batch is answered with an error and freed.
 	select {
 	case <-freed:
@@ -709,14 +660,11 @@ func TestKafkaSinkReplaysASpilledBatchWhoseRequestFailed(t *testing.T) {
 		t.Fatalf("%d acked while the broker refused everything", c.Acked.Load())
 	}
 	failing.Store(false)
-	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
-	if err := closeKafka(k); err != nil {
-		t.Fatal(err)
-	}
+	closeAfterReplay(t, k)
 	if c.SpillAcked.Load() != 0 || c.Replayed.Load() != 100 || c.Acked.Load() != 100 {
 		t.Fatalf("spill acked %d, replayed %d, acked %d; want 0, 100, 100", c.SpillAcked.Load(), c.Replayed.Load(), c.Acked.Load())
 	}
-	topicHoldsEachOnce(t, kc.Brokers[0], 100)
+	topicHoldsEachOnce(t, sc.broker, 100)
 }
 
 // A spill takes the batches queued behind those in flight too: the sink
@@ -727,17 +675,7 @@ func TestKafkaSinkReplaysASpilledBatchWhoseRequestFailed(t *testing.T) {
 // keeps 0 and 1 until they are answered; then 0 and 1 are stepped over,
 // 2 and 3 replayed, each event once in the topic.
 func TestKafkaSinkSpillSpoolsTheQueuedBatches(t *testing.T) {
-	broker := fakeBroker(t)
-	stall, stalled := make(chan struct{}), make(chan struct{}, 1)
-	var requests atomic.Int32
-	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		broker.KeepControl()
-		if requests.Add(1) == 1 {
-			stalled <- struct{}{}
-			broker.SleepControl(func() { <-stall })
-		}
-		return nil, nil, false
-	})
+	broker, stall, stalled := stallingBroker(t, nil)
 	kc := kafkaConfig(broker.ListenAddrs()...)
 	k, c := openKafka(t, kc, 4)
 	waitOnline(t, k)
@@ -747,13 +685,7 @@ func TestKafkaSinkSpillSpoolsTheQueuedBatches(t *testing.T) {
 	const n = 50
 	durable, freed := make(chan int, 4), make(chan int, 4)
 	for j := range 4 {
-		b := NewBatch(func(*Batch) { freed <- j })
-		b.OnDurable(func(*Batch) { durable <- j })
-		for i := j * n; i < (j+1)*n; i++ {
-			b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
-		}
-		b.Hold(1)
-		k.Send(b)
+		k.Send(heldBatch(j*n, n, func() { freed <- j }, func() { durable <- j }))
 		if j == 0 {
 			<-stalled
 		}
@@ -786,14 +718,80 @@ func TestKafkaSinkSpillSpoolsTheQueuedBatches(t *testing.T) {
 	for range 2 {
 		<-freed
 	}
-	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
-	if err := closeKafka(k); err != nil {
-		t.Fatal(err)
-	}
+	closeAfterReplay(t, k)
 	if c.SpillAcked.Load() != 2*n || c.Replayed.Load() != 2*n {
 		t.Fatalf("spill acked %d, replayed %d; want %d, %d", c.SpillAcked.Load(), c.Replayed.Load(), 2*n, 2*n)
 	}
 	topicHoldsEachOnce(t, kc.Brokers[0], 4*n)
+}
+
+// stallingBroker is a broker that holds every produce request until stall
+// is closed (stalled has a token once it holds the first), then answers
+// it, or refuses it and closes the connection while refuse says so.
+func stallingBroker(t *testing.T, refuse func() bool) (broker *kfake.Cluster, stall, stalled chan struct{}) {
+	broker = fakeBroker(t)
+	stall, stalled = make(chan struct{}), make(chan struct{}, 1)
+	broker.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		broker.KeepControl()
+		select {
+		case stalled <- struct{}{}:
+		default:
+		}
+		broker.SleepControl(func() { <-stall })
+		if refuse != nil && refuse() {
+			return nil, errors.New("broker refuses"), true
+		}
+		return nil, nil, false
+	})
+	return broker, stall, stalled
+}
+
+// spillCase is a sink whose one batch, of the events 0 to 99, was spilled
+// while a stallingBroker held its request.
+type spillCase struct {
+	k              *Kafka
+	c              *metrics.Counters
+	broker         string
+	stall          chan struct{}
+	durable, freed chan struct{}
+}
+
+func spillOneBatch(t *testing.T, refuse func() bool) spillCase {
+	t.Helper()
+	broker, stall, stalled := stallingBroker(t, refuse)
+	kc := kafkaConfig(broker.ListenAddrs()...)
+	k, c := openKafka(t, kc, 4)
+	waitOnline(t, k)
+	sc := spillCase{k: k, c: c, broker: kc.Brokers[0], stall: stall,
+		durable: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+	k.Send(heldBatch(0, 100, func() { sc.freed <- struct{}{} }, func() { sc.durable <- struct{}{} }))
+	<-stalled
+	// The request is in flight once the broker holds it; Spill finds it
+	// in the live set as soon as run has sent it.
+	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	return sc
+}
+
+// heldBatch is a batch of the events {"seq":first} to first+n-1, held
+// once as the pipeline holds it, calling freed and durable as it is.
+func heldBatch(first, n int, freed, durable func()) *Batch {
+	b := NewBatch(func(*Batch) { freed() })
+	b.OnDurable(func(*Batch) { durable() })
+	for i := first; i < first+n; i++ {
+		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
+	}
+	b.Hold(1)
+	return b
+}
+
+// closeAfterReplay waits for the replay to empty the spool and the sink
+// to be online, then closes it.
+func closeAfterReplay(t *testing.T, k *Kafka) {
+	t.Helper()
+	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	if err := closeKafka(k); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitUntil polls cond every millisecond, for a minute at most.
