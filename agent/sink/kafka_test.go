@@ -762,14 +762,13 @@ func spillOneBatch(t *testing.T, refuse func() bool) spillCase {
 	kc := kafkaConfig(broker.ListenAddrs()...)
 	k, c := openKafka(t, kc, 4)
 	waitOnline(t, k)
-	sc := spillCase{k: k, c: c, broker: kc.Brokers[0], stall: stall,
-		durable: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
-	k.Send(heldBatch(0, 100, func() { sc.freed <- struct{}{} }, func() { sc.durable <- struct{}{} }))
+	durable, freed := make(chan struct{}, 1), make(chan struct{}, 1)
+	k.Send(heldBatch(0, 100, func() { freed <- struct{}{} }, func() { durable <- struct{}{} }))
 	<-stalled
 	// The request is in flight once the broker holds it; Spill finds it
 	// in the live set as soon as run has sent it.
 	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
-	return sc
+	return spillCase{k: k, c: c, broker: kc.Brokers[0], stall: stall, durable: durable, freed: freed}
 }
 
 // heldBatch is a batch of the events {"seq":first} to first+n-1, held
