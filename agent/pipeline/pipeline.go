@@ -459,9 +459,11 @@ func (p *Pipeline) record(rec shm.Record, b *sink.Batch, ev *decode.Event, meta 
 			// producer's, and the stream shows the gap.
 			p.log.WithError(g.Err).Warnf("ring reader resynchronised from position %d to the producer's %d: %d bytes of records skipped (a lost event with gap_bytes)", g.From, g.To, g.Bytes)
 			b.End(p.o.Encoder.AppendGap(b.Buf(), seq, g.Bytes, time.Now().UnixNano()))
+			b.Keep()
 			break
 		}
 		b.End(p.o.Encoder.AppendLost(b.Buf(), seq, ev.Lost, time.Now().UnixNano()))
+		b.Keep() // a full spool still takes it
 	case decode.KindEvent:
 		p.o.Counters.Read.Add(1)
 		if p.o.PrevPid != 0 && rec.Pos < p.o.PrevEnd && (ev.Tgid == p.o.PrevPid || ev.Ppid == p.o.PrevPid) {

@@ -44,11 +44,19 @@ func (m *memSink) Send(b *sink.Batch) {
 		if err := json.Unmarshal(b.Event(i), &v); err != nil {
 			panic(fmt.Sprintf("invalid JSON %q: %v", b.Event(i), err))
 		}
+		if b.Kept(i) {
+			v[keptKey] = true // a loss report, which a full spool keeps
+		}
 		m.events = append(m.events, v)
 	}
 	m.mu.Unlock()
 	b.Done()
 }
+
+// keptKey marks, in what memSink keeps, the events the batch marked as
+// loss reports (sink.Batch.Keep).
+const keptKey = "(kept)"
+
 func (m *memSink) Close(context.Context) error { return nil }
 func (m *memSink) all() []map[string]any {
 	m.mu.Lock()
@@ -161,8 +169,13 @@ func TestPipelineDeliversInOrderWithSequenceNumbers(t *testing.T) {
 			t.Fatalf("event %d: seq %v args %v", i, ev["seq"], ev["args"])
 		}
 	}
-	if last := evs[1000]; last["data_type"] != "1" || last["lost"] != 7.0 || last["seq"] != 1001.0 {
-		t.Fatalf("lost event %v", last)
+	if last := evs[1000]; last["data_type"] != "1" || last["lost"] != 7.0 || last["seq"] != 1001.0 || last[keptKey] != true {
+		t.Fatalf("lost event %v, want one marked kept", last)
+	}
+	for i, ev := range evs[:1000] {
+		if ev[keptKey] != nil {
+			t.Fatalf("event %d marked kept: %v", i, ev)
+		}
 	}
 	if r.c.Filtered(metrics.FilterSelf) != 2 || r.c.Read.Load() != 1003 {
 		t.Fatalf("filtered %d read %d", r.c.Filtered(metrics.FilterSelf), r.c.Read.Load())
@@ -613,10 +626,10 @@ func TestCorruptConsumerPositionIsSkippedWithAGapEvent(t *testing.T) {
 			m := src.Ring() // before stop releases the ring
 			r.stop(t)
 			evs := s.all()
-			if g := evs[0]; g["data_type"] != "1" || g["lost"] != 0.0 || g["gap_bytes"] != float64(tc.gap(committed, prod)) {
-				t.Fatalf("first event %v, want a lost event with gap_bytes %d", g, tc.gap(committed, prod))
+			if g := evs[0]; g["data_type"] != "1" || g["lost"] != 0.0 || g["gap_bytes"] != float64(tc.gap(committed, prod)) || g[keptKey] != true {
+				t.Fatalf("first event %v, want a lost event with gap_bytes %d, marked kept", g, tc.gap(committed, prod))
 			}
-			if ev := evs[1]; ev["tgid"] != 3.0 || ev["seq"].(float64) <= evs[0]["seq"].(float64) {
+			if ev := evs[1]; ev["tgid"] != 3.0 || ev[keptKey] != nil || ev["seq"].(float64) <= evs[0]["seq"].(float64) {
 				t.Fatalf("event after the gap %v", ev)
 			}
 			if m.Resyncs != 1 || m.ResyncBytes != tc.gap(committed, prod) {

@@ -467,6 +467,9 @@ func (k *Kafka) answered(lb *liveBatch, evs [][]byte, acked int, err error) {
 	failed := NewBatch(nil)
 	for _, ev := range evs {
 		failed.End(append(failed.Buf(), ev...))
+		if lb.b.isKept(ev) {
+			failed.Keep()
+		}
 	}
 	k.spoolBatch(failed, 0)
 	lb.b.AddLost(failed.Lost())

@@ -388,6 +388,69 @@ func TestKafkaSinkCountsSpoolWriteErrors(t *testing.T) {
 	closeKafka(k)
 }
 
+// A full spool still takes the events that report a loss ("lost N"),
+// whether a batch comes to it while Kafka is down or after its request
+// failed; the others are dropped and counted.
+func TestKafkaSinkFullSpoolKeepsLossReports(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: Kafka down
+	kc := kafkaConfig(addr)
+	kc.Timeout = config.Duration(2 * time.Second)
+	k, c := openKafka(t, kc, 4)
+	defer closeKafka(k)
+	for n := 0; ; n += 1000 {
+		if w, _ := k.spool.Append(batchOf(n, 1000), 0); w < 1000 {
+			break // at the bound
+		}
+	}
+	c.Spooled.Store(0)
+	full, _ := k.spool.Len()
+
+	// Offline: the batch goes to the spool, which takes event 3 only.
+	if got := <-sendBatchKeeping(k, 0, 10, 3); got != 1 {
+		t.Fatalf("offline: %d delivered, want the kept one", got)
+	}
+	// A request that failed: its events are spooled from a copy, which
+	// knows the kept one (event 7) by where it lies in the batch.
+	done := make(chan int, 1)
+	b := batchKeeping(10, 10, 7)
+	b.release = func(b *Batch) { done <- b.Delivered() }
+	b.Hold(1)
+	lb := &liveBatch{b: b}
+	lb.pending.Store(1)
+	k.mu.Lock()
+	k.live[lb] = struct{}{}
+	k.mu.Unlock()
+	chunk := make([][]byte, b.Len())
+	for i := range chunk {
+		chunk[i] = b.Event(i)
+	}
+	k.answered(lb, chunk, 0, errors.New("refused"))
+	if got := <-done; got != 1 {
+		t.Fatalf("failed request: %d delivered, want the kept one", got)
+	}
+	if d := c.Dropped(metrics.DropSpoolFull); d != 18 {
+		t.Fatalf("spool_full %d, want 18", d)
+	}
+	if ev, _ := k.spool.Len(); ev != full+2 || c.Spooled.Load() != 2 {
+		t.Fatalf("spool holds %d events (%d spooled), want %d (2 spooled)", ev, c.Spooled.Load(), full+2)
+	}
+	evs := drain(t, k.spool, 1<<20)
+	equal(t, evs[len(evs)-2:], []string{`{"seq":3}`, `{"seq":17}`})
+}
+
+// sendBatchKeeping is sendBatch with the events at the indices keep
+// marked as loss reports.
+func sendBatchKeeping(k *Kafka, from, n int, keep ...int) chan int {
+	done := make(chan int, 1)
+	b := batchKeeping(from, n, keep...)
+	b.release = func(b *Batch) { done <- b.Delivered() }
+	b.Hold(1)
+	k.Send(b)
+	return done
+}
+
 // While the spool is replayed, new events go to Kafka directly: a replay
 // slower than the event rate cannot keep them waiting for good.
 func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {

@@ -13,6 +13,7 @@ package sink
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 )
 
@@ -23,6 +24,9 @@ type Batch struct {
 	refs atomic.Int32 // sinks that still use the memory
 	durs atomic.Int32 // sinks for which the batch is not durable yet
 	lost atomic.Int32 // events a sink dropped (counted by reason)
+	// keep are the events (by index, rising) that report a loss: a full
+	// spool still takes them, from its reserve (see Spool).
+	keep []int
 	// release is called once when the last reference is done.
 	release func(*Batch)
 	// durable (may be nil) is called once when the batch is durable for
@@ -47,7 +51,34 @@ func NewBatchSized(release func(*Batch), events, bytes int) *Batch {
 func (b *Batch) Reset() {
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
+	b.keep = b.keep[:0]
 	b.lost.Store(0)
+}
+
+// Keep marks the last event as one that reports a loss (a "lost N" or a
+// gap event): the one event a full spool must not drop, since the loss it
+// reports would then be known only to the module's counters.
+func (b *Batch) Keep() {
+	if n := len(b.ends); n > 0 && (len(b.keep) == 0 || b.keep[len(b.keep)-1] != n-1) {
+		b.keep = append(b.keep, n-1)
+	}
+}
+
+// Kept tells whether event i is marked by Keep.
+func (b *Batch) Kept(i int) bool {
+	_, ok := slices.BinarySearch(b.keep, i)
+	return ok
+}
+
+// isKept tells whether ev, a slice of b's buffer (as Event returns),
+// is an event marked by Keep.
+func (b *Batch) isKept(ev []byte) bool {
+	for _, i := range b.keep {
+		if e := b.Event(i); len(e) > 0 && len(ev) > 0 && &e[0] == &ev[0] {
+			return true
+		}
+	}
+	return false
 }
 
 // AddLost notes that a sink dropped n of the batch's events (the sink

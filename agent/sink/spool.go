@@ -252,29 +252,57 @@ func (s *Spool) writeCursor() error {
 
 // Append writes events[i] for i in [from, b.Len()) in order, as many as fit
 // under the bound, and returns how many it wrote.  Events that do not fit
-// are the caller's to count as dropped.
+// are the caller's to count as dropped.  Past the bound, the events b
+// marks with Keep (those that report a loss) are still written while they
+// fit in the reserve above it: a full spool drops events, never the news
+// of an earlier loss.
 func (s *Spool) Append(b *Batch, from int) (int, error) {
-	n, _, _, err := s.appendEvents(b.Len()-from, func(i int) []byte { return b.Event(from + i) })
+	n, _, _, err := s.appendEvents(b.Len()-from, func(i int) []byte { return b.Event(from + i) }, b.keep, from)
 	return n, err
 }
 
 // AppendSpan is Append for events, and also returns where the first
 // written event starts and where the last ends: a span the replay can be
-// told to skip (Reached, Advance).
+// told to skip (Reached, Advance).  It stops at the bound, reserve
+// unused: the events are a copy of a batch still in flight, not a drop.
 func (s *Spool) AppendSpan(events [][]byte) (n int, start, end Cursor, err error) {
-	return s.appendEvents(len(events), func(i int) []byte { return events[i] })
+	return s.appendEvents(len(events), func(i int) []byte { return events[i] }, nil, 0)
 }
 
-func (s *Spool) appendEvents(count int, event func(int) []byte) (n int, start, end Cursor, err error) {
+// reserve is the room above the bound kept for the events that report a
+// loss (Batch.Keep): a sixteenth of the bound, at most 1 MiB (about 4,000
+// "lost N" events).
+func (s *Spool) reserve() int64 { return min(s.maxBytes/16, 1<<20) }
+
+// appendEvents writes event(i) for i in [0, count) while they fit under
+// the bound; after the first that does not, only the kept ones (i+base in
+// keep, rising), while they fit in the reserve.
+func (s *Spool) appendEvents(count int, event func(int) []byte, keep []int, base int) (n int, start, end Cursor, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	buf := s.hdr[:0]
 	first := true
+	limit, full := s.maxBytes, false
 	for i := range count {
+		for len(keep) > 0 && keep[0] < i+base {
+			keep = keep[1:]
+		}
+		if full && len(keep) == 0 {
+			break
+		}
+		kept := len(keep) > 0 && keep[0] == i+base
+		if full && !kept {
+			continue
+		}
 		ev := event(i)
 		size := int64(spoolRecHdr + len(ev))
-		if s.bytes+int64(len(buf))+size > s.maxBytes {
-			break
+		if s.bytes+int64(len(buf))+size > limit {
+			if !full {
+				full, limit = true, s.maxBytes+s.reserve()
+			}
+			if !kept || s.bytes+int64(len(buf))+size > limit {
+				continue
+			}
 		}
 		if last := s.segs[len(s.segs)-1]; len(buf) > 0 && last.size+int64(len(buf))+size > s.segBytes {
 			// Write what we have, then start the next segment.
