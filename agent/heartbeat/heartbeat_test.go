@@ -24,6 +24,7 @@ import (
 	"smith/heartbeat/api"
 	"smith/heartbeat/server"
 	"smith/heartbeat/store"
+	"smith/internal/harness"
 	"smith/internal/testfs"
 )
 
@@ -116,19 +117,11 @@ func TestClientPostsHeartbeatsAndRunsTasks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { cl.Run(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	harness.WaitFor(t, 10*time.Second, "two heartbeats", func() bool {
 		fc.mu.Lock()
-		n := len(fc.beats)
-		fc.mu.Unlock()
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("fewer than two heartbeats")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer fc.mu.Unlock()
+		return len(fc.beats) >= 2
+	})
 	cancel()
 	<-done
 	fc.mu.Lock()

@@ -22,6 +22,7 @@ import (
 	"smith/agent/metrics"
 	"smith/agent/sink"
 	"smith/agent/source"
+	"smith/internal/harness"
 	"smith/internal/testfs"
 	"smith/shm"
 )
@@ -139,17 +140,6 @@ func (r *run) stop(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestPipelineDeliversInOrderWithSequenceNumbers(t *testing.T) {
 	goroutines := runtime.NumGoroutine()
 	rf := newRingFile(t)
@@ -161,7 +151,7 @@ func TestPipelineDeliversInOrderWithSequenceNumbers(t *testing.T) {
 	rf.exec(t, 43, 42, "child\x00") // its child: filtered
 	rf.prod.Write(decode.AppendLost(nil, 7))
 	r := start(t, rf, state, &memSink{}, 42)
-	waitFor(t, "1001 events", func() bool { return len(r.sink.all()) == 1001 })
+	harness.WaitFor(t, 10*time.Second, "1001 events", func() bool { return len(r.sink.all()) == 1001 })
 	r.stop(t)
 	evs := r.sink.all()
 	for i, ev := range evs[:1000] {
@@ -187,12 +177,12 @@ func TestPipelineDeliversInOrderWithSequenceNumbers(t *testing.T) {
 	// A restart continues the numbering.
 	rf.exec(t, 5000, 1, "after\x00restart\x00")
 	r = start(t, rf, state, &memSink{}, 42)
-	waitFor(t, "event after restart", func() bool { return len(r.sink.all()) == 1 })
+	harness.WaitFor(t, 10*time.Second, "event after restart", func() bool { return len(r.sink.all()) == 1 })
 	r.stop(t)
 	if ev := r.sink.all()[0]; ev["seq"] != 1002.0 {
 		t.Fatalf("after restart seq %v, want 1002", ev["seq"])
 	}
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+	harness.WaitFor(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
 }
 
 func TestUndeliveredEventsAreReadAgainWithTheSameNumbers(t *testing.T) {
@@ -209,7 +199,7 @@ func TestUndeliveredEventsAreReadAgainWithTheSameNumbers(t *testing.T) {
 		t.Fatalf("ring committed to %d without delivery", pos)
 	}
 	r = start(t, rf, state, &memSink{}, 0)
-	waitFor(t, "10 events", func() bool { return len(r.sink.all()) == 10 })
+	harness.WaitFor(t, 10*time.Second, "10 events", func() bool { return len(r.sink.all()) == 10 })
 	r.stop(t)
 	for i, ev := range r.sink.all() {
 		if ev["seq"] != float64(i+1) {
@@ -275,9 +265,9 @@ func TestPreviousAgentActivityStaysFiltered(t *testing.T) {
 	r = start(t, rf, state, &memSink{}, 999999, func(o *Options, st *SeqState) {
 		o.PrevPid, o.PrevEnd = st.PreviousPID(), rf.fr.Ring.ProducerPos()
 	})
-	waitFor(t, "2 events", func() bool { return len(r.sink.all()) == 2 })
+	harness.WaitFor(t, 10*time.Second, "2 events", func() bool { return len(r.sink.all()) == 2 })
 	rf.exec(t, me, 1, "pid-reused\x00")
-	waitFor(t, "3 events", func() bool { return len(r.sink.all()) == 3 })
+	harness.WaitFor(t, 10*time.Second, "3 events", func() bool { return len(r.sink.all()) == 3 })
 	r.stop(t)
 	evs := r.sink.all()
 	for i, want := range []string{"a", "b", "pid-reused"} {
@@ -419,7 +409,7 @@ func TestCommitFollowsTheOldestBatchInFlight(t *testing.T) {
 	}
 	consumer := func(want uint64, what string) {
 		t.Helper()
-		waitFor(t, what, func() bool { return src.ConsumerPos() == want })
+		harness.WaitFor(t, 10*time.Second, what, func() bool { return src.ConsumerPos() == want })
 	}
 	// Done newest first, all but the second: the commit reaches the end
 	// of the first and no further.
@@ -462,7 +452,7 @@ func TestTasksShipUnderLoad(t *testing.T) {
 		t.Fatal("task queue full")
 	}
 	done, cancel := goRun(p)
-	waitFor(t, "4001 events", func() bool { return len(s.all()) == 4001 })
+	harness.WaitFor(t, 10*time.Second, "4001 events", func() bool { return len(s.all()) == 4001 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -535,7 +525,7 @@ func TestCommitWithBatchesReusedOutOfOrder(t *testing.T) {
 		}
 	}
 	held[0].Done()
-	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
+	harness.WaitFor(t, 10*time.Second, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
 }
 
 // Records filtered while nothing is in flight are committed; a batch in
@@ -547,7 +537,7 @@ func TestCommitAfterFilteredRecords(t *testing.T) {
 	rf.exec(t, 42, 1, "self\x00") // the agent itself: filtered, committed
 	done, cancel := goRun(p)
 	filtered := rf.fr.Ring.ProducerPos()
-	waitFor(t, "the filtered record committed", func() bool { return src.ConsumerPos() == filtered })
+	harness.WaitFor(t, 10*time.Second, "the filtered record committed", func() bool { return src.ConsumerPos() == filtered })
 	rf.exec(t, 1000, 1, "cmd\x00")
 	var b *sink.Batch
 	select {
@@ -564,7 +554,7 @@ func TestCommitAfterFilteredRecords(t *testing.T) {
 	}
 	b.Done()
 	b2.Done()
-	waitFor(t, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
+	harness.WaitFor(t, 10*time.Second, "everything committed", func() bool { return src.ConsumerPos() == rf.fr.Ring.ProducerPos() })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -608,7 +598,7 @@ func TestCorruptConsumerPositionIsSkippedWithAGapEvent(t *testing.T) {
 			}
 			r := start(t, rf, state, &memSink{}, 0)
 			rf.exec(t, 1, 1, "before")
-			waitFor(t, "the first event", func() bool { return len(r.sink.all()) == 1 })
+			harness.WaitFor(t, 10*time.Second, "the first event", func() bool { return len(r.sink.all()) == 1 })
 			r.stop(t)
 			committed := rf.fr.Ring.ConsumerPos()
 			rf.exec(t, 2, 1, "unread") // skipped by the resynchronisation
@@ -622,7 +612,7 @@ func TestCorruptConsumerPositionIsSkippedWithAGapEvent(t *testing.T) {
 				t.Fatalf("consumer page at %d after the start, want the producer's %d", got, prod)
 			}
 			rf.exec(t, 3, 1, "after")
-			waitFor(t, "the gap and the event after it", func() bool { return len(s.all()) == 2 })
+			harness.WaitFor(t, 10*time.Second, "the gap and the event after it", func() bool { return len(s.all()) == 2 })
 			m := src.Ring() // before stop releases the ring
 			r.stop(t)
 			evs := s.all()
@@ -757,7 +747,7 @@ func TestRingFillingBehindTheSinksSpills(t *testing.T) {
 	write := func(until uint64) {
 		t.Helper()
 		for ; src.ProducerPos() < until; i++ {
-			waitFor(t, "room in the ring", func() bool { return rf.tryExec(i) })
+			harness.WaitFor(t, 10*time.Second, "room in the ring", func() bool { return rf.tryExec(i) })
 		}
 	}
 	// A quarter of the ring: the batches are all out, nothing spilled,
@@ -769,9 +759,9 @@ func TestRingFillingBehindTheSinksSpills(t *testing.T) {
 	}
 	// Past half: a spill, and the ring is given back.
 	write(src.Size() * 3 / 4)
-	waitFor(t, "a spill", func() bool { return s.spills.Load() > 0 })
+	harness.WaitFor(t, 10*time.Second, "a spill", func() bool { return s.spills.Load() > 0 })
 	write(3 * src.Size())
-	waitFor(t, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
+	harness.WaitFor(t, 10*time.Second, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
 }
 
 // When every batch is in flight at the spill, the spilled ones are durable
@@ -790,12 +780,12 @@ func TestSpilledBatchesLeaveTheReaderSpares(t *testing.T) {
 	write := func(until uint64) {
 		t.Helper()
 		for ; src.ProducerPos() < until; i++ {
-			waitFor(t, "room in the ring", func() bool { return rf.tryExec(i) })
+			harness.WaitFor(t, 10*time.Second, "room in the ring", func() bool { return rf.tryExec(i) })
 		}
 	}
 	// Every batch out first (at most 8 x 256 small records: far below
 	// the half of the ring that makes a spill), then past half the ring.
-	waitFor(t, "every batch in flight", func() bool {
+	harness.WaitFor(t, 10*time.Second, "every batch in flight", func() bool {
 		for range 10 {
 			if rf.tryExec(i) {
 				i++
@@ -809,14 +799,14 @@ func TestSpilledBatchesLeaveTheReaderSpares(t *testing.T) {
 		t.Fatalf("%d spills before half the ring", n)
 	}
 	write(src.Size() * 3 / 4)
-	waitFor(t, "a spill", func() bool { return s.spills.Load() > 0 })
+	harness.WaitFor(t, 10*time.Second, "a spill", func() bool { return s.spills.Load() > 0 })
 	write(3 * src.Size())
-	waitFor(t, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
+	harness.WaitFor(t, 10*time.Second, "a commit of everything", func() bool { return src.ConsumerPos() == src.ProducerPos() })
 	if n := p.spares.Load(); n == 0 || int(n) > p.nbat {
 		t.Fatalf("%d spare batches with every batch spilled; want 1..%d", n, p.nbat)
 	}
 	s.answer()
-	waitFor(t, "the spares given up", func() bool { return p.spares.Load() == 0 })
+	harness.WaitFor(t, 10*time.Second, "the spares given up", func() bool { return p.spares.Load() == 0 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

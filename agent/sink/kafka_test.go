@@ -26,6 +26,7 @@ import (
 
 	"smith/agent/config"
 	"smith/agent/metrics"
+	"smith/internal/harness"
 	"smith/internal/selfsigned"
 	"smith/internal/tcptest"
 )
@@ -225,12 +226,7 @@ func sendAndWait(t *testing.T, k *Kafka, events ...string) {
 // first connection failed.
 func waitOnline(t *testing.T, k *Kafka) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !k.isOnline() && k.LastError() == ""; {
-		if time.Now().After(deadline) {
-			t.Fatal("Kafka sink neither connected nor failed to")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	harness.WaitFor(t, 30*time.Second, "the Kafka sink to connect or fail to", func() bool { return k.isOnline() || k.LastError() != "" })
 }
 
 // sendOneEvent opens a Kafka sink with kc, sends one event, waits until
@@ -361,15 +357,25 @@ func TestKafkaSinkBlackholedBrokerDoesNotStopSpooling(t *testing.T) {
 	}
 }
 
+// openOfflineKafka is openKafka (queue 4) for a broker address where
+// nothing listens: Kafka down.
+func openOfflineKafka(t *testing.T) (*Kafka, *metrics.Counters) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	kc := kafkaConfig(addr)
+	kc.Timeout = config.Duration(2 * time.Second)
+	return openKafka(t, kc, 4)
+}
+
 // A spool that cannot write (a full disk) drops and counts, as its own
 // reason; the sink goes on.
 func TestKafkaSinkCountsSpoolWriteErrors(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: Kafka down
-	kc := kafkaConfig(addr)
-	kc.Timeout = config.Duration(2 * time.Second)
-	k, c := openKafka(t, kc, 4)
+	k, c := openOfflineKafka(t)
 	k.spool.mu.Lock()
 	k.spool.writeFn = func(*os.File, []byte) (int, error) { return 0, syscall.ENOSPC }
 	k.spool.mu.Unlock()
@@ -392,12 +398,7 @@ func TestKafkaSinkCountsSpoolWriteErrors(t *testing.T) {
 // whether a batch comes to it while Kafka is down or after its request
 // failed; the others are dropped and counted.
 func TestKafkaSinkFullSpoolKeepsLossReports(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens: Kafka down
-	kc := kafkaConfig(addr)
-	kc.Timeout = config.Duration(2 * time.Second)
-	k, c := openKafka(t, kc, 4)
+	k, c := openOfflineKafka(t)
 	defer closeKafka(k)
 	for n := 0; ; n += 1000 {
 		if w, _ := k.spool.Append(batchOf(n, 1000), 0); w < 1000 {
@@ -488,7 +489,7 @@ func TestKafkaSinkSendsDirectlyDuringReplay(t *testing.T) {
 		t.Fatalf("new events spooled %d, spool holds %d; want 0 and 1500 (the replay is held)", c.Spooled.Load(), ev)
 	}
 	close(release)
-	waitUntil(t, "the replay of 2500", func() bool { return c.Replayed.Load() >= 2500 })
+	harness.WaitFor(t, time.Minute, "the replay of 2500", func() bool { return c.Replayed.Load() >= 2500 })
 	closeKafka(k)
 }
 
@@ -506,11 +507,7 @@ func BenchmarkKafkaSink(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !k.isOnline(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("not connected")
-		}
-	}
+	harness.WaitFor(b, 30*time.Second, "the Kafka sink to connect", k.isOnline)
 	free := make(chan *Batch, 8)
 	for range 8 {
 		bt := NewBatch(func(bt *Batch) { free <- bt })
@@ -754,7 +751,7 @@ func TestKafkaSinkSpillSpoolsTheQueuedBatches(t *testing.T) {
 		}
 	}
 	// Batch 1 is in the live set once run has gathered its events.
-	waitUntil(t, "batch 1 in flight", func() bool {
+	harness.WaitFor(t, time.Minute, "batch 1 in flight", func() bool {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		return len(k.live) == 2 && len(k.ch) == 2
@@ -830,7 +827,7 @@ func spillOneBatch(t *testing.T, refuse func() bool) spillCase {
 	<-stalled
 	// The request is in flight once the broker holds it; Spill finds it
 	// in the live set as soon as run has sent it.
-	waitUntil(t, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
+	harness.WaitFor(t, time.Minute, "the spill", func() bool { k.Spill(); return c.Spilled.Load() == 100 })
 	return spillCase{k: k, c: c, broker: kc.Brokers[0], stall: stall, durable: durable, freed: freed}
 }
 
@@ -850,19 +847,9 @@ func heldBatch(first, n int, freed, durable func()) *Batch {
 // to be online, then closes it.
 func closeAfterReplay(t *testing.T, k *Kafka) {
 	t.Helper()
-	waitUntil(t, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
+	harness.WaitFor(t, time.Minute, "the replay", func() bool { ev, _ := k.spool.Len(); return ev == 0 && k.isOnline() })
 	if err := closeKafka(k); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitUntil polls cond every millisecond, for a minute at most.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out waiting for " + what)
-		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"smith/heartbeat/consoletest"
 	"smith/heartbeat/store"
 	"smith/heartbeat/store/redistest"
+	"smith/internal/harness"
 )
 
 // replica is one console of a fleet kept in Redis.
@@ -69,18 +70,6 @@ func (r *replica) host(t *testing.T, id string) (api.Host, int) {
 	return h, resp.StatusCode
 }
 
-// eventually polls cond (the other replica follows within a flush and a
-// Redis round trip) for at most 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after 10 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Two replicas behind a load balancer serve one fleet from a real
 // redis-server: a host enrolled and heartbeating on one is seen on the
 // other and goes offline there when silent; a login on one is valid on
@@ -109,7 +98,7 @@ func TestReplicasShareTheFleetThroughRedis(t *testing.T) {
 	if err := a.reg.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "heartbeat on a seen on b", func() bool {
+	harness.WaitFor(t, 10*time.Second, "heartbeat on a seen on b", func() bool {
 		h, code := b.host(t, "id-1")
 		return code == 200 && h.Online && h.Kernel == "6.1.0-28-amd64"
 	})
@@ -121,7 +110,7 @@ func TestReplicasShareTheFleetThroughRedis(t *testing.T) {
 		t.Fatalf("heartbeat on b: %v", err)
 	}
 	b.reg.Flush()
-	eventually(t, "b's heartbeat seen on a", func() bool {
+	harness.WaitFor(t, 10*time.Second, "b's heartbeat seen on a", func() bool {
 		h, _ := a.host(t, "id-1")
 		return h.LastSeen.Equal(clk.Now())
 	})
@@ -174,7 +163,7 @@ func TestReplicasShareTheFleetThroughRedis(t *testing.T) {
 		t.Fatalf("decommission on b: %v %v", resp.StatusCode, err)
 	}
 	b.reg.Flush()
-	eventually(t, "decommission seen on a", func() bool {
+	harness.WaitFor(t, 10*time.Second, "decommission seen on a", func() bool {
 		_, code := a.host(t, "id-1")
 		return code == 404
 	})

@@ -14,5 +14,5 @@
 // soak (benchmark/soak/cmd/smith-soak), the benchmarks
 // (benchmark/cmd/smith-bench, smith-bench-guest) and the console load test
 // (heartbeat/loadtest); the encoder's and the console's tests use Lookup
-// and RunScript.
+// and RunScript; tests of the agent and the console poll with WaitFor.
 package harness

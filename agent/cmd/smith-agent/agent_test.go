@@ -260,17 +260,15 @@ func TestKafkaOutagesAndKillLoseNothing(t *testing.T) {
 // the broker is gone.
 func waitForSpool(t *testing.T, dir string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	harness.WaitFor(t, 30*time.Second, "something in the spool while the broker is down", func() bool {
 		segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
 		for _, s := range segs {
 			if st, err := os.Stat(s); err == nil && st.Size() > 0 {
-				return
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("nothing reached the spool while the broker was down")
+		return false
+	})
 }
 
 func TestSpoolTooSmallCountsDrops(t *testing.T) {
