@@ -8,6 +8,8 @@
 #   bench-host    the Go benchmarks of shm/ and agent/, the pipeline into a
 #                 kfake broker, agent CPU and RSS at a steady rate
 #   bench-report  docs/BENCHMARKS.md sections and docs/bench-*.png charts
+#                 (BENCH_SECTIONS=Pipeline: only that one, e.g. after
+#                 make bench-host alone; the other sections stay)
 #
 # Everything lands in out/bench/ first (the VM runs in out/bench/vm/, apart
 # from the test harness's out/vm/).  The CPU-heavy steps run one after the
@@ -35,6 +37,9 @@ BENCH_ICOUNT ?= 1
 BENCH_GO_PKGS ?= ./shm/... ./agent/...
 BENCH_GO_ARGS ?= -count 5 -benchtime 1s
 BENCH_PIPELINE_ARGS ?=
+# Titles of the sections bench-report rewrites, comma-separated (empty:
+# all of them and the header).
+BENCH_SECTIONS ?=
 
 .PHONY: bench bench-tool bench-guest bench-vm bench-host bench-report
 
@@ -98,4 +103,5 @@ bench-host: bench-tool
 	exit $$rc
 
 bench-report: bench-tool
-	$(BENCH_OUT)/smith-bench report -in $(BENCH_OUT) -doc docs/BENCHMARKS.md -charts docs
+	$(BENCH_OUT)/smith-bench report -in $(BENCH_OUT) -doc docs/BENCHMARKS.md -charts docs \
+		$(if $(BENCH_SECTIONS),-sections "$(BENCH_SECTIONS)" -command "make bench-host bench-report BENCH_SECTIONS=$(BENCH_SECTIONS)")

@@ -8,10 +8,11 @@
 //	    then its CPU and RSS at a steady rate
 //	smith-bench vmresult -console LOG -o FILE
 //	    take smith-bench-guest's result out of a VM console log
-//	smith-bench report   [-in DIR] [-doc FILE] [-charts DIR]
+//	smith-bench report   [-in DIR] [-doc FILE] [-charts DIR] [-sections TITLES]
 //	    turn the result files of DIR (vm-*.json from the VM runs,
 //	    gobench.json, pipeline.json) into the Hook cost, Transports and
 //	    Pipeline sections of docs/BENCHMARKS.md and the docs/*.png charts
+//	    (-sections: only those, e.g. Pipeline after a host-only run)
 package main
 
 import (

@@ -23,6 +23,8 @@ func cmdReport(args []string) error {
 	doc := fset.String("doc", "docs/BENCHMARKS.md", "the document to update")
 	charts := fset.String("charts", "docs", "`directory` for the PNG charts")
 	command := fset.String("command", "make bench", "the command named in the header")
+	only := fset.String("sections", "", "comma-separated `titles` of the sections to rewrite (Hook cost, Transports, Pipeline); "+
+		"the others and the header stay as they are, and each rewritten section names its run (default: all, and the header)")
 	fset.Parse(args)
 
 	input := report.Input{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Command: *command}
@@ -72,14 +74,27 @@ func cmdReport(args []string) error {
 	}
 
 	out := report.Render(input)
+	old, err := os.ReadFile(*doc)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", *doc, err)
+	}
+	if *only != "" {
+		if out, err = out.Only(strings.Split(*only, ",")); err != nil {
+			return fmt.Errorf("-sections: %w", err)
+		}
+		// The header's "Last run" is the last full run's; these sections
+		// say when they were measured themselves.
+		if h := report.Header(string(old)); h != "" {
+			out.Header = h
+		}
+		for i := range out.Sections {
+			out.Sections[i].Body = fmt.Sprintf("Run: %s, `%s`.\n\n", input.Date, *command) + out.Sections[i].Body
+		}
+	}
 	for _, c := range out.Charts {
 		if err := c.Chart.Save(filepath.Join(*charts, c.File), 7*vg.Inch, 4.5*vg.Inch); err != nil {
 			return err
 		}
-	}
-	old, err := os.ReadFile(*doc)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", *doc, err)
 	}
 	text := report.Splice(string(old), out.Header, out.Sections)
 	if err := os.WriteFile(*doc, []byte(text), 0o644); err != nil {

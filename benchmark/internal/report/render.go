@@ -41,8 +41,9 @@ type Input struct {
 
 // Chart is a chart file to write under docs/.
 type Chart struct {
-	File  string // base name, e.g. bench-transport-load.png
-	Chart chart.Chart
+	File    string // base name, e.g. bench-transport-load.png
+	Section string // the title of the section that shows it
+	Chart   chart.Chart
 }
 
 // Output is the generated part of docs/BENCHMARKS.md and its charts.
@@ -61,8 +62,39 @@ func Render(in Input) Output {
 	tr, trCharts := transports(in.VMs)
 	pipe, pipeCharts := pipeline(in.Host)
 	o.Sections = []Section{{"Hook cost", hook}, {"Transports", tr}, {"Pipeline", pipe}}
+	for i, charts := range [][]Chart{hookCharts, trCharts, pipeCharts} {
+		for j := range charts {
+			charts[j].Section = o.Sections[i].Title
+		}
+	}
 	o.Charts = slices.Concat(hookCharts, trCharts, pipeCharts)
 	return o
+}
+
+// Only keeps the sections titled titles (and their charts); an unknown
+// title is an error that names the known ones.
+func (o Output) Only(titles []string) (Output, error) {
+	var known []string
+	for _, s := range o.Sections {
+		known = append(known, s.Title)
+	}
+	for _, t := range titles {
+		if !slices.Contains(known, t) {
+			return Output{}, fmt.Errorf("no section %q (the report writes %s)", t, strings.Join(known, ", "))
+		}
+	}
+	out := Output{Header: o.Header}
+	for _, s := range o.Sections {
+		if slices.Contains(titles, s.Title) {
+			out.Sections = append(out.Sections, s)
+		}
+	}
+	for _, c := range o.Charts {
+		if slices.Contains(titles, c.Section) {
+			out.Charts = append(out.Charts, c)
+		}
+	}
+	return out, nil
 }
 
 func header(in Input) string {
@@ -87,7 +119,8 @@ func header(in Input) string {
 		"the whole machine's cost per operation, the reader's included.\n")
 	b.WriteString("\nRun it with `make bench` (kernels: `BENCH_KERNELS`, default all of " +
 		"`KERNELS`; the VM runner's flags: `BENCH_VM_ARGS`, see `smith-bench-guest -h`; " +
-		"the host's: `BENCH_GO_ARGS`, `BENCH_PIPELINE_ARGS`, see `smith-bench`). " +
+		"the host's: `BENCH_GO_ARGS`, `BENCH_PIPELINE_ARGS`, see `smith-bench`; " +
+		"`make bench-host bench-report BENCH_SECTIONS=Pipeline` rewrites the Pipeline section alone). " +
 		"Raw results stay in out/bench/*.json. The build machines are shared, and the " +
 		"load average printed with each machine says how busy the host was.\n")
 	if in.Date != "" || in.Command != "" {

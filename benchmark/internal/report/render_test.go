@@ -174,3 +174,25 @@ func TestKernelShortKeepsTheArchitecture(t *testing.T) {
 		}
 	}
 }
+
+// Only keeps the named sections with their charts, and refuses a title
+// the report does not write.
+func TestOnlyKeepsTheNamedSections(t *testing.T) {
+	h := &results.Host{
+		Machine:  results.Machine{CPU: "Test CPU", CPUs: 2, Where: "host"},
+		Pipeline: []results.RateStep{{Offered: 10000, Achieved: 10000, Carried: 10000, Sent: 10, Received: 10}},
+	}
+	o, err := Render(Input{VMs: []results.VM{sampleVM()}, Host: h}).Only([]string{"Pipeline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Sections) != 1 || o.Sections[0].Title != "Pipeline" {
+		t.Fatalf("sections %v, want Pipeline only", o.Sections)
+	}
+	if len(o.Charts) != 1 || o.Charts[0].File != "bench-pipeline-load.png" {
+		t.Fatalf("charts %v, want the pipeline's only", o.Charts)
+	}
+	if _, err := Render(Input{}).Only([]string{"Pipeline", "Ring"}); err == nil || !strings.Contains(err.Error(), `"Ring"`) {
+		t.Fatalf("unknown title: %v, want an error naming it", err)
+	}
+}

@@ -68,6 +68,12 @@ func Splice(doc, header string, sections []Section) string {
 	return b.String()
 }
 
+// Header returns doc's header: everything before its first "## " heading.
+func Header(doc string) string {
+	h, _ := split(doc)
+	return h
+}
+
 type part struct {
 	title string // heading text after "## "
 	text  string // heading line and body

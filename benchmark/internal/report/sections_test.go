@@ -84,3 +84,12 @@ func containsAll(t *testing.T, what, text string, want ...string) {
 		}
 	}
 }
+
+func TestHeaderIsWhatPrecedesTheFirstSection(t *testing.T) {
+	if h := Header(shared); h != "# Old title\n\nold intro\n\n" {
+		t.Fatalf("Header = %q", h)
+	}
+	if h := Header(""); h != "" {
+		t.Fatalf("Header of nothing = %q", h)
+	}
+}
