@@ -3,6 +3,7 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -148,4 +149,126 @@ func (r *TopicReader) End(ctx context.Context) (uint64, error) {
 		}
 	}
 	return total, nil
+}
+
+// NewTopicReaderAt is NewTopicReader reading partition 0 of topic from
+// offset on: what a benchmark's later agent wrote after earlier ones.
+func NewTopicReaderAt(topic string, offset int64, addrs ...string) (*TopicReader, error) {
+	if topic == "" {
+		topic = Topic
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(offset)}}),
+		kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return &TopicReader{cl: cl, topic: topic}, nil
+}
+
+// Drain hands f every record that arrives until a fetch of wait brings
+// none, and returns how many it handed.
+func (r *TopicReader) Drain(ctx context.Context, wait time.Duration, f func(*kgo.Record) error) (int, error) {
+	n := 0
+	for {
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fs := r.cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		got := 0
+		var ferr error
+		fs.EachRecord(func(rec *kgo.Record) {
+			if ferr == nil {
+				ferr = f(rec)
+			}
+			got++
+		})
+		if ferr != nil {
+			return n, ferr
+		}
+		if got == 0 {
+			return n, nil
+		}
+		n += got
+	}
+}
+
+// SeqCounter counts the events of one agent by their sequence numbers, as
+// a consumer de-duplicates (docs/EVENTS.md): Events is the events whose
+// number came first, Duplicates those whose number had come before;
+// LossReports counts the "lost N" and gap events (data_type "1") apart,
+// since no producer offered them.  Every event must carry the same
+// stream: one agent state.
+type SeqCounter struct {
+	Events, Duplicates, LossReports uint64
+	stream                          []byte
+	seen                            map[uint64]*[1024]uint64 // bit per number, 65,536 per chunk
+}
+
+// Add counts one event (a JSON object with "seq" and "stream").
+func (c *SeqCounter) Add(ev []byte) error {
+	seq, ok := jsonUint(ev, `"seq":`)
+	if !ok {
+		return fmt.Errorf("event without a sequence number: %.200s", ev)
+	}
+	stream, ok := jsonString(ev, `"stream":"`)
+	if !ok {
+		return fmt.Errorf("event without a stream: %.200s", ev)
+	}
+	if c.stream == nil {
+		c.stream = bytes.Clone(stream)
+	} else if !bytes.Equal(stream, c.stream) {
+		return fmt.Errorf("event of stream %s among stream %s's: %.200s", stream, c.stream, ev)
+	}
+	if c.seen == nil {
+		c.seen = map[uint64]*[1024]uint64{}
+	}
+	chunk := c.seen[seq>>16]
+	if chunk == nil {
+		chunk = new([1024]uint64)
+		c.seen[seq>>16] = chunk
+	}
+	word, bit := &chunk[seq>>6&1023], uint64(1)<<(seq&63)
+	switch {
+	case *word&bit != 0:
+		c.Duplicates++
+	case bytes.Contains(ev, []byte(`"data_type":"1"`)):
+		c.LossReports++
+	default:
+		c.Events++
+	}
+	*word |= bit
+	return nil
+}
+
+// jsonUint is the unsigned number after the first key (`"name":`) in a
+// flat JSON object.
+func jsonUint(ev []byte, key string) (uint64, bool) {
+	i := bytes.Index(ev, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	rest := ev[i+len(key):]
+	n, digits := uint64(0), 0
+	for _, ch := range rest {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		n, digits = n*10+uint64(ch-'0'), digits+1
+	}
+	return n, digits > 0 && digits < 20
+}
+
+// jsonString is the string after the first key (`"name":"`), escapes not
+// undone.
+func jsonString(ev []byte, key string) ([]byte, bool) {
+	i := bytes.Index(ev, []byte(key))
+	if i < 0 {
+		return nil, false
+	}
+	rest := ev[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	return rest[:max(j, 0)], j >= 0
 }

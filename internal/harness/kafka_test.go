@@ -42,3 +42,56 @@ func TestBrokerAndTopicReader(t *testing.T) {
 		t.Fatalf("read %q, %v", got, err)
 	}
 }
+
+func TestSeqCounterCountsEachNumberOnce(t *testing.T) {
+	var c SeqCounter
+	for _, ev := range []string{
+		`{"data_type":"59","seq":1,"stream":"00aa"}`,
+		`{"data_type":"59","seq":70000,"stream":"00aa"}`, // another chunk
+		`{"data_type":"1","seq":2,"stream":"00aa","lost":5}`,
+		`{"data_type":"59","seq":1,"stream":"00aa"}`, // again
+		`{"data_type":"42","seq":3,"stream":"00aa","args":["\"seq\":9"]}`,
+	} {
+		if err := c.Add([]byte(ev)); err != nil {
+			t.Fatalf("%s: %v", ev, err)
+		}
+	}
+	if c.Events != 3 || c.Duplicates != 1 || c.LossReports != 1 {
+		t.Fatalf("events %d duplicates %d loss reports %d; want 3, 1, 1", c.Events, c.Duplicates, c.LossReports)
+	}
+	for _, bad := range []string{`{"seq":4,"stream":"00bb"}`, `{"stream":"00aa"}`, `{"seq":5}`, `{"seq":x,"stream":"00aa"}`} {
+		if err := c.Add([]byte(bad)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestTopicReaderAtDrainsFromAnOffset(t *testing.T) {
+	b, err := NewBroker(BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...), kgo.DefaultProduceTopic(Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 5 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "r%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := NewTopicReaderAt("", 2, b.ListenAddrs()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got []string
+	n, err := r.Drain(ctx, time.Second, func(rec *kgo.Record) error { got = append(got, string(rec.Value)); return nil })
+	if err != nil || n != 3 || fmt.Sprint(got) != "[r2 r3 r4]" {
+		t.Fatalf("drained %d %v, %v; want r2 to r4", n, got, err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sys/unix"
 
 	"smith/agent/config"
@@ -29,9 +30,10 @@ import (
 // offered rate with the Go producer of shm/, smith-agent reads it in its
 // kernel-free mode (source.kind = "file") and ships JSON events to a kfake
 // broker served from this process on loopback (-sink kafka), or writes
-// them to its file sink (-sink file).  What Kafka holds (the topic's end
-// offset) or the file holds (its complete lines) is what was delivered;
-// what the ring and the agent count as dropped is what was lost.
+// them to its file sink (-sink file).  What Kafka holds (its events, each
+// sequence number once) or the file holds (its complete lines) is what
+// was delivered; what the ring and the agent count as dropped is what was
+// lost.
 type pipelineOpts struct {
 	agent       string
 	out         string
@@ -137,8 +139,8 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 	return a.stop()
 }
 
-// backend is where the agent's events go: kfake (its topic's end offset
-// counts them) or the agent's file sink (its complete lines).
+// backend is where the agent's events go: kfake (the agent's events in
+// its topic count them) or the agent's file sink (its complete lines).
 type backend struct {
 	sink    string
 	cluster *kfake.Cluster
@@ -238,8 +240,11 @@ type agent struct {
 	// spooled the events its spool held then.
 	lastDrops map[string]float64
 	spooled   uint64
-	// delivered counts what reached the sink since the agent started.
+	// delivered counts what reached the sink since the agent started:
+	// into Kafka, the events of topic by their sequence numbers (seqs).
 	delivered func() (uint64, error)
+	topic     *harness.TopicReader
+	seqs      harness.SeqCounter
 	sink      string
 }
 
@@ -288,13 +293,18 @@ func startAgent(o pipelineOpts, b backend) (*agent, error) {
 	default:
 		cfg.Output.Sinks = []string{"kafka"}
 		cfg.Kafka.Brokers = []string{b.cluster.ListenAddrs()[0]}
+		// What this agent delivered: its events in the topic, each
+		// sequence number counted once (a redelivered event is not two).
 		end0, err := b.topic.End(context.Background())
 		if err != nil {
 			return fail(err)
 		}
+		if a.topic, err = harness.NewTopicReaderAt("", int64(end0), b.cluster.ListenAddrs()...); err != nil {
+			return fail(err)
+		}
 		a.delivered = func() (uint64, error) {
-			e, err := b.topic.End(context.Background())
-			return e - end0, err
+			_, err := a.topic.Drain(context.Background(), 200*time.Millisecond, func(r *kgo.Record) error { return a.seqs.Add(r.Value) })
+			return a.seqs.Events, err
 		}
 	}
 	cfg.Metrics.Listen = fmt.Sprintf("127.0.0.1:%d", port)
@@ -317,6 +327,9 @@ func (a *agent) stop() error {
 	var err error
 	if a.Agent != nil {
 		err = a.Stop(30 * time.Second)
+	}
+	if a.topic != nil {
+		a.topic.Close()
 	}
 	if a.ring != nil {
 		err = errors.Join(err, a.ring.Close())
@@ -346,6 +359,7 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	if err != nil {
 		return st, err
 	}
+	dups0 := a.seqs.Duplicates
 	var sent, ringDrops uint64
 	// The producer stands for hooks: when this process is not run (a host
 	// that takes the CPU away for a while), the events of that time are
@@ -399,6 +413,9 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	// the larger, so a drop is never missed if its counter lags.
 	st.Dropped = max(st.Dropped, ringDrops)
 	st.Sent, st.Received, st.Seconds = sent, got, offerSecs
+	if st.Duplicates = a.seqs.Duplicates - dups0; st.Duplicates > 0 {
+		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: %d events arrived again under a number already delivered (not counted as delivered)\n", rate, st.Duplicates)
+	}
 	st.Stalled = skipped.Seconds()
 	if skipped > 0 {
 		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: the producer did not run for %v in all (more than %v at a time): those events were not offered\n", rate, skipped.Round(time.Millisecond), pipelineMaxLate)

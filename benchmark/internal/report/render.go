@@ -755,14 +755,15 @@ func pipelineLoad(b *strings.Builder, steps []results.RateStep) []Chart {
 	b.WriteString("\nThe whole pipeline: a Go producer fills a ring in a shared file at an " +
 		"offered rate, `smith-agent` reads it in its kernel-free mode, decodes, enriches, " +
 		"encodes JSON and ships to a kfake broker (a real Kafka protocol implementation, " +
-		"github.com/twmb/franz-go/pkg/kfake) on loopback; delivered counts what the broker " +
-		"holds, dropped what the ring and the agent counted. Rates rise until the first drop. " +
+		"github.com/twmb/franz-go/pkg/kfake) on loopback; delivered counts the agent's events the broker " +
+		"holds, each sequence number once (one that came again is a duplicate), dropped what the ring " +
+		"and the agent counted. Rates rise until the first drop. " +
 		"Stalled is how long the producer itself did not run (the host took its CPU away): " +
 		"the events of that time are not offered later in a burst, so achieved falls below offered.\n\n")
-	b.WriteString("| offered /s | achieved /s | delivered /s | sent | delivered | dropped | seconds | stalled ms |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| offered /s | achieved /s | delivered /s | sent | delivered | dropped | duplicates | seconds | stalled ms |\n|---|---|---|---|---|---|---|---|---|\n")
 	var xs, ys []float64
 	for _, s := range steps {
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %.1f | %.0f |\n", rate(s.Offered), rate(s.Achieved), rate(s.Carried), s.Sent, s.Received, s.Dropped, s.Seconds, s.Stalled*1000)
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %d | %d | %.1f | %.0f |\n", rate(s.Offered), rate(s.Achieved), rate(s.Carried), s.Sent, s.Received, s.Dropped, s.Duplicates, s.Seconds, s.Stalled*1000)
 		xs, ys = append(xs, s.Achieved), append(ys, s.Carried)
 	}
 	charts = append(charts, Chart{File: "bench-pipeline-load.png", Chart: chart.Chart{
@@ -771,20 +772,24 @@ func pipelineLoad(b *strings.Builder, steps []results.RateStep) []Chart {
 		LogX: true, LogY: true, Diagonal: true,
 		Series: []chart.Series{{Name: "smith-agent -> kfake", X: xs, Y: ys}},
 	}})
-	best := math.NaN()
-	for _, st := range steps {
-		if st.Dropped == 0 && st.Received >= st.Sent && !(st.Carried <= best) {
-			best = st.Carried
+	// The step's offered rate, not what it carried: a lossless step at
+	// 300 k/s carries 299,99x events/s (the step's clock runs a little
+	// past its last event), and events the producer did not offer (stalled)
+	// are not lost.
+	var best *results.RateStep
+	for i, st := range steps {
+		if st.Dropped == 0 && st.Received >= st.Sent && (best == nil || st.Offered > best.Offered) {
+			best = &steps[i]
 		}
 	}
-	if !math.IsNaN(best) {
+	if best != nil {
 		verdict := "met"
-		if best < targetPipelineRate {
-			verdict = fmt.Sprintf("missed: %.0f%% of it", 100*best/targetPipelineRate)
+		if best.Offered < targetPipelineRate {
+			verdict = fmt.Sprintf("missed: %.0f%% of it", 100*best.Offered/targetPipelineRate)
 		}
-		fmt.Fprintf(b, "\nHighest rate delivered with nothing lost: **%s events/s** (target >= %s on 2 cores: %s; "+
+		fmt.Fprintf(b, "\nHighest offered rate delivered with nothing lost: **%s events/s** (%s delivered; target >= %s on 2 cores: %s; "+
 			"the last step above is where the first drop came, or where the climb ended).\n",
-			rate(best), rate(targetPipelineRate), verdict)
+			rate(best.Offered), rate(best.Carried), rate(targetPipelineRate), verdict)
 	}
 	b.WriteString("\n![pipeline load](bench-pipeline-load.png)\n")
 	return charts

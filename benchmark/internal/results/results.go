@@ -120,6 +120,9 @@ type RateStep struct {
 	// Stalled is how long the producer did not run (seconds, the
 	// pipeline's): the events of that time were not offered.
 	Stalled float64 `json:"stalled_s,omitempty"`
+	// Duplicates is the pipeline's events that arrived again under a
+	// sequence number already delivered (not in Received).
+	Duplicates uint64 `json:"duplicates,omitempty"`
 }
 
 // Storm is the syscall storm: several processes connect as fast as they
