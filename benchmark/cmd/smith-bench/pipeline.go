@@ -124,19 +124,25 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 	if _, err := a.offer(climbWarmRate, climbWarmup); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
+	var steps []*results.RateStep
+	var spans [][2]uint64
 	for _, rate := range o.rates {
 		step, err := a.offer(rate, time.Duration(o.stepSecs*float64(time.Second)))
 		if err != nil {
 			return fmt.Errorf("step %.0f/s: %w", rate, err)
 		}
-		h.Pipeline = append(h.Pipeline, step)
+		steps, spans = append(steps, &step), append(spans, a.lastSpan)
 		fmt.Fprintf(os.Stderr, "smith-bench pipeline: offered %.0f/s achieved %.0f/s delivered %.0f/s dropped %d\n",
 			step.Offered, step.Achieved, step.Carried, step.Dropped)
 		if step.Dropped > 0 || step.Received < step.Sent {
 			break
 		}
 	}
-	return a.stop()
+	err = a.recount(steps, spans)
+	for _, st := range steps {
+		h.Pipeline = append(h.Pipeline, *st)
+	}
+	return errors.Join(err, a.stop())
 }
 
 // backend is where the agent's events go: kfake (the agent's events in
@@ -209,6 +215,7 @@ func steadyRun(o pipelineOpts, b backend, st *results.Steady) error {
 	if err != nil {
 		return err
 	}
+	span := a.lastSpan
 	cpu1, err := harness.ProcCPU(a.Pid())
 	if err != nil {
 		return fmt.Errorf("agent %w", err)
@@ -218,6 +225,9 @@ func steadyRun(o pipelineOpts, b backend, st *results.Steady) error {
 		return fmt.Errorf("agent %w", err)
 	}
 	secs := time.Since(t0).Seconds()
+	if err := a.recount([]*results.RateStep{&step}, [][2]uint64{span}); err != nil {
+		return err
+	}
 	st.CPUPercent = append(st.CPUPercent, 100*(cpu1-cpu0)/secs)
 	st.RSSMiB = append(st.RSSMiB, mem.PeakMiB)
 	st.Delivered = append(st.Delivered, step.Received)
@@ -240,12 +250,14 @@ type agent struct {
 	// spooled the events its spool held then.
 	lastDrops map[string]float64
 	spooled   uint64
-	// delivered counts what reached the sink since the agent started:
-	// into Kafka, the events of topic by their sequence numbers (seqs).
+	// delivered counts what reached the sink since the agent started.
 	delivered func() (uint64, error)
-	topic     *harness.TopicReader
-	seqs      harness.SeqCounter
 	sink      string
+	// Into Kafka: the topic's end offset when the agent started, the
+	// brokers, and the offsets each step's events took (recount).
+	end0     uint64
+	brokers  []string
+	lastSpan [2]uint64
 }
 
 func startAgent(o pipelineOpts, b backend) (*agent, error) {
@@ -293,18 +305,18 @@ func startAgent(o pipelineOpts, b backend) (*agent, error) {
 	default:
 		cfg.Output.Sinks = []string{"kafka"}
 		cfg.Kafka.Brokers = []string{b.cluster.ListenAddrs()[0]}
-		// What this agent delivered: its events in the topic, each
-		// sequence number counted once (a redelivered event is not two).
+		// While a step runs and is waited for: the topic's end offset
+		// (reading the events back then would take the CPU from the
+		// agent); after, recount reads them and counts each sequence
+		// number once.
 		end0, err := b.topic.End(context.Background())
 		if err != nil {
 			return fail(err)
 		}
-		if a.topic, err = harness.NewTopicReaderAt("", int64(end0), b.cluster.ListenAddrs()...); err != nil {
-			return fail(err)
-		}
+		a.end0, a.brokers = end0, b.cluster.ListenAddrs()
 		a.delivered = func() (uint64, error) {
-			_, err := a.topic.Drain(context.Background(), 200*time.Millisecond, func(r *kgo.Record) error { return a.seqs.Add(r.Value) })
-			return a.seqs.Events, err
+			e, err := b.topic.End(context.Background())
+			return e - end0, err
 		}
 	}
 	cfg.Metrics.Listen = fmt.Sprintf("127.0.0.1:%d", port)
@@ -327,9 +339,6 @@ func (a *agent) stop() error {
 	var err error
 	if a.Agent != nil {
 		err = a.Stop(30 * time.Second)
-	}
-	if a.topic != nil {
-		a.topic.Close()
 	}
 	if a.ring != nil {
 		err = errors.Join(err, a.ring.Close())
@@ -359,7 +368,6 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	if err != nil {
 		return st, err
 	}
-	dups0 := a.seqs.Duplicates
 	var sent, ringDrops uint64
 	// The producer stands for hooks: when this process is not run (a host
 	// that takes the CPU away for a while), the events of that time are
@@ -380,14 +388,14 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	// or until it stops growing: 3 s without progress while nothing is
 	// left in the agent (its spool, the unread ring), 30 s while
 	// something is (a spool replays every kafka.retry_interval).
-	var got uint64
+	var got, e1 uint64
 	last, lastHeld, lastChange := uint64(0), uint64(0), time.Now()
 	for {
 		e, err := a.delivered()
 		if err != nil {
 			return st, err
 		}
-		got = e - end0
+		got, e1 = e-end0, e
 		drops, err := a.dropped()
 		if err != nil {
 			return st, err
@@ -413,9 +421,7 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	// the larger, so a drop is never missed if its counter lags.
 	st.Dropped = max(st.Dropped, ringDrops)
 	st.Sent, st.Received, st.Seconds = sent, got, offerSecs
-	if st.Duplicates = a.seqs.Duplicates - dups0; st.Duplicates > 0 {
-		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: %d events arrived again under a number already delivered (not counted as delivered)\n", rate, st.Duplicates)
-	}
+	a.lastSpan = [2]uint64{a.end0 + end0, a.end0 + e1}
 	st.Stalled = skipped.Seconds()
 	if skipped > 0 {
 		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: the producer did not run for %v in all (more than %v at a time): those events were not offered\n", rate, skipped.Round(time.Millisecond), pipelineMaxLate)
@@ -426,6 +432,57 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	st.Achieved = float64(sent) / offerSecs
 	st.Carried = float64(got) / offerSecs
 	return st, nil
+}
+
+// recount replaces what steps (their offsets in spans) counted as
+// delivered by the topic's end offset with the agent's events read back,
+// each sequence number once: a record that came again under a number
+// already delivered is a duplicate, a "lost N" record no event offered.
+// Into the file sink it does nothing.
+func (a *agent) recount(steps []*results.RateStep, spans [][2]uint64) error {
+	if a.brokers == nil || len(steps) == 0 {
+		return nil
+	}
+	r, err := harness.NewTopicReaderAt("", int64(a.end0), a.brokers...)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	end := spans[len(spans)-1][1]
+	var seqs harness.SeqCounter
+	counts := make([][2]uint64, len(steps)) // events, duplicates
+	i, read := 0, a.end0
+	for read < end {
+		n, err := r.Drain(context.Background(), 2*time.Second, func(rec *kgo.Record) error {
+			read = uint64(rec.Offset) + 1
+			ev, dup := seqs.Events, seqs.Duplicates
+			if err := seqs.Add(rec.Value); err != nil {
+				return err
+			}
+			for i < len(spans)-1 && uint64(rec.Offset) >= spans[i][1] {
+				i++
+			}
+			if uint64(rec.Offset) >= spans[i][0] && uint64(rec.Offset) < spans[i][1] {
+				counts[i][0] += seqs.Events - ev
+				counts[i][1] += seqs.Duplicates - dup
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read the agent's events back: %w", err)
+		}
+		if n == 0 && read < end {
+			return fmt.Errorf("read the agent's events back: offset %d of %d reached, then nothing more", read, end)
+		}
+	}
+	for i, st := range steps {
+		st.Received, st.Duplicates = counts[i][0], counts[i][1]
+		st.Carried = float64(st.Received) / st.Seconds
+		if st.Duplicates > 0 {
+			fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: %d events arrived again under a number already delivered (not counted as delivered)\n", st.Offered, st.Duplicates)
+		}
+	}
+	return nil
 }
 
 func (a *agent) nonZeroDrops() map[string]float64 {

@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"smith/agent/decode"
+	"smith/benchmark/internal/results"
+	"smith/internal/harness"
 )
 
 func TestSampleEventsDecode(t *testing.T) {
@@ -12,5 +18,41 @@ func TestSampleEventsDecode(t *testing.T) {
 		if _, err := decode.Decode(rec, &ev); err != nil {
 			t.Fatalf("sample event %d does not decode: %v", i, err)
 		}
+	}
+}
+
+// recount reads back what each step's offsets hold: each sequence
+// number once (a number again is a duplicate), a "lost N" record not an
+// event, records before the agent's start not its own.
+func TestRecountCountsEachSequenceNumberOnce(t *testing.T) {
+	b, err := harness.NewBroker(harness.BrokerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...), kgo.DefaultProduceTopic(harness.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, v := range []string{
+		`{"seq":1,"stream":"00ff"}`,                              // an earlier agent's, another stream
+		`{"seq":1,"stream":"00aa"}`, `{"seq":2,"stream":"00aa"}`, // step 1: offsets 1, 2
+		`{"seq":2,"stream":"00aa"}`, `{"data_type":"1","seq":3,"stream":"00aa"}`, `{"seq":4,"stream":"00aa"}`, // step 2: 3 to 5
+	} {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &agent{end0: 1, brokers: b.ListenAddrs()}
+	s1 := &results.RateStep{Sent: 2, Received: 2, Seconds: 1}
+	s2 := &results.RateStep{Sent: 1, Received: 3, Seconds: 1}
+	if err := a.recount([]*results.RateStep{s1, s2}, [][2]uint64{{1, 3}, {3, 6}}); err != nil {
+		t.Fatal(err)
+	}
+	if s1.Received != 2 || s1.Duplicates != 0 || s2.Received != 1 || s2.Duplicates != 1 || s2.Carried != 1 {
+		t.Fatalf("step 1 %+v, step 2 %+v; want 2 and 0, then 1 and 1 duplicate", *s1, *s2)
 	}
 }
