@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync/atomic"
 	"time"
@@ -120,6 +121,10 @@ type Reader struct {
 	legacy  bool          // a 1.0 producer: it wakes on consumer_pos only
 	// deadline of a blocked Read or Wait, unix ns; 0 none (SetDeadline)
 	deadline atomic.Int64
+	// The producer position and when Wait last looked at it: its rate,
+	// for a Waiter that polls (untilDue).
+	seenProd uint64
+	seenAt   time.Time
 }
 
 // NewReader starts reading at the ring's committed consumer position, so
@@ -434,6 +439,9 @@ func (r *Reader) Wait() error {
 			// wakes us; look again after a timeout in case it never comes.
 			start, sleep = now, bound
 		}
+		if _, polls := r.waiter.(poller); polls {
+			sleep = min(sleep, r.untilDue(wakeup, now))
+		}
 		if d := r.deadline.Load(); d != 0 {
 			left := time.Duration(d - now.UnixNano())
 			if left <= 0 {
@@ -453,6 +461,57 @@ func (r *Reader) Wait() error {
 			return fmt.Errorf("wait for ring records: %w", err)
 		}
 	}
+}
+
+// minPollSleep is the shortest sleep untilDue asks of a polling Waiter;
+// rateWindow is how long it waits for the producer to move before it
+// takes it for idle.
+const (
+	minPollSleep = 250 * time.Microsecond
+	rateWindow   = 10 * time.Millisecond
+)
+
+// untilDue is how long a Waiter that polls (nothing wakes it when
+// records come: a ring in a file) should sleep so as to look again about
+// when the records become due, at the rate the producer position rose
+// since Wait last looked: the watermark (wakeup bytes past the read
+// position) or half the ring past the commit position, as the device
+// would wake the reader.  Without a rate yet (the first look, or a
+// producer that did not move since a look less than rateWindow ago) it
+// looks again after a millisecond; a producer still for longer is idle,
+// and the Waiter sleeps its own interval.
+func (r *Reader) untilDue(wakeup uint64, now time.Time) time.Duration {
+	prod, seen, at := r.prod, r.seenProd, r.seenAt
+	if wakeup == 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	if at.IsZero() {
+		r.seenProd, r.seenAt = prod, now
+		return 4 * minPollSleep // a second look, for a rate
+	}
+	dt := now.Sub(at)
+	if prod <= seen || dt <= 0 {
+		if dt < rateWindow {
+			return 4 * minPollSleep // too soon to tell: keep the sample
+		}
+		r.seenProd, r.seenAt = prod, now
+		return time.Duration(math.MaxInt64) // idle: the Waiter's interval
+	}
+	r.seenProd, r.seenAt = prod, now
+	half := r.ring.Size() / 2
+	need := min(wakeup, half)
+	if read := prod - r.pos; read < need {
+		need -= read
+	} else {
+		need = 0
+	}
+	if held := prod - r.cons; held < half {
+		need = min(need, half-held)
+	} else {
+		need = 0
+	}
+	eta := time.Duration(float64(need) / float64(prod-seen) * float64(dt))
+	return max(eta, minPollSleep)
 }
 
 // Wake makes a blocked Wait (or the next one) return ErrWoken, for work

@@ -779,3 +779,37 @@ func TestWakeInterruptsAWait(t *testing.T) {
 		}
 	})
 }
+
+// A Waiter that polls (a ring in a file: nothing wakes it) is asked to
+// look again when the producer's rate says the watermark will be reached,
+// not only at its interval: here an hour, with records coming every
+// millisecond and due after 64 of them.
+func TestPollingWaitLooksWhenTheWatermarkIsDue(t *testing.T) {
+	_, p, rd := newWaitingRing(t, 1<<20, NewIntervalWaiter(time.Hour))
+	defer rd.Close()
+	const recLen = 128
+	if err := rd.SetWakeup(64*recLen, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			p.Write(testRec(recLen, 1, i))
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	rd.SetDeadline(time.Now().Add(20 * time.Second)) // what an hour's sleep would hit
+	if err := rd.Wait(); err != nil {
+		t.Fatalf("Wait: %v, want the watermark reached", err)
+	}
+	if got := rd.Ring().ProducerPos() - rd.ReadPos(); got < 64*recLen {
+		t.Fatalf("Wait returned with %d bytes to read, the watermark is %d", got, 64*recLen)
+	}
+}

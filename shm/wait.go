@@ -30,15 +30,26 @@ type Waker interface {
 	Wake()
 }
 
-// IntervalWaiter is the polling fallback: Wait sleeps for a fixed interval.
-// Meant for tests and producers that cannot signal; the agent waits on the
-// device or an eventfd instead.
+// IntervalWaiter is the polling fallback: Wait sleeps for a fixed interval,
+// or less when a Reader, from the producer's rate, expects its records to
+// be due sooner.  Meant for tests and producers that cannot signal (a
+// ring in a file); the agent waits on the device or an eventfd instead.
 type IntervalWaiter struct {
 	d    time.Duration
 	once sync.Once
 	done chan struct{}
 	wake chan struct{} // one pending Wake
 }
+
+// poller is a Waiter that nothing wakes when records come: it looks
+// again after a while.  Reader.Wait asks it to look sooner when the
+// producer's rate says the records will be due before its interval ends.
+type poller interface {
+	Waiter
+	polls()
+}
+
+func (w *IntervalWaiter) polls() {}
 
 // NewIntervalWaiter returns a Waiter whose Wait returns after d.
 func NewIntervalWaiter(d time.Duration) *IntervalWaiter {

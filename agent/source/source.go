@@ -158,7 +158,9 @@ func OpenDevice(path string) (Source, error) {
 }
 
 // OpenFile opens a ring in a shared file (kernel-free mode).  A file has
-// no wake-up: Wait looks again after the poll interval.
+// no wake-up: Wait looks again after the poll interval, or sooner when
+// the rate the file's producer writes at says the watermark comes first
+// (shm.IntervalWaiter), as the device would wake the reader.
 func OpenFile(path string, poll time.Duration) (Source, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
