@@ -510,8 +510,11 @@ func (r *Reader) untilDue(wakeup uint64, now time.Time) time.Duration {
 	} else {
 		need = 0
 	}
-	eta := time.Duration(float64(need) / float64(prod-seen) * float64(dt))
-	return max(eta, minPollSleep)
+	eta := float64(need) / float64(prod-seen) * float64(dt)
+	if eta >= float64(time.Hour) {
+		return time.Duration(math.MaxInt64) // a slow producer: the interval
+	}
+	return max(time.Duration(eta), minPollSleep)
 }
 
 // Wake makes a blocked Wait (or the next one) return ErrWoken, for work
