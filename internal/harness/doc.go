@@ -2,8 +2,9 @@
 
 // Package harness is what the end-to-end tests and benchmarks share to run
 // Smith from the outside: the agent started from a configuration rendered
-// from agent/config's types and waited for, a kfake Kafka broker and a
-// reader of its topic, a Prometheus scraper that looks series up by
+// from agent/config's types and waited for, a kfake Kafka broker, a
+// reader of its topic (from an offset on; each sequence number counted
+// once: SeqCounter) and records produced to it (Produce), a Prometheus scraper that looks series up by
 // agent/metrics' names, /proc samplers of a process's CPU time, memory and
 // wake-ups, a free loopback port, the repository's scripts run as a user
 // would (RunScript), events looked up by dotted path (Lookup), and the

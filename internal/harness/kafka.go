@@ -272,3 +272,23 @@ func jsonString(ev []byte, key string) ([]byte, bool) {
 	j := bytes.IndexByte(rest, '"')
 	return rest[:max(j, 0)], j >= 0
 }
+
+// Produce writes values to topic ("": Topic) on the brokers at addrs, in
+// order, each acknowledged before the next: a test's records at known
+// offsets.
+func Produce(ctx context.Context, topic string, addrs []string, values ...[]byte) error {
+	if topic == "" {
+		topic = Topic
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	for i, v := range values {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+			return fmt.Errorf("produce record %d to %s: %w", i, topic, err)
+		}
+	}
+	return nil
+}

@@ -11,23 +11,25 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// records are the values r0 to r(n-1).
+func records(n int) [][]byte {
+	var out [][]byte
+	for i := range n {
+		out = append(out, fmt.Appendf(nil, "r%d", i))
+	}
+	return out
+}
+
 func TestBrokerAndTopicReader(t *testing.T) {
 	b, err := NewBroker(BrokerOptions{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...), kgo.DefaultProduceTopic(Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := range 3 {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "r%d", i)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+	if err := Produce(ctx, "", b.ListenAddrs(), records(3)...); err != nil {
+		t.Fatal(err)
 	}
 	r, err := NewTopicReader("", b.ListenAddrs()...)
 	if err != nil {
@@ -72,17 +74,10 @@ func TestTopicReaderAtDrainsFromAnOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...), kgo.DefaultProduceTopic(Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := range 5 {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "r%d", i)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+	if err := Produce(ctx, "", b.ListenAddrs(), records(5)...); err != nil {
+		t.Fatal(err)
 	}
 	r, err := NewTopicReaderAt("", 2, b.ListenAddrs()...)
 	if err != nil {

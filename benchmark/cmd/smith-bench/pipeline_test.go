@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"smith/agent/decode"
 	"smith/benchmark/internal/results"
 	"smith/internal/harness"
@@ -30,21 +28,14 @@ func TestRecountCountsEachSequenceNumberOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(b.ListenAddrs()...), kgo.DefaultProduceTopic(harness.Topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, v := range []string{
-		`{"seq":1,"stream":"00ff"}`,                              // an earlier agent's, another stream
-		`{"seq":1,"stream":"00aa"}`, `{"seq":2,"stream":"00aa"}`, // step 1: offsets 1, 2
-		`{"seq":2,"stream":"00aa"}`, `{"data_type":"1","seq":3,"stream":"00aa"}`, `{"seq":4,"stream":"00aa"}`, // step 2: 3 to 5
-	} {
-		if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+	if err := harness.Produce(ctx, "", b.ListenAddrs(),
+		[]byte(`{"seq":1,"stream":"00ff"}`),                                      // an earlier agent's, another stream
+		[]byte(`{"seq":1,"stream":"00aa"}`), []byte(`{"seq":2,"stream":"00aa"}`), // step 1: offsets 1, 2
+		[]byte(`{"seq":2,"stream":"00aa"}`), []byte(`{"data_type":"1","seq":3,"stream":"00aa"}`), []byte(`{"seq":4,"stream":"00aa"}`), // step 2: 3 to 5
+	); err != nil {
+		t.Fatal(err)
 	}
 	a := &agent{end0: 1, brokers: b.ListenAddrs()}
 	s1 := &results.RateStep{Sent: 2, Received: 2, Seconds: 1}
