@@ -8,29 +8,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// records are the values r0 to r(n-1).
-func records(n int) [][]byte {
-	var out [][]byte
-	for i := range n {
-		out = append(out, fmt.Appendf(nil, "r%d", i))
-	}
-	return out
-}
-
-func TestBrokerAndTopicReader(t *testing.T) {
-	b, err := NewBroker(BrokerOptions{DataDir: t.TempDir()})
+// brokerHolding is a broker (o) whose topic holds the records r0 to
+// r(n-1), and a context for the test's requests; both end with the test.
+func brokerHolding(t *testing.T, o BrokerOptions, n int) (*kfake.Cluster, context.Context) {
+	t.Helper()
+	b, err := NewBroker(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(b.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := Produce(ctx, "", b.ListenAddrs(), records(3)...); err != nil {
+	t.Cleanup(cancel)
+	var values [][]byte
+	for i := range n {
+		values = append(values, fmt.Appendf(nil, "r%d", i))
+	}
+	if err := Produce(ctx, "", b.ListenAddrs(), values...); err != nil {
 		t.Fatal(err)
 	}
+	return b, ctx
+}
+
+func TestBrokerAndTopicReader(t *testing.T) {
+	b, ctx := brokerHolding(t, BrokerOptions{DataDir: t.TempDir()}, 3)
 	r, err := NewTopicReader("", b.ListenAddrs()...)
 	if err != nil {
 		t.Fatal(err)
@@ -69,16 +73,7 @@ func TestSeqCounterCountsEachNumberOnce(t *testing.T) {
 }
 
 func TestTopicReaderAtDrainsFromAnOffset(t *testing.T) {
-	b, err := NewBroker(BrokerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := Produce(ctx, "", b.ListenAddrs(), records(5)...); err != nil {
-		t.Fatal(err)
-	}
+	b, ctx := brokerHolding(t, BrokerOptions{}, 5)
 	r, err := NewTopicReaderAt("", 2, b.ListenAddrs()...)
 	if err != nil {
 		t.Fatal(err)
