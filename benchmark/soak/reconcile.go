@@ -35,6 +35,7 @@ package soak
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -179,7 +180,13 @@ type Result struct {
 	Records    int            `json:"records"`    // Kafka records read, duplicates included
 	Events     int            `json:"events"`     // distinct sequence numbers
 	Duplicates int            `json:"duplicates"` // records - events
-	Delivered  int            `json:"delivered"`  // tagged ops found, as performed
+	// DuplicatesByFault says which fault made them: the one a tagged
+	// call ran in, or else the first one after it (a restart reads again
+	// what was delivered but not committed before it); "untagged" for
+	// events of other activity, "none after" when no fault followed.
+	DuplicatesByFault map[string]int `json:"duplicates_by_fault"`
+	dups              map[uint64]int // extra copies, by sequence number
+	Delivered         int            `json:"delivered"` // tagged ops found, as performed
 	// Missing tagged ops and how they were explained.
 	Missing        int `json:"missing"`
 	ExplainedRing  int `json:"explained_ring"`  // by a "lost N" record
@@ -254,7 +261,8 @@ type slot struct {
 // Reconcile checks ops against the Kafka records (raw JSON values).
 func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	r := &Result{Ops: len(ops), Records: len(records), Counters: c, OpsByKind: map[string]int{},
-		MissingByKind: map[string]int{}, UnexplainedByKind: map[string]int{}}
+		MissingByKind: map[string]int{}, UnexplainedByKind: map[string]int{},
+		DuplicatesByFault: map[string]int{}, dups: map[uint64]int{}}
 	bySeq := r.readRecords(records)
 	seqs := make([]uint64, 0, len(bySeq))
 	for s := range bySeq {
@@ -270,6 +278,9 @@ func Reconcile(ops []Op, records [][]byte, c Counters, o Options) *Result {
 	}
 	idx := indexEvents(bySeq, seqs, o.TagPrefix)
 	missing := r.matchOps(ops, idx, o.SlackNs)
+	if untagged := r.Duplicates - sumValues(r.DuplicatesByFault); untagged > 0 {
+		r.DuplicatesByFault["untagged"] = untagged
+	}
 	for k, evs := range idx.found {
 		r.problem("%s arrived in Kafka (seq %d) but the load generator did not perform it", k, evs[0].Seq)
 	}
@@ -306,6 +317,7 @@ func (r *Result) readRecords(records [][]byte) map[uint64]*Event {
 		}
 		if prev, ok := bySeq[ev.Seq]; ok {
 			r.Duplicates++
+			r.dups[ev.Seq]++
 			if !prev.same(ev) {
 				r.problem("sequence number %d names two different events: %.200s", ev.Seq, raw)
 			}
@@ -424,6 +436,7 @@ func (x *eventIndex) window(op *Op, slack int64) window {
 func (r *Result) matchOps(ops []Op, x *eventIndex, slack int64) []window {
 	var missing []window
 	keys := map[string]bool{}
+	faults := faultStarts(ops)
 	for i := range ops {
 		op := &ops[i]
 		r.OpsByKind[op.Kind]++
@@ -455,6 +468,9 @@ func (r *Result) matchOps(ops []Op, x *eventIndex, slack int64) []window {
 				r.problem("%s %s is not in Kafka as performed: %s", op.Kind, op.Tag, why)
 			}
 			r.Delivered++
+			if n := r.dups[evs[0].Seq]; n > 0 {
+				r.DuplicatesByFault[faultOf(op, faults)] += n
+			}
 			continue
 		}
 		r.Missing++
@@ -462,6 +478,49 @@ func (r *Result) matchOps(ops []Op, x *eventIndex, slack int64) []window {
 		missing = append(missing, x.window(op, slack))
 	}
 	return missing
+}
+
+// faultAt is where a fault phase began: the first call made in it.
+type faultAt struct {
+	t0    int64
+	phase string
+}
+
+// faultStarts are the fault phases of the run in time order (not
+// "steady" or "final", the phases between and after the faults).
+func faultStarts(ops []Op) []faultAt {
+	var out []faultAt
+	sorted := slices.Clone(ops)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].T0 < sorted[j].T0 })
+	prev := ""
+	for _, op := range sorted {
+		if op.Phase != prev && op.Phase != "" && op.Phase != "steady" && op.Phase != "final" {
+			out = append(out, faultAt{op.T0, op.Phase})
+		}
+		prev = op.Phase
+	}
+	return out
+}
+
+// faultOf is the fault a duplicate of op's event is laid to: the one op
+// ran in, or the first to begin after op ended.
+func faultOf(op *Op, faults []faultAt) string {
+	if op.Phase != "" && op.Phase != "steady" && op.Phase != "final" {
+		return op.Phase
+	}
+	i := sort.Search(len(faults), func(i int) bool { return faults[i].t0 >= op.T1 })
+	if i == len(faults) {
+		return "none after"
+	}
+	return faults[i].phase
+}
+
+func sumValues(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // explain matches missing ops to slots: by window end, each to the

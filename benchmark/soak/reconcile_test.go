@@ -401,3 +401,21 @@ func TestEventNamesFromTable(t *testing.T) {
 		}
 	}
 }
+
+// A duplicate is laid to the fault its call ran in, or else to the first
+// fault after the call; an event no call made is "untagged".
+func TestDuplicatesAreLaidToTheFaultThatMadeThem(t *testing.T) {
+	s := newStream()
+	s.op(OpExec, true).Phase = "steady"
+	s.op(OpTCP, true).Phase = "agent-sigkill"
+	s.op(OpExec, true).Phase = "steady"
+	s.op(OpUDP, true).Phase = "broker-restart"
+	s.op(OpFinit, true).Phase = "final"
+	s.untagged()
+	s.recs = append(s.recs, s.recs[0], s.recs[1], s.recs[1], s.recs[2], s.recs[4], s.recs[5])
+	r := reconcile(t, s, Counters{})
+	want := map[string]int{"agent-sigkill": 3, "broker-restart": 1, "none after": 1, "untagged": 1}
+	if !r.OK() || r.Duplicates != 6 || !reflect.DeepEqual(r.DuplicatesByFault, want) {
+		t.Fatalf("duplicates %d by fault %v, want 6 and %v (problems %q)", r.Duplicates, r.DuplicatesByFault, want, r.Problems)
+	}
+}

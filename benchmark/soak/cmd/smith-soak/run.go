@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -648,6 +650,13 @@ func printSummary(w io.Writer, rep *Report) {
 			res.Ops, res.Delivered, res.Missing, res.ExplainedRing, res.ExplainedHidden, res.ExplainedAgent, res.ExplainedHookMiss, res.Unexplained)
 		fmt.Fprintf(w, "soak: Kafka records %d, events %d, duplicates %d, restarted calls %d, lost records %d (N sum %d), sequence gaps %d\n",
 			res.Records, res.Events, res.Duplicates, res.Restarted, res.LostRecords, res.LostTotal, res.SeqGaps)
+		if len(res.DuplicatesByFault) > 0 {
+			var by []string
+			for _, f := range slices.Sorted(maps.Keys(res.DuplicatesByFault)) {
+				by = append(by, fmt.Sprintf("%s %d", f, res.DuplicatesByFault[f]))
+			}
+			fmt.Fprintf(w, "soak: duplicates by the fault that made them (the call's, or the next after it): %s\n", strings.Join(by, ", "))
+		}
 		if !rep.Pass {
 			for _, l := range res.Lost {
 				fmt.Fprintf(w, "soak: lost record seq %d: %d records, after an event of time %d\n", l.Seq, l.N, l.PrevNs)
