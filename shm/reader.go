@@ -498,19 +498,9 @@ func (r *Reader) untilDue(wakeup uint64, now time.Time) time.Duration {
 		return time.Duration(math.MaxInt64) // idle: the Waiter's interval
 	}
 	r.seenProd, r.seenAt = prod, now
-	half := r.ring.Size() / 2
-	need := min(wakeup, half)
-	if read := prod - r.pos; read < need {
-		need -= read
-	} else {
-		need = 0
-	}
-	if held := prod - r.cons; held < half {
-		need = min(need, half-held)
-	} else {
-		need = 0
-	}
-	eta := float64(need) / float64(prod-seen) * float64(dt)
+	v := view{cons: r.cons, read: r.pos, wakeup: wakeup, prod: prod}
+	v.fix(r.ring.Size())
+	eta := float64(v.short(r.ring.Size())) / float64(prod-seen) * float64(dt)
 	if eta >= float64(time.Hour) {
 		return time.Duration(math.MaxInt64) // a slow producer: the interval
 	}

@@ -199,6 +199,24 @@ func (v *view) fix(size uint64) {
 	v.wakeup = min(v.wakeup, size/2)
 }
 
+// short is how many bytes the producers must still commit before v (fixed)
+// is due by size: the watermark past the read position, or half the ring
+// past the commit position, whichever comes first (0: due, or no
+// watermark).
+func (v view) short(size uint64) uint64 {
+	if v.wakeup == 0 {
+		return 0
+	}
+	toMark, toHalf := uint64(0), uint64(0)
+	if read := v.prod - v.read; read < v.wakeup {
+		toMark = v.wakeup - read
+	}
+	if held := v.prod - v.cons; held < size/2 {
+		toHalf = size/2 - held
+	}
+	return min(toMark, toHalf)
+}
+
 // ready is ring.c's smith_ring_ready, the predicate of smith_abi.h that
 // decides both a producer's wake-up and the device's poll(): a committed
 // record lies at the read position and the watermark is reached, or the
@@ -213,7 +231,7 @@ func (r *Ring) ready(v view) bool {
 	if w&RecBusy != 0 {
 		return false
 	}
-	if v.wakeup == 0 || v.prod-v.read >= v.wakeup || v.prod-v.cons >= r.Size()/2 {
+	if v.short(r.Size()) == 0 {
 		return true
 	}
 	typ := RecType(binary.LittleEndian.Uint16(r.data[off+4:]))
