@@ -124,25 +124,21 @@ func runPipeline(o pipelineOpts, h *results.Host) error {
 	if _, err := a.offer(climbWarmRate, climbWarmup); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	var steps []*results.RateStep
+	first := len(h.Pipeline)
 	var spans [][2]uint64
 	for _, rate := range o.rates {
 		step, err := a.offer(rate, time.Duration(o.stepSecs*float64(time.Second)))
 		if err != nil {
 			return fmt.Errorf("step %.0f/s: %w", rate, err)
 		}
-		steps, spans = append(steps, &step), append(spans, a.lastSpan)
+		h.Pipeline, spans = append(h.Pipeline, step), append(spans, a.lastSpan)
 		fmt.Fprintf(os.Stderr, "smith-bench pipeline: offered %.0f/s achieved %.0f/s delivered %.0f/s dropped %d\n",
 			step.Offered, step.Achieved, step.Carried, step.Dropped)
 		if step.Dropped > 0 || step.Received < step.Sent {
 			break
 		}
 	}
-	err = a.recount(steps, spans)
-	for _, st := range steps {
-		h.Pipeline = append(h.Pipeline, *st)
-	}
-	return errors.Join(err, a.stop())
+	return errors.Join(a.recount(h.Pipeline[first:], spans), a.stop())
 }
 
 // backend is where the agent's events go: kfake (the agent's events in
@@ -225,9 +221,11 @@ func steadyRun(o pipelineOpts, b backend, st *results.Steady) error {
 		return fmt.Errorf("agent %w", err)
 	}
 	secs := time.Since(t0).Seconds()
-	if err := a.recount([]*results.RateStep{&step}, [][2]uint64{span}); err != nil {
+	one := []results.RateStep{step}
+	if err := a.recount(one, [][2]uint64{span}); err != nil {
 		return err
 	}
+	step = one[0]
 	st.CPUPercent = append(st.CPUPercent, 100*(cpu1-cpu0)/secs)
 	st.RSSMiB = append(st.RSSMiB, mem.PeakMiB)
 	st.Delivered = append(st.Delivered, step.Received)
@@ -388,14 +386,14 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	// or until it stops growing: 3 s without progress while nothing is
 	// left in the agent (its spool, the unread ring), 30 s while
 	// something is (a spool replays every kafka.retry_interval).
-	var got, e1 uint64
+	var got uint64
 	last, lastHeld, lastChange := uint64(0), uint64(0), time.Now()
 	for {
 		e, err := a.delivered()
 		if err != nil {
 			return st, err
 		}
-		got, e1 = e-end0, e
+		got = e - end0
 		drops, err := a.dropped()
 		if err != nil {
 			return st, err
@@ -421,7 +419,7 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 	// the larger, so a drop is never missed if its counter lags.
 	st.Dropped = max(st.Dropped, ringDrops)
 	st.Sent, st.Received, st.Seconds = sent, got, offerSecs
-	a.lastSpan = [2]uint64{a.end0 + end0, a.end0 + e1}
+	a.lastSpan = [2]uint64{a.end0 + end0, a.end0 + end0 + got}
 	st.Stalled = skipped.Seconds()
 	if skipped > 0 {
 		fmt.Fprintf(os.Stderr, "smith-bench pipeline: %.0f/s: the producer did not run for %v in all (more than %v at a time): those events were not offered\n", rate, skipped.Round(time.Millisecond), pipelineMaxLate)
@@ -439,7 +437,7 @@ func (a *agent) offer(rate float64, d time.Duration) (results.RateStep, error) {
 // each sequence number once: a record that came again under a number
 // already delivered is a duplicate, a "lost N" record no event offered.
 // Into the file sink it does nothing.
-func (a *agent) recount(steps []*results.RateStep, spans [][2]uint64) error {
+func (a *agent) recount(steps []results.RateStep, spans [][2]uint64) error {
 	if a.brokers == nil || len(steps) == 0 {
 		return nil
 	}
@@ -475,7 +473,8 @@ func (a *agent) recount(steps []*results.RateStep, spans [][2]uint64) error {
 			return fmt.Errorf("read the agent's events back: offset %d of %d reached, then nothing more", read, end)
 		}
 	}
-	for i, st := range steps {
+	for i := range steps {
+		st := &steps[i]
 		st.Received, st.Duplicates = counts[i][0], counts[i][1]
 		st.Carried = float64(st.Received) / st.Seconds
 		if st.Duplicates > 0 {

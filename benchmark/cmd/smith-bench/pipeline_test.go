@@ -38,12 +38,11 @@ func TestRecountCountsEachSequenceNumberOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &agent{end0: 1, brokers: b.ListenAddrs()}
-	s1 := &results.RateStep{Sent: 2, Received: 2, Seconds: 1}
-	s2 := &results.RateStep{Sent: 1, Received: 3, Seconds: 1}
-	if err := a.recount([]*results.RateStep{s1, s2}, [][2]uint64{{1, 3}, {3, 6}}); err != nil {
+	steps := []results.RateStep{{Sent: 2, Received: 2, Seconds: 1}, {Sent: 1, Received: 3, Seconds: 1}}
+	if err := a.recount(steps, [][2]uint64{{1, 3}, {3, 6}}); err != nil {
 		t.Fatal(err)
 	}
-	if s1.Received != 2 || s1.Duplicates != 0 || s2.Received != 1 || s2.Duplicates != 1 || s2.Carried != 1 {
-		t.Fatalf("step 1 %+v, step 2 %+v; want 2 and 0, then 1 and 1 duplicate", *s1, *s2)
+	if s1, s2 := steps[0], steps[1]; s1.Received != 2 || s1.Duplicates != 0 || s2.Received != 1 || s2.Duplicates != 1 || s2.Carried != 1 {
+		t.Fatalf("step 1 %+v, step 2 %+v; want 2 and 0, then 1 and 1 duplicate", s1, s2)
 	}
 }
