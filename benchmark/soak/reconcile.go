@@ -480,21 +480,32 @@ func (r *Result) matchOps(ops []Op, x *eventIndex, slack int64) []window {
 	return missing
 }
 
+// The phases of a run that are not faults: between them, and after the
+// last; every other Op.Phase names the fault the call ran in.
+const (
+	PhaseSteady = "steady"
+	PhaseFinal  = "final"
+)
+
+// isFault tells whether phase is a fault's.
+func isFault(phase string) bool {
+	return phase != "" && phase != PhaseSteady && phase != PhaseFinal
+}
+
 // faultAt is where a fault phase began: the first call made in it.
 type faultAt struct {
 	t0    int64
 	phase string
 }
 
-// faultStarts are the fault phases of the run in time order (not
-// "steady" or "final", the phases between and after the faults).
+// faultStarts are the fault phases of the run in time order.
 func faultStarts(ops []Op) []faultAt {
 	var out []faultAt
 	sorted := slices.Clone(ops)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].T0 < sorted[j].T0 })
 	prev := ""
 	for _, op := range sorted {
-		if op.Phase != prev && op.Phase != "" && op.Phase != "steady" && op.Phase != "final" {
+		if op.Phase != prev && isFault(op.Phase) {
 			out = append(out, faultAt{op.T0, op.Phase})
 		}
 		prev = op.Phase
@@ -505,7 +516,7 @@ func faultStarts(ops []Op) []faultAt {
 // faultOf is the fault a duplicate of op's event is laid to: the one op
 // ran in, or the first to begin after op ended.
 func faultOf(op *Op, faults []faultAt) string {
-	if op.Phase != "" && op.Phase != "steady" && op.Phase != "final" {
+	if isFault(op.Phase) {
 		return op.Phase
 	}
 	i := sort.Search(len(faults), func(i int) bool { return faults[i].t0 >= op.T1 })

@@ -406,11 +406,11 @@ func TestEventNamesFromTable(t *testing.T) {
 // fault after the call; an event no call made is "untagged".
 func TestDuplicatesAreLaidToTheFaultThatMadeThem(t *testing.T) {
 	s := newStream()
-	s.op(OpExec, true).Phase = "steady"
+	s.op(OpExec, true).Phase = PhaseSteady
 	s.op(OpTCP, true).Phase = "agent-sigkill"
-	s.op(OpExec, true).Phase = "steady"
+	s.op(OpExec, true).Phase = PhaseSteady
 	s.op(OpUDP, true).Phase = "broker-restart"
-	s.op(OpFinit, true).Phase = "final"
+	s.op(OpFinit, true).Phase = PhaseFinal
 	s.untagged()
 	s.recs = append(s.recs, s.recs[0], s.recs[1], s.recs[1], s.recs[2], s.recs[4], s.recs[5])
 	r := reconcile(t, s, Counters{})

@@ -206,7 +206,7 @@ func (r *runner) run(rep *Report, duration time.Duration, execRate, connRate, mo
 	if err := r.spoolReplayed(ctx); err != nil {
 		return err
 	}
-	r.load.setPhase("final")
+	r.load.setPhase(soak.PhaseFinal)
 	r.load.exec()
 	rep.EventsPerSec = float64(len(r.load.ops)) / rep.Duration
 	r.logf("load stopped: %d tagged syscalls (%.0f/s)", len(r.load.ops), rep.EventsPerSec)
@@ -297,7 +297,7 @@ func (r *runner) newLoader(ctx context.Context, execRate, connRate, modRate floa
 	}
 	r.load = &loader{prefix: fmt.Sprintf("soak-%d-", time.Now().Unix()), execPath: "/bin/true", modPath: r.testKo,
 		modImage: image, port: lport, refused: rport, execRate: execRate, connRate: connRate, modRate: modRate}
-	r.load.setPhase("steady")
+	r.load.setPhase(soak.PhaseSteady)
 	return nil
 }
 
@@ -438,7 +438,7 @@ func (r *runner) fault(ctx context.Context, kind string, act func() (string, err
 	detail, err := act()
 	f.End, f.Detail = r.since(), detail
 	r.faults = append(r.faults, f)
-	r.load.setPhase("steady")
+	r.load.setPhase(soak.PhaseSteady)
 	if err != nil {
 		return fmt.Errorf("fault %s: %w", kind, err)
 	}
