@@ -294,14 +294,12 @@ func TestKafkaSinkTLS(t *testing.T) {
 	}
 }
 
-// sendBatch sends events [from, from+n) and returns a channel closed with
-// the number delivered when the sink is done with them.
-func sendBatch(k *Kafka, from, n int) chan int {
+// sendBatch sends batchOf(from, n, keep...) and returns a channel that
+// gets the number delivered when the sink is done with them.
+func sendBatch(k *Kafka, from, n int, keep ...int) chan int {
 	done := make(chan int, 1)
-	b := NewBatch(func(b *Batch) { done <- b.Delivered() })
-	for i := from; i < from+n; i++ {
-		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
-	}
+	b := batchOf(from, n, keep...)
+	b.release = func(b *Batch) { done <- b.Delivered() }
 	b.Hold(1)
 	k.Send(b)
 	return done
@@ -409,13 +407,13 @@ func TestKafkaSinkFullSpoolKeepsLossReports(t *testing.T) {
 	full, _ := k.spool.Len()
 
 	// Offline: the batch goes to the spool, which takes event 3 only.
-	if got := <-sendBatchKeeping(k, 0, 10, 3); got != 1 {
+	if got := <-sendBatch(k, 0, 10, 3); got != 1 {
 		t.Fatalf("offline: %d delivered, want the kept one", got)
 	}
 	// A request that failed: its events are spooled from a copy, which
 	// knows the kept one (event 7) by where it lies in the batch.
 	done := make(chan int, 1)
-	b := batchKeeping(10, 10, 7)
+	b := batchOf(10, 10, 7)
 	b.release = func(b *Batch) { done <- b.Delivered() }
 	b.Hold(1)
 	lb := &liveBatch{b: b}
@@ -439,17 +437,6 @@ func TestKafkaSinkFullSpoolKeepsLossReports(t *testing.T) {
 	}
 	evs := drain(t, k.spool, 1<<20)
 	equal(t, evs[len(evs)-2:], []string{`{"seq":3}`, `{"seq":17}`})
-}
-
-// sendBatchKeeping is sendBatch with the events at the indices keep
-// marked as loss reports.
-func sendBatchKeeping(k *Kafka, from, n int, keep ...int) chan int {
-	done := make(chan int, 1)
-	b := batchKeeping(from, n, keep...)
-	b.release = func(b *Batch) { done <- b.Delivered() }
-	b.Hold(1)
-	k.Send(b)
-	return done
 }
 
 // While the spool is replayed, new events go to Kafka directly: a replay
@@ -834,11 +821,9 @@ func spillOneBatch(t *testing.T, refuse func() bool) spillCase {
 // heldBatch is a batch of the events {"seq":first} to first+n-1, held
 // once as the pipeline holds it, calling freed and durable as it is.
 func heldBatch(first, n int, freed, durable func()) *Batch {
-	b := NewBatch(func(*Batch) { freed() })
+	b := batchOf(first, n)
+	b.release = func(*Batch) { freed() }
 	b.OnDurable(func(*Batch) { durable() })
-	for i := first; i < first+n; i++ {
-		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
-	}
 	b.Hold(1)
 	return b
 }

@@ -11,10 +11,16 @@ import (
 	"testing"
 )
 
-func batchOf(from, n int) *Batch {
+// batchOf is a batch of the events {"seq":from} to from+n-1; those at
+// the indices keep are marked by Keep, as the pipeline marks "lost N"
+// events.
+func batchOf(from, n int, keep ...int) *Batch {
 	b := NewBatch(nil)
-	for i := from; i < from+n; i++ {
-		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, i))
+	for i := range n {
+		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, from+i))
+		if slices.Contains(keep, i) {
+			b.Keep()
+		}
 	}
 	return b
 }
@@ -117,19 +123,6 @@ func TestSpoolBoundCountsWhatDoesNotFit(t *testing.T) {
 	equal(t, drain(t, s, 1000), want(0, n))
 }
 
-// batchKeeping is batchOf(from, n) with the events at the indices keep
-// marked by Keep, as the pipeline marks "lost N" events.
-func batchKeeping(from, n int, keep ...int) *Batch {
-	b := NewBatch(nil)
-	for i := range n {
-		b.End(fmt.Appendf(b.Buf(), `{"seq":%d}`, from+i))
-		if slices.Contains(keep, i) {
-			b.Keep()
-		}
-	}
-	return b
-}
-
 // A full spool still takes the events that report a loss, from a reserve
 // of a sixteenth of its bound; past the reserve they are dropped like any
 // other, and a spill (a copy of a batch in flight) never uses it.
@@ -140,13 +133,13 @@ func TestSpoolFullStillTakesLossReports(t *testing.T) {
 	}
 	// Events 0-9 take 21 bytes with their header, 10-99 22: 0-72 fit
 	// (1,596 bytes); of the rest only the kept ones, 80, 90 and 99.
-	n, err := s.Append(batchKeeping(0, 100, 50, 80, 90, 99), 0)
+	n, err := s.Append(batchOf(0, 100, 50, 80, 90, 99), 0)
 	if !errors.Is(err, ErrSpoolFull) || n != 76 {
 		t.Fatalf("Append = %d, %v; want 76 (73 under the bound, 3 kept) and ErrSpoolFull", n, err)
 	}
 	// From index 5 on: a kept event before from is not written again.
 	// 38 bytes are left in the reserve: one kept event of 23 fits.
-	n, err = s.Append(batchKeeping(100, 10, 0, 6, 7, 8), 5)
+	n, err = s.Append(batchOf(100, 10, 0, 6, 7, 8), 5)
 	if !errors.Is(err, ErrSpoolFull) || n != 1 {
 		t.Fatalf("second Append = %d, %v; want the one kept event that fits in the reserve", n, err)
 	}
