@@ -82,7 +82,9 @@ func NewWriter(name string, w io.Writer, queue int, c *metrics.Counters, log log
 // files are kept.  A write that fails half-way is cut back, so the file
 // never holds a partial line; a rotation that fails goes on appending to
 // path (and tries again at the next write); Reopen (SIGHUP) opens path
-// anew after an outside rotation (logrotate).
+// anew after an outside rotation (logrotate).  Only a regular file is
+// rotated: a path that names a device or a pipe (/dev/null, a FIFO read
+// by another program) is written to as it is, never renamed.
 type RotatingFile struct {
 	mu       sync.Mutex
 	path     string
@@ -90,6 +92,7 @@ type RotatingFile struct {
 	maxFiles int
 	f        *os.File
 	size     int64
+	regular  bool // f is a regular file: rotated by size
 	// rename and truncate are the file operations (fields so that tests
 	// can fail them).
 	rename   func(from, to string) error
@@ -121,7 +124,7 @@ func (r *RotatingFile) open() error {
 		f.Close()
 		return fmt.Errorf("stat event file: %w", err)
 	}
-	r.f, r.size = f, st.Size()
+	r.f, r.size, r.regular = f, st.Size(), st.Mode().IsRegular()
 	return nil
 }
 
@@ -131,7 +134,7 @@ func (r *RotatingFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var rotErr error
-	if r.size > 0 && r.size+int64(len(p)) > r.maxBytes {
+	if r.regular && r.size > 0 && r.size+int64(len(p)) > r.maxBytes {
 		rotErr = r.rotate()
 	}
 	n, err := r.write(r.f, p)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,5 +131,42 @@ func TestRotatingFileReopen(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path + ".old"); string(got) != "{\"a\":1}\n" {
 		t.Fatalf("moved file holds %q", got)
+	}
+}
+
+// A path that is not a regular file (a FIFO here; /dev/null alike) is
+// written to past max_bytes and never renamed.
+func TestRotatingFileDoesNotRotateAPipe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The reader first, non-blocking: the writer's open then does not wait.
+	rd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	rf, err := OpenRotatingFile(path, 1000, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rf.Close()
+	line := []byte(strings.Repeat("x", 599) + "\n")
+	for i := 0; i < 10; i++ {
+		if n, err := rf.Write(line); err != nil || n != len(line) {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("%s is no longer the FIFO: %v, %v", path, st, err)
+	}
+	if _, err := os.Lstat(path + ".1"); !os.IsNotExist(err) {
+		t.Errorf("the FIFO was rotated: %s.1: %v", path, err)
+	}
+	want := bytes.Repeat(line, 10)
+	got := make([]byte, len(want))
+	if n, err := io.ReadFull(rd, got); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("read %d bytes from the FIFO (%v), want the %d written", n, err, len(want))
 	}
 }
