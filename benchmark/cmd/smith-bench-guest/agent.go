@@ -19,9 +19,10 @@ import (
 )
 
 // agentConsumer is the real smith-agent consuming the ring: its default
-// configuration except where the guest has no room for it (state, log and
-// events under a temporary directory, the events to a file, no metrics
-// listener).
+// configuration except where the guest has no room for it (state and log
+// under a temporary directory, no metrics listener).  Its events go to
+// its standard output (the default sink), which StartAgent sends to
+// /dev/null, or with -agent-sink file to a file in that directory.
 type agentConsumer struct {
 	*harness.Agent
 	dir    string
@@ -53,7 +54,8 @@ func startAgent(bin, sink string) (*agentConsumer, error) {
 	return a, nil
 }
 
-// received is the number of events the agent wrote to its file so far.
+// received is the number of events the agent wrote to its file so far (0
+// with the stdout sink: that output is not kept).
 func (a *agentConsumer) received() uint64 {
 	f, err := os.Open(a.events)
 	if err != nil {

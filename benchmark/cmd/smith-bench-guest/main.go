@@ -13,7 +13,8 @@
 //	shm      shm transport, this program counting the ring's records
 //	netlink  netlink transport, this program consuming the socket
 //	agent    shm transport, the real smith-agent (-agent) on its default
-//	         configuration consuming the ring, its events to a file
+//	         configuration consuming the ring: its events to its standard
+//	         output, which this program discards (-agent-sink)
 //
 // Under QEMU's -icount shift=0,sleep=off with one virtual CPU (make bench)
 // the guest clock counts executed instructions, 1 ns per instruction, and
@@ -101,7 +102,7 @@ func main() {
 	flag.IntVar(&o.stormN, "storm-n", 2000, "connects per loop in the syscall storm")
 	flag.StringVar(&o.stepsModule, "steps-module", "", "the module built with SMITH_STEPS=1, for the in-hook cost by step (empty: not measured)")
 	flag.StringVar(&o.agent, "agent", "", "smith-agent `binary` for the agent configuration (empty: not measured)")
-	flag.StringVar(&o.agentSink, "agent-sink", "file", "the agent's sink: file (a file in /tmp), or stdout (discarded: no page cache per event)")
+	flag.StringVar(&o.agentSink, "agent-sink", "stdout", "the agent's sink: stdout (its default, sent to /dev/null), or file (a file in the guest's tmpfs: page cache per event)")
 	flag.Float64Var(&o.idleSeconds, "idle-seconds", 5, "seconds the readers sit idle while their wake-ups are counted (0: not measured)")
 	flag.BoolVar(&o.skipHooks, "skip-hooks", false, "skip the hook-cost benchmark")
 	flag.BoolVar(&o.skipTransports, "skip-transports", false, "skip the transport benchmark")
@@ -127,6 +128,9 @@ func run(o options) error {
 		Machine: results.Machine{CPU: o.cpu, Kernel: harness.KernelRelease(), CPUs: runtime.NumCPU(), Where: o.where},
 		Rounds:  o.rounds,
 		Clock:   o.clock,
+	}
+	if o.agent != "" {
+		res.AgentSink = o.agentSink
 	}
 	m := &module{path: o.module, transportParam: o.transportParam, latencyParam: o.latencyParam}
 	b := &bench{o: o, m: m, res: res}

@@ -829,6 +829,24 @@ func fmtMedian(s stats.Summary) string {
 // executed instructions (QEMU -icount shift=0,sleep=off).
 const clockInstructions = "instructions"
 
+// agentSinkText says where configuration (e)'s agent wrote its events in
+// the runs vms.
+func agentSinkText(vms []results.VM) string {
+	sinks := map[string]bool{}
+	for _, vm := range vms {
+		sinks[vm.AgentSink] = true
+	}
+	switch {
+	case len(sinks) > 1:
+		return "its events to its standard output (sent to /dev/null) on some kernels, to a file on others (`-agent-sink`)"
+	case sinks["file"]:
+		return "its events written to a file in the guest's tmpfs (`-agent-sink file`)"
+	case sinks["stdout"]:
+		return "its events to its standard output (its default sink), sent to /dev/null (`-agent-sink stdout`)"
+	}
+	return "its events written to a file" // runs from before the runner recorded the sink
+}
+
 // Targets of the instruction-count headline: ratio of the mean op to (a),
 // and instructions inside the hook (execve: plus the argv copy).
 var instructionTargets = []struct {
@@ -866,7 +884,7 @@ func instructionHeadline(vms []results.VM) string {
 		"(or the agent's) included, which is what a server pays. Most rounds repeat within a " +
 		"fraction of a percent, unlike wall-clock TCG. Ratios are to (a) in the same round; " +
 		"min / median / max over rounds. (e) is the real smith-agent on its default " +
-		"configuration, its events written to a file. Records the reader had not consumed " +
+		"configuration, " + agentSinkText(icount) + ". Records the reader had not consumed " +
 		"when a loop ended (at most one wake-up timeout's worth) are read after the timed " +
 		"loop: the pending column says how many bytes that was, per run (median), and the " +
 		"reader's share of (c) and (e) is low by up to that fraction of the run's records. " +

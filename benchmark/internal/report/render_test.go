@@ -146,11 +146,12 @@ func TestRenderInstructionHeadline(t *testing.T) {
 		strings.Contains(hook, "Instructions per operation") {
 		t.Fatal("a wall-clock run got the instruction headline")
 	}
-	vm.Clock = clockInstructions
+	vm.Clock, vm.AgentSink = clockInstructions, "stdout"
 	vm.Loops = append(vm.Loops, loops("agent", "connect", 1020, 1025, 1050)...) // x2.04..: mean is 2*median
 	vm.Idle = []results.IdleWakeups{{Reader: "shm", Seconds: 5, Wakeups: 5, PerSecond: 1}}
 	sectionContains(t, Render(Input{VMs: []results.VM{vm}}), "Hook cost",
 		"### Instructions per operation (headline)",
+		"its events to its standard output (its default sink), sent to /dev/null",
 		"| 6.1.0 | connect (n=100) | (e) shm + smith-agent | 2040 / 2050 / 2100 | 1.020 / 1.025 / 1.050 | 0 |",
 		"| 6.1.0 | connect loop, (e) shm + smith-agent / (a) | x1.025 | x1.030 | x1.015 | met |",
 		"| 6.1.0 | connect loop, (c) shm + reader / (a) | x1.040 | x1.020 | x1.010 | missed |",

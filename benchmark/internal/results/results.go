@@ -153,8 +153,12 @@ type VM struct {
 	Steps      []StepCost      `json:"steps,omitempty"`
 	// Clock is "instructions" when the guest clock counted executed
 	// instructions (QEMU -icount shift=0,sleep=off), else "ns".
-	Clock string   `json:"clock,omitempty"`
-	Notes []string `json:"notes"` // what could not be measured, and why
+	Clock string `json:"clock,omitempty"`
+	// AgentSink is the sink of configuration (e)'s smith-agent: "stdout"
+	// (its default configuration, the runner discarding the output) or
+	// "file" (a file in the guest's tmpfs).
+	AgentSink string   `json:"agent_sink,omitempty"`
+	Notes     []string `json:"notes"` // what could not be measured, and why
 }
 
 // GoBench is one benchmark of `go test -bench`, over -count runs.
