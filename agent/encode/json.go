@@ -66,6 +66,12 @@ func appendEscapedValid[T string | []byte](dst []byte, str T, sep string) ([]byt
 	case []byte:
 		s = v
 	}
+	return escapeValid(dst, s, sep)
+}
+
+// escapeValid is appendEscapedValid on bytes (one copy of the loop for
+// both instantiations).
+func escapeValid(dst, s []byte, sep string) ([]byte, bool) {
 	start, valid := 0, true
 	for i := 0; i < len(s); {
 		// Eight bytes at a time while none needs a look of its own,
@@ -77,6 +83,8 @@ func appendEscapedValid[T string | []byte](dst []byte, str T, sep string) ([]byt
 				continue
 			}
 			i += bits.TrailingZeros64(m) / 8
+		} else if plain8(tailWord(s, i)) {
+			break // the last bytes, fewer than eight, are all plain
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -118,6 +126,19 @@ func appendEscapedValid[T string | []byte](dst []byte, str T, sep string) ([]byt
 	return append(dst, s[start:]...), valid
 }
 
+// tailWord is the bytes of s from i on, fewer than eight, as a word: the
+// last eight bytes of s when s has them (the bytes before i were looked
+// at already, and a plain byte there changes nothing), else s[i:] padded
+// with plain bytes.
+func tailWord(s []byte, i int) uint64 {
+	if len(s) >= 8 {
+		return binary.LittleEndian.Uint64(s[len(s)-8:])
+	}
+	w := [8]byte{'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'}
+	copy(w[:], s[i:])
+	return binary.LittleEndian.Uint64(w[:])
+}
+
 // validUTF8 reports whether s needs no U+FFFD substitution.
 func validUTF8(s []byte) bool { return utf8.Valid(s) }
 
@@ -140,7 +161,7 @@ func appendStrField[T string | []byte](dst []byte, key string, v T) []byte {
 // U+FFFD.
 func appendPathField(dst []byte, id int, v []byte) []byte {
 	dst = append(appendKey(dst, decode.Fields[id].Name), '"')
-	dst, valid := appendEscapedValid(dst, v, "")
+	dst, valid := escapeValid(dst, v, "")
 	return appendExact(append(dst, '"'), id, v, valid)
 }
 
@@ -165,7 +186,20 @@ func appendBase64(dst, v []byte) []byte {
 }
 
 func appendUintField(dst []byte, key string, v uint64) []byte {
-	return strconv.AppendUint(appendKey(dst, key), v, 10)
+	return appendUint(appendKey(dst, key), v)
+}
+
+// appendUint is strconv.AppendUint in base 10, one- and two-digit numbers
+// (most of an event's: ids, flags, families, small pids) written in place
+// without a call.
+func appendUint(dst []byte, v uint64) []byte {
+	if v < 10 {
+		return append(dst, byte('0'+v))
+	}
+	if v < 100 {
+		return append(dst, byte('0'+v/10), byte('0'+v%10))
+	}
+	return strconv.AppendUint(dst, v, 10)
 }
 
 func appendIntField(dst []byte, key string, v int64) []byte {
@@ -192,7 +226,7 @@ func appendArgsValid(dst, argv []byte) ([]byte, bool) {
 	dst = append(dst, '[')
 	if len(argv) > 0 {
 		dst = append(dst, '"')
-		dst, valid = appendEscapedValid(dst, trimArgv(argv), `","`)
+		dst, valid = escapeValid(dst, trimArgv(argv), `","`)
 		dst = append(dst, '"')
 	}
 	return append(dst, ']'), valid
@@ -202,7 +236,7 @@ func appendArgsValid(dst, argv []byte) ([]byte, bool) {
 // "argv"): for reading and grepping; args is the exact form.
 func appendCommandLine(dst, argv []byte) []byte {
 	dst = append(dst, '"')
-	dst = appendEscapedSep(dst, trimArgv(argv), " ")
+	dst, _ = escapeValid(dst, trimArgv(argv), " ")
 	return append(dst, '"')
 }
 

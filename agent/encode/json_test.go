@@ -4,7 +4,9 @@ package encode
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -81,6 +83,59 @@ func FuzzAppendEscapedValid(f *testing.F) {
 			t.Fatalf("%q: valid %v, utf8.Valid %v", b, valid, !valid)
 		}
 	})
+}
+
+// escapeReference is the JSON string escaping of appendEscaped written
+// rune by rune with no shared code: the reference of the fuzz target
+// below.
+func escapeReference(s []byte) []byte {
+	var dst []byte
+	for len(s) > 0 {
+		r, n := utf8.DecodeRune(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			dst = append(dst, `\ufffd`...)
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r == '\n':
+			dst = append(dst, `\n`...)
+		case r == '\r':
+			dst = append(dst, `\r`...)
+		case r == '\t':
+			dst = append(dst, `\t`...)
+		case r < 0x20:
+			dst = fmt.Appendf(dst, `\u%04x`, r)
+		default:
+			dst = append(dst, s[:n]...)
+		}
+		s = s[n:]
+	}
+	return dst
+}
+
+// FuzzAppendEscapedMatchesReference: for any bytes (short tails, words
+// with a special byte anywhere), the word-at-a-time escaping writes what
+// the rune-by-rune reference writes.
+func FuzzAppendEscapedMatchesReference(f *testing.F) {
+	for _, s := range []string{"", "a", "a\"b", "1234567\n", "12345678\n", "abcdefghij\"k", "/usr/bin/curl",
+		strings.Repeat("x", 15) + "\x01", "\xff" + strings.Repeat("y", 9), "caf\xc3\xa9 au lait"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := appendEscaped(nil, b), escapeReference(b); !bytes.Equal(got, want) {
+			t.Fatalf("%q: %q, want %q", b, got, want)
+		}
+	})
+}
+
+// appendUint writes what strconv does, around the one- and two-digit
+// fast paths and up to the largest value.
+func TestAppendUint(t *testing.T) {
+	for _, v := range []uint64{0, 1, 9, 10, 11, 42, 99, 100, 101, 999, 1000, 65535, 4026531836, 1<<63 + 5, ^uint64(0)} {
+		if got, want := string(appendUint([]byte("x"), v)), "x"+strconv.FormatUint(v, 10); got != want {
+			t.Errorf("%d: %q, want %q", v, got, want)
+		}
+	}
 }
 
 // escapeBytewise is appendEscaped without the word-at-a-time path: one
