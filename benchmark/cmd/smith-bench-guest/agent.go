@@ -26,7 +26,7 @@ import (
 type agentConsumer struct {
 	*harness.Agent
 	dir    string
-	events string
+	events string // the event file; "" with the stdout sink
 }
 
 func startAgent(bin, sink string) (*agentConsumer, error) {
@@ -37,12 +37,15 @@ func startAgent(bin, sink string) (*agentConsumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent directory: %w", err)
 	}
-	a := &agentConsumer{dir: dir, events: filepath.Join(dir, "events.json")}
+	a := &agentConsumer{dir: dir}
 	cfg := harness.AgentConfig(dir)
 	// stdout: the events go to the agent's standard output, which
 	// StartAgent discards (received then counts nothing).
 	cfg.Output.Sinks = []string{sink}
-	cfg.Output.File.Path = a.events
+	if sink == "file" {
+		a.events = filepath.Join(dir, "events.json")
+		cfg.Output.File.Path = a.events
+	}
 	if a.Agent, err = harness.StartAgent(bin, filepath.Join(dir, "agent.toml"), cfg, nil, nil); err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
@@ -57,6 +60,9 @@ func startAgent(bin, sink string) (*agentConsumer, error) {
 // received is the number of events the agent wrote to its file so far (0
 // with the stdout sink: that output is not kept).
 func (a *agentConsumer) received() uint64 {
+	if a.events == "" {
+		return 0
+	}
 	f, err := os.Open(a.events)
 	if err != nil {
 		return 0
@@ -78,7 +84,11 @@ func (a *agentConsumer) status() string {
 	if len(raw) > 2000 {
 		raw = raw[len(raw)-2000:]
 	}
-	return fmt.Sprintf("smith-agent: %d events written; log tail:\n%s", a.received(), raw)
+	written := "events to stdout, not counted"
+	if a.events != "" {
+		written = fmt.Sprintf("%d events written", a.received())
+	}
+	return fmt.Sprintf("smith-agent: %s; log tail:\n%s", written, raw)
 }
 
 // cpuNs sums the on-CPU time of every thread of the agent
