@@ -215,19 +215,24 @@ func decodeRecord(rec shm.Record) (*event, error) {
 		return nil, fmt.Errorf("%d fields of unknown ids: %v", e.Skipped, e)
 	}
 	e.fields = make(map[shm.FieldID]field)
-	hl := int(unsafe.Sizeof(shm.Event{}))
-	end := hl
-	base := uintptr(unsafe.Pointer(&rec.Raw[0]))
 	for id, f := range e.Fields {
 		if !f.Present {
 			continue
 		}
 		e.fields[shm.FieldID(id)] = field{flags: shm.FieldFlags(f.Flags), val: f.Value}
 		e.order = append(e.order, shm.FieldID(id))
-		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(f.Value))) - base)
-		end = max(end, off+len(f.Value))
 	}
 	nf := int(binary.LittleEndian.Uint16(rec.Raw[unsafe.Offsetof(shm.Event{}.NFields):]))
+	// The end of the last field, from the field headers (Decode checked
+	// that they stay inside the record): an empty value has no bytes whose
+	// address would say where its header was.
+	end := int(unsafe.Sizeof(shm.Event{}))
+	fh, lenAt := int(unsafe.Sizeof(shm.Field{})), int(unsafe.Offsetof(shm.Field{}.Len))
+	for off, i := end, 0; i < nf && off+fh <= len(rec.Raw); i++ {
+		vlen := int(binary.LittleEndian.Uint32(rec.Raw[off+lenAt:]))
+		end = off + fh + vlen
+		off += fh + (vlen+7)&^7
+	}
 	ids := len(e.order)
 	if e.HasExeID { // decoded into ExeID, not kept in Fields
 		ids++
